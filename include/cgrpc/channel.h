@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The channel: a client's connection to one target, shared by any number of
+ * calls from any number of threads.  It connects on the first call, and
+ * reconnects (with backoff) when the connection is lost.
+ */
+#ifndef CGRPC_CHANNEL_H
+#define CGRPC_CHANNEL_H
+
+#include <stdint.h>
+
+#include "cgrpc/export.h"
+#include "cgrpc/log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cgrpc_channel cgrpc_channel;
+typedef struct cgrpc_channel_options cgrpc_channel_options;
+
+/* Creates options with the defaults.  Returns 0 or CGRPC_ERR_NOMEM. */
+CGRPC_EXTERN int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr);
+
+/* Frees |opts|.  Passing NULL does nothing. */
+CGRPC_EXTERN void cgrpc_channel_options_del(cgrpc_channel_options *opts);
+
+/* Largest response message accepted (default 4 MiB); a larger one fails the
+ * call with RESOURCE_EXHAUSTED.  -1 means no limit. */
+CGRPC_EXTERN void cgrpc_channel_options_set_max_receive_message_length(
+    cgrpc_channel_options *opts, int64_t max_bytes);
+
+/* Largest request message sent (default: no limit, -1); a larger one fails
+ * the call with RESOURCE_EXHAUSTED before anything is sent. */
+CGRPC_EXTERN void cgrpc_channel_options_set_max_send_message_length(
+    cgrpc_channel_options *opts, int64_t max_bytes);
+
+/* Overrides the ":authority" header (default: the target's host:port). */
+CGRPC_EXTERN int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
+                                                     const char *authority);
+
+/* Sets the log callback (default: silent, see log.h). */
+CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
+                                                cgrpc_log_cb cb,
+                                                void *user_data);
+
+/*
+ * Creates a channel to |target|: "host:port" with a name, an IPv4 address or
+ * a bracketed IPv6 address ("[::1]:50051"), optionally prefixed with "dns:",
+ * "dns:///", "ipv4:" or "ipv6:".  Nothing is connected until the first call.
+ * |opts| may be NULL; it is copied.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed.
+ *   CGRPC_ERR_NOMEM             Out of memory.
+ *   CGRPC_ERR_IO                the channel's thread could not start.
+ * Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_channel_new(cgrpc_channel **channel_ptr,
+                                   const char *target,
+                                   const cgrpc_channel_options *opts);
+
+/*
+ * Cancels the calls still in flight (their callbacks see CANCELLED), closes
+ * the connection, stops the channel's thread and frees |channel|.  Blocks
+ * until done.  Passing NULL does nothing.
+ * Thread safety: any thread except the channel's own (not from a callback).
+ */
+CGRPC_EXTERN void cgrpc_channel_del(cgrpc_channel *channel);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CGRPC_CHANNEL_H */

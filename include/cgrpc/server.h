@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server: listens on ports, dispatches calls to registered services.
+ *
+ *   cgrpc_server *server;
+ *   cgrpc_server_new(&server, NULL);
+ *   cgrpc_server_add_insecure_port(server, "[::]:50051", NULL);
+ *   helloworld__greeter__servicer__register(server, &greeter, NULL);
+ *   cgrpc_server_start(server);
+ *   cgrpc_server_wait(server);
+ */
+#ifndef CGRPC_SERVER_H
+#define CGRPC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cgrpc/export.h"
+#include "cgrpc/log.h"
+#include "cgrpc/metadata.h"
+#include "cgrpc/service.h"
+#include "cgrpc/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cgrpc_server cgrpc_server;
+typedef struct cgrpc_server_options cgrpc_server_options;
+
+/* Creates options with the defaults. Returns 0 or CGRPC_ERR_NOMEM. */
+CGRPC_EXTERN int cgrpc_server_options_new(cgrpc_server_options **opts_ptr);
+
+/* Frees |opts|.  Passing NULL does nothing. */
+CGRPC_EXTERN void cgrpc_server_options_del(cgrpc_server_options *opts);
+
+/*
+ * Number of handler threads, like grpcio's ThreadPoolExecutor(max_workers).
+ * Default 8.  0 runs handlers inline on the event-loop thread: fastest, but a
+ * handler must then never block.
+ */
+CGRPC_EXTERN void cgrpc_server_options_set_max_workers(cgrpc_server_options *opts,
+                                                       int max_workers);
+
+/* Largest request message accepted, in bytes (default 4 MiB).  A larger one
+ * fails the call with RESOURCE_EXHAUSTED.  -1 means no limit. */
+CGRPC_EXTERN void cgrpc_server_options_set_max_receive_message_length(
+    cgrpc_server_options *opts, int64_t max_bytes);
+
+/* Largest response message sent (default: no limit, -1). */
+CGRPC_EXTERN void cgrpc_server_options_set_max_send_message_length(
+    cgrpc_server_options *opts, int64_t max_bytes);
+
+/* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 1000). */
+CGRPC_EXTERN void cgrpc_server_options_set_max_concurrent_streams(
+    cgrpc_server_options *opts, uint32_t max_streams);
+
+/* Sets the log callback (default: silent, see log.h). */
+CGRPC_EXTERN void cgrpc_server_options_set_log(cgrpc_server_options *opts,
+                                               cgrpc_log_cb cb,
+                                               void *user_data);
+
+/*
+ * Creates a server.  |opts| may be NULL for the defaults; it is copied and
+ * may be freed afterwards.
+ *
+ * Returns 0, or CGRPC_ERR_NOMEM.  Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_server_new(cgrpc_server **server_ptr,
+                                  const cgrpc_server_options *opts);
+
+/*
+ * Adds a plaintext listening address: "[::]:50051", "0.0.0.0:8080",
+ * "localhost:0", "127.0.0.1:0".  Port 0 picks a free port.  The socket is
+ * bound at once, so the port is known (and written to |*bound_port| when it
+ * is not NULL) before the server starts.  "[::]" also accepts IPv4 where the
+ * system allows dual-stack sockets.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_ARGUMENT  |addr| is not "host:port".
+ *   CGRPC_ERR_ADDR_RESOLVE      |host| does not resolve.
+ *   CGRPC_ERR_ADDR_IN_USE       bind() failed: the port is taken.
+ *   CGRPC_ERR_INVALID_STATE     the server has already started.
+ *   CGRPC_ERR_IO                another socket error (see the log).
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN int cgrpc_server_add_insecure_port(cgrpc_server *server,
+                                                const char *addr,
+                                                int *bound_port);
+
+/*
+ * Registers a service.  Generated code calls this from
+ * <service>__servicer__register(); |handlers| has desc->n_methods entries.
+ * The servicer (|servicer_size| bytes) is copied, so it may live on the
+ * caller's stack.  |user_data| reaches every handler.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_ARGUMENT  a NULL argument or a bad descriptor.
+ *   CGRPC_ERR_ALREADY_EXISTS    a service with this name is registered.
+ *   CGRPC_ERR_UNSUPPORTED       a streaming method is implemented: this
+ *                               version serves unary methods only.
+ *   CGRPC_ERR_INVALID_STATE     the server has already started.
+ *   CGRPC_ERR_NOMEM             Out of memory.
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN int cgrpc_server_register_service(
+    cgrpc_server *server, const cgrpc_service_desc *desc,
+    const cgrpc_method_handler *handlers, const void *servicer,
+    size_t servicer_size, void *user_data);
+
+/*
+ * Starts serving on every added port, on background threads.
+ *
+ * Returns 0, or CGRPC_ERR_INVALID_STATE (already started, or no port added),
+ * CGRPC_ERR_NOMEM or CGRPC_ERR_IO.  Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_server_start(cgrpc_server *server);
+
+/*
+ * Blocks until the server has shut down (cgrpc_server_shutdown() from
+ * another thread, or a signal handler's write to a pipe the application
+ * watches).  Returns 0, or CGRPC_ERR_INVALID_STATE if it never started.
+ * Thread safety: any thread except the server's own.
+ */
+CGRPC_EXTERN int cgrpc_server_wait(cgrpc_server *server);
+
+/*
+ * Stops accepting connections and new calls (GOAWAY), lets calls in flight
+ * finish for up to |grace_ms| milliseconds, then cancels the rest and closes
+ * every connection.  Blocks until done.  |grace_ms| < 0 waits for ever.
+ *
+ * Returns 0.  Calling it twice is harmless.
+ * Thread safety: any thread except the server's own.
+ */
+CGRPC_EXTERN int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms);
+
+/* Shuts down (grace 0) if needed and frees |server|.  NULL does nothing. */
+CGRPC_EXTERN void cgrpc_server_del(cgrpc_server *server);
+
+/* ---- inside a handler ------------------------------------------------- */
+
+/* The request's metadata (custom headers).  Valid during the handler. */
+CGRPC_EXTERN const cgrpc_metadata_array *
+cgrpc_server_ctx_metadata(const cgrpc_server_ctx *ctx);
+
+/* The peer's address, such as "ipv4:127.0.0.1:41234" or "ipv6:[::1]:5". */
+CGRPC_EXTERN const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx);
+
+/* The full method path, such as "/helloworld.Greeter/SayHello". */
+CGRPC_EXTERN const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx);
+
+/* The ":authority" the client asked for, or "" if none. */
+CGRPC_EXTERN const char *cgrpc_server_ctx_authority(const cgrpc_server_ctx *ctx);
+
+/*
+ * Milliseconds left until the client's deadline (0 once it has passed), or
+ * INT64_MAX when the client set no deadline.
+ */
+CGRPC_EXTERN int64_t cgrpc_server_ctx_time_remaining_ms(const cgrpc_server_ctx *ctx);
+
+/* Nonzero once the client cancelled the call or its deadline passed. */
+CGRPC_EXTERN int cgrpc_server_ctx_is_cancelled(const cgrpc_server_ctx *ctx);
+
+/*
+ * Adds metadata to the response headers (initial) or trailers (trailing).
+ * The rules of cgrpc_metadata_array_add() apply; a "-bin" key takes binary
+ * values through the _bin forms.
+ * Returns 0, CGRPC_ERR_INVALID_ARGUMENT or CGRPC_ERR_NOMEM.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_add_initial_metadata(cgrpc_server_ctx *ctx,
+                                                       const char *key,
+                                                       const char *value);
+CGRPC_EXTERN int cgrpc_server_ctx_add_initial_metadata_bin(
+    cgrpc_server_ctx *ctx, const char *key, const void *value, size_t len);
+CGRPC_EXTERN int cgrpc_server_ctx_add_trailing_metadata(cgrpc_server_ctx *ctx,
+                                                        const char *key,
+                                                        const char *value);
+CGRPC_EXTERN int cgrpc_server_ctx_add_trailing_metadata_bin(
+    cgrpc_server_ctx *ctx, const char *key, const void *value, size_t len);
+
+/*
+ * Sets the status message (UTF-8) sent with a non-OK status and returns
+ * |code|, so a handler can end with
+ *
+ *   return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_NOT_FOUND, "no %s", name);
+ */
+CGRPC_EXTERN cgrpc_status_code cgrpc_server_ctx_fail(cgrpc_server_ctx *ctx,
+                                                     cgrpc_status_code code,
+                                                     const char *fmt, ...)
+    CGRPC_PRINTF(3, 4);
+
+/*
+ * Memory that lives until the response has been sent: use it for strings
+ * and sub-messages referenced by the response.  Returns NULL when out of
+ * memory.  Freed by the library; never pass it to free().
+ */
+CGRPC_EXTERN void *cgrpc_server_ctx_alloc(cgrpc_server_ctx *ctx, size_t size);
+CGRPC_EXTERN char *cgrpc_server_ctx_strdup(cgrpc_server_ctx *ctx,
+                                           const char *s);
+CGRPC_EXTERN char *cgrpc_server_ctx_printf(cgrpc_server_ctx *ctx,
+                                           const char *fmt, ...)
+    CGRPC_PRINTF(2, 3);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CGRPC_SERVER_H */

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Service and method descriptors.  protoc-gen-c-grpc emits one
+ * cgrpc_service_desc per `service` and the small functions that connect a
+ * typed servicer vtable to the server; users rarely touch these directly.
+ */
+#ifndef CGRPC_SERVICE_H
+#define CGRPC_SERVICE_H
+
+#include <stddef.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "cgrpc/export.h"
+#include "cgrpc/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum cgrpc_method_kind {
+  CGRPC_METHOD_UNARY = 0,
+  CGRPC_METHOD_CLIENT_STREAMING = 1,
+  CGRPC_METHOD_SERVER_STREAMING = 2,
+  CGRPC_METHOD_BIDI_STREAMING = 3
+} cgrpc_method_kind;
+
+/* One RPC method. */
+typedef struct cgrpc_method_desc {
+  const char *name;                          /* "SayHello" */
+  const char *path;                          /* "/helloworld.Greeter/SayHello" */
+  cgrpc_method_kind kind;
+  const ProtobufCMessageDescriptor *input;   /* request type */
+  const ProtobufCMessageDescriptor *output;  /* response type */
+} cgrpc_method_desc;
+
+/* One service: its full name and its methods in declaration order. */
+typedef struct cgrpc_service_desc {
+  const char *name;                          /* "helloworld.Greeter" */
+  size_t n_methods;
+  const cgrpc_method_desc *methods;
+} cgrpc_service_desc;
+
+typedef struct cgrpc_server_ctx cgrpc_server_ctx;
+
+/*
+ * Calls one unary method of a servicer with its exact type.  Generated code
+ * provides one per method: it casts |servicer| to the generated vtable type
+ * and calls the method's function pointer with |request|, |response| (an
+ * initialised, empty message of the output type) and |user_data|.
+ */
+typedef cgrpc_status_code (*cgrpc_unary_dispatch_fn)(
+    const void *servicer, cgrpc_server_ctx *ctx,
+    const ProtobufCMessage *request, ProtobufCMessage *response,
+    void *user_data);
+
+/*
+ * How the server reaches one method of a registered servicer.  |unary| is
+ * set for unary methods whose function pointer is not NULL; |implemented| is
+ * nonzero when the servicer's function pointer for the method is not NULL.
+ * A method that is not implemented is answered with UNIMPLEMENTED.
+ */
+typedef struct cgrpc_method_handler {
+  cgrpc_unary_dispatch_fn unary;
+  int implemented;
+} cgrpc_method_handler;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CGRPC_SERVICE_H */
