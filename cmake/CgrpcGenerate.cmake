@@ -11,12 +11,19 @@
 # ${CMAKE_CURRENT_BINARY_DIR}/gen), which callers add to their include path.
 # The first IMPORT_DIR (default: the first proto's folder) is the root that
 # output paths are relative to, as with protoc's -I.
+#
+# In the source tree CGRPC_PLUGIN_TARGET names the plugin target.  Installed,
+# this file sits in <prefix>/<libdir>/cmake/cgrpc/ and cgrpcConfig.cmake sets
+# CGRPC_INSTALL_BINDIR to <prefix>/bin, which is searched before PATH (libdir
+# may be lib/<multiarch>, so a fixed ../../../bin is only the fallback).
+# protoc and protoc-gen-c are needed only when cgrpc_generate() is called, so
+# a consumer that links prebuilt stubs does not need them.
 
-find_program(CGRPC_PROTOC protoc REQUIRED)
-find_program(CGRPC_PROTOC_GEN_C protoc-gen-c REQUIRED)
-if(NOT TARGET ${CGRPC_PLUGIN_TARGET})
+find_program(CGRPC_PROTOC protoc)
+find_program(CGRPC_PROTOC_GEN_C protoc-gen-c)
+if(NOT TARGET "${CGRPC_PLUGIN_TARGET}")
   find_program(CGRPC_PROTOC_GEN_C_GRPC protoc-gen-c-grpc
-    HINTS ${CMAKE_CURRENT_LIST_DIR}/../../../bin)
+    HINTS ${CGRPC_INSTALL_BINDIR} ${CMAKE_CURRENT_LIST_DIR}/../../../bin)
 endif()
 
 function(cgrpc_generate var)
@@ -24,6 +31,12 @@ function(cgrpc_generate var)
   if(NOT ARG_PROTOS)
     message(FATAL_ERROR "cgrpc_generate: PROTOS is required")
   endif()
+  foreach(tool CGRPC_PROTOC CGRPC_PROTOC_GEN_C)
+    if(NOT ${tool})
+      message(FATAL_ERROR "cgrpc_generate: ${tool} not found (install "
+        "protobuf-compiler and protobuf-c-compiler, or set ${tool})")
+    endif()
+  endforeach()
   if(NOT ARG_OUT_DIR)
     set(ARG_OUT_DIR ${CMAKE_CURRENT_BINARY_DIR}/gen)
   endif()
@@ -40,7 +53,7 @@ function(cgrpc_generate var)
     get_filename_component(dir "${dir}" ABSOLUTE)
     list(APPEND include_flags -I${dir})
   endforeach()
-  if(TARGET ${CGRPC_PLUGIN_TARGET})
+  if(TARGET "${CGRPC_PLUGIN_TARGET}")
     set(plugin $<TARGET_FILE:${CGRPC_PLUGIN_TARGET}>)
     set(plugin_dep ${CGRPC_PLUGIN_TARGET})
   elseif(CGRPC_PROTOC_GEN_C_GRPC)
