@@ -16,10 +16,13 @@ static const struct {
   const char *name;
   size_t len;
 } reserved_keys[] = {
-#define K(s) {s, sizeof(s) - 1}
-    K("content-type"), K("te"),      K("user-agent"),
-    K("host"),         K("connection"), K("keep-alive"),
-    K("proxy-connection"), K("transfer-encoding"), K("upgrade"),
+#define K(s)                                                                   \
+  { s, sizeof(s) - 1 }
+    K("content-type"),     K("te"),
+    K("user-agent"),       K("host"),
+    K("connection"),       K("keep-alive"),
+    K("proxy-connection"), K("transfer-encoding"),
+    K("upgrade"),
 #undef K
 };
 
@@ -198,8 +201,8 @@ int cgrpc_metadata_array_add(cgrpc_metadata_array *md, const char *key,
       !cgrpc__md_value_valid((const uint8_t *)value, value_len)) {
     return CGRPC_ERR_INVALID_ARGUMENT;
   }
-  return cgrpc__metadata_array_add_raw(md, key, key_len,
-                                       (const uint8_t *)value, value_len);
+  return cgrpc__metadata_array_add_raw(md, key, key_len, (const uint8_t *)value,
+                                       value_len);
 }
 
 int cgrpc_metadata_array_add_bin(cgrpc_metadata_array *md, const char *key,

@@ -21,8 +21,7 @@ static const char *level_name(cgrpc_log_level level) {
   return "?";
 }
 
-void cgrpc_log_stderr(cgrpc_log_level level, const char *msg,
-                      void *user_data) {
+void cgrpc_log_stderr(cgrpc_log_level level, const char *msg, void *user_data) {
   (void)user_data;
   /* One fprintf per line so lines from different threads do not interleave
    * (stdio locks the stream for the whole call). */

@@ -162,9 +162,8 @@ static void test_metadata_bin(void **state) {
   const char *key;
   const uint8_t *value;
   size_t len;
-  assert_int_equal(cgrpc_metadata_array_add_bin(md, "trace-bin", bin,
-                                                sizeof(bin)),
-                   0);
+  assert_int_equal(
+      cgrpc_metadata_array_add_bin(md, "trace-bin", bin, sizeof(bin)), 0);
   assert_int_equal(cgrpc_metadata_array_add_bin(md, "empty-bin", NULL, 0), 0);
   /* add() on a -bin key takes the string's bytes as binary. */
   assert_int_equal(cgrpc_metadata_array_add(md, "utf8-bin", "\xc3\xa9\n"), 0);

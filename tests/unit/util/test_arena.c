@@ -158,8 +158,7 @@ typedef struct {
 
 static const ProtobufCFieldDescriptor test_msg_fields[2] = {
     {"name", 1, PROTOBUF_C_LABEL_NONE, PROTOBUF_C_TYPE_STRING, 0,
-     offsetof(TestMsg, name), NULL, &protobuf_c_empty_string, 0, 0, NULL,
-     NULL},
+     offsetof(TestMsg, name), NULL, &protobuf_c_empty_string, 0, 0, NULL, NULL},
     {"ids", 2, PROTOBUF_C_LABEL_REPEATED, PROTOBUF_C_TYPE_INT32,
      offsetof(TestMsg, n_ids), offsetof(TestMsg, ids), NULL, NULL,
      PROTOBUF_C_FIELD_FLAG_PACKED, 0, NULL, NULL},
@@ -187,12 +186,12 @@ static void test_arena_protobuf_unpack(void **state) {
   cgrpc__arena *a = *state;
   ProtobufCAllocator alloc;
   /* name = "arena", ids = [1, 300] packed */
-  static const uint8_t wire[] = {0x0a, 5,    'a',  'r', 'e', 'n',
-                                 'a',  0x12, 3,    1,   0xac, 0x02};
+  static const uint8_t wire[] = {0x0a, 5,    'a', 'r', 'e',  'n',
+                                 'a',  0x12, 3,   1,   0xac, 0x02};
   TestMsg *m;
   cgrpc__arena_protobuf_allocator(a, &alloc);
-  m = (TestMsg *)protobuf_c_message_unpack(&test_msg_desc, &alloc,
-                                           sizeof(wire), wire);
+  m = (TestMsg *)protobuf_c_message_unpack(&test_msg_desc, &alloc, sizeof(wire),
+                                           wire);
   assert_non_null(m);
   assert_string_equal(m->name, "arena");
   assert_int_equal(m->n_ids, 2);

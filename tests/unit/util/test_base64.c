@@ -16,9 +16,9 @@ static int decode_str(const char *in, uint8_t *out, size_t *out_len) {
 
 static void test_base64_rfc4648_vectors(void **state) {
   /* RFC 4648 section 10, without padding (gRPC emits unpadded). */
-  static const char *const plain[] = {"", "f", "fo", "foo", "foob",
-                                      "fooba", "foobar"};
-  static const char *const unpadded[] = {"",     "Zg",      "Zm8",     "Zm9v",
+  static const char *const plain[] = {"",     "f",     "fo",    "foo",
+                                      "foob", "fooba", "foobar"};
+  static const char *const unpadded[] = {"",       "Zg",      "Zm8",     "Zm9v",
                                          "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
   char buf[64];
   size_t i;
@@ -34,12 +34,11 @@ static void test_base64_rfc4648_vectors(void **state) {
 }
 
 static void test_base64_decode_padded_and_unpadded(void **state) {
-  static const char *const plain[] = {"", "f", "fo", "foo", "foob",
-                                      "fooba", "foobar"};
-  static const char *const padded[] = {"",         "Zg==",     "Zm8=",
-                                       "Zm9v",     "Zm9vYg==", "Zm9vYmE=",
-                                       "Zm9vYmFy"};
-  static const char *const unpadded[] = {"",     "Zg",      "Zm8",     "Zm9v",
+  static const char *const plain[] = {"",     "f",     "fo",    "foo",
+                                      "foob", "fooba", "foobar"};
+  static const char *const padded[] = {
+      "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  static const char *const unpadded[] = {"",       "Zg",      "Zm8",     "Zm9v",
                                          "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
   uint8_t out[64];
   size_t i, len;
@@ -102,24 +101,47 @@ static void test_base64_all_alphabet(void **state) {
   assert_int_equal(out[1], 0xff);
 }
 
+static void test_base64_every_byte_value(void **state) {
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  uint8_t out[8];
+  char in[4];
+  size_t len;
+  int c;
+  (void)state;
+  /* "AA?A" decodes only when ? is in the alphabet; checks the whole table. */
+  for (c = 0; c < 256; ++c) {
+    int valid = c != 0 && strchr(alphabet, c) != NULL;
+    in[0] = 'A';
+    in[1] = 'A';
+    in[2] = (char)c;
+    in[3] = 'A';
+    assert_int_equal(cgrpc__base64_decode(out, &len, in, 4), valid ? 0 : -1);
+    if (valid) {
+      assert_int_equal(len, 3);
+      assert_int_equal((out[1] & 0x0f) << 2 | out[2] >> 6,
+                       (int)(strchr(alphabet, c) - alphabet));
+    }
+  }
+}
+
 static void test_base64_decode_invalid(void **state) {
   static const char *const bad[] = {
-      "Z",        /* len % 4 == 1 */
-      "Zm9vY",    /* len % 4 == 1 */
-      "Zg=",      /* padded but not a multiple of 4 */
-      "Zg===",    /* too much padding */
-      "Z===",     /* three '=' */
-      "====",     /* only padding */
-      "=",        "==",
-      "Zg==Zg==", /* padding in the middle */
-      "Z=g=",     /* '=' not at the end */
-      "Zm9v=",    /* '=' after a full group */
-      "Zm 9v",    /* whitespace */
-      "Zm9v\n",   /* newline */
-      "Zm9*",     /* bad char in a full group */
-      "Zm*",      /* bad char in the tail */
-      "Zm9vYm*=", /* bad char before padding */
-      "\x80\x81", /* high bytes */
+      "Z",                          /* len % 4 == 1 */
+      "Zm9vY",                      /* len % 4 == 1 */
+      "Zg=",                        /* padded but not a multiple of 4 */
+      "Zg===",                      /* too much padding */
+      "Z===",                       /* three '=' */
+      "====",                       /* only padding */
+      "=",        "==", "Zg==Zg==", /* padding in the middle */
+      "Z=g=",                       /* '=' not at the end */
+      "Zm9v=",                      /* '=' after a full group */
+      "Zm 9v",                      /* whitespace */
+      "Zm9v\n",                     /* newline */
+      "Zm9*",                       /* bad char in a full group */
+      "Zm*",                        /* bad char in the tail */
+      "Zm9vYm*=",                   /* bad char before padding */
+      "\x80\x81",                   /* high bytes */
   };
   uint8_t out[64];
   size_t i, len = 12345;
@@ -159,6 +181,7 @@ int main(void) {
       cmocka_unit_test(test_base64_decode_padded_and_unpadded),
       cmocka_unit_test(test_base64_binary_round_trip),
       cmocka_unit_test(test_base64_all_alphabet),
+      cmocka_unit_test(test_base64_every_byte_value),
       cmocka_unit_test(test_base64_decode_invalid),
       cmocka_unit_test(test_base64_decode_sloppy_trailing_bits),
       cmocka_unit_test(test_base64_lengths),

@@ -65,12 +65,10 @@ static void test_timeout_parse_overflow_saturates(void **state) {
 
 static void test_timeout_parse_invalid(void **state) {
   static const char *const bad[] = {
-      "",           "n",      "S",     "1",         "12",
-      "123456789n", /* 9 digits */
+      "",           "n",   "S",    "1",   "12",   "123456789n", /* 9 digits */
       "000000001S", /* 9 digits, even with zeros */
-      "1s",         "1h",     "1x",    "1 S",       " 1S",
-      "1S ",        "1SS",    "-1S",   "+1S",       "1.5S",
-      "S1",         "0x1S",   "1m\n",
+      "1s",         "1h",  "1x",   "1 S", " 1S",  "1S ",        "1SS",
+      "-1S",        "+1S", "1.5S", "S1",  "0x1S", "1m\n",
   };
   size_t i;
   int64_t v = -42;
@@ -113,14 +111,22 @@ static void test_timeout_format_non_positive(void **state) {
  * never be shorter than ns. */
 static void test_timeout_format_round_trip(void **state) {
   static const char *const inputs[] = {
-      "1n",        "999n",      "99999999n", "1u",        "99999999u",
-      "1m",        "50m",       "99999999m", "1S",        "30S",
-      "99999999S", "1M",        "99999999M", "1H",        "24H",
-      "2562047H",  "99999999H",
+      "1n",        "999n",      "99999999n", "1u",       "99999999u", "1m",
+      "50m",       "99999999m", "1S",        "30S",      "99999999S", "1M",
+      "99999999M", "1H",        "24H",       "2562047H", "99999999H",
   };
   static const int64_t durations[] = {
-      1, 7, 999, 1001, 123456789, 999999999, NS_PER_S + 1,
-      INT64_C(86400) * NS_PER_S + 3, INT64_MAX / 2, INT64_MAX - 1, INT64_MAX,
+      1,
+      7,
+      999,
+      1001,
+      123456789,
+      999999999,
+      NS_PER_S + 1,
+      INT64_C(86400) * NS_PER_S + 3,
+      INT64_MAX / 2,
+      INT64_MAX - 1,
+      INT64_MAX,
   };
   char buf[CGRPC__TIMEOUT_BUFLEN];
   size_t i, len;
