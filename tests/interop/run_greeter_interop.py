@@ -60,7 +60,9 @@ class Failure(Exception):
 
 
 class Proc:
-    """A started process whose stdout and stderr go to one log file."""
+    """A started process whose stdout and stderr go to one log file.  It
+    leads its own process group, so that stopping it also stops whatever it
+    started (a wrapper script, valgrind)."""
 
     def __init__(self, label, argv, log_path, env):
         self.label = label
@@ -69,7 +71,8 @@ class Proc:
         self._log = open(log_path, "wb")
         self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=self._log,
-                                      stderr=subprocess.STDOUT, env=env)
+                                      stderr=subprocess.STDOUT, env=env,
+                                      start_new_session=True)
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -87,6 +90,10 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(timeout=grace)
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except OSError:
+            pass  # the group is already gone
         self._log.close()
         return self.popen.returncode
 
