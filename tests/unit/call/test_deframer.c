@@ -362,6 +362,77 @@ static void test_deframer_is_idle_partial_payload(void **state) {
   assert_true(cgrpc__deframer_is_idle(&f->d));
 }
 
+/* Checks a stream of random messages against what was framed, for many
+ * random chunkings.  A fixed LCG keeps failures reproducible. */
+struct rand_sink {
+  const uint8_t *expect;
+  size_t pos;
+  int count;
+};
+
+static int rand_cb(void *user_data, int compressed, const uint8_t *data,
+                   size_t len) {
+  struct rand_sink *rs = user_data;
+  size_t n = (size_t)rs->expect[rs->pos + 1] << 24 |
+             (size_t)rs->expect[rs->pos + 2] << 16 |
+             (size_t)rs->expect[rs->pos + 3] << 8 | rs->expect[rs->pos + 4];
+  assert_int_equal(compressed, rs->expect[rs->pos]);
+  assert_int_equal(len, n);
+  if (len > 0) {
+    assert_memory_equal(data, rs->expect + rs->pos + 5, len);
+  }
+  rs->pos += 5 + len;
+  rs->count++;
+  return 0;
+}
+
+static uint32_t lcg(uint32_t *seed) {
+  *seed = *seed * 1103515245u + 12345u;
+  return *seed >> 8;
+}
+
+static void test_deframer_random_chunking(void **state) {
+  struct fixture *f = *state;
+  enum { STREAM_MAX = 64 * 1024 };
+  uint8_t *stream = malloc(STREAM_MAX);
+  uint32_t seed = 42;
+  int round;
+  assert_non_null(stream);
+  for (round = 0; round < 200; ++round) {
+    struct rand_sink rs = {stream, 0, 0};
+    size_t n = 0, pos = 0, i;
+    int msgs = 0;
+    /* Build a stream of messages of 0..3000 bytes, many of them empty. */
+    while (n < STREAM_MAX - 3005 - 5) {
+      size_t len = lcg(&seed) % 4 == 0 ? 0 : lcg(&seed) % 3000;
+      cgrpc__frame_prefix(stream + n, (int)(lcg(&seed) & 1), (uint32_t)len);
+      n += 5;
+      for (i = 0; i < len; ++i) {
+        stream[n++] = (uint8_t)lcg(&seed);
+      }
+      ++msgs;
+      if (lcg(&seed) % 16 == 0) {
+        break;
+      }
+    }
+    cgrpc__deframer_free(&f->d);
+    cgrpc__deframer_init(&f->d, 3000);
+    while (pos < n) {
+      size_t take = lcg(&seed) % (round % 2 ? 64 : 8000) + 1;
+      if (take > n - pos) {
+        take = n - pos;
+      }
+      assert_int_equal(
+          cgrpc__deframer_feed(&f->d, stream + pos, take, rand_cb, &rs), 0);
+      pos += take;
+    }
+    assert_int_equal(rs.count, msgs);
+    assert_int_equal(rs.pos, n);
+    assert_true(cgrpc__deframer_is_idle(&f->d));
+  }
+  free(stream);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -381,6 +452,7 @@ int main(void) {
       T(test_deframer_callback_stops_buffered),
       T(test_deframer_large_split_message),
       T(test_deframer_is_idle_partial_payload),
+      T(test_deframer_random_chunking),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
