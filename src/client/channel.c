@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The channel: target parsing, its loop thread, the connection with
+ * reconnect and backoff.  Calls live in call.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgrpc/error.h"
+#include "client/internal.h"
+#include "io/sock.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+/* From call.c. */
+void cgrpc__call_submit(struct cgrpc_call *call);
+void cgrpc__call_fail(struct cgrpc_call *call, cgrpc_status_code code,
+                      const char *message);
+void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
+                            const char *why);
+nghttp2_session_callbacks *cgrpc__client_callbacks(void);
+
+#define CONNECT_TIMEOUT_MS 20000
+#define BACKOFF_INITIAL_MS 1000
+#define BACKOFF_MAX_MS 120000
+
+/* ---- options ---- */
+
+static void options_defaults(struct cgrpc_channel_options *o) {
+  memset(o, 0, sizeof *o);
+  o->max_recv = 4 * 1024 * 1024;
+  o->max_send = -1;
+}
+
+int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
+  cgrpc_channel_options *o;
+  if (!opts_ptr)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  o = cgrpc__malloc(sizeof *o);
+  if (!o)
+    return CGRPC_ERR_NOMEM;
+  options_defaults(o);
+  *opts_ptr = o;
+  return 0;
+}
+
+void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
+  if (!opts)
+    return;
+  cgrpc__free(opts->authority);
+  cgrpc__free(opts);
+}
+
+void cgrpc_channel_options_set_max_receive_message_length(
+    cgrpc_channel_options *opts, int64_t max_bytes) {
+  if (opts)
+    opts->max_recv = max_bytes < 0 ? -1 : max_bytes;
+}
+
+void cgrpc_channel_options_set_max_send_message_length(
+    cgrpc_channel_options *opts, int64_t max_bytes) {
+  if (opts)
+    opts->max_send = max_bytes < 0 ? -1 : max_bytes;
+}
+
+static char *dup_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = cgrpc__malloc(n);
+  if (p)
+    memcpy(p, s, n);
+  return p;
+}
+
+int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
+                                        const char *authority) {
+  char *a;
+  if (!opts || !authority || !*authority)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  a = dup_str(authority);
+  if (!a)
+    return CGRPC_ERR_NOMEM;
+  cgrpc__free(opts->authority);
+  opts->authority = a;
+  return 0;
+}
+
+void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
+                                   void *user_data) {
+  if (opts) {
+    opts->log_cb = cb;
+    opts->log_user_data = user_data;
+  }
+}
+
+/* ---- target ---- */
+
+static int parse_target(cgrpc_channel *ch, const char *target) {
+  static const char *const schemes[] = {"dns:///", "dns:", "ipv4:", "ipv6:"};
+  char buf[300];
+  size_t i;
+  for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+    size_t n = strlen(schemes[i]);
+    if (strncmp(target, schemes[i], n) == 0) {
+      target += n;
+      break;
+    }
+  }
+  if (strlen(target) >= sizeof buf - 8)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  /* No port: gRPC's default is 443. */
+  if (!strchr(target, ':') ||
+      (target[0] == '[' && strstr(target, "]:") == NULL))
+    snprintf(buf, sizeof buf, "%s:443", target);
+  else
+    snprintf(buf, sizeof buf, "%s", target);
+  if (cgrpc__sock_split_hostport(buf, ch->host, sizeof ch->host, ch->port,
+                                 sizeof ch->port) != 0 ||
+      !ch->host[0])
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  ch->authority = dup_str(buf);
+  return ch->authority ? 0 : CGRPC_ERR_NOMEM;
+}
+
+/* ---- connection ---- */
+
+static void connect_next(cgrpc__client_conn *conn);
+
+static void conn_free(cgrpc__client_conn *conn) {
+  cgrpc_channel *ch = conn->ch;
+  if (conn->prev_conn)
+    conn->prev_conn->next_conn = conn->next_conn;
+  else
+    ch->conns = conn->next_conn;
+  if (conn->next_conn)
+    conn->next_conn->prev_conn = conn->prev_conn;
+  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
+  if (conn->connecting_fd >= 0) {
+    cgrpc__loop_unwatch(ch->loop, &conn->connect_watch);
+    close(conn->connecting_fd);
+  }
+  if (conn->addrs)
+    freeaddrinfo(conn->addrs);
+  nghttp2_session_del(conn->h2.session);
+  cgrpc__free(conn);
+}
+
+static void backoff_done(void *user_data) {
+  cgrpc_channel *ch = user_data;
+  if (ch->state == CHANNEL_TRANSIENT_FAILURE)
+    ch->state = CHANNEL_IDLE;
+}
+
+/* Every address failed: fail the waiting calls and back off. */
+static void connect_failed(cgrpc__client_conn *conn) {
+  cgrpc_channel *ch = conn->ch;
+  char msg[200];
+  double jitter;
+  int64_t wait;
+  snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
+           ch->last_error[0] ? ch->last_error : "unknown error");
+  cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", msg);
+  if (ch->conn == conn)
+    ch->conn = NULL;
+  conn_free(conn);
+  ch->state = CHANNEL_TRANSIENT_FAILURE;
+  while (ch->pending)
+    cgrpc__call_fail(ch->pending, CGRPC_STATUS_UNAVAILABLE, msg);
+  /* Backoff: 1 s, x1.6, +-20% jitter, at most 120 s. */
+  jitter = 1.0 + 0.2 * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
+  wait = (int64_t)((double)ch->backoff_ms * jitter);
+  cgrpc__loop_timer_start(ch->loop, &ch->backoff_timer,
+                          cgrpc__now_ns() + wait * 1000000);
+  ch->backoff_ms = (int64_t)((double)ch->backoff_ms * 1.6);
+  if (ch->backoff_ms > BACKOFF_MAX_MS)
+    ch->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
+  cgrpc__client_conn *conn = user_data;
+  cgrpc_channel *ch = conn->ch;
+  (void)h2;
+  cgrpc__client_conn_lost(conn, CGRPC_STATUS_UNAVAILABLE, "connection closed");
+  if (ch->conn == conn) {
+    ch->conn = NULL;
+    ch->state = CHANNEL_IDLE;
+  }
+  conn_free(conn);
+}
+
+static void conn_ready(cgrpc__client_conn *conn, int fd) {
+  cgrpc_channel *ch = conn->ch;
+  nghttp2_session *session = NULL;
+  nghttp2_option *opt = NULL;
+  nghttp2_settings_entry settings[2];
+  nghttp2_session_callbacks *cbs = cgrpc__client_callbacks();
+  if (!cbs || cgrpc__h2_session_option_new(&opt, 0) != 0 ||
+      nghttp2_session_client_new2(&session, cbs, conn, opt) != 0) {
+    nghttp2_option_del(opt);
+    close(fd);
+    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
+    connect_failed(conn);
+    return;
+  }
+  nghttp2_option_del(opt);
+  settings[0].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH;
+  settings[0].value = 0;
+  settings[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
+  settings[1].value = 1 << 20;
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 2);
+  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+  if (conn->addrs) {
+    freeaddrinfo(conn->addrs);
+    conn->addrs = conn->next_addr = NULL;
+  }
+  if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, conn_closed,
+                          conn) != 0) {
+    nghttp2_session_del(session);
+    snprintf(ch->last_error, sizeof ch->last_error, "cannot watch socket");
+    connect_failed(conn);
+    return;
+  }
+  conn->ready = 1;
+  ch->state = CHANNEL_READY;
+  ch->backoff_ms = BACKOFF_INITIAL_MS;
+  while (ch->pending)
+    cgrpc__call_submit(ch->pending);
+}
+
+static void connect_io(void *user_data, unsigned events) {
+  cgrpc__client_conn *conn = user_data;
+  cgrpc_channel *ch = conn->ch;
+  int fd = conn->connecting_fd, err;
+  (void)events;
+  cgrpc__loop_unwatch(ch->loop, &conn->connect_watch);
+  conn->connecting_fd = -1;
+  err = cgrpc__sock_connect_result(fd);
+  if (err != 0) {
+    close(fd);
+    snprintf(ch->last_error, sizeof ch->last_error, "%s", strerror(err));
+    connect_next(conn);
+    return;
+  }
+  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
+  snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s", ch->host,
+           ch->port);
+  conn_ready(conn, fd);
+}
+
+static void connect_timeout(void *user_data) {
+  cgrpc__client_conn *conn = user_data;
+  snprintf(conn->ch->last_error, sizeof conn->ch->last_error,
+           "connect timed out");
+  if (conn->connecting_fd >= 0) {
+    cgrpc__loop_unwatch(conn->ch->loop, &conn->connect_watch);
+    close(conn->connecting_fd);
+    conn->connecting_fd = -1;
+  }
+  conn->next_addr = NULL;
+  connect_failed(conn);
+}
+
+/* Tries the next resolved address. */
+static void connect_next(cgrpc__client_conn *conn) {
+  cgrpc_channel *ch = conn->ch;
+  while (conn->next_addr) {
+    struct addrinfo *ai = conn->next_addr;
+    int fd;
+    conn->next_addr = ai->ai_next;
+    fd = cgrpc__sock_connect(ai->ai_addr, ai->ai_addrlen);
+    if (fd < 0) {
+      snprintf(ch->last_error, sizeof ch->last_error, "%s", strerror(errno));
+      continue;
+    }
+    conn->connecting_fd = fd;
+    if (cgrpc__loop_watch(ch->loop, &conn->connect_watch, fd, CGRPC__IO_WRITE,
+                          connect_io, conn) != 0) {
+      close(fd);
+      conn->connecting_fd = -1;
+      continue;
+    }
+    return;
+  }
+  connect_failed(conn);
+}
+
+/* Starts connecting (loop thread, state IDLE). */
+static void channel_connect(cgrpc_channel *ch) {
+  struct addrinfo hints;
+  int rv;
+  cgrpc__client_conn *conn = cgrpc__calloc(1, sizeof *conn);
+  if (!conn) {
+    while (ch->pending)
+      cgrpc__call_fail(ch->pending, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory");
+    return;
+  }
+  conn->ch = ch;
+  conn->next_conn = ch->conns;
+  if (ch->conns)
+    ch->conns->prev_conn = conn;
+  ch->conns = conn;
+  conn->connecting_fd = -1;
+  conn->h2.fd = -1;
+  cgrpc__timer_init(&conn->connect_timer, connect_timeout, conn);
+  ch->conn = conn;
+  ch->state = CHANNEL_CONNECTING;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  /* Name resolution blocks this loop briefly; targets are usually IP
+   * literals or local names. */
+  rv = getaddrinfo(ch->host, ch->port, &hints, &conn->addrs);
+  if (rv != 0) {
+    conn->addrs = NULL;
+    snprintf(ch->last_error, sizeof ch->last_error, "cannot resolve %.48s: %.60s",
+             ch->host, gai_strerror(rv));
+    connect_failed(conn);
+    return;
+  }
+  conn->next_addr = conn->addrs;
+  cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
+                          cgrpc__now_ns() + (int64_t)CONNECT_TIMEOUT_MS * 1000000);
+  connect_next(conn);
+}
+
+/* Called by call.c for a call that needs a connection (loop thread). */
+void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
+void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
+  if (ch->state == CHANNEL_READY && ch->conn &&
+      nghttp2_session_check_request_allowed(ch->conn->h2.session)) {
+    cgrpc__call_submit(call);
+    return;
+  }
+  if (ch->state == CHANNEL_READY) {
+    /* The server sent GOAWAY: let that connection drain, open another. */
+    ch->conn = NULL;
+    ch->state = CHANNEL_IDLE;
+  }
+  if (ch->state == CHANNEL_TRANSIENT_FAILURE) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
+             ch->last_error);
+    cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, msg);
+    return;
+  }
+  call->next = ch->pending;
+  if (ch->pending)
+    ch->pending->prev = call;
+  ch->pending = call;
+  call->prev = NULL;
+  call->linked = 1;
+  if (ch->state == CHANNEL_IDLE)
+    channel_connect(ch);
+}
+
+/* A GOAWAY arrived on |conn|: new calls go to a new connection. */
+void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn);
+void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
+  cgrpc_channel *ch = conn->ch;
+  if (ch->conn == conn) {
+    ch->conn = NULL;
+    ch->state = CHANNEL_IDLE;
+  }
+}
+
+/* ---- lifetime ---- */
+
+int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
+                      const cgrpc_channel_options *opts) {
+  cgrpc_channel *ch;
+  int rv;
+  if (!channel_ptr || !target)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  ch = cgrpc__calloc(1, sizeof *ch);
+  if (!ch)
+    return CGRPC_ERR_NOMEM;
+  if (opts) {
+    ch->opts = *opts;
+    ch->opts.authority = NULL;
+  } else {
+    options_defaults(&ch->opts);
+  }
+  cgrpc__logger_init(&ch->log, ch->opts.log_cb, ch->opts.log_user_data);
+  rv = parse_target(ch, target);
+  if (rv == 0 && opts && opts->authority) {
+    cgrpc__free(ch->authority);
+    ch->authority = dup_str(opts->authority);
+    if (!ch->authority)
+      rv = CGRPC_ERR_NOMEM;
+  }
+  if (rv != 0) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"", target);
+    cgrpc__free(ch->authority);
+    cgrpc__free(ch);
+    return rv;
+  }
+  pthread_mutex_init(&ch->lock, NULL);
+  ch->backoff_ms = BACKOFF_INITIAL_MS;
+  cgrpc__timer_init(&ch->backoff_timer, backoff_done, ch);
+  rv = cgrpc__loop_new(&ch->loop);
+  if (rv == 0) {
+    rv = cgrpc__loop_start_thread(ch->loop, "cgrpc-channel");
+    if (rv != 0)
+      cgrpc__loop_del(ch->loop);
+  }
+  if (rv != 0) {
+    pthread_mutex_destroy(&ch->lock);
+    cgrpc__free(ch->authority);
+    cgrpc__free(ch);
+    return rv;
+  }
+  *channel_ptr = ch;
+  return 0;
+}
+
+static void channel_close_task(void *user_data) {
+  cgrpc_channel *ch = user_data;
+  cgrpc__client_conn *conn, *next;
+  while (ch->pending)
+    cgrpc__call_fail(ch->pending, CGRPC_STATUS_CANCELLED, "channel closed");
+  cgrpc__loop_timer_stop(ch->loop, &ch->backoff_timer);
+  ch->conn = NULL;
+  for (conn = ch->conns; conn; conn = next) {
+    next = conn->next_conn;
+    if (conn->ready) {
+      cgrpc__client_conn_lost(conn, CGRPC_STATUS_CANCELLED, "channel closed");
+      cgrpc__h2conn_close(&conn->h2); /* conn_closed frees it */
+    } else {
+      conn_free(conn);
+    }
+  }
+}
+
+void cgrpc_channel_del(cgrpc_channel *ch) {
+  if (!ch)
+    return;
+  pthread_mutex_lock(&ch->lock);
+  ch->closing = 1;
+  pthread_mutex_unlock(&ch->lock);
+  cgrpc__loop_post(ch->loop, channel_close_task, ch);
+  cgrpc__loop_stop_join(ch->loop);
+  cgrpc__loop_del(ch->loop);
+  pthread_mutex_destroy(&ch->lock);
+  cgrpc__free(ch->authority);
+  cgrpc__free(ch);
+}

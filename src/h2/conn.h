@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One HTTP/2 connection: a socket, its nghttp2 session, and the plumbing
+ * between them.  Reads go straight into nghttp2_session_mem_recv(); writes
+ * are batched: whatever the session wants to send during a loop turn is
+ * gathered into one buffer and written with one write() at the end of the
+ * turn.  When the socket is full, the session is not asked for more until it
+ * drains, which is what holds a fast writer back.
+ *
+ * The session's callbacks (server or client side) belong to the layer above;
+ * this module only moves bytes and reports the end of the connection.
+ */
+#ifndef CGRPC_H2_CONN_H
+#define CGRPC_H2_CONN_H
+
+#include <nghttp2/nghttp2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/loop.h"
+
+typedef struct cgrpc__h2conn cgrpc__h2conn;
+
+/* Called once, from a posted task, after the connection has closed; the
+ * owner then frees the session and its streams. */
+typedef void (*cgrpc__h2conn_close_cb)(cgrpc__h2conn *conn, void *user_data);
+
+struct cgrpc__h2conn {
+  cgrpc__loop *loop;
+  cgrpc__watch watch;
+  int fd;
+  nghttp2_session *session;
+  cgrpc__deferred flush_task;
+  uint8_t *wbuf;
+  size_t wlen, woff, wcap;
+  int closed;
+  /* Set while a read is being fed to nghttp2, to delay the close. */
+  int in_recv;
+  cgrpc__h2conn_close_cb on_close;
+  void *user_data;
+  char peer[64];
+};
+
+/*
+ * Starts driving |session| over |fd|: watches the fd and schedules the first
+ * flush (preface / SETTINGS).  Takes ownership of |fd|, which is closed on
+ * failure too.  Returns 0, or CGRPC_ERR_IO.  Loop thread only.
+ */
+int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
+                        nghttp2_session *session,
+                        cgrpc__h2conn_close_cb on_close, void *user_data);
+
+/* Asks for the session's pending frames to be written at the end of this
+ * loop turn.  Call after every nghttp2_submit_*() or resume. */
+void cgrpc__h2conn_schedule_flush(cgrpc__h2conn *conn);
+
+/* Closes the socket now (pending output is dropped) and schedules
+ * |on_close|.  Idempotent.  Loop thread only. */
+void cgrpc__h2conn_close(cgrpc__h2conn *conn);
+
+/* Builds nghttp2 options/callbacks shared by both sides. */
+int cgrpc__h2_session_option_new(nghttp2_option **opt_ptr, int server);
+
+#endif /* CGRPC_H2_CONN_H */

@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+#include "io/loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "cgrpc/error.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+typedef struct task {
+  struct task *next;
+  cgrpc__task_cb cb;
+  void *user_data;
+} task;
+
+struct cgrpc__loop {
+  int epfd;
+  int wakefd;
+  cgrpc__watch wake_watch;
+  pthread_t thread;
+  int has_thread;
+  atomic_int stop;
+
+  pthread_mutex_t lock; /* guards the posted-task queue */
+  task *head, *tail;
+  /* Set while the eventfd holds an unread wake-up, to skip needless writes. */
+  atomic_int woken;
+
+  cgrpc__timer **heap;
+  size_t heap_len, heap_cap;
+
+  cgrpc__deferred *deferred;
+};
+
+static _Thread_local const cgrpc__loop *current_loop;
+
+int cgrpc__loop_in_thread(const cgrpc__loop *loop) {
+  return current_loop == loop;
+}
+
+int cgrpc__in_any_loop_thread(void) { return current_loop != NULL; }
+
+static void wake_read(void *user_data, unsigned events) {
+  cgrpc__loop *loop = user_data;
+  uint64_t n;
+  (void)events;
+  atomic_store(&loop->woken, 0);
+  while (read(loop->wakefd, &n, sizeof n) > 0) {
+  }
+}
+
+int cgrpc__loop_new(cgrpc__loop **loop_ptr) {
+  cgrpc__loop *loop = cgrpc__calloc(1, sizeof *loop);
+  if (!loop)
+    return CGRPC_ERR_NOMEM;
+  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (loop->epfd < 0)
+    goto fail_epoll;
+  loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (loop->wakefd < 0)
+    goto fail_eventfd;
+  pthread_mutex_init(&loop->lock, NULL);
+  if (cgrpc__loop_watch(loop, &loop->wake_watch, loop->wakefd, CGRPC__IO_READ,
+                        wake_read, loop) != 0)
+    goto fail_watch;
+  *loop_ptr = loop;
+  return 0;
+
+fail_watch:
+  pthread_mutex_destroy(&loop->lock);
+  close(loop->wakefd);
+fail_eventfd:
+  close(loop->epfd);
+fail_epoll:
+  cgrpc__free(loop);
+  return CGRPC_ERR_IO;
+}
+
+void cgrpc__loop_del(cgrpc__loop *loop) {
+  task *t, *next;
+  if (!loop)
+    return;
+  for (t = loop->head; t; t = next) {
+    next = t->next;
+    cgrpc__free(t);
+  }
+  close(loop->wakefd);
+  close(loop->epfd);
+  pthread_mutex_destroy(&loop->lock);
+  cgrpc__free(loop->heap);
+  cgrpc__free(loop);
+}
+
+static uint32_t to_epoll(unsigned events) {
+  uint32_t ev = 0;
+  if (events & CGRPC__IO_READ)
+    ev |= EPOLLIN | EPOLLRDHUP;
+  if (events & CGRPC__IO_WRITE)
+    ev |= EPOLLOUT;
+  return ev;
+}
+
+int cgrpc__loop_watch(cgrpc__loop *loop, cgrpc__watch *w, int fd,
+                      unsigned events, cgrpc__io_cb cb, void *user_data) {
+  struct epoll_event ev;
+  w->fd = fd;
+  w->events = events;
+  w->cb = cb;
+  w->user_data = user_data;
+  memset(&ev, 0, sizeof ev);
+  ev.events = to_epoll(events);
+  ev.data.ptr = w;
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+    return CGRPC_ERR_IO;
+  return 0;
+}
+
+int cgrpc__loop_watch_update(cgrpc__loop *loop, cgrpc__watch *w,
+                             unsigned events) {
+  struct epoll_event ev;
+  if (w->events == events)
+    return 0;
+  w->events = events;
+  memset(&ev, 0, sizeof ev);
+  ev.events = to_epoll(events);
+  ev.data.ptr = w;
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) != 0)
+    return CGRPC_ERR_IO;
+  return 0;
+}
+
+void cgrpc__loop_unwatch(cgrpc__loop *loop, cgrpc__watch *w) {
+  if (w->fd >= 0 && w->cb)
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+  w->cb = NULL;
+}
+
+/* ---- timers: a binary min-heap on when_ns ---- */
+
+void cgrpc__timer_init(cgrpc__timer *t, cgrpc__task_cb cb, void *user_data) {
+  t->when_ns = 0;
+  t->heap_index = -1;
+  t->cb = cb;
+  t->user_data = user_data;
+}
+
+static void heap_set(cgrpc__loop *loop, size_t i, cgrpc__timer *t) {
+  loop->heap[i] = t;
+  t->heap_index = (ptrdiff_t)i;
+}
+
+static void heap_up(cgrpc__loop *loop, size_t i) {
+  cgrpc__timer *t = loop->heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (loop->heap[parent]->when_ns <= t->when_ns)
+      break;
+    heap_set(loop, i, loop->heap[parent]);
+    i = parent;
+  }
+  heap_set(loop, i, t);
+}
+
+static void heap_down(cgrpc__loop *loop, size_t i) {
+  cgrpc__timer *t = loop->heap[i];
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= loop->heap_len)
+      break;
+    if (child + 1 < loop->heap_len &&
+        loop->heap[child + 1]->when_ns < loop->heap[child]->when_ns)
+      child++;
+    if (t->when_ns <= loop->heap[child]->when_ns)
+      break;
+    heap_set(loop, i, loop->heap[child]);
+    i = child;
+  }
+  heap_set(loop, i, t);
+}
+
+void cgrpc__loop_timer_stop(cgrpc__loop *loop, cgrpc__timer *t) {
+  size_t i;
+  cgrpc__timer *last;
+  if (t->heap_index < 0)
+    return;
+  i = (size_t)t->heap_index;
+  t->heap_index = -1;
+  last = loop->heap[--loop->heap_len];
+  if (i == loop->heap_len)
+    return;
+  heap_set(loop, i, last);
+  heap_up(loop, i);
+  heap_down(loop, (size_t)last->heap_index);
+}
+
+int cgrpc__loop_timer_start(cgrpc__loop *loop, cgrpc__timer *t,
+                            int64_t when_ns) {
+  cgrpc__loop_timer_stop(loop, t);
+  if (loop->heap_len == loop->heap_cap) {
+    size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+    cgrpc__timer **heap = cgrpc__realloc(loop->heap, cap * sizeof *heap);
+    if (!heap)
+      return CGRPC_ERR_NOMEM;
+    loop->heap = heap;
+    loop->heap_cap = cap;
+  }
+  t->when_ns = when_ns;
+  heap_set(loop, loop->heap_len++, t);
+  heap_up(loop, (size_t)t->heap_index);
+  return 0;
+}
+
+static void run_timers(cgrpc__loop *loop) {
+  int64_t now;
+  if (loop->heap_len == 0)
+    return;
+  now = cgrpc__now_ns();
+  while (loop->heap_len > 0 && loop->heap[0]->when_ns <= now) {
+    cgrpc__timer *t = loop->heap[0];
+    cgrpc__loop_timer_stop(loop, t);
+    t->cb(t->user_data);
+  }
+}
+
+static int next_timeout_ms(cgrpc__loop *loop) {
+  int64_t delta;
+  if (loop->deferred)
+    return 0;
+  if (loop->heap_len == 0)
+    return -1;
+  delta = loop->heap[0]->when_ns - cgrpc__now_ns();
+  if (delta <= 0)
+    return 0;
+  /* Round up so a timer never fires early. */
+  delta = (delta + 999999) / 1000000;
+  return delta > 60000 ? 60000 : (int)delta;
+}
+
+/* ---- posted tasks ---- */
+
+int cgrpc__loop_post(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data) {
+  task *t = cgrpc__malloc(sizeof *t);
+  if (!t)
+    return CGRPC_ERR_NOMEM;
+  t->next = NULL;
+  t->cb = cb;
+  t->user_data = user_data;
+  pthread_mutex_lock(&loop->lock);
+  if (loop->tail)
+    loop->tail->next = t;
+  else
+    loop->head = t;
+  loop->tail = t;
+  pthread_mutex_unlock(&loop->lock);
+  if (!cgrpc__loop_in_thread(loop) && !atomic_exchange(&loop->woken, 1)) {
+    uint64_t one = 1;
+    ssize_t r = write(loop->wakefd, &one, sizeof one);
+    (void)r;
+  }
+  return 0;
+}
+
+static void run_posted(cgrpc__loop *loop) {
+  task *t;
+  pthread_mutex_lock(&loop->lock);
+  t = loop->head;
+  loop->head = loop->tail = NULL;
+  pthread_mutex_unlock(&loop->lock);
+  while (t) {
+    task *next = t->next;
+    t->cb(t->user_data);
+    cgrpc__free(t);
+    t = next;
+  }
+}
+
+void cgrpc__loop_defer(cgrpc__loop *loop, cgrpc__deferred *d) {
+  if (d->queued)
+    return;
+  d->queued = 1;
+  d->next = loop->deferred;
+  loop->deferred = d;
+}
+
+void cgrpc__loop_undefer(cgrpc__loop *loop, cgrpc__deferred *d) {
+  cgrpc__deferred **p;
+  if (!d->queued)
+    return;
+  for (p = &loop->deferred; *p; p = &(*p)->next) {
+    if (*p == d) {
+      *p = d->next;
+      break;
+    }
+  }
+  d->queued = 0;
+}
+
+static void run_deferred(cgrpc__loop *loop) {
+  while (loop->deferred) {
+    cgrpc__deferred *d = loop->deferred;
+    loop->deferred = d->next;
+    d->queued = 0;
+    d->cb(d->user_data);
+  }
+}
+
+static void loop_run(cgrpc__loop *loop) {
+  struct epoll_event events[64];
+  current_loop = loop;
+  while (!atomic_load(&loop->stop)) {
+    int i, n = epoll_wait(loop->epfd, events, 64, next_timeout_ms(loop));
+    if (n < 0 && errno != EINTR)
+      break;
+    for (i = 0; i < n; i++) {
+      cgrpc__watch *w = events[i].data.ptr;
+      unsigned ev = 0;
+      if (events[i].events & (EPOLLIN | EPOLLRDHUP))
+        ev |= CGRPC__IO_READ;
+      if (events[i].events & EPOLLOUT)
+        ev |= CGRPC__IO_WRITE;
+      if (events[i].events & (EPOLLERR | EPOLLHUP))
+        ev |= CGRPC__IO_ERROR | CGRPC__IO_READ;
+      if (w->cb)
+        w->cb(w->user_data, ev);
+    }
+    run_posted(loop);
+    run_timers(loop);
+    run_deferred(loop);
+  }
+  run_posted(loop);
+  run_deferred(loop);
+  current_loop = NULL;
+}
+
+static void *loop_thread(void *arg) {
+  loop_run(arg);
+  return NULL;
+}
+
+int cgrpc__loop_start_thread(cgrpc__loop *loop, const char *name) {
+  if (pthread_create(&loop->thread, NULL, loop_thread, loop) != 0)
+    return CGRPC_ERR_IO;
+  if (name)
+    pthread_setname_np(loop->thread, name);
+  loop->has_thread = 1;
+  return 0;
+}
+
+static void stop_task(void *user_data) {
+  cgrpc__loop *loop = user_data;
+  atomic_store(&loop->stop, 1);
+}
+
+void cgrpc__loop_stop_join(cgrpc__loop *loop) {
+  if (!loop->has_thread)
+    return;
+  cgrpc__loop_post(loop, stop_task, loop);
+  if (!cgrpc__loop_in_thread(loop)) {
+    pthread_join(loop->thread, NULL);
+    loop->has_thread = 0;
+  }
+}

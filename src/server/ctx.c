@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The handler-facing API.  A handler runs on one thread at a time, and the
+ * loop leaves these fields alone while it runs.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cgrpc/error.h"
+#include "server/internal.h"
+#include "util/clock.h"
+
+const cgrpc_metadata_array *
+cgrpc_server_ctx_metadata(const cgrpc_server_ctx *ctx) {
+  return ctx ? ctx->metadata : NULL;
+}
+
+const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->peer ? ctx->peer : "";
+}
+
+const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->path ? ctx->path : "";
+}
+
+const char *cgrpc_server_ctx_authority(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->authority ? ctx->authority : "";
+}
+
+int64_t cgrpc_server_ctx_time_remaining_ms(const cgrpc_server_ctx *ctx) {
+  int64_t left;
+  if (!ctx || ctx->deadline_ns == 0)
+    return INT64_MAX;
+  left = ctx->deadline_ns - cgrpc__now_ns();
+  return left <= 0 ? 0 : left / 1000000;
+}
+
+int cgrpc_server_ctx_is_cancelled(const cgrpc_server_ctx *ctx) {
+  return ctx ? atomic_load(&((cgrpc_server_ctx *)(uintptr_t)ctx)->cancelled)
+             : 0;
+}
+
+static int add_md(cgrpc_metadata_array **md, const char *key, const void *value,
+                  size_t len, int bin) {
+  int rv;
+  if (!key || !value)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!*md && (rv = cgrpc_metadata_array_new(md)) != 0)
+    return rv;
+  return bin ? cgrpc_metadata_array_add_bin(*md, key, value, len)
+             : cgrpc_metadata_array_add(*md, key, value);
+}
+
+int cgrpc_server_ctx_add_initial_metadata(cgrpc_server_ctx *ctx,
+                                          const char *key, const char *value) {
+  return ctx ? add_md(&ctx->initial_md, key, value, 0, 0)
+             : CGRPC_ERR_INVALID_ARGUMENT;
+}
+
+int cgrpc_server_ctx_add_initial_metadata_bin(cgrpc_server_ctx *ctx,
+                                              const char *key,
+                                              const void *value, size_t len) {
+  return ctx ? add_md(&ctx->initial_md, key, value, len, 1)
+             : CGRPC_ERR_INVALID_ARGUMENT;
+}
+
+int cgrpc_server_ctx_add_trailing_metadata(cgrpc_server_ctx *ctx,
+                                           const char *key, const char *value) {
+  return ctx ? add_md(&ctx->trailing_md, key, value, 0, 0)
+             : CGRPC_ERR_INVALID_ARGUMENT;
+}
+
+int cgrpc_server_ctx_add_trailing_metadata_bin(cgrpc_server_ctx *ctx,
+                                               const char *key,
+                                               const void *value, size_t len) {
+  return ctx ? add_md(&ctx->trailing_md, key, value, len, 1)
+             : CGRPC_ERR_INVALID_ARGUMENT;
+}
+
+static char *vprintf_arena(cgrpc_server_ctx *ctx, const char *fmt, va_list ap) {
+  va_list ap2;
+  int n;
+  char *s;
+  va_copy(ap2, ap);
+  n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0)
+    return NULL;
+  s = cgrpc__arena_alloc(&ctx->arena, (size_t)n + 1);
+  if (s)
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+  return s;
+}
+
+cgrpc_status_code cgrpc_server_ctx_fail(cgrpc_server_ctx *ctx,
+                                        cgrpc_status_code code,
+                                        const char *fmt, ...) {
+  va_list ap;
+  if (!ctx)
+    return code;
+  if (fmt) {
+    va_start(ap, fmt);
+    ctx->status_message = vprintf_arena(ctx, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+void *cgrpc_server_ctx_alloc(cgrpc_server_ctx *ctx, size_t size) {
+  return ctx ? cgrpc__arena_alloc(&ctx->arena, size) : NULL;
+}
+
+char *cgrpc_server_ctx_strdup(cgrpc_server_ctx *ctx, const char *s) {
+  if (!ctx || !s)
+    return NULL;
+  return cgrpc__arena_memdup(&ctx->arena, s, strlen(s) + 1);
+}
+
+char *cgrpc_server_ctx_printf(cgrpc_server_ctx *ctx, const char *fmt, ...) {
+  va_list ap;
+  char *s;
+  if (!ctx || !fmt)
+    return NULL;
+  va_start(ap, fmt);
+  s = vprintf_arena(ctx, fmt, ap);
+  va_end(ap);
+  return s;
+}

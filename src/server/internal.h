@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Server internals shared by server.c (the server object, listeners,
+ * shutdown), conn.c (one HTTP/2 connection and its calls) and ctx.c (the
+ * handler-facing cgrpc_server_ctx API).
+ */
+#ifndef CGRPC_SERVER_INTERNAL_H
+#define CGRPC_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "call/deframer.h"
+#include "cgrpc/server.h"
+#include "h2/conn.h"
+#include "io/loop.h"
+#include "server/pool.h"
+#include "util/arena.h"
+#include "util/log.h"
+
+#define CGRPC__MAX_LISTENERS 16
+
+struct cgrpc_server_options {
+  int max_workers;
+  int num_loops;
+  int64_t max_recv;
+  int64_t max_send;
+  uint32_t max_streams;
+  cgrpc_log_cb log_cb;
+  void *log_user_data;
+};
+
+typedef struct cgrpc__service_entry {
+  const cgrpc_service_desc *desc;
+  void *servicer; /* a copy of the user's vtable */
+  void *user_data;
+} cgrpc__service_entry;
+
+typedef struct cgrpc__method_entry {
+  const char *path;
+  size_t path_len;
+  const cgrpc_method_desc *desc;
+  cgrpc_method_handler handler;
+  const cgrpc__service_entry *service;
+} cgrpc__method_entry;
+
+typedef struct cgrpc__server_conn cgrpc__server_conn;
+
+struct cgrpc__server_loop;
+
+/* A listening socket as seen by one loop. */
+typedef struct cgrpc__server_listener {
+  cgrpc__watch watch;
+  struct cgrpc__server_loop *sl;
+} cgrpc__server_listener;
+
+/* One event-loop thread of a server and the connections it owns. */
+typedef struct cgrpc__server_loop {
+  cgrpc_server *server;
+  cgrpc__loop *loop;
+  cgrpc__server_listener listeners[CGRPC__MAX_LISTENERS];
+  cgrpc__server_conn *conns; /* doubly linked, loop thread only */
+} cgrpc__server_loop;
+
+enum { SERVER_NEW, SERVER_STARTED, SERVER_SHUTTING_DOWN, SERVER_STOPPED };
+
+struct cgrpc_server {
+  struct cgrpc_server_options opts;
+  cgrpc__logger log;
+
+  int listen_fds[CGRPC__MAX_LISTENERS];
+  int n_listeners;
+
+  cgrpc__service_entry *services;
+  size_t n_services;
+  /* Open-addressing table of methods keyed by :path; size is a power of 2. */
+  cgrpc__method_entry *methods;
+  size_t methods_cap, n_methods;
+
+  cgrpc__server_loop *loops;
+  int n_loops;
+  cgrpc__pool pool;
+
+  pthread_mutex_t lock; /* guards state and live_conns */
+  pthread_cond_t cond;
+  int state;
+  int live_conns;
+  unsigned next_loop;
+};
+
+/* One call (an HTTP/2 stream) on the server. */
+struct cgrpc_server_ctx {
+  cgrpc__job job; /* first: the worker pool hands it back */
+  cgrpc__server_conn *conn; /* NULL once the connection is gone */
+  cgrpc_server *server;
+  cgrpc__loop *loop;
+  struct cgrpc_server_ctx *prev, *next;
+  int32_t stream_id;
+  const cgrpc__method_entry *method;
+  char *path;
+  char *authority;
+  const char *peer; /* the connection's, outlives the call */
+  cgrpc_metadata_array *metadata;
+  int64_t deadline_ns; /* 0: none */
+  cgrpc__timer deadline_timer;
+  cgrpc__deframer deframer;
+  const uint8_t *request;
+  size_t request_len;
+  int n_requests;
+  int compressed_gzip; /* grpc-encoding: gzip */
+
+  /* Request-header checks, decided at the end of the headers. */
+  unsigned bad_method : 1;
+  unsigned bad_content_type : 1;
+  unsigned bad_encoding : 1;
+  unsigned headers_done : 1;
+  unsigned remote_closed : 1;
+  unsigned handler_running : 1;
+  unsigned responded : 1;
+  unsigned stream_closed : 1;
+  unsigned linked : 1; /* in conn->calls */
+  atomic_int cancelled;
+
+  cgrpc__arena arena;
+
+  /* The handler's results. */
+  ProtobufCMessage *request_msg;
+  ProtobufCMessage *response_msg;
+  cgrpc_status_code code;
+  char *status_message;
+  cgrpc_metadata_array *initial_md;
+  cgrpc_metadata_array *trailing_md;
+  uint8_t *response;
+  size_t response_len, response_off;
+};
+
+struct cgrpc__server_conn {
+  cgrpc__h2conn h2;
+  cgrpc__server_loop *sl;
+  cgrpc__server_conn *prev, *next;
+  struct cgrpc_server_ctx *calls;
+  int shutdown_ping_sent;
+};
+
+/* Takes a freshly accepted socket onto |sl|'s loop.  Loop thread only. */
+void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
+                               const char *peer);
+
+/* Graceful shutdown of one connection: GOAWAY(2^31-1) + PING, then the
+ * final GOAWAY when the PING comes back. */
+void cgrpc__server_conn_begin_shutdown(cgrpc__server_conn *conn);
+
+/* Tells the server a connection went away (for shutdown's wait). */
+void cgrpc__server_conn_gone(cgrpc_server *server);
+
+/* Frees a call's memory.  Loop thread only. */
+void cgrpc__server_call_free(struct cgrpc_server_ctx *call);
+
+#endif /* CGRPC_SERVER_INTERNAL_H */

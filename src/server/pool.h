@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A fixed pool of handler threads fed from one FIFO of intrusive jobs, the
+ * equivalent of grpcio's ThreadPoolExecutor(max_workers).
+ */
+#ifndef CGRPC_SERVER_POOL_H
+#define CGRPC_SERVER_POOL_H
+
+#include <pthread.h>
+
+typedef struct cgrpc__job {
+  struct cgrpc__job *next;
+  void (*run)(struct cgrpc__job *job);
+} cgrpc__job;
+
+typedef struct cgrpc__pool {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  cgrpc__job *head, *tail;
+  pthread_t *threads;
+  int n_threads;
+  int stopping;
+} cgrpc__pool;
+
+/* Starts |n| threads.  Returns 0, CGRPC_ERR_NOMEM or CGRPC_ERR_IO. */
+int cgrpc__pool_start(cgrpc__pool *pool, int n);
+
+/* Queues |job|; a worker calls job->run(job).  Any thread. */
+void cgrpc__pool_submit(cgrpc__pool *pool, cgrpc__job *job);
+
+/* Runs the jobs still queued, then joins every thread.  Idempotent. */
+void cgrpc__pool_stop(cgrpc__pool *pool);
+
+#endif /* CGRPC_SERVER_POOL_H */

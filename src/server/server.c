@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server object: options, listeners, the method table, loop threads,
+ * the handler pool, and graceful shutdown.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgrpc/error.h"
+#include "io/sock.h"
+#include "server/internal.h"
+#include "util/clock.h"
+#include "util/mem.h"
+
+int cgrpc__server_methods_insert(cgrpc_server *server,
+                                 const cgrpc__method_entry *entry);
+
+/* ---- options ---- */
+
+static void options_defaults(struct cgrpc_server_options *o) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  memset(o, 0, sizeof *o);
+  o->max_workers = 8;
+  o->num_loops = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
+  o->max_recv = 4 * 1024 * 1024;
+  o->max_send = -1;
+  o->max_streams = 1000;
+}
+
+int cgrpc_server_options_new(cgrpc_server_options **opts_ptr) {
+  cgrpc_server_options *o;
+  if (!opts_ptr)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  o = cgrpc__malloc(sizeof *o);
+  if (!o)
+    return CGRPC_ERR_NOMEM;
+  options_defaults(o);
+  *opts_ptr = o;
+  return 0;
+}
+
+void cgrpc_server_options_del(cgrpc_server_options *opts) { cgrpc__free(opts); }
+
+void cgrpc_server_options_set_max_workers(cgrpc_server_options *opts,
+                                          int max_workers) {
+  if (opts && max_workers >= 0)
+    opts->max_workers = max_workers;
+}
+
+void cgrpc_server_options_set_max_receive_message_length(
+    cgrpc_server_options *opts, int64_t max_bytes) {
+  if (opts)
+    opts->max_recv = max_bytes < 0 ? -1 : max_bytes;
+}
+
+void cgrpc_server_options_set_max_send_message_length(
+    cgrpc_server_options *opts, int64_t max_bytes) {
+  if (opts)
+    opts->max_send = max_bytes < 0 ? -1 : max_bytes;
+}
+
+void cgrpc_server_options_set_max_concurrent_streams(cgrpc_server_options *opts,
+                                                     uint32_t max_streams) {
+  if (opts && max_streams > 0)
+    opts->max_streams = max_streams;
+}
+
+void cgrpc_server_options_set_log(cgrpc_server_options *opts, cgrpc_log_cb cb,
+                                  void *user_data) {
+  if (opts) {
+    opts->log_cb = cb;
+    opts->log_user_data = user_data;
+  }
+}
+
+/* ---- the server ---- */
+
+int cgrpc_server_new(cgrpc_server **server_ptr,
+                     const cgrpc_server_options *opts) {
+  cgrpc_server *server;
+  if (!server_ptr)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  server = cgrpc__calloc(1, sizeof *server);
+  if (!server)
+    return CGRPC_ERR_NOMEM;
+  if (opts)
+    server->opts = *opts;
+  else
+    options_defaults(&server->opts);
+  cgrpc__logger_init(&server->log, server->opts.log_cb,
+                     server->opts.log_user_data);
+  pthread_mutex_init(&server->lock, NULL);
+  {
+    /* Shutdown's grace wait is measured on the monotonic clock. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&server->cond, &attr);
+    pthread_condattr_destroy(&attr);
+  }
+  server->state = SERVER_NEW;
+  *server_ptr = server;
+  return 0;
+}
+
+int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
+                                   int *bound_port) {
+  int fd, port, rv;
+  if (!server || !addr)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (server->state != SERVER_NEW)
+    return CGRPC_ERR_INVALID_STATE;
+  if (server->n_listeners == CGRPC__MAX_LISTENERS)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  rv = cgrpc__sock_listen(addr, &fd, &port);
+  if (rv != 0) {
+    cgrpc__log(&server->log, CGRPC_LOG_ERROR, "cannot listen on %s: %s", addr,
+               cgrpc_strerror(rv));
+    return rv;
+  }
+  server->listen_fds[server->n_listeners++] = fd;
+  if (bound_port)
+    *bound_port = port;
+  cgrpc__log(&server->log, CGRPC_LOG_INFO, "listening on %s (port %d)", addr,
+             port);
+  return 0;
+}
+
+int cgrpc_server_register_service(cgrpc_server *server,
+                                  const cgrpc_service_desc *desc,
+                                  const cgrpc_method_handler *handlers,
+                                  const void *servicer, size_t servicer_size,
+                                  void *user_data) {
+  cgrpc__service_entry *svc, *services;
+  size_t i;
+  int rv;
+  if (!server || !desc || !desc->name || (desc->n_methods && !handlers) ||
+      (desc->n_methods && !desc->methods) || !servicer)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (server->state != SERVER_NEW)
+    return CGRPC_ERR_INVALID_STATE;
+  for (i = 0; i < server->n_services; i++)
+    if (strcmp(server->services[i].desc->name, desc->name) == 0)
+      return CGRPC_ERR_ALREADY_EXISTS;
+  for (i = 0; i < desc->n_methods; i++) {
+    const cgrpc_method_desc *m = &desc->methods[i];
+    if (!m->path || m->path[0] != '/' || !m->input || !m->output)
+      return CGRPC_ERR_INVALID_ARGUMENT;
+    if (handlers[i].implemented && m->kind != CGRPC_METHOD_UNARY) {
+      cgrpc__log(&server->log, CGRPC_LOG_ERROR,
+                 "%s is a streaming method; this version serves unary "
+                 "methods only",
+                 m->path);
+      return CGRPC_ERR_UNSUPPORTED;
+    }
+  }
+  services = cgrpc__realloc(server->services,
+                            (server->n_services + 1) * sizeof *services);
+  if (!services)
+    return CGRPC_ERR_NOMEM;
+  server->services = services;
+  svc = &services[server->n_services];
+  svc->desc = desc;
+  svc->user_data = user_data;
+  svc->servicer = cgrpc__malloc(servicer_size);
+  if (!svc->servicer)
+    return CGRPC_ERR_NOMEM;
+  memcpy(svc->servicer, servicer, servicer_size);
+  server->n_services++;
+  for (i = 0; i < desc->n_methods; i++) {
+    cgrpc__method_entry e;
+    e.path = desc->methods[i].path;
+    e.path_len = strlen(e.path);
+    e.desc = &desc->methods[i];
+    e.handler = handlers[i];
+    e.service = NULL; /* set below: services may move on realloc */
+    rv = cgrpc__server_methods_insert(server, &e);
+    if (rv != 0)
+      return rv;
+  }
+  /* Point every method at its (possibly moved) service entry. */
+  for (i = 0; i < server->methods_cap; i++) {
+    cgrpc__method_entry *m = &server->methods[i];
+    size_t j, k;
+    if (!m->path)
+      continue;
+    for (j = 0; j < server->n_services; j++)
+      for (k = 0; k < server->services[j].desc->n_methods; k++)
+        if (&server->services[j].desc->methods[k] == m->desc)
+          m->service = &server->services[j];
+  }
+  return 0;
+}
+
+static void accept_ready(void *user_data, unsigned events) {
+  cgrpc__server_listener *l = user_data;
+  int i;
+  (void)events;
+  /* A bounded batch per wake-up; level-triggered epoll brings the rest. */
+  for (i = 0; i < 64; i++) {
+    char peer[64];
+    int fd = cgrpc__sock_accept(l->watch.fd, peer, sizeof peer);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+          errno != ECONNABORTED)
+        cgrpc__log(&l->sl->server->log, CGRPC_LOG_WARNING, "accept: %s",
+                   strerror(errno));
+      return;
+    }
+    cgrpc__server_conn_accept(l->sl, fd, peer);
+  }
+}
+
+static void server_free_loops(cgrpc_server *server) {
+  int i;
+  for (i = 0; i < server->n_loops; i++)
+    cgrpc__loop_del(server->loops[i].loop);
+  cgrpc__free(server->loops);
+  server->loops = NULL;
+  server->n_loops = 0;
+}
+
+int cgrpc_server_start(cgrpc_server *server) {
+  int i, j, rv;
+  if (!server)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (server->state != SERVER_NEW || server->n_listeners == 0)
+    return CGRPC_ERR_INVALID_STATE;
+  server->loops = cgrpc__calloc((size_t)server->opts.num_loops,
+                                sizeof *server->loops);
+  if (!server->loops)
+    return CGRPC_ERR_NOMEM;
+  for (i = 0; i < server->opts.num_loops; i++) {
+    cgrpc__server_loop *sl = &server->loops[i];
+    sl->server = server;
+    rv = cgrpc__loop_new(&sl->loop);
+    if (rv != 0) {
+      server_free_loops(server);
+      return rv;
+    }
+    server->n_loops++;
+    for (j = 0; j < server->n_listeners; j++) {
+      sl->listeners[j].sl = sl;
+      /* Every loop watches every listener; the kernel wakes one of them
+       * (EPOLLEXCLUSIVE-like spreading via level-triggered accept races is
+       * harmless: a loser just sees EAGAIN). */
+      rv = cgrpc__loop_watch(sl->loop, &sl->listeners[j].watch,
+                             server->listen_fds[j], CGRPC__IO_READ,
+                             accept_ready, &sl->listeners[j]);
+      if (rv != 0) {
+        server_free_loops(server);
+        return rv;
+      }
+    }
+  }
+  if (server->opts.max_workers > 0) {
+    rv = cgrpc__pool_start(&server->pool, server->opts.max_workers);
+    if (rv != 0) {
+      server_free_loops(server);
+      return rv;
+    }
+  }
+  for (i = 0; i < server->n_loops; i++) {
+    rv = cgrpc__loop_start_thread(server->loops[i].loop, "cgrpc-server");
+    if (rv != 0) {
+      while (--i >= 0)
+        cgrpc__loop_stop_join(server->loops[i].loop);
+      cgrpc__pool_stop(&server->pool);
+      server_free_loops(server);
+      return rv;
+    }
+  }
+  pthread_mutex_lock(&server->lock);
+  server->state = SERVER_STARTED;
+  pthread_mutex_unlock(&server->lock);
+  return 0;
+}
+
+int cgrpc_server_wait(cgrpc_server *server) {
+  if (!server)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  pthread_mutex_lock(&server->lock);
+  if (server->state == SERVER_NEW) {
+    pthread_mutex_unlock(&server->lock);
+    return CGRPC_ERR_INVALID_STATE;
+  }
+  while (server->state != SERVER_STOPPED)
+    pthread_cond_wait(&server->cond, &server->lock);
+  pthread_mutex_unlock(&server->lock);
+  return 0;
+}
+
+void cgrpc__server_conn_gone(cgrpc_server *server) {
+  pthread_mutex_lock(&server->lock);
+  server->live_conns--;
+  pthread_cond_broadcast(&server->cond);
+  pthread_mutex_unlock(&server->lock);
+}
+
+/* Loop task: stop accepting, and start the GOAWAY dance on each conn. */
+static void loop_begin_shutdown(void *user_data) {
+  cgrpc__server_loop *sl = user_data;
+  cgrpc__server_conn *conn;
+  int j;
+  for (j = 0; j < sl->server->n_listeners; j++)
+    cgrpc__loop_unwatch(sl->loop, &sl->listeners[j].watch);
+  for (conn = sl->conns; conn; conn = conn->next)
+    cgrpc__server_conn_begin_shutdown(conn);
+}
+
+/* Loop task: the grace period is over; close what is left. */
+static void loop_force_close(void *user_data) {
+  cgrpc__server_loop *sl = user_data;
+  cgrpc__server_conn *conn;
+  for (conn = sl->conns; conn; conn = conn->next)
+    cgrpc__h2conn_close(&conn->h2);
+}
+
+static void deadline_from_now(struct timespec *ts, int64_t ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000;
+  if (ts->tv_nsec >= 1000000000) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000;
+  }
+}
+
+int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
+  int i, state;
+  if (!server)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  pthread_mutex_lock(&server->lock);
+  state = server->state;
+  if (state == SERVER_STARTED)
+    server->state = SERVER_SHUTTING_DOWN;
+  pthread_mutex_unlock(&server->lock);
+  if (state == SERVER_NEW) {
+    pthread_mutex_lock(&server->lock);
+    server->state = SERVER_STOPPED;
+    pthread_cond_broadcast(&server->cond);
+    pthread_mutex_unlock(&server->lock);
+    return 0;
+  }
+  if (state != SERVER_STARTED) {
+    /* Another thread is shutting down: wait for it. */
+    pthread_mutex_lock(&server->lock);
+    while (server->state != SERVER_STOPPED)
+      pthread_cond_wait(&server->cond, &server->lock);
+    pthread_mutex_unlock(&server->lock);
+    return 0;
+  }
+  for (i = 0; i < server->n_loops; i++)
+    cgrpc__loop_post(server->loops[i].loop, loop_begin_shutdown,
+                     &server->loops[i]);
+  /* Wait for the connections to finish their calls, up to the grace. */
+  {
+    int64_t deadline = grace_ms < 0 ? INT64_MAX : cgrpc__now_ms() + grace_ms;
+    pthread_mutex_lock(&server->lock);
+    while (server->live_conns > 0) {
+      struct timespec ts;
+      int64_t left = deadline - cgrpc__now_ms();
+      if (left <= 0)
+        break;
+      deadline_from_now(&ts, left > 3600000 ? 3600000 : left);
+      pthread_cond_timedwait(&server->cond, &server->lock, &ts);
+    }
+    pthread_mutex_unlock(&server->lock);
+  }
+  for (i = 0; i < server->n_loops; i++)
+    cgrpc__loop_post(server->loops[i].loop, loop_force_close,
+                     &server->loops[i]);
+  /* Handlers finish (they see is_cancelled), then the loops take back the
+   * calls they completed, then the loops stop. */
+  cgrpc__pool_stop(&server->pool);
+  for (i = 0; i < server->n_loops; i++)
+    cgrpc__loop_stop_join(server->loops[i].loop);
+  for (i = 0; i < server->n_listeners; i++)
+    close(server->listen_fds[i]);
+  server->n_listeners = 0;
+  pthread_mutex_lock(&server->lock);
+  server->state = SERVER_STOPPED;
+  pthread_cond_broadcast(&server->cond);
+  pthread_mutex_unlock(&server->lock);
+  return 0;
+}
+
+void cgrpc_server_del(cgrpc_server *server) {
+  size_t i;
+  int j;
+  if (!server)
+    return;
+  cgrpc_server_shutdown(server, 0);
+  server_free_loops(server);
+  for (j = 0; j < server->n_listeners; j++)
+    close(server->listen_fds[j]);
+  for (i = 0; i < server->n_services; i++)
+    cgrpc__free(server->services[i].servicer);
+  cgrpc__free(server->services);
+  cgrpc__free(server->methods);
+  pthread_mutex_destroy(&server->lock);
+  pthread_cond_destroy(&server->cond);
+  cgrpc__free(server);
+}
