@@ -29,7 +29,7 @@ bool FileGenerator::Validate(std::string* error) const {
     for (const auto& name : service->OurNames()) {
       auto inserted = taken.emplace(name.first, name.second);
       if (!inserted.second) {
-        *error = file_->name() + ": protoc-gen-c-grpc would emit \"" +
+        *error = "protoc-gen-c-grpc would emit \"" +
                  name.first + "\" for " + name.second +
                  ", but that name is already " + inserted.first->second +
                  "; rename one of the methods";
