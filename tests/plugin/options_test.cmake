@@ -3,9 +3,10 @@
 #   no_client   drops the stubs, keeps the servicer; the result compiles
 #   no_server   drops the servicer, keeps the stubs; the result compiles
 #   bogus       fails with an error that names the option
+# and that a method name whose C name clashes with ours is refused.
 #
 #   cmake -DPROTOC=... -DPROTOC_GEN_C=... -DPLUGIN=... -DPROTO_DIR=...
-#         -DWORK_DIR=... -DCC=... -DCFLAGS=... -P this
+#         -DBAD_DIR=... -DWORK_DIR=... -DCC=... -DCFLAGS=... -P this
 
 set(proto plugin_pkg.proto)
 
@@ -78,3 +79,20 @@ foreach(bad "bogus" "no_client=yes")
   endif()
   message(STATUS "\"${bad}\" rejected: ${out}")
 endforeach()
+
+# A method name that makes protoc-c emit our register function's name.
+file(REMOVE_RECURSE ${WORK_DIR}/clash)
+file(MAKE_DIRECTORY ${WORK_DIR}/clash)
+execute_process(
+  COMMAND ${PROTOC} -I${BAD_DIR} --plugin=protoc-gen-c-grpc=${PLUGIN}
+          --c-grpc_out=${WORK_DIR}/clash ${BAD_DIR}/name_clash.proto
+  RESULT_VARIABLE rc
+  ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "name_clash.proto was accepted")
+endif()
+string(FIND "${err}" "\"plugin_bad__s__servicer__register\"" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "the clash error does not name the symbol:\n${err}")
+endif()
+message(STATUS "clash rejected: ${err}")
