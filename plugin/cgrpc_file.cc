@@ -29,10 +29,9 @@ bool FileGenerator::Validate(std::string* error) const {
     for (const auto& name : service->OurNames()) {
       auto inserted = taken.emplace(name.first, name.second);
       if (!inserted.second) {
-        *error = "protoc-gen-c-grpc would emit \"" +
-                 name.first + "\" for " + name.second +
-                 ", but that name is already " + inserted.first->second +
-                 "; rename one of the methods";
+        *error = "protoc-gen-c-grpc would emit \"" + name.first + "\" for " +
+                 name.second + ", but that name is already " +
+                 inserted.first->second + "; rename one of the methods";
         return false;
       }
     }

@@ -7,12 +7,12 @@
 #ifndef CGRPC_PLUGIN_CGRPC_FILE_H_
 #define CGRPC_PLUGIN_CGRPC_FILE_H_
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/printer.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/io/printer.h>
 
 #include "cgrpc_generator.h"
 #include "cgrpc_service.h"

@@ -2,12 +2,12 @@
 
 #include "cgrpc_generator.h"
 
+#include <google/protobuf/io/printer.h>
+#include <google/protobuf/io/zero_copy_stream.h>
+
 #include <memory>
 #include <utility>
 #include <vector>
-
-#include <google/protobuf/io/printer.h>
-#include <google/protobuf/io/zero_copy_stream.h>
 
 #include "cgrpc_file.h"
 #include "cgrpc_helpers.h"

@@ -7,10 +7,10 @@
 #ifndef CGRPC_PLUGIN_CGRPC_GENERATOR_H_
 #define CGRPC_PLUGIN_CGRPC_GENERATOR_H_
 
+#include <google/protobuf/compiler/code_generator.h>
+
 #include <cstdint>
 #include <string>
-
-#include <google/protobuf/compiler/code_generator.h>
 
 namespace cgrpc {
 namespace plugin {

@@ -2,11 +2,11 @@
 
 #include "cgrpc_helpers.h"
 
-#include <cctype>
-#include <cstdio>
-
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/unknown_field_set.h>
+
+#include <cctype>
+#include <cstdio>
 
 namespace cgrpc {
 namespace plugin {
@@ -39,7 +39,8 @@ std::string JoinPieces(const std::string& full_name,
                        const pb::FileDescriptor* file,
                        std::string (*convert)(const std::string&)) {
   std::string result;
-  for (const std::string& piece : SplitDots(OverrideFullName(full_name, file))) {
+  for (const std::string& piece :
+       SplitDots(OverrideFullName(full_name, file))) {
     if (!result.empty()) result += "__";
     result += convert(piece);
   }
@@ -222,8 +223,8 @@ std::vector<std::string> CommentLines(const std::string& comment) {
     if (end == std::string::npos) end = comment.size();
     std::string line = comment.substr(start, end - start);
     start = end + 1;
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(
-                                line.back()))) {
+    while (!line.empty() &&
+           std::isspace(static_cast<unsigned char>(line.back()))) {
       line.pop_back();
     }
     // protoc keeps the space after "//"; drop it, we add our own.
@@ -260,8 +261,7 @@ std::vector<std::string> WrapWords(const std::string& text, int width) {
     }
     pos = end;
     if (word.empty()) continue;
-    if (!line.empty() &&
-        static_cast<int>(line.size() + word.size()) > width) {
+    if (!line.empty() && static_cast<int>(line.size() + word.size()) > width) {
       while (!line.empty() && line.back() == ' ') line.pop_back();
       lines.push_back(line);
       line.clear();
@@ -310,9 +310,8 @@ std::string WrapParams(const std::string& head,
     return one_line;
   }
   std::string aligned;
-  bool aligned_fits =
-      PackLines(head, indent, pieces, indent + static_cast<int>(head.size()),
-                &aligned);
+  bool aligned_fits = PackLines(
+      head, indent, pieces, indent + static_cast<int>(head.size()), &aligned);
   std::string broken;
   bool broken_fits =
       PackLines(std::string(indent + 4, ' '), 0, pieces, indent + 4, &broken);

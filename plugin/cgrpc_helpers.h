@@ -9,11 +9,11 @@
 #ifndef CGRPC_PLUGIN_CGRPC_HELPERS_H_
 #define CGRPC_PLUGIN_CGRPC_HELPERS_H_
 
-#include <string>
-#include <vector>
-
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/printer.h>
+
+#include <string>
+#include <vector>
 
 namespace cgrpc {
 namespace plugin {

@@ -103,8 +103,8 @@ std::vector<std::pair<std::string, std::string>> ServiceGenerator::OurNames()
   names.emplace_back(vars_.at("desc"), "the descriptor of " + full);
   if (options_.server) {
     names.emplace_back(vars_.at("servicer"), "the servicer of " + full);
-    names.emplace_back(vars_.at("register"), "the register function of " +
-                                                 full);
+    names.emplace_back(vars_.at("register"),
+                       "the register function of " + full);
   }
   for (int i = 0; i < service_->method_count(); i++) {
     const pb::MethodDescriptor* method = service_->method(i);
@@ -126,32 +126,31 @@ std::vector<std::pair<std::string, std::string>> ServiceGenerator::OurNames()
 }
 
 std::string ServiceGenerator::RegisterSignature(const std::string& tail) const {
-  return WrapParams("int " + vars_.at("register") + "(",
-                    {"cgrpc_server *server",
-                     "const " + vars_.at("servicer") + " *servicer",
-                     "void *user_data"},
-                    ")" + tail, 0);
+  return WrapParams(
+      "int " + vars_.at("register") + "(",
+      {"cgrpc_server *server", "const " + vars_.at("servicer") + " *servicer",
+       "void *user_data"},
+      ")" + tail, 0);
 }
 
 std::string ServiceGenerator::CallSignature(const Vars& vars,
                                             const std::string& tail) const {
-  return WrapParams("cgrpc_status_code " + vars.at("call") + "(",
-                    {"cgrpc_channel *channel",
-                     "const " + vars.at("input_type") + " *request",
-                     vars.at("output_type") + " **reply",
-                     "const cgrpc_call_options *opts", "cgrpc_status *status"},
-                    ")" + tail, 0);
+  return WrapParams(
+      "cgrpc_status_code " + vars.at("call") + "(",
+      {"cgrpc_channel *channel", "const " + vars.at("input_type") + " *request",
+       vars.at("output_type") + " **reply", "const cgrpc_call_options *opts",
+       "cgrpc_status *status"},
+      ")" + tail, 0);
 }
 
 std::string ServiceGenerator::StartSignature(const Vars& vars,
                                              const std::string& tail) const {
-  return WrapParams("int " + vars.at("start") + "(",
-                    {"cgrpc_channel *channel",
-                     "const " + vars.at("input_type") + " *request",
-                     "const cgrpc_call_options *opts",
-                     "cgrpc_unary_done_cb done", "void *user_data",
-                     "cgrpc_call **call_ptr"},
-                    ")" + tail, 0);
+  return WrapParams(
+      "int " + vars.at("start") + "(",
+      {"cgrpc_channel *channel", "const " + vars.at("input_type") + " *request",
+       "const cgrpc_call_options *opts", "cgrpc_unary_done_cb done",
+       "void *user_data", "cgrpc_call **call_ptr"},
+      ")" + tail, 0);
 }
 
 std::string ServiceGenerator::OpenSignature(const Vars& vars,
@@ -191,7 +190,8 @@ void ServiceGenerator::PrintServicerStruct(pb::io::Printer* printer) const {
                "fills in |reply| (an empty message of the output type) and "
                "returns CGRPC_STATUS_OK, or another status code (see "
                "cgrpc_server_ctx_fail()).  |user_data| is the pointer given "
-               "to " + vars_.at("register") + "().",
+               "to " +
+               vars_.at("register") + "().",
            0, &lines);
   PrintComment(printer, lines, 0);
   printer->Print(vars_, "typedef struct $servicer$ {\n");
@@ -227,16 +227,16 @@ void ServiceGenerator::PrintServicerStruct(pb::io::Printer* printer) const {
                " on |server|.  The servicer is copied, so it may live on "
                "the caller's stack; |user_data| reaches every method.",
            0, &doc);
-  AddProse("Returns 0, CGRPC_ERR_INVALID_ARGUMENT if |server| or |servicer| "
-           "is NULL, or an error from cgrpc_server_register_service().  "
-           "Thread safety: one thread at a time per server.",
-           0, &doc);
+  AddProse(
+      "Returns 0, CGRPC_ERR_INVALID_ARGUMENT if |server| or |servicer| "
+      "is NULL, or an error from cgrpc_server_register_service().  "
+      "Thread safety: one thread at a time per server.",
+      0, &doc);
   PrintComment(printer, doc, 0);
   PrintRaw(printer, RegisterSignature(";"));
 }
 
-void ServiceGenerator::PrintClientDeclarations(
-    pb::io::Printer* printer) const {
+void ServiceGenerator::PrintClientDeclarations(pb::io::Printer* printer) const {
   for (int i = 0; i < service_->method_count(); i++) {
     const pb::MethodDescriptor* method = service_->method(i);
     Vars vars = MethodVars(i);
@@ -244,8 +244,8 @@ void ServiceGenerator::PrintClientDeclarations(
     std::vector<std::string> lines = CommentLines(LeadingComment(method));
     printer->Print("\n");
     if (!IsUnary(method)) {
-      AddProse(std::string("Opens a ") + KindText(method) + " call to " +
-                   full + " (see cgrpc_stream_open()).  This version of "
+      AddProse(std::string("Opens a ") + KindText(method) + " call to " + full +
+                   " (see cgrpc_stream_open()).  This version of "
                    "cgrpc does not support streaming yet: it returns "
                    "CGRPC_ERR_UNSUPPORTED.",
                0, &lines);
@@ -253,9 +253,11 @@ void ServiceGenerator::PrintClientDeclarations(
       PrintRaw(printer, OpenSignature(vars, ";"));
       continue;
     }
-    AddProse("Calls " + full + " and waits for the outcome (see "
-             "cgrpc_unary_call()).  On OK, |*reply| receives a " +
-                 vars["output_type"] + " that the caller frees with "
+    AddProse("Calls " + full +
+                 " and waits for the outcome (see "
+                 "cgrpc_unary_call()).  On OK, |*reply| receives a " +
+                 vars["output_type"] +
+                 " that the caller frees with "
                  "protobuf_c_message_free_unpacked(); otherwise it is set "
                  "to NULL.",
              0, &lines);
@@ -263,8 +265,9 @@ void ServiceGenerator::PrintClientDeclarations(
     PrintRaw(printer, CallSignature(vars, ";"));
     printer->Print("\n");
     std::vector<std::string> start;
-    AddProse("Starts a call to " + full + " and returns at once (see "
-             "cgrpc_unary_start()).  |done| receives the reply, a " +
+    AddProse("Starts a call to " + full +
+                 " and returns at once (see "
+                 "cgrpc_unary_start()).  |done| receives the reply, a " +
                  vars["output_type"] + ", as a ProtobufCMessage pointer.",
              0, &start);
     PrintComment(printer, start, 0);
@@ -303,8 +306,8 @@ void ServiceGenerator::PrintMethodTable(pb::io::Printer* printer) const {
   }
   Vars vars = vars_;
   // ISO C has no zero-length arrays: a service without methods has no table.
-  vars["methods_ptr"] = service_->method_count() > 0 ? vars_.at("methods")
-                                                     : "NULL";
+  vars["methods_ptr"] =
+      service_->method_count() > 0 ? vars_.at("methods") : "NULL";
   printer->Print(vars,
                  "const cgrpc_service_desc $desc$ = {\n"
                  "    .name = \"$service_full$\",\n"
@@ -331,12 +334,12 @@ void ServiceGenerator::PrintDispatchers(pb::io::Printer* printer) const {
       printer->Print("static cgrpc_status_code\n");
       head = vars["dispatch"] + "(";
     }
-    PrintRaw(printer, WrapParams(head,
-                                 {"const void *servicer",
-                                  "cgrpc_server_ctx *ctx",
-                                  "const ProtobufCMessage *request",
-                                  "ProtobufCMessage *reply", "void *user_data"},
-                                 ") {", 0));
+    PrintRaw(printer,
+             WrapParams(head,
+                        {"const void *servicer", "cgrpc_server_ctx *ctx",
+                         "const ProtobufCMessage *request",
+                         "ProtobufCMessage *reply", "void *user_data"},
+                        ") {", 0));
     std::string impl = "  const " + vars["servicer"] + " *impl =";
     std::string cast = "(const " + vars["servicer"] + " *)servicer;";
     if (impl.size() + 1 + cast.size() <= 80) {
@@ -344,13 +347,12 @@ void ServiceGenerator::PrintDispatchers(pb::io::Printer* printer) const {
     } else {
       PrintRaw(printer, impl + "\n      " + cast + "\n");
     }
-    PrintRaw(printer,
-             "  " + WrapParams("return impl->" + vars["method"] + "(",
-                               {"ctx",
-                                "(const " + vars["input_type"] + " *)request",
-                                "(" + vars["output_type"] + " *)reply",
-                                "user_data"},
-                               ");", 2, Wrap::kFewestLines));
+    PrintRaw(
+        printer,
+        "  " + WrapParams("return impl->" + vars["method"] + "(",
+                          {"ctx", "(const " + vars["input_type"] + " *)request",
+                           "(" + vars["output_type"] + " *)reply", "user_data"},
+                          ");", 2, Wrap::kFewestLines));
     printer->Print("}\n");
   }
 }
@@ -393,11 +395,11 @@ void ServiceGenerator::PrintRegister(pb::io::Printer* printer) const {
   }
   Vars vars = vars_;
   vars["handlers"] = n > 0 ? "handlers" : "NULL";
-  PrintRaw(printer,
-           "  " + WrapParams("return cgrpc_server_register_service(",
-                             {"server", "&" + vars_.at("desc"), vars["handlers"],
-                              "servicer", "sizeof *servicer", "user_data"},
-                             ");", 2, Wrap::kFewestLines));
+  PrintRaw(printer, "  " + WrapParams("return cgrpc_server_register_service(",
+                                      {"server", "&" + vars_.at("desc"),
+                                       vars["handlers"], "servicer",
+                                       "sizeof *servicer", "user_data"},
+                                      ");", 2, Wrap::kFewestLines));
   printer->Print("}\n");
 }
 
@@ -409,10 +411,10 @@ void ServiceGenerator::PrintClientStubs(pb::io::Printer* printer) const {
     printer->Print("\n");
     if (!IsUnary(method)) {
       PrintRaw(printer, OpenSignature(vars, " {"));
-      PrintRaw(printer, "  " + WrapParams("return cgrpc_stream_open(",
-                                          {"channel", method_ref, "opts",
-                                           "call_ptr"},
-                                          ");", 2, Wrap::kFewestLines));
+      PrintRaw(printer,
+               "  " + WrapParams("return cgrpc_stream_open(",
+                                 {"channel", method_ref, "opts", "call_ptr"},
+                                 ");", 2, Wrap::kFewestLines));
       printer->Print("}\n");
       continue;
     }
@@ -427,13 +429,13 @@ void ServiceGenerator::PrintClientStubs(pb::io::Printer* printer) const {
         "  ProtobufCMessage *out = NULL;\n"
         "  cgrpc_status_code code;\n"
         "\n");
-    PrintRaw(printer,
-             "  " + WrapParams("code = cgrpc_unary_call(",
-                               {"channel", method_ref,
-                                "request != NULL ? &request->base : NULL",
-                                "reply != NULL ? &out : NULL", "opts",
-                                "status"},
-                               ");", 2, Wrap::kFewestLines));
+    PrintRaw(
+        printer,
+        "  " + WrapParams("code = cgrpc_unary_call(",
+                          {"channel", method_ref,
+                           "request != NULL ? &request->base : NULL",
+                           "reply != NULL ? &out : NULL", "opts", "status"},
+                          ");", 2, Wrap::kFewestLines));
     printer->Print(vars,
                    "\n"
                    "  if (reply != NULL) {\n"

@@ -24,13 +24,13 @@
 #ifndef CGRPC_PLUGIN_CGRPC_SERVICE_H_
 #define CGRPC_PLUGIN_CGRPC_SERVICE_H_
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/printer.h>
+
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/io/printer.h>
 
 #include "cgrpc_generator.h"
 
