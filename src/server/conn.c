@@ -163,8 +163,10 @@ static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
   return (ssize_t)n;
 }
 
-/* Submits the response headers |h| (and |prd|'s body), then resets the
- * stream if the client is still sending: the response ends the call. */
+/* Submits the response headers |h| (and |prd|'s body).  If the client is
+ * still sending, on_frame_send resets the stream once the response has gone
+ * out: submitting RST_STREAM now would make nghttp2 drop the queued
+ * response HEADERS (the stream turns "closing" at once). */
 static void submit_final(call_t *call, cgrpc__hdrs *h,
                          const nghttp2_data_provider *prd) {
   nghttp2_session *session = call->conn->h2.session;
@@ -175,9 +177,6 @@ static void submit_final(call_t *call, cgrpc__hdrs *h,
   if (rv != 0)
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
                               NGHTTP2_INTERNAL_ERROR);
-  else if (!call->remote_closed)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_NO_ERROR);
   cgrpc__h2conn_schedule_flush(&call->conn->h2);
 }
 
@@ -412,9 +411,6 @@ static void call_headers_done(call_t *call) {
     call->responded = 1;
     nghttp2_submit_response(call->conn->h2.session, call->stream_id, nv, 1,
                             NULL);
-    if (!call->remote_closed)
-      nghttp2_submit_rst_stream(call->conn->h2.session, NGHTTP2_FLAG_NONE,
-                                call->stream_id, NGHTTP2_NO_ERROR);
     cgrpc__h2conn_schedule_flush(&call->conn->h2);
     return;
   }
@@ -629,6 +625,22 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   return 0;
 }
 
+/* The response ended (END_STREAM sent): if the client is still sending,
+ * reset the stream with NO_ERROR so it stops, as the gRPC spec allows. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  call_t *call;
+  (void)user_data;
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (call && !call->remote_closed)
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_NO_ERROR);
+  return 0;
+}
+
 static nghttp2_session_callbacks *server_cbs;
 static pthread_once_t server_cbs_once = PTHREAD_ONCE_INIT;
 
@@ -641,6 +653,7 @@ static void server_cbs_init(void) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(c, on_frame_send);
   server_cbs = c;
 }
 
