@@ -50,9 +50,13 @@ static void wake_read(void *user_data, unsigned events) {
   cgrpc__loop *loop = user_data;
   uint64_t n;
   (void)events;
-  atomic_store(&loop->woken, 0);
+  /* Drain first, then re-arm: clearing the flag before the read would let a
+   * poster's write be swallowed with the flag left set, and every later
+   * post would then skip its wake-up.  A post racing with this read still
+   * has its task run by this turn's run_posted(). */
   while (read(loop->wakefd, &n, sizeof n) > 0) {
   }
+  atomic_store(&loop->woken, 0);
 }
 
 int cgrpc__loop_new(cgrpc__loop **loop_ptr) {
@@ -230,7 +234,14 @@ static void run_timers(cgrpc__loop *loop) {
 
 static int next_timeout_ms(cgrpc__loop *loop) {
   int64_t delta;
+  int posted;
   if (loop->deferred)
+    return 0;
+  /* Tasks the loop posted to itself do not write the eventfd. */
+  pthread_mutex_lock(&loop->lock);
+  posted = loop->head != NULL;
+  pthread_mutex_unlock(&loop->lock);
+  if (posted)
     return 0;
   if (loop->heap_len == 0)
     return -1;
