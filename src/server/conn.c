@@ -97,11 +97,12 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
   call->server = server;
   call->loop = conn->h2.loop;
   call->linked = 1;
-  call->peer = cgrpc__arena_memdup(&call->arena, conn->h2.peer,
-                                   strlen(conn->h2.peer) + 1);
   call->stream_id = stream_id;
   call->code = CGRPC_STATUS_OK;
   cgrpc__arena_init(&call->arena);
+  /* The connection may go before a running handler: keep a copy. */
+  call->peer = cgrpc__arena_memdup(&call->arena, conn->h2.peer,
+                                   strlen(conn->h2.peer) + 1);
   cgrpc__deframer_init(&call->deframer, server->opts.max_recv);
   cgrpc__timer_init(&call->deadline_timer, NULL, call);
   call->next = conn->calls;
