@@ -398,6 +398,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   call = stream_call(session, frame->hd.stream_id);
   if (!call)
     return 0;
+  if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+    call->in_trailers = 1;
   if (LIT_EQ(name, namelen, ":status")) {
     int st;
     if (cgrpc__wire_parse_status(value, valuelen, &st) == 0)
@@ -423,9 +425,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   }
   if (cgrpc__wire_header_reserved(name, namelen))
     return 0;
-  md = frame->headers.cat == NGHTTP2_HCAT_HEADERS
-           ? &call->status.trailing_metadata
-           : &call->status.initial_metadata;
+  md = call->in_trailers ? &call->status.trailing_metadata
+                         : &call->status.initial_metadata;
   if (!*md && cgrpc_metadata_array_new(md) != 0)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (cgrpc__wire_add_metadata(*md, name, namelen, value, valuelen) ==
@@ -483,6 +484,12 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
 static void call_finish(cgrpc_call *call, uint32_t error_code) {
   ProtobufCMessage *reply = NULL;
   char msg[160];
+  if (call->have_grpc_status && !call->in_trailers &&
+      !call->status.trailing_metadata) {
+    /* Trailers-Only: the one HEADERS frame is the trailers. */
+    call->status.trailing_metadata = call->status.initial_metadata;
+    call->status.initial_metadata = NULL;
+  }
   if (call->have_grpc_status) {
     if ((unsigned)call->status.code > CGRPC_STATUS_UNAUTHENTICATED)
       call->status.code = CGRPC_STATUS_UNKNOWN;
