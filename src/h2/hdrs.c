@@ -65,17 +65,31 @@ void cgrpc__hdrs_add_metadata(cgrpc__hdrs *h, const cgrpc_metadata_array *md) {
     const char *key;
     const uint8_t *value;
     size_t len, klen;
+    char *k;
     cgrpc_metadata_array_at(md, i, &key, &value, &len);
     klen = strlen(key);
+    /* Copies: the caller may free |md| before the list is submitted (a
+     * client call's metadata is only read before cgrpc_unary_start()
+     * returns; the headers go out later on the loop thread). */
+    k = cgrpc__arena_memdup(&h->arena, key, klen + 1);
+    if (!k) {
+      h->failed = 1;
+      return;
+    }
     if (cgrpc__md_key_is_bin(key, klen)) {
       char *enc = cgrpc__arena_alloc(&h->arena, cgrpc__base64_encoded_len(len) + 1);
       if (!enc) {
         h->failed = 1;
         return;
       }
-      cgrpc__hdrs_add(h, key, klen, enc, cgrpc__base64_encode(enc, value, len));
+      cgrpc__hdrs_add(h, k, klen, enc, cgrpc__base64_encode(enc, value, len));
     } else {
-      cgrpc__hdrs_add(h, key, klen, (const char *)value, len);
+      char *v = cgrpc__arena_memdup(&h->arena, value, len + 1);
+      if (!v) {
+        h->failed = 1;
+        return;
+      }
+      cgrpc__hdrs_add(h, k, klen, v, len);
     }
   }
 }

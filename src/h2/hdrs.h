@@ -34,7 +34,8 @@ void cgrpc__hdrs_add(cgrpc__hdrs *h, const char *name, size_t name_len,
 void cgrpc__hdrs_add_copy(cgrpc__hdrs *h, const char *name, const char *value,
                           size_t value_len);
 
-/* Adds every entry of |md|; "-bin" values are base64-encoded (unpadded). */
+/* Adds a copy of every entry of |md| (so |md| may go before the submit);
+ * "-bin" values are base64-encoded (unpadded). */
 void cgrpc__hdrs_add_metadata(cgrpc__hdrs *h, const cgrpc_metadata_array *md);
 
 /* Adds grpc-status and, when |message| is not NULL or empty, grpc-message
