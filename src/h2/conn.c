@@ -201,6 +201,10 @@ int cgrpc__h2_session_option_new(nghttp2_option **opt_ptr, int server) {
     nghttp2_option_set_no_closed_streams(opt, 1);
   }
   nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
+  /* Other gRPC stacks send grpc-message and metadata values with leading or
+   * trailing spaces; RFC 9113 forbids them, but refusing the whole stream
+   * over it helps nobody. */
+  nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(opt, 1);
   *opt_ptr = opt;
   return 0;
 }

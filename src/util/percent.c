@@ -3,7 +3,15 @@
 
 static const char hex_upper[16] = "0123456789ABCDEF";
 
-static int needs_escape(uint8_t c) { return c < 0x20 || c > 0x7e || c == '%'; }
+/* Escapes what the gRPC spec asks for (outside 0x20-0x7e, and '%'), plus a
+ * space at either end: HTTP/2 (RFC 9113) forbids field values that start or
+ * end with whitespace, and strict peers reset the stream over one. */
+static int needs_escape(const uint8_t *src, size_t n, size_t i) {
+  uint8_t c = src[i];
+  if (c == ' ')
+    return i == 0 || i == n - 1;
+  return c < 0x20 || c > 0x7e || c == '%';
+}
 
 /* Returns the value of hex digit |c|, or -1. */
 static int hex_value(uint8_t c) {
@@ -22,7 +30,7 @@ static int hex_value(uint8_t c) {
 size_t cgrpc__percent_encoded_len(const uint8_t *src, size_t n) {
   size_t len = n, i;
   for (i = 0; i < n; ++i) {
-    if (needs_escape(src[i])) {
+    if (needs_escape(src, n, i)) {
       len += 2;
     }
   }
@@ -34,7 +42,7 @@ size_t cgrpc__percent_encode(char *dst, const uint8_t *src, size_t n) {
   size_t i;
   for (i = 0; i < n; ++i) {
     uint8_t c = src[i];
-    if (needs_escape(c)) {
+    if (needs_escape(src, n, i)) {
       p[0] = '%';
       p[1] = hex_upper[c >> 4];
       p[2] = hex_upper[c & 0xf];

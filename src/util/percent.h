@@ -3,6 +3,8 @@
  * Percent-encoding of the grpc-message trailer, as the gRPC HTTP/2 protocol
  * document describes: the message is UTF-8, and every byte outside the
  * printable ASCII range 0x20-0x7e, as well as '%' itself, is sent as "%XX".
+ * A space at the very start or end is escaped too, because HTTP/2 forbids
+ * field values with leading or trailing whitespace.
  */
 #ifndef CGRPC_UTIL_PERCENT_H
 #define CGRPC_UTIL_PERCENT_H
@@ -18,8 +20,8 @@ size_t cgrpc__percent_encoded_len(const uint8_t *src, size_t n);
 
 /*
  * Encodes the |n| bytes at |src| into |dst|: bytes in 0x20-0x7e other than
- * '%' are copied, every other byte becomes '%' and two upper-case hex
- * digits.  Writes a NUL after the encoding.  |dst| must hold
+ * '%' (and a space at either end) are copied, every other byte becomes '%'
+ * and two upper-case hex digits.  Writes a NUL after the encoding.  |dst| must hold
  * cgrpc__percent_encoded_len(src, n) + 1 bytes (3 * n + 1 always suffices).
  *
  * Returns the number of characters written, not counting the NUL.

@@ -35,9 +35,17 @@ static void test_percent_encode_ascii_passthrough(void **state) {
   (void)state;
   check_encode("", 0, "");
   check_encode("hello world", 11, "hello world");
-  /* Every printable ASCII byte except '%' is copied. */
-  check_encode(" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~", 32,
-               " !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~");
+  /* Every printable ASCII byte except '%' is copied... */
+  check_encode("a !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~", 33,
+               "a !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~");
+}
+
+static void test_percent_encode_edge_spaces(void **state) {
+  (void)state;
+  /* ...except a space at either end, which HTTP/2 forbids in a value. */
+  check_encode(" a b ", 5, "%20a b%20");
+  check_encode(" ", 1, "%20");
+  check_encode("  ", 2, "%20%20");
 }
 
 static void test_percent_encode_escapes(void **state) {
@@ -125,6 +133,7 @@ static void test_percent_decode_in_place(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_percent_encode_ascii_passthrough),
+      cmocka_unit_test(test_percent_encode_edge_spaces),
       cmocka_unit_test(test_percent_encode_escapes),
       cmocka_unit_test(test_percent_decode_basic),
       cmocka_unit_test(test_percent_decode_malformed_kept),
