@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static cgrpc_log_cb harness_log_cb(void) {
+  return getenv("CGRPC_TEST_LOG") ? cgrpc_log_stderr : NULL;
+}
+
+int it_server_start(it_server *s, const cgrpc_server_options *opts, int port) {
+  char addr[64];
+  int rv;
+  cgrpc_server_options *o = NULL;
+  memset(s, 0, sizeof *s);
+  echo_stats_reset(&s->stats);
+  if (!opts && harness_log_cb()) {
+    if ((rv = cgrpc_server_options_new(&o)) != 0)
+      return rv;
+    cgrpc_server_options_set_log(o, harness_log_cb(), NULL);
+    opts = o;
+  }
+  rv = cgrpc_server_new(&s->server, opts);
+  cgrpc_server_options_del(o);
+  if (rv != 0)
+    return rv;
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  if ((rv = cgrpc_server_add_insecure_port(s->server, addr, &s->port)) != 0 ||
+      (rv = echo_service_register(s->server, &s->stats)) != 0 ||
+      (rv = cgrpc_server_start(s->server)) != 0) {
+    cgrpc_server_del(s->server);
+    s->server = NULL;
+    return rv;
+  }
+  snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
+  return 0;
+}
+
+void it_server_stop(it_server *s, int64_t grace_ms) {
+  if (!s || !s->server)
+    return;
+  cgrpc_server_shutdown(s->server, grace_ms);
+  cgrpc_server_del(s->server);
+  s->server = NULL;
+}
+
+cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts) {
+  cgrpc_channel *ch = NULL;
+  cgrpc_channel_options *o = NULL;
+  if (!opts && harness_log_cb()) {
+    if (cgrpc_channel_options_new(&o) != 0)
+      return NULL;
+    cgrpc_channel_options_set_log(o, harness_log_cb(), NULL);
+    opts = o;
+  }
+  if (cgrpc_channel_new(&ch, s->target, opts) != 0)
+    ch = NULL;
+  cgrpc_channel_options_del(o);
+  return ch;
+}
+
+int64_t it_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void it_sleep_ms(int ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+int it_wait_flag(const atomic_int *flag, int value, int ms) {
+  int64_t end = it_now_ms() + ms;
+  int v;
+  while ((v = atomic_load(flag)) < value && it_now_ms() < end)
+    it_sleep_ms(2);
+  return v;
+}
+
+void it_async_init(it_async *a) {
+  memset(a, 0, sizeof *a);
+  pthread_mutex_init(&a->lock, NULL);
+  pthread_cond_init(&a->cond, NULL);
+}
+
+void it_async_fini(it_async *a) {
+  if (a->reply)
+    protobuf_c_message_free_unpacked(&a->reply->base, NULL);
+  a->reply = NULL;
+  cgrpc_status_clear(&a->status);
+  pthread_mutex_destroy(&a->lock);
+  pthread_cond_destroy(&a->cond);
+}
+
+void it_async_done(cgrpc_call *call, const cgrpc_status *status,
+                   ProtobufCMessage *reply, void *user_data) {
+  it_async *a = user_data;
+  (void)status;
+  pthread_mutex_lock(&a->lock);
+  if (a->done == 0) {
+    cgrpc_call_take_status(call, &a->status);
+    a->reply = (Cgrpc__Test__EchoReply *)reply;
+    a->done_at_ms = it_now_ms();
+  } else if (reply) {
+    protobuf_c_message_free_unpacked(reply, NULL); /* must not happen */
+  }
+  a->done++;
+  pthread_cond_broadcast(&a->cond);
+  pthread_mutex_unlock(&a->lock);
+}
+
+int it_async_wait(it_async *a, int ms) {
+  struct timespec ts;
+  int done;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&a->lock);
+  while (!a->done) {
+    if (pthread_cond_timedwait(&a->cond, &a->lock, &ts) == ETIMEDOUT)
+      break;
+  }
+  done = a->done;
+  pthread_mutex_unlock(&a->lock);
+  return done;
+}
+
+cgrpc_status_code it_echo(cgrpc_channel *ch, const char *message,
+                          Cgrpc__Test__EchoReply **reply, cgrpc_status *status) {
+  Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+  req.message = (char *)(uintptr_t)message;
+  return cgrpc__test__echo_service__echo__call(ch, &req, reply, NULL, status);
+}
+
+int it_tcp_connect(int port) {
+  struct sockaddr_in sa;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int it_tcp_send_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+int it_tcp_wait_closed(int fd, int ms) {
+  int64_t end = it_now_ms() + ms;
+  char buf[4096];
+  for (;;) {
+    struct pollfd pfd;
+    int64_t left = end - it_now_ms();
+    int rv;
+    ssize_t n;
+    if (left <= 0)
+      return 0;
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    rv = poll(&pfd, 1, (int)left);
+    if (rv < 0 && errno == EINTR)
+      continue;
+    if (rv < 0)
+      return -1;
+    if (rv == 0)
+      return 0;
+    n = recv(fd, buf, sizeof buf, 0);
+    if (n == 0)
+      return 1;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN)
+        continue;
+      return errno == ECONNRESET ? 1 : -1;
+    }
+  }
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for the integration tests: an EchoService server on 127.0.0.1
+ * with its port read back, a channel to it, clocks, a bounded wait for async
+ * calls, and raw TCP sockets.  Functions return 0 or a cgrpc error; the
+ * tests assert on them.
+ */
+#ifndef CGRPC_TEST_HARNESS_H
+#define CGRPC_TEST_HARNESS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cgrpc/cgrpc.h>
+
+#include "echo_service.h"
+
+/* Bounds used across the tests (before any sanitizer slow-down). */
+#define IT_WAIT_MS 10000
+
+typedef struct it_server {
+  cgrpc_server *server;
+  int port;
+  char target[64]; /* "127.0.0.1:PORT" */
+  echo_stats stats;
+} it_server;
+
+/*
+ * Starts an EchoService server on 127.0.0.1:|port| (0 picks one) with
+ * |opts| (may be NULL).  On success s->port and s->target are set.
+ */
+int it_server_start(it_server *s, const cgrpc_server_options *opts, int port);
+
+/* Shuts down (grace |grace_ms|) and deletes the server; NULL-safe. */
+void it_server_stop(it_server *s, int64_t grace_ms);
+
+/* A channel to |s| with |opts| (may be NULL); NULL on failure. */
+cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts);
+
+int64_t it_now_ms(void);
+void it_sleep_ms(int ms);
+
+/* Polls |*flag| every few ms until it is nonzero or |ms| pass; returns the
+ * last value seen. */
+int it_wait_flag(const atomic_int *flag, int value, int ms);
+
+/* One async call's outcome, filled by it_async_done. */
+typedef struct it_async {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int done;      /* times the callback ran */
+  cgrpc_status status; /* taken with cgrpc_call_take_status */
+  Cgrpc__Test__EchoReply *reply;
+  int64_t done_at_ms;
+} it_async;
+
+void it_async_init(it_async *a);
+/* Frees the reply and status and destroys the lock. */
+void it_async_fini(it_async *a);
+/* A cgrpc_unary_done_cb; user_data is an it_async. */
+void it_async_done(cgrpc_call *call, const cgrpc_status *status,
+                   ProtobufCMessage *reply, void *user_data);
+/* Waits until the callback ran or |ms| passed; returns a->done. */
+int it_async_wait(it_async *a, int ms);
+
+/* Makes a blocking Echo call with |message| and returns its code; |*reply|
+ * and |status| as with the generated stub. */
+cgrpc_status_code it_echo(cgrpc_channel *ch, const char *message,
+                          Cgrpc__Test__EchoReply **reply, cgrpc_status *status);
+
+/* A connected, blocking TCP socket to 127.0.0.1:|port|, or -1. */
+int it_tcp_connect(int port);
+/* Sends all of |buf|; returns 0 or -1. */
+int it_tcp_send_all(int fd, const void *buf, size_t len);
+/*
+ * Reads and discards what the peer sends until it closes the connection
+ * (read returns 0, or ECONNRESET) or |ms| pass.  Returns 1 if the peer
+ * closed, 0 on timeout, -1 on another error.
+ */
+int it_tcp_wait_closed(int fd, int ms);
+
+/* Asserts (cmocka) that |st| (a cgrpc_status) has code |want|, printing the
+ * message it came with when it does not. */
+#define IT_ASSERT_STATUS(st, want)                                             \
+  do {                                                                         \
+    if ((int)(st).code != (int)(want))                                         \
+      fail_msg("status %s (\"%s\"), expected %s",                             \
+               cgrpc_status_code_name((st).code),                              \
+               (st).message ? (st).message : "(none)",                         \
+               cgrpc_status_code_name(want));                                  \
+  } while (0)
+
+#endif /* CGRPC_TEST_HARNESS_H */
