@@ -112,7 +112,9 @@ class Client:
                              reply.authority, self.args.target)
             self.check("unary: server saw a peer", reply.peer != "",
                        "empty peer")
-            limit = self.args.timeout * 1000
+            # grpcio rounds the grpc-timeout it sends up to a coarser unit
+            # (10 s left as 9.999 s goes out as "10100m"): allow 2% + 100 ms.
+            limit = self.args.timeout * 1000 * 1.02 + 100
             self.check("unary: server saw the deadline",
                        0 < reply.time_remaining_ms <= limit,
                        f"time_remaining_ms {reply.time_remaining_ms}, "
