@@ -54,12 +54,35 @@ static int port_of(const struct sockaddr *sa) {
   return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
 }
 
-int cgrpc__sock_listen(const char *addr, int *fd_out, int *port_out) {
+static void set_port(struct sockaddr *sa, int port) {
+  if (sa->sa_family == AF_INET6)
+    ((struct sockaddr_in6 *)(void *)sa)->sin6_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in *)(void *)sa)->sin_port = htons((uint16_t)port);
+}
+
+/* Binds one listening socket; returns the fd or a negative cgrpc error. */
+static int listen_one(struct addrinfo *ai) {
+  int one = 1, zero = 0, err;
+  int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  ai->ai_protocol);
+  if (fd < 0)
+    return CGRPC_ERR_IO;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ai->ai_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+    return fd;
+  err = errno == EADDRINUSE ? CGRPC_ERR_ADDR_IN_USE : CGRPC_ERR_IO;
+  close(fd);
+  return err;
+}
+
+int cgrpc__sock_listen(const char *addr, int *fds, int max_fds, int *n_fds,
+                       int *port_out) {
   char host[256], port[16];
   struct addrinfo hints, *res = NULL, *ai;
-  int rv, fd = -1, err = CGRPC_ERR_IO;
-  struct sockaddr_storage ss;
-  socklen_t sslen = sizeof ss;
+  int rv, n = 0, bound_port = -1, err = CGRPC_ERR_IO;
 
   rv = cgrpc__sock_split_hostport(addr, host, sizeof host, port, sizeof port);
   if (rv != 0)
@@ -70,31 +93,41 @@ int cgrpc__sock_listen(const char *addr, int *fd_out, int *port_out) {
   hints.ai_flags = AI_PASSIVE;
   if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
     return CGRPC_ERR_ADDR_RESOLVE;
-  for (ai = res; ai; ai = ai->ai_next) {
-    int one = 1, zero = 0;
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                ai->ai_protocol);
-    if (fd < 0)
+  for (ai = res; ai && n < max_fds; ai = ai->ai_next) {
+    int fd;
+    if (bound_port >= 0)
+      set_port(ai->ai_addr, bound_port);
+    fd = listen_one(ai);
+    if (fd < 0) {
+      /* A dual-stack "[::]" socket already covers 0.0.0.0. */
+      if (n > 0 && fd == CGRPC_ERR_ADDR_IN_USE)
+        continue;
+      err = fd;
       continue;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ai->ai_family == AF_INET6)
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-      break;
-    err = errno == EADDRINUSE ? CGRPC_ERR_ADDR_IN_USE : CGRPC_ERR_IO;
-    close(fd);
-    fd = -1;
+    }
+    if (bound_port < 0) {
+      struct sockaddr_storage ss;
+      socklen_t sslen = sizeof ss;
+      if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        close(fd);
+        continue;
+      }
+      bound_port = port_of((struct sockaddr *)&ss);
+    }
+    fds[n++] = fd;
   }
   freeaddrinfo(res);
-  if (fd < 0)
-    return err;
-  if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
-    close(fd);
-    return CGRPC_ERR_IO;
+  if (n == 0 && strcmp(host, "::") == 0) {
+    /* No IPv6 on this machine: serve IPv4 as "[::]" users expect. */
+    char v4[32];
+    snprintf(v4, sizeof v4, "0.0.0.0:%s", port);
+    return cgrpc__sock_listen(v4, fds, max_fds, n_fds, port_out);
   }
-  *fd_out = fd;
+  if (n == 0)
+    return err;
+  *n_fds = n;
   if (port_out)
-    *port_out = port_of((struct sockaddr *)&ss);
+    *port_out = bound_port;
   return 0;
 }
 

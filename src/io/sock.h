@@ -17,12 +17,17 @@ int cgrpc__sock_split_hostport(const char *addr, char *host, size_t host_size,
                                char *port, size_t port_size);
 
 /*
- * Binds and listens on |addr| ("[::]:50051", "0.0.0.0:0", "localhost:0").
- * Writes the fd (non-blocking, close-on-exec) and the bound port.
+ * Binds and listens on every address |addr| resolves to ("[::]:50051",
+ * "0.0.0.0:0", "localhost:0" gives both ::1 and 127.0.0.1), all on one port:
+ * with port 0, the one the first bind picked.  "[::]" falls back to
+ * "0.0.0.0" where IPv6 is not available.  Writes up to |max_fds| fds
+ * (non-blocking, close-on-exec) to |fds|, their count to |*n_fds| and the
+ * port to |*port_out|.
  * Returns 0, or CGRPC_ERR_INVALID_ARGUMENT, CGRPC_ERR_ADDR_RESOLVE,
  * CGRPC_ERR_ADDR_IN_USE or CGRPC_ERR_IO.
  */
-int cgrpc__sock_listen(const char *addr, int *fd_out, int *port_out);
+int cgrpc__sock_listen(const char *addr, int *fds, int max_fds, int *n_fds,
+                       int *port_out);
 
 /* Accepts one connection (non-blocking, TCP_NODELAY).  Returns the fd, or -1
  * with errno set (EAGAIN when none is pending). */

@@ -107,20 +107,22 @@ int cgrpc_server_new(cgrpc_server **server_ptr,
 
 int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
                                    int *bound_port) {
-  int fd, port, rv;
+  int n, port, rv;
   if (!server || !addr)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (server->state != SERVER_NEW)
     return CGRPC_ERR_INVALID_STATE;
   if (server->n_listeners == CGRPC__MAX_LISTENERS)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  rv = cgrpc__sock_listen(addr, &fd, &port);
+  rv = cgrpc__sock_listen(addr, server->listen_fds + server->n_listeners,
+                          CGRPC__MAX_LISTENERS - server->n_listeners, &n,
+                          &port);
   if (rv != 0) {
     cgrpc__log(&server->log, CGRPC_LOG_ERROR, "cannot listen on %s: %s", addr,
                cgrpc_strerror(rv));
     return rv;
   }
-  server->listen_fds[server->n_listeners++] = fd;
+  server->n_listeners += n;
   if (bound_port)
     *bound_port = port;
   cgrpc__log(&server->log, CGRPC_LOG_INFO, "listening on %s (port %d)", addr,
