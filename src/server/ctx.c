@@ -78,6 +78,8 @@ int cgrpc_server_ctx_add_trailing_metadata_bin(cgrpc_server_ctx *ctx,
              : CGRPC_ERR_INVALID_ARGUMENT;
 }
 
+static char *vprintf_arena(cgrpc_server_ctx *ctx, const char *fmt, va_list ap)
+    CGRPC_PRINTF(2, 0);
 static char *vprintf_arena(cgrpc_server_ctx *ctx, const char *fmt, va_list ap) {
   va_list ap2;
   int n;
