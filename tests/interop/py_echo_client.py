@@ -25,7 +25,8 @@ echo_server; "oversized" needs a server started with
 channel must still work:
   malformed               bytes that are no EchoRequest -> INTERNAL
   oversized               a 4 KiB request -> RESOURCE_EXHAUSTED
-  unknown_service         /no.such.Service/Foo -> UNIMPLEMENTED
+  unknown_service         /no.such.Service/Foo and an unknown method of
+                          EchoService -> UNIMPLEMENTED
   raw                     the three above
 
 Prints "PASS: ..." / "FAIL: ..." per check; exits 0 when every check
@@ -245,6 +246,10 @@ class Client:
         code, details = self.raw_call("/no.such.Service/Foo", b"")
         self.check_equal("unknown_service: /no.such.Service/Foo -> code",
                          code, "UNIMPLEMENTED")
+        code, details = self.raw_call("/cgrpc.test.EchoService/NoSuchMethod",
+                                      b"")
+        self.check_equal("unknown_service: an unknown method of a known "
+                         "service -> code", code, "UNIMPLEMENTED")
         self.still_works("unknown_service")
 
 
