@@ -23,9 +23,11 @@ constexpr const char kMinRuntimeVersion[] = "0.1.0";
 
 // What to emit, from the plugin parameter ("--c-grpc_out=no_client:DIR").
 struct Options {
-  // Client stubs (<method>__call, __start, __open).
+  // Client stubs (<method>__call, __start; __open, __open_async, __write,
+  // __write_async, __read, __finish for streaming methods).
   bool client = true;
-  // Servicer vtable, dispatch trampolines and <service>__servicer__register.
+  // Servicer vtable, dispatch trampolines, <service>__servicer__register and
+  // the handlers' <method>__recv / __send.
   bool server = true;
 };
 

@@ -9,25 +9,52 @@ namespace plugin {
 
 namespace {
 
-bool IsUnary(const pb::MethodDescriptor* method) {
-  return !method->client_streaming() && !method->server_streaming();
+enum class Kind { kUnary, kClientStreaming, kServerStreaming, kBidi };
+
+Kind KindOf(const pb::MethodDescriptor* method) {
+  if (method->client_streaming() && method->server_streaming()) {
+    return Kind::kBidi;
+  }
+  if (method->client_streaming()) return Kind::kClientStreaming;
+  if (method->server_streaming()) return Kind::kServerStreaming;
+  return Kind::kUnary;
 }
 
-const char* KindEnum(const pb::MethodDescriptor* method) {
-  if (method->client_streaming() && method->server_streaming()) {
-    return "CGRPC_METHOD_BIDI_STREAMING";
+// The client sends a stream of requests (client-streaming, bidi).
+bool StreamsRequests(Kind kind) {
+  return kind == Kind::kClientStreaming || kind == Kind::kBidi;
+}
+
+// The server sends a stream of responses (server-streaming, bidi).
+bool StreamsResponses(Kind kind) {
+  return kind == Kind::kServerStreaming || kind == Kind::kBidi;
+}
+
+const char* KindEnum(Kind kind) {
+  switch (kind) {
+    case Kind::kClientStreaming:
+      return "CGRPC_METHOD_CLIENT_STREAMING";
+    case Kind::kServerStreaming:
+      return "CGRPC_METHOD_SERVER_STREAMING";
+    case Kind::kBidi:
+      return "CGRPC_METHOD_BIDI_STREAMING";
+    case Kind::kUnary:
+      break;
   }
-  if (method->client_streaming()) return "CGRPC_METHOD_CLIENT_STREAMING";
-  if (method->server_streaming()) return "CGRPC_METHOD_SERVER_STREAMING";
   return "CGRPC_METHOD_UNARY";
 }
 
-const char* KindText(const pb::MethodDescriptor* method) {
-  if (method->client_streaming() && method->server_streaming()) {
-    return "bidirectional-streaming";
+const char* KindText(Kind kind) {
+  switch (kind) {
+    case Kind::kClientStreaming:
+      return "client-streaming";
+    case Kind::kServerStreaming:
+      return "server-streaming";
+    case Kind::kBidi:
+      return "bidirectional-streaming";
+    case Kind::kUnary:
+      break;
   }
-  if (method->client_streaming()) return "client-streaming";
-  if (method->server_streaming()) return "server-streaming";
   return "unary";
 }
 
@@ -45,6 +72,26 @@ void AddProse(const std::string& prose, int indent,
 void PrintRaw(pb::io::Printer* printer, const std::string& text) {
   printer->Print("$text$\n", "text", text);
 }
+
+// One statement of a function body: "  <head><args><tail>\n", wrapped the
+// way clang-format wraps a call.
+std::string Statement(const std::string& head,
+                      const std::vector<std::string>& args,
+                      const std::string& tail) {
+  return "  " + WrapParams(head, args, tail, 2, Wrap::kFewestLines) + "\n";
+}
+
+// "  <lhs> <rhs>\n", with <rhs> on a continuation line when it does not fit.
+std::string Assignment(const std::string& lhs, const std::string& rhs,
+                       int indent) {
+  std::string pad(indent, ' ');
+  if (indent + lhs.size() + 1 + rhs.size() <= 80) {
+    return pad + lhs + " " + rhs + "\n";
+  }
+  return pad + lhs + "\n" + pad + "    " + rhs + "\n";
+}
+
+const char kInvalidArgument[] = "    return CGRPC_ERR_INVALID_ARGUMENT;\n";
 
 }  // namespace
 
@@ -67,17 +114,20 @@ ServiceGenerator::Vars ServiceGenerator::MethodVars(int index) const {
   Vars vars = vars_;
   vars["index"] = std::to_string(index);
   vars["method_name"] = method->name();
+  vars["method_full"] = service_->full_name() + "." + method->name();
   vars["method"] = CamelToLower(method->name());
   vars["path"] = "/" + service_->full_name() + "/" + method->name();
-  vars["kind"] = KindEnum(method);
+  vars["kind"] = KindEnum(KindOf(method));
   vars["input_type"] = MessageTypeName(method->input_type());
   vars["output_type"] = MessageTypeName(method->output_type());
   vars["input_desc"] = MessageDescriptorName(method->input_type());
   vars["output_desc"] = MessageDescriptorName(method->output_type());
-  vars["call"] = scope + "__call";
-  vars["start"] = scope + "__start";
-  vars["open"] = scope + "__open";
-  vars["dispatch"] = scope + "__dispatch";
+  vars["method_ref"] = "&" + vars_.at("methods") + "[" + vars["index"] + "]";
+  for (const char* suffix :
+       {"call", "start", "open", "open_async", "write", "write_async", "read",
+        "finish", "recv", "send", "dispatch"}) {
+    vars[suffix] = scope + "__" + suffix;
+  }
   return vars;
 }
 
@@ -107,22 +157,42 @@ std::vector<std::pair<std::string, std::string>> ServiceGenerator::OurNames()
                        "the register function of " + full);
   }
   for (int i = 0; i < service_->method_count(); i++) {
-    const pb::MethodDescriptor* method = service_->method(i);
-    Vars vars = MethodVars(i);
-    const std::string& mfull = method->full_name();
-    if (IsUnary(method)) {
-      if (options_.server) {
-        names.emplace_back(vars["dispatch"], "the trampoline of " + mfull);
-      }
-      if (options_.client) {
-        names.emplace_back(vars["call"], "the blocking stub of " + mfull);
-        names.emplace_back(vars["start"], "the async stub of " + mfull);
-      }
-    } else if (options_.client) {
-      names.emplace_back(vars["open"], "the streaming stub of " + mfull);
+    const std::string& mfull = service_->method(i)->full_name();
+    std::vector<Function> functions;
+    if (options_.server) {
+      names.emplace_back(MethodVars(i)["dispatch"],
+                         "the trampoline of " + mfull);
+      functions = ServerFunctions(i);
+    }
+    if (options_.client) {
+      std::vector<Function> client = ClientFunctions(i);
+      functions.insert(functions.end(), client.begin(), client.end());
+    }
+    for (const Function& function : functions) {
+      names.emplace_back(function.name, function.what + " of " + mfull);
     }
   }
   return names;
+}
+
+std::string ServiceGenerator::Signature(const Function& function,
+                                        const std::string& tail) {
+  return WrapParams(function.ret + " " + function.name + "(", function.params,
+                    ")" + tail, 0);
+}
+
+void ServiceGenerator::PrintDeclaration(const Function& function,
+                                        pb::io::Printer* printer) {
+  printer->Print("\n");
+  PrintComment(printer, function.doc, 0);
+  PrintRaw(printer, Signature(function, ";"));
+}
+
+void ServiceGenerator::PrintDefinition(const Function& function,
+                                       pb::io::Printer* printer) {
+  printer->Print("\n");
+  PrintRaw(printer, Signature(function, " {"));
+  printer->Print("$body$}\n", "body", function.body);
 }
 
 std::string ServiceGenerator::RegisterSignature(const std::string& tail) const {
@@ -133,32 +203,413 @@ std::string ServiceGenerator::RegisterSignature(const std::string& tail) const {
       ")" + tail, 0);
 }
 
-std::string ServiceGenerator::CallSignature(const Vars& vars,
-                                            const std::string& tail) const {
-  return WrapParams(
-      "cgrpc_status_code " + vars.at("call") + "(",
-      {"cgrpc_channel *channel", "const " + vars.at("input_type") + " *request",
-       vars.at("output_type") + " **reply", "const cgrpc_call_options *opts",
-       "cgrpc_status *status"},
-      ")" + tail, 0);
+std::vector<ServiceGenerator::Function> ServiceGenerator::ServerFunctions(
+    int index) const {
+  Kind kind = KindOf(service_->method(index));
+  Vars v = MethodVars(index);
+  std::vector<Function> functions;
+
+  if (StreamsRequests(kind)) {
+    Function f;
+    f.ret = "int";
+    f.name = v["recv"];
+    f.params = {"cgrpc_server_ctx *ctx", v["input_type"] + " **request"};
+    f.what = "the handler's read function";
+    AddProse("For the handler of " + v["method_full"] +
+                 ": waits for the next request (see "
+                 "cgrpc_server_ctx_read()).  Returns 1 and sets |*request| "
+                 "to a " +
+                 v["input_type"] +
+                 " that the handler frees with "
+                 "protobuf_c_message_free_unpacked(); 0 once the client has "
+                 "sent all its requests; or an error: CGRPC_ERR_CLOSED when "
+                 "the call was cancelled or failed (the handler should "
+                 "return), CGRPC_ERR_INVALID_ARGUMENT when |request| is "
+                 "NULL.  |*request| is NULL unless 1 is returned.",
+             0, &f.doc);
+    f.body =
+        "  ProtobufCMessage *msg = NULL;\n"
+        "  int rv;\n"
+        "\n"
+        "  if (request == NULL) {\n" +
+        std::string(kInvalidArgument) +
+        "  }\n"
+        "  rv = cgrpc_server_ctx_read(ctx, &msg);\n"
+        "  /* Converted here, not through a cast of |request|, which "
+        "would break\n"
+        "   * strict aliasing. */\n" +
+        Assignment("*request =", "(" + v["input_type"] + " *)msg;", 2) +
+        "  return rv;\n";
+    functions.push_back(f);
+  }
+
+  if (StreamsResponses(kind)) {
+    Function f;
+    f.ret = "int";
+    f.name = v["send"];
+    f.params = {"cgrpc_server_ctx *ctx",
+                "const " + v["output_type"] + " *reply"};
+    f.what = "the handler's write function";
+    AddProse("For the handler of " + v["method_full"] +
+                 ": sends |reply| as the next response (see "
+                 "cgrpc_server_ctx_write()).  |reply| is serialized before "
+                 "this returns and stays the caller's; this blocks while the "
+                 "client is not reading.  Returns 0, "
+                 "CGRPC_ERR_INVALID_ARGUMENT when |reply| is NULL, or an "
+                 "error from cgrpc_server_ctx_write(): CGRPC_ERR_CLOSED when "
+                 "the call has ended (the handler should return).",
+             0, &f.doc);
+    f.body = "  if (reply == NULL) {\n" + std::string(kInvalidArgument) +
+             "  }\n"
+             "  return cgrpc_server_ctx_write(ctx, &reply->base);\n";
+    functions.push_back(f);
+  }
+  return functions;
 }
 
-std::string ServiceGenerator::StartSignature(const Vars& vars,
-                                             const std::string& tail) const {
-  return WrapParams(
-      "int " + vars.at("start") + "(",
-      {"cgrpc_channel *channel", "const " + vars.at("input_type") + " *request",
-       "const cgrpc_call_options *opts", "cgrpc_unary_done_cb done",
-       "void *user_data", "cgrpc_call **call_ptr"},
-      ")" + tail, 0);
-}
+std::vector<ServiceGenerator::Function> ServiceGenerator::ClientFunctions(
+    int index) const {
+  Kind kind = KindOf(service_->method(index));
+  Vars v = MethodVars(index);
+  const std::string& full = v["method_full"];
+  const std::string& ref = v["method_ref"];
+  std::vector<Function> functions;
 
-std::string ServiceGenerator::OpenSignature(const Vars& vars,
-                                            const std::string& tail) const {
-  return WrapParams("int " + vars.at("open") + "(",
-                    {"cgrpc_channel *channel", "const cgrpc_call_options *opts",
-                     "cgrpc_call **call_ptr"},
-                    ")" + tail, 0);
+  if (kind == Kind::kUnary) {
+    Function call;
+    call.ret = "cgrpc_status_code";
+    call.name = v["call"];
+    call.params = {"cgrpc_channel *channel",
+                   "const " + v["input_type"] + " *request",
+                   v["output_type"] + " **reply",
+                   "const cgrpc_call_options *opts", "cgrpc_status *status"};
+    call.what = "the blocking stub";
+    AddProse("Calls " + full +
+                 " and waits for the outcome (see "
+                 "cgrpc_unary_call()).  On OK, |*reply| receives a " +
+                 v["output_type"] +
+                 " that the caller frees with "
+                 "protobuf_c_message_free_unpacked(); otherwise it is set "
+                 "to NULL.",
+             0, &call.doc);
+    // A NULL |request| or |reply| goes through to the library, which
+    // reports the misuse; taking &request->base of NULL would be undefined.
+    call.body =
+        "  /* The library writes a ProtobufCMessage pointer; storing it "
+        "through\n"
+        "   * a cast of |reply| would break strict aliasing, so convert it "
+        "here. */\n"
+        "  ProtobufCMessage *out = NULL;\n"
+        "  cgrpc_status_code code;\n"
+        "\n" +
+        Statement("code = cgrpc_unary_call(",
+                  {"channel", ref, "request != NULL ? &request->base : NULL",
+                   "reply != NULL ? &out : NULL", "opts", "status"},
+                  ");") +
+        "\n"
+        "  if (reply != NULL) {\n"
+        "    *reply = (" +
+        v["output_type"] +
+        " *)out;\n"
+        "  }\n"
+        "  return code;\n";
+    functions.push_back(call);
+
+    Function start;
+    start.ret = "int";
+    start.name = v["start"];
+    start.params = {"cgrpc_channel *channel",
+                    "const " + v["input_type"] + " *request",
+                    "const cgrpc_call_options *opts",
+                    "cgrpc_unary_done_cb done",
+                    "void *user_data",
+                    "cgrpc_call **call_ptr"};
+    start.what = "the async stub";
+    AddProse("Starts a call to " + full +
+                 " and returns at once (see "
+                 "cgrpc_unary_start()).  |done| receives the reply, a " +
+                 v["output_type"] + ", as a ProtobufCMessage pointer.",
+             0, &start.doc);
+    start.body =
+        Statement("return cgrpc_unary_start(",
+                  {"channel", ref, "request != NULL ? &request->base : NULL",
+                   "opts", "done", "user_data", "call_ptr"},
+                  ");");
+    functions.push_back(start);
+    return functions;
+  }
+
+  // How each kind goes on after the call is open, for the comments.
+  std::string then_blocking;
+  std::string then_async;
+  std::string read_loop = "read the responses with " + v["read"] +
+                          "() until it returns 0, then get the status with "
+                          "cgrpc_call_finish()";
+  std::string async_reads =
+      "ask for each response with cgrpc_call_read_async(); |on_read| "
+      "receives it (NULL at the end), and |on_done| runs last with the "
+      "status";
+  switch (kind) {
+    case Kind::kClientStreaming:
+      then_blocking = "send the requests with " + v["write"] +
+                      "(), then get the reply and the status with " +
+                      v["finish"] + "()";
+      then_async = "send the requests with " + v["write_async"] +
+                   "() and end them with cgrpc_call_writes_done(); ask for "
+                   "the reply with cgrpc_call_read_async(), which |on_read| "
+                   "receives; |on_done| runs last with the status";
+      break;
+    case Kind::kServerStreaming:
+      then_blocking = read_loop;
+      then_async = async_reads;
+      break;
+    default:
+      then_blocking = "send the requests with " + v["write"] +
+                      "() and end them with cgrpc_call_writes_done() "
+                      "(one thread may write while another reads); " +
+                      read_loop;
+      then_async = "send the requests with " + v["write_async"] +
+                   "() and end them with cgrpc_call_writes_done(); " +
+                   async_reads;
+      break;
+  }
+  const char* kRelease =
+      ".  Release the call with cgrpc_call_unref() when done with it.";
+
+  Function open;
+  open.ret = "int";
+  open.name = v["open"];
+  open.what = "the streaming stub";
+  Function open_async;
+  open_async.ret = "int";
+  open_async.name = v["open_async"];
+  open_async.what = "the async streaming stub";
+  if (kind == Kind::kServerStreaming) {
+    open.params = {"cgrpc_channel *channel",
+                   "const " + v["input_type"] + " *request",
+                   "const cgrpc_call_options *opts", "cgrpc_call **call_ptr"};
+    open_async.params = {"cgrpc_channel *channel",
+                         "const " + v["input_type"] + " *request",
+                         "const cgrpc_call_options *opts",
+                         "const cgrpc_call_callbacks *cbs",
+                         "void *user_data",
+                         "cgrpc_call **call_ptr"};
+    AddProse("Starts a server-streaming call to " + full +
+                 ": opens it (see cgrpc_call_open()), sends |request| "
+                 "(serialized before this returns; it stays the caller's) "
+                 "and half-closes.  |*call_ptr| receives the call: " +
+                 then_blocking + kRelease,
+             0, &open.doc);
+    AddProse(
+        "Returns 0, CGRPC_ERR_INVALID_ARGUMENT when |request| or "
+        "|call_ptr| is NULL, or an error from cgrpc_call_open(), "
+        "cgrpc_call_write() or cgrpc_call_writes_done(); |*call_ptr| is "
+        "then NULL, and a call that was opened has been cancelled and "
+        "released.  A call that ends before the request is sent is not "
+        "an error here: cgrpc_call_finish() reports its status.",
+        0, &open.doc);
+    AddProse("Like " + v["open"] +
+                 "(), in the callback form (see cgrpc_call_open_async()): "
+                 "opens the call, queues |request| with "
+                 "cgrpc_call_write_async() (|on_write_done| reports it) and "
+                 "half-closes.  |cbs| is copied; its callbacks run "
+                 "on the channel's thread with |user_data|: " +
+                 then_async + kRelease,
+             0, &open_async.doc);
+    AddProse("Returns as " + v["open"] +
+                 "().  When the error comes after the call was opened, the "
+                 "call has been cancelled and released, and |on_done| still "
+                 "runs once.",
+             0, &open_async.doc);
+
+    // Unwinds a call that could not be set up: cancel, then drop our
+    // reference, so that no half-open call is left behind.
+    std::string guards =
+        "  cgrpc_call *call = NULL;\n"
+        "  int rv;\n"
+        "\n"
+        "  if (call_ptr == NULL) {\n" +
+        std::string(kInvalidArgument) +
+        "  }\n"
+        "  *call_ptr = NULL;\n"
+        "  if (request == NULL) {\n" +
+        std::string(kInvalidArgument) + "  }\n";
+    std::string finish_setup =
+        "  /* CGRPC_ERR_CLOSED: the call has already ended and reports its "
+        "own\n"
+        "   * status, so hand it over rather than fail. */\n"
+        "  if (rv != 0 && rv != CGRPC_ERR_CLOSED) {\n"
+        "    cgrpc_call_cancel(call);\n"
+        "    cgrpc_call_unref(call);\n"
+        "    return rv;\n"
+        "  }\n"
+        "  *call_ptr = call;\n"
+        "  return 0;\n";
+    open.body = guards +
+                Statement("rv = cgrpc_call_open(",
+                          {"channel", ref, "opts", "&call"}, ");") +
+                "  if (rv != 0) {\n"
+                "    return rv;\n"
+                "  }\n"
+                "  rv = cgrpc_call_write(call, &request->base);\n"
+                "  if (rv == 0) {\n"
+                "    rv = cgrpc_call_writes_done(call);\n"
+                "  }\n" +
+                finish_setup;
+    open_async.body =
+        guards +
+        Statement("rv = cgrpc_call_open_async(",
+                  {"channel", ref, "opts", "cbs", "user_data", "&call"}, ");") +
+        "  if (rv != 0) {\n"
+        "    return rv;\n"
+        "  }\n"
+        "  rv = cgrpc_call_write_async(call, &request->base);\n"
+        "  if (rv == 0) {\n"
+        "    rv = cgrpc_call_writes_done(call);\n"
+        "  }\n" +
+        finish_setup;
+  } else {
+    open.params = {"cgrpc_channel *channel", "const cgrpc_call_options *opts",
+                   "cgrpc_call **call_ptr"};
+    open_async.params = {"cgrpc_channel *channel",
+                         "const cgrpc_call_options *opts",
+                         "const cgrpc_call_callbacks *cbs", "void *user_data",
+                         "cgrpc_call **call_ptr"};
+    AddProse(std::string("Opens a ") + KindText(kind) + " call to " + full +
+                 " (see cgrpc_call_open()).  |*call_ptr| receives the "
+                 "call: " +
+                 then_blocking + kRelease,
+             0, &open.doc);
+    AddProse("Returns 0, or an error from cgrpc_call_open().", 0, &open.doc);
+    AddProse("Like " + v["open"] +
+                 "(), in the callback form (see cgrpc_call_open_async()).  "
+                 "|cbs| is copied; its callbacks run on the channel's "
+                 "thread with |user_data|: " +
+                 then_async + kRelease,
+             0, &open_async.doc);
+    AddProse("Returns 0, or an error from cgrpc_call_open_async().", 0,
+             &open_async.doc);
+    open.body = Statement("return cgrpc_call_open(",
+                          {"channel", ref, "opts", "call_ptr"}, ");");
+    open_async.body = Statement(
+        "return cgrpc_call_open_async(",
+        {"channel", ref, "opts", "cbs", "user_data", "call_ptr"}, ");");
+  }
+  functions.push_back(open);
+  functions.push_back(open_async);
+
+  if (StreamsRequests(kind)) {
+    std::string why = kind == Kind::kClientStreaming
+                          ? v["finish"] + "()"
+                          : std::string("cgrpc_call_finish()");
+    Function write;
+    write.ret = "int";
+    write.name = v["write"];
+    write.params = {"cgrpc_call *call",
+                    "const " + v["input_type"] + " *request"};
+    write.what = "the write stub";
+    AddProse("Sends |request| on a call from " + v["open"] +
+                 "() (see cgrpc_call_write()).  |request| is serialized "
+                 "before this returns and stays the caller's; this blocks "
+                 "while the call's send buffer is full.  Returns 0, "
+                 "CGRPC_ERR_INVALID_ARGUMENT when |request| is NULL, or an "
+                 "error from cgrpc_call_write(): CGRPC_ERR_CLOSED when the "
+                 "call has ended (" +
+                 why + " tells why).",
+             0, &write.doc);
+    write.body = "  if (request == NULL) {\n" + std::string(kInvalidArgument) +
+                 "  }\n"
+                 "  return cgrpc_call_write(call, &request->base);\n";
+    functions.push_back(write);
+
+    Function write_async;
+    write_async.ret = "int";
+    write_async.name = v["write_async"];
+    write_async.params = write.params;
+    write_async.what = "the async write stub";
+    AddProse("Queues |request| on a call from " + v["open_async"] +
+                 "() without blocking (see cgrpc_call_write_async()); "
+                 "|on_write_done| runs once it has gone out.  |request| is "
+                 "serialized before this returns and stays the caller's.  "
+                 "One write may be pending at a time.  Returns 0, "
+                 "CGRPC_ERR_INVALID_ARGUMENT when |request| is NULL, or an "
+                 "error from cgrpc_call_write_async().",
+             0, &write_async.doc);
+    write_async.body =
+        "  if (request == NULL) {\n" + std::string(kInvalidArgument) +
+        "  }\n"
+        "  return cgrpc_call_write_async(call, &request->base);\n";
+    functions.push_back(write_async);
+  }
+
+  if (StreamsResponses(kind)) {
+    Function read;
+    read.ret = "int";
+    read.name = v["read"];
+    read.params = {"cgrpc_call *call", v["output_type"] + " **reply"};
+    read.what = "the read stub";
+    AddProse("Waits for the next response on a call from " + v["open"] +
+                 "() (see cgrpc_call_read()).  Returns 1 and sets |*reply| "
+                 "to a " +
+                 v["output_type"] +
+                 " that the caller frees with "
+                 "protobuf_c_message_free_unpacked(); 0 at the end of the "
+                 "stream (then call cgrpc_call_finish()); or an error, such "
+                 "as CGRPC_ERR_INVALID_ARGUMENT when |reply| is NULL.  "
+                 "|*reply| is NULL unless 1 is returned.",
+             0, &read.doc);
+    read.body =
+        "  ProtobufCMessage *msg = NULL;\n"
+        "  int rv;\n"
+        "\n"
+        "  if (reply == NULL) {\n" +
+        std::string(kInvalidArgument) +
+        "  }\n"
+        "  rv = cgrpc_call_read(call, &msg);\n"
+        "  /* Converted here, not through a cast of |reply|, which "
+        "would break\n"
+        "   * strict aliasing. */\n" +
+        Assignment("*reply =", "(" + v["output_type"] + " *)msg;", 2) +
+        "  return rv;\n";
+    functions.push_back(read);
+  }
+
+  if (kind == Kind::kClientStreaming) {
+    Function finish;
+    finish.ret = "cgrpc_status_code";
+    finish.name = v["finish"];
+    finish.params = {"cgrpc_call *call", v["output_type"] + " **reply",
+                     "cgrpc_status *status"};
+    finish.what = "the finish stub";
+    AddProse("Ends the requests of a call from " + v["open"] +
+                 "() if that has not been done, then waits for the reply "
+                 "and the status (see cgrpc_call_finish_with_reply()).  On "
+                 "OK, |*reply| receives a " +
+                 v["output_type"] +
+                 " that the caller frees with "
+                 "protobuf_c_message_free_unpacked(); otherwise it is set to "
+                 "NULL.  |status|, when not NULL, receives the code, message "
+                 "and metadata; free them with cgrpc_status_clear().  Returns "
+                 "the status code.  The call still needs cgrpc_call_unref().",
+             0, &finish.doc);
+    // The call does not depend on names, so it is laid out by hand, the
+    // way clang-format does.
+    finish.body =
+        std::string(
+            "  ProtobufCMessage *out = NULL;\n"
+            "  cgrpc_status_code code;\n"
+            "\n"
+            "  code =\n"
+            "      cgrpc_call_finish_with_reply(call, reply != NULL "
+            "? &out : NULL, status);\n"
+            "\n"
+            "  if (reply != NULL) {\n") +
+        Assignment("*reply =", "(" + v["output_type"] + " *)out;", 4) +
+        "  }\n"
+        "  return code;\n";
+    functions.push_back(finish);
+  }
+  return functions;
 }
 
 void ServiceGenerator::GenerateHeader(pb::io::Printer* printer) const {
@@ -178,8 +629,28 @@ void ServiceGenerator::GenerateHeader(pb::io::Printer* printer) const {
   if (options_.server) {
     printer->Print("\n");
     PrintServicerStruct(printer);
+    for (int i = 0; i < service_->method_count(); i++) {
+      for (const Function& function : ServerFunctions(i)) {
+        PrintDeclaration(function, printer);
+      }
+    }
   }
-  if (options_.client) PrintClientDeclarations(printer);
+  if (options_.client) {
+    for (int i = 0; i < service_->method_count(); i++) {
+      std::vector<Function> functions = ClientFunctions(i);
+      // The method's own comment goes with its first stub.
+      std::vector<std::string> lead =
+          CommentLines(LeadingComment(service_->method(i)));
+      if (!lead.empty() && !functions.empty()) {
+        lead.push_back("");
+        functions[0].doc.insert(functions[0].doc.begin(), lead.begin(),
+                                lead.end());
+      }
+      for (const Function& function : functions) {
+        PrintDeclaration(function, printer);
+      }
+    }
+  }
 }
 
 void ServiceGenerator::PrintServicerStruct(pb::io::Printer* printer) const {
@@ -200,24 +671,43 @@ void ServiceGenerator::PrintServicerStruct(pb::io::Printer* printer) const {
   }
   for (int i = 0; i < service_->method_count(); i++) {
     const pb::MethodDescriptor* method = service_->method(i);
+    Kind kind = KindOf(method);
     Vars vars = MethodVars(i);
     if (i > 0) printer->Print("\n");
     std::vector<std::string> comment = CommentLines(LeadingComment(method));
-    std::string head = "cgrpc_status_code (*" + vars["method"] + ")(";
-    std::vector<std::string> params;
-    if (IsUnary(method)) {
-      params = {"cgrpc_server_ctx *ctx",
-                "const " + vars["input_type"] + " *request",
-                vars["output_type"] + " *reply", "void *user_data"};
-    } else {
-      AddProse(std::string("A ") + KindText(method) +
-                   " method: a placeholder until cgrpc supports streaming.  "
-                   "Leave it NULL; registering a servicer that sets it fails "
-                   "with CGRPC_ERR_UNSUPPORTED.",
-               2, &comment);
-      params = {"cgrpc_server_ctx *ctx", "void *user_data"};
+    std::vector<std::string> params = {"cgrpc_server_ctx *ctx"};
+    if (!StreamsRequests(kind)) {
+      params.push_back("const " + vars["input_type"] + " *request");
+    }
+    if (!StreamsResponses(kind)) {
+      params.push_back(vars["output_type"] + " *reply");
+    }
+    params.push_back("void *user_data");
+    switch (kind) {
+      case Kind::kClientStreaming:
+        AddProse("Client-streaming: read the requests with " + vars["recv"] +
+                     "() until it returns 0, then fill in |reply| and "
+                     "return the status.",
+                 2, &comment);
+        break;
+      case Kind::kServerStreaming:
+        AddProse("Server-streaming: send the responses with " + vars["send"] +
+                     "(), then return the status.",
+                 2, &comment);
+        break;
+      case Kind::kBidi:
+        AddProse("Bidirectional-streaming: read the requests with " +
+                     vars["recv"] + "() and send the responses with " +
+                     vars["send"] +
+                     "(), in any order, then return the "
+                     "status.",
+                 2, &comment);
+        break;
+      case Kind::kUnary:
+        break;
     }
     PrintComment(printer, comment, 2);
+    std::string head = "cgrpc_status_code (*" + vars["method"] + ")(";
     PrintRaw(printer, "  " + WrapParams(head, params, ");", 2));
   }
   printer->Print(vars_, "} $servicer$;\n\n");
@@ -236,45 +726,6 @@ void ServiceGenerator::PrintServicerStruct(pb::io::Printer* printer) const {
   PrintRaw(printer, RegisterSignature(";"));
 }
 
-void ServiceGenerator::PrintClientDeclarations(pb::io::Printer* printer) const {
-  for (int i = 0; i < service_->method_count(); i++) {
-    const pb::MethodDescriptor* method = service_->method(i);
-    Vars vars = MethodVars(i);
-    std::string full = service_->full_name() + "." + method->name();
-    std::vector<std::string> lines = CommentLines(LeadingComment(method));
-    printer->Print("\n");
-    if (!IsUnary(method)) {
-      AddProse(std::string("Opens a ") + KindText(method) + " call to " + full +
-                   " (see cgrpc_stream_open()).  This version of "
-                   "cgrpc does not support streaming yet: it returns "
-                   "CGRPC_ERR_UNSUPPORTED.",
-               0, &lines);
-      PrintComment(printer, lines, 0);
-      PrintRaw(printer, OpenSignature(vars, ";"));
-      continue;
-    }
-    AddProse("Calls " + full +
-                 " and waits for the outcome (see "
-                 "cgrpc_unary_call()).  On OK, |*reply| receives a " +
-                 vars["output_type"] +
-                 " that the caller frees with "
-                 "protobuf_c_message_free_unpacked(); otherwise it is set "
-                 "to NULL.",
-             0, &lines);
-    PrintComment(printer, lines, 0);
-    PrintRaw(printer, CallSignature(vars, ";"));
-    printer->Print("\n");
-    std::vector<std::string> start;
-    AddProse("Starts a call to " + full +
-                 " and returns at once (see "
-                 "cgrpc_unary_start()).  |done| receives the reply, a " +
-                 vars["output_type"] + ", as a ProtobufCMessage pointer.",
-             0, &start);
-    PrintComment(printer, start, 0);
-    PrintRaw(printer, StartSignature(vars, ";"));
-  }
-}
-
 void ServiceGenerator::GenerateSource(pb::io::Printer* printer) const {
   std::string title = "/* ---- " + service_->full_name() + " ";
   if (title.size() < 77) title += std::string(77 - title.size(), '-');
@@ -284,8 +735,19 @@ void ServiceGenerator::GenerateSource(pb::io::Printer* printer) const {
   if (options_.server) {
     PrintDispatchers(printer);
     PrintRegister(printer);
+    for (int i = 0; i < service_->method_count(); i++) {
+      for (const Function& function : ServerFunctions(i)) {
+        PrintDefinition(function, printer);
+      }
+    }
   }
-  if (options_.client) PrintClientStubs(printer);
+  if (options_.client) {
+    for (int i = 0; i < service_->method_count(); i++) {
+      for (const Function& function : ClientFunctions(i)) {
+        PrintDefinition(function, printer);
+      }
+    }
+  }
 }
 
 void ServiceGenerator::PrintMethodTable(pb::io::Printer* printer) const {
@@ -318,8 +780,7 @@ void ServiceGenerator::PrintMethodTable(pb::io::Printer* printer) const {
 
 void ServiceGenerator::PrintDispatchers(pb::io::Printer* printer) const {
   for (int i = 0; i < service_->method_count(); i++) {
-    const pb::MethodDescriptor* method = service_->method(i);
-    if (!IsUnary(method)) continue;
+    Kind kind = KindOf(service_->method(i));
     Vars vars = MethodVars(i);
     printer->Print("\n");
     PrintComment(printer,
@@ -347,12 +808,38 @@ void ServiceGenerator::PrintDispatchers(pb::io::Printer* printer) const {
     } else {
       PrintRaw(printer, impl + "\n      " + cast + "\n");
     }
-    PrintRaw(
-        printer,
-        "  " + WrapParams("return impl->" + vars["method"] + "(",
-                          {"ctx", "(const " + vars["input_type"] + " *)request",
-                           "(" + vars["output_type"] + " *)reply", "user_data"},
-                          ");", 2, Wrap::kFewestLines));
+    // The server passes NULL for what the method kind does not use: a
+    // streaming handler reads its requests or writes its responses itself.
+    std::vector<std::string> args = {"ctx"};
+    switch (kind) {
+      case Kind::kClientStreaming:
+        printer->Print(
+            "  /* NULL: the handler reads the requests itself. */\n"
+            "  (void)request;\n");
+        break;
+      case Kind::kServerStreaming:
+        printer->Print(
+            "  /* NULL: the handler sends the responses itself. */\n"
+            "  (void)reply;\n");
+        break;
+      case Kind::kBidi:
+        printer->Print(
+            "  /* NULL: the handler reads and sends the messages itself. */\n"
+            "  (void)request;\n"
+            "  (void)reply;\n");
+        break;
+      case Kind::kUnary:
+        break;
+    }
+    if (!StreamsRequests(kind)) {
+      args.push_back("(const " + vars["input_type"] + " *)request");
+    }
+    if (!StreamsResponses(kind)) {
+      args.push_back("(" + vars["output_type"] + " *)reply");
+    }
+    args.push_back("user_data");
+    PrintRaw(printer, "  " + WrapParams("return impl->" + vars["method"] + "(",
+                                        args, ");", 2, Wrap::kFewestLines));
     printer->Print("}\n");
   }
 }
@@ -369,29 +856,14 @@ void ServiceGenerator::PrintRegister(pb::io::Printer* printer) const {
       "    return CGRPC_ERR_INVALID_ARGUMENT;\n"
       "  }\n");
   for (int i = 0; i < n; i++) {
-    const pb::MethodDescriptor* method = service_->method(i);
     Vars vars = MethodVars(i);
-    if (IsUnary(method)) {
-      printer->Print(vars,
-                     "  handlers[$index$].unary = NULL;\n"
-                     "  handlers[$index$].implemented = "
-                     "servicer->$method$ != NULL;\n"
-                     "  if (handlers[$index$].implemented) {\n");
-      std::string assign = "    handlers[" + vars["index"] + "].unary =";
-      if (assign.size() + 1 + vars["dispatch"].size() + 1 <= 80) {
-        PrintRaw(printer, assign + " " + vars["dispatch"] + ";");
-      } else {
-        PrintRaw(printer, assign + "\n        " + vars["dispatch"] + ";");
-      }
-      printer->Print("  }\n");
-    } else {
-      printer->Print(vars,
-                     "  /* $method_name$ streams: the server has no unary "
-                     "dispatch for it. */\n"
-                     "  handlers[$index$].unary = NULL;\n"
-                     "  handlers[$index$].implemented = "
-                     "servicer->$method$ != NULL;\n");
-    }
+    // A NULL dispatch makes the server answer UNIMPLEMENTED.
+    printer->Print(vars,
+                   "  handlers[$index$].dispatch = NULL;\n"
+                   "  if (servicer->$method$ != NULL) {\n");
+    PrintRaw(printer, Assignment("handlers[" + vars["index"] + "].dispatch =",
+                                 vars["dispatch"] + ";", 4) +
+                          "  }");
   }
   Vars vars = vars_;
   vars["handlers"] = n > 0 ? "handlers" : "NULL";
@@ -401,58 +873,6 @@ void ServiceGenerator::PrintRegister(pb::io::Printer* printer) const {
                                        "sizeof *servicer", "user_data"},
                                       ");", 2, Wrap::kFewestLines));
   printer->Print("}\n");
-}
-
-void ServiceGenerator::PrintClientStubs(pb::io::Printer* printer) const {
-  for (int i = 0; i < service_->method_count(); i++) {
-    const pb::MethodDescriptor* method = service_->method(i);
-    Vars vars = MethodVars(i);
-    std::string method_ref = "&" + vars["methods"] + "[" + vars["index"] + "]";
-    printer->Print("\n");
-    if (!IsUnary(method)) {
-      PrintRaw(printer, OpenSignature(vars, " {"));
-      PrintRaw(printer,
-               "  " + WrapParams("return cgrpc_stream_open(",
-                                 {"channel", method_ref, "opts", "call_ptr"},
-                                 ");", 2, Wrap::kFewestLines));
-      printer->Print("}\n");
-      continue;
-    }
-    // A NULL |request| or |reply| goes through to the library, which
-    // reports the misuse; taking &request->base of NULL would be undefined.
-    PrintRaw(printer, CallSignature(vars, " {"));
-    printer->Print(
-        "  /* The library writes a ProtobufCMessage pointer; storing it "
-        "through\n"
-        "   * a cast of |reply| would break strict aliasing, so convert it "
-        "here. */\n"
-        "  ProtobufCMessage *out = NULL;\n"
-        "  cgrpc_status_code code;\n"
-        "\n");
-    PrintRaw(
-        printer,
-        "  " + WrapParams("code = cgrpc_unary_call(",
-                          {"channel", method_ref,
-                           "request != NULL ? &request->base : NULL",
-                           "reply != NULL ? &out : NULL", "opts", "status"},
-                          ");", 2, Wrap::kFewestLines));
-    printer->Print(vars,
-                   "\n"
-                   "  if (reply != NULL) {\n"
-                   "    *reply = ($output_type$ *)out;\n"
-                   "  }\n"
-                   "  return code;\n"
-                   "}\n"
-                   "\n");
-    PrintRaw(printer, StartSignature(vars, " {"));
-    PrintRaw(printer,
-             "  " + WrapParams("return cgrpc_unary_start(",
-                               {"channel", method_ref,
-                                "request != NULL ? &request->base : NULL",
-                                "opts", "done", "user_data", "call_ptr"},
-                               ");", 2, Wrap::kFewestLines));
-    printer->Print("}\n");
-  }
 }
 
 }  // namespace plugin

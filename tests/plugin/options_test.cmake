@@ -3,7 +3,7 @@
 #   no_client   drops the stubs, keeps the servicer; the result compiles
 #   no_server   drops the servicer, keeps the stubs; the result compiles
 #   bogus       fails with an error that names the option
-# and that a method name whose C name clashes with ours is refused.
+# and that method names whose C names clash with ours are refused.
 #
 #   cmake -DPROTOC=... -DPROTOC_GEN_C=... -DPLUGIN=... -DPROTO_DIR=...
 #         -DBAD_DIR=... -DWORK_DIR=... -DCC=... -DCFLAGS=... -P this
@@ -54,8 +54,12 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "no_client failed:\n${out}")
 endif()
 expect_text(${WORK_DIR}/no_client TRUE "plugin_test__kinds__servicer__register(")
+expect_text(${WORK_DIR}/no_client TRUE "plugin_test__kinds__bidi__recv(")
+expect_text(${WORK_DIR}/no_client TRUE "plugin_test__kinds__server_stream__send(")
 expect_text(${WORK_DIR}/no_client FALSE "plugin_test__kinds__unary__call(")
 expect_text(${WORK_DIR}/no_client FALSE "plugin_test__kinds__bidi__open(")
+expect_text(${WORK_DIR}/no_client FALSE "plugin_test__kinds__server_stream__read(")
+expect_text(${WORK_DIR}/no_client FALSE "plugin_test__kinds__client_stream__finish(")
 expect_compiles(${WORK_DIR}/no_client)
 
 run_plugin(no_server ${WORK_DIR}/no_server rc out)
@@ -65,6 +69,10 @@ endif()
 expect_text(${WORK_DIR}/no_server FALSE "PluginTest__Kinds_Servicer")
 expect_text(${WORK_DIR}/no_server TRUE "plugin_test__kinds__unary__call(")
 expect_text(${WORK_DIR}/no_server TRUE "plugin_test__kinds__service__desc;")
+expect_text(${WORK_DIR}/no_server TRUE "plugin_test__kinds__bidi__open_async(")
+expect_text(${WORK_DIR}/no_server TRUE "plugin_test__kinds__client_stream__finish(")
+expect_text(${WORK_DIR}/no_server FALSE "plugin_test__kinds__bidi__recv(")
+expect_text(${WORK_DIR}/no_server FALSE "plugin_test__kinds__server_stream__send(")
 expect_compiles(${WORK_DIR}/no_server)
 
 foreach(bad "bogus" "no_client=yes")
@@ -80,19 +88,40 @@ foreach(bad "bogus" "no_client=yes")
   message(STATUS "\"${bad}\" rejected: ${out}")
 endforeach()
 
-# A method name that makes protoc-c emit our register function's name.
-file(REMOVE_RECURSE ${WORK_DIR}/clash)
-file(MAKE_DIRECTORY ${WORK_DIR}/clash)
-execute_process(
-  COMMAND ${PROTOC} -I${BAD_DIR} --plugin=protoc-gen-c-grpc=${PLUGIN}
-          --c-grpc_out=${WORK_DIR}/clash ${BAD_DIR}/name_clash.proto
-  RESULT_VARIABLE rc
-  ERROR_VARIABLE err)
-if(rc EQUAL 0)
-  message(FATAL_ERROR "name_clash.proto was accepted")
-endif()
-string(FIND "${err}" "\"plugin_bad__s__servicer__register\"" pos)
-if(pos EQUAL -1)
-  message(FATAL_ERROR "the clash error does not name the symbol:\n${err}")
-endif()
-message(STATUS "clash rejected: ${err}")
+# Method names that make protoc-c emit one of our names: refused, with an
+# error that names the symbol (an empty symbol: accepted).
+function(expect_clash param file symbol)
+  set(out_dir ${WORK_DIR}/clash)
+  file(REMOVE_RECURSE ${out_dir})
+  file(MAKE_DIRECTORY ${out_dir})
+  set(out ${out_dir})
+  if(param)
+    set(out ${param}:${out_dir})
+  endif()
+  execute_process(
+    COMMAND ${PROTOC} -I${BAD_DIR} --plugin=protoc-gen-c-grpc=${PLUGIN}
+            --c-grpc_out=${out} ${BAD_DIR}/${file}
+    RESULT_VARIABLE rc
+    ERROR_VARIABLE err)
+  if(NOT symbol)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "${file} (${param}) was refused:\n${err}")
+    endif()
+    return()
+  endif()
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${file} was accepted")
+  endif()
+  string(FIND "${err}" "\"${symbol}\"" pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "the clash error for ${file} does not name "
+                        "${symbol}:\n${err}")
+  endif()
+  message(STATUS "clash rejected: ${err}")
+endfunction()
+
+expect_clash("" name_clash.proto plugin_bad__s__servicer__register)
+expect_clash("" name_clash_stream.proto plugin_bad__s2__chat__open_async)
+expect_clash("" name_clash_recv.proto plugin_bad__s3__feed__recv)
+# Without the server side there is no __recv to clash with.
+expect_clash(no_server name_clash_recv.proto "")

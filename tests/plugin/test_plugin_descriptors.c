@@ -5,9 +5,9 @@
  * from this and other files and packages), the register function, the
  * dispatch trampolines and the client stubs.
  *
- * The generated code calls four runtime functions.  This file defines them
- * as recording fakes, so the test needs only protobuf-c: it checks exactly
- * what the generated code hands to the runtime.
+ * This file defines the runtime functions the generated code calls as
+ * recording fakes, so the test needs only protobuf-c: it checks exactly what
+ * the generated code hands to the runtime, and in which order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -111,27 +111,159 @@ int cgrpc_unary_start(cgrpc_channel *channel, const cgrpc_method_desc *method,
   return 0;
 }
 
-int cgrpc_stream_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
-                      const cgrpc_call_options *opts, cgrpc_call **call_ptr) {
-  client.calls++;
-  client.channel = channel;
-  client.method = method;
-  client.opts = opts;
-  client.call_ptr = call_ptr;
-  return CGRPC_ERR_UNSUPPORTED;
+/* The streaming fakes: each appends its name to |stream.log| (so a test can
+ * check the order of calls), records its arguments and returns the value the
+ * test set in |stream|. */
+static struct {
+  char log[256];
+  cgrpc_channel *channel;
+  const cgrpc_method_desc *method;
+  const cgrpc_call_options *opts;
+  const cgrpc_call_callbacks *cbs;
+  void *user_data;
+  cgrpc_call **call_ptr;
+  cgrpc_call *call;
+  cgrpc_server_ctx *ctx;
+  const ProtobufCMessage *written;
+  ProtobufCMessage **reply;
+  cgrpc_status *status;
+  /* What the fakes return. */
+  int open_rv;
+  int write_rv;
+  int writes_done_rv;
+  ProtobufCMessage *read_msg; /* read: 1 with this message, or 0 if NULL */
+  int read_err;               /* read: this error instead, if not 0 */
+  cgrpc_status_code finish_code;
+} stream;
+
+static void stream_log(const char *name) {
+  if (stream.log[0] != '\0') {
+    strcat(stream.log, ",");
+  }
+  strcat(stream.log, name);
+}
+
+static char call_storage;
+#define FAKE_CALL ((cgrpc_call *)(void *)&call_storage)
+
+int cgrpc_call_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
+                    const cgrpc_call_options *opts, cgrpc_call **call_ptr) {
+  stream_log("open");
+  stream.channel = channel;
+  stream.method = method;
+  stream.opts = opts;
+  stream.call_ptr = call_ptr;
+  if (call_ptr == NULL) {
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  *call_ptr = stream.open_rv == 0 ? FAKE_CALL : NULL;
+  return stream.open_rv;
+}
+
+int cgrpc_call_open_async(cgrpc_channel *channel,
+                          const cgrpc_method_desc *method,
+                          const cgrpc_call_options *opts,
+                          const cgrpc_call_callbacks *cbs, void *user_data,
+                          cgrpc_call **call_ptr) {
+  stream_log("open_async");
+  stream.channel = channel;
+  stream.method = method;
+  stream.opts = opts;
+  stream.cbs = cbs;
+  stream.user_data = user_data;
+  stream.call_ptr = call_ptr;
+  if (call_ptr == NULL) {
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  *call_ptr = stream.open_rv == 0 ? FAKE_CALL : NULL;
+  return stream.open_rv;
+}
+
+int cgrpc_call_write(cgrpc_call *call, const ProtobufCMessage *msg) {
+  stream_log("write");
+  stream.call = call;
+  stream.written = msg;
+  return stream.write_rv;
+}
+
+int cgrpc_call_write_async(cgrpc_call *call, const ProtobufCMessage *msg) {
+  stream_log("write_async");
+  stream.call = call;
+  stream.written = msg;
+  return stream.write_rv;
+}
+
+int cgrpc_call_writes_done(cgrpc_call *call) {
+  stream_log("writes_done");
+  stream.call = call;
+  return stream.writes_done_rv;
+}
+
+int cgrpc_call_read(cgrpc_call *call, ProtobufCMessage **msg) {
+  stream_log("read");
+  stream.call = call;
+  if (stream.read_err != 0) {
+    *msg = NULL;
+    return stream.read_err;
+  }
+  *msg = stream.read_msg;
+  return stream.read_msg != NULL;
+}
+
+cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
+                                               ProtobufCMessage **reply,
+                                               cgrpc_status *status) {
+  stream_log("finish_with_reply");
+  stream.call = call;
+  stream.reply = reply;
+  stream.status = status;
+  if (reply == NULL) {
+    return CGRPC_STATUS_INVALID_ARGUMENT;
+  }
+  *reply = stream.finish_code == CGRPC_STATUS_OK ? stream.read_msg : NULL;
+  return stream.finish_code;
+}
+
+void cgrpc_call_cancel(cgrpc_call *call) {
+  stream_log("cancel");
+  assert_ptr_equal(call, FAKE_CALL);
+}
+
+void cgrpc_call_unref(cgrpc_call *call) {
+  stream_log("unref");
+  assert_ptr_equal(call, FAKE_CALL);
+}
+
+int cgrpc_server_ctx_read(cgrpc_server_ctx *ctx, ProtobufCMessage **msg) {
+  stream_log("ctx_read");
+  stream.ctx = ctx;
+  if (stream.read_err != 0) {
+    *msg = NULL;
+    return stream.read_err;
+  }
+  *msg = stream.read_msg;
+  return stream.read_msg != NULL;
+}
+
+int cgrpc_server_ctx_write(cgrpc_server_ctx *ctx, const ProtobufCMessage *msg) {
+  stream_log("ctx_write");
+  stream.ctx = ctx;
+  stream.written = msg;
+  return stream.write_rv;
 }
 
 static int reset(void **state) {
   (void)state;
   memset(&reg, 0, sizeof reg);
   memset(&client, 0, sizeof client);
+  memset(&stream, 0, sizeof stream);
   fake_reply = NULL;
   return 0;
 }
 
 /* Opaque handles are never dereferenced by the generated code, so any
  * distinct address will do. */
-static char server_storage, channel_storage, ctx_storage, call_storage;
+static char server_storage, channel_storage, ctx_storage;
 #define FAKE_SERVER ((cgrpc_server *)(void *)&server_storage)
 #define FAKE_CHANNEL ((cgrpc_channel *)(void *)&channel_storage)
 #define FAKE_CTX ((cgrpc_server_ctx *)(void *)&ctx_storage)
@@ -280,28 +412,52 @@ static void test_plugin_c_package(void **state) {
 
 /* ---- register and dispatch ---------------------------------------------- */
 
-static int unary_hits;
-static const PluginTest__Req *seen_request;
-static PluginTest__Resp *seen_reply;
-static void *seen_user_data;
-static cgrpc_server_ctx *seen_ctx;
+/* What the typed servicer methods below saw. */
+static struct {
+  const char *which;
+  cgrpc_server_ctx *ctx;
+  const PluginTest__Req *request;
+  PluginTest__Resp *reply;
+  void *user_data;
+} seen;
 
 static cgrpc_status_code kinds_unary(cgrpc_server_ctx *ctx,
                                      const PluginTest__Req *request,
                                      PluginTest__Resp *reply,
                                      void *user_data) {
-  unary_hits++;
-  seen_ctx = ctx;
-  seen_request = request;
-  seen_reply = reply;
-  seen_user_data = user_data;
+  seen.which = "unary";
+  seen.ctx = ctx;
+  seen.request = request;
+  seen.reply = reply;
+  seen.user_data = user_data;
   return CGRPC_STATUS_NOT_FOUND;
 }
 
+static cgrpc_status_code kinds_client_stream(cgrpc_server_ctx *ctx,
+                                             PluginTest__Resp *reply,
+                                             void *user_data) {
+  seen.which = "client_stream";
+  seen.ctx = ctx;
+  seen.reply = reply;
+  seen.user_data = user_data;
+  return CGRPC_STATUS_ABORTED;
+}
+
+static cgrpc_status_code kinds_server_stream(cgrpc_server_ctx *ctx,
+                                             const PluginTest__Req *request,
+                                             void *user_data) {
+  seen.which = "server_stream";
+  seen.ctx = ctx;
+  seen.request = request;
+  seen.user_data = user_data;
+  return CGRPC_STATUS_OUT_OF_RANGE;
+}
+
 static cgrpc_status_code kinds_bidi(cgrpc_server_ctx *ctx, void *user_data) {
-  (void)ctx;
-  (void)user_data;
-  return CGRPC_STATUS_OK;
+  seen.which = "bidi";
+  seen.ctx = ctx;
+  seen.user_data = user_data;
+  return CGRPC_STATUS_DATA_LOSS;
 }
 
 static void test_plugin_register_null_arguments(void **state) {
@@ -334,54 +490,163 @@ static void test_plugin_register_handlers(void **state) {
   assert_int_equal(reg.servicer_size, sizeof servicer);
   assert_ptr_equal(reg.user_data, &user_data);
 
-  /* Unary: implemented, with a trampoline. */
-  assert_true(reg.handlers[0].implemented);
-  assert_non_null(reg.handlers[0].unary);
-  /* ClientStream, ServerStream: not set. */
-  assert_false(reg.handlers[1].implemented);
-  assert_null(reg.handlers[1].unary);
-  assert_false(reg.handlers[2].implemented);
-  assert_null(reg.handlers[2].unary);
-  /* Bidi: implemented, but streaming has no unary trampoline. */
-  assert_true(reg.handlers[3].implemented);
-  assert_null(reg.handlers[3].unary);
+  /* A trampoline for each method the servicer sets, of any kind. */
+  assert_non_null(reg.handlers[0].dispatch);
+  assert_null(reg.handlers[1].dispatch);
+  assert_null(reg.handlers[2].dispatch);
+  assert_non_null(reg.handlers[3].dispatch);
 }
 
 static void test_plugin_register_nothing_implemented(void **state) {
   PluginTest__Kinds_Servicer servicer = {0};
   size_t i;
   (void)state;
+  /* Garbage that register must overwrite. */
+  memset(reg.handlers, 0xff, sizeof reg.handlers);
   assert_int_equal(
       plugin_test__kinds__servicer__register(FAKE_SERVER, &servicer, NULL), 0);
   for (i = 0; i < plugin_test__kinds__service__desc.n_methods; i++) {
-    assert_false(reg.handlers[i].implemented);
-    assert_null(reg.handlers[i].unary);
+    assert_null(reg.handlers[i].dispatch);
   }
 }
 
-static void test_plugin_dispatch_calls_typed_method(void **state) {
+/* Registers a servicer with all four methods set. */
+static void register_all_kinds(PluginTest__Kinds_Servicer *servicer,
+                               void *user_data) {
+  servicer->unary = kinds_unary;
+  servicer->client_stream = kinds_client_stream;
+  servicer->server_stream = kinds_server_stream;
+  servicer->bidi = kinds_bidi;
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(
+      plugin_test__kinds__servicer__register(FAKE_SERVER, servicer, user_data),
+      0);
+  assert_non_null(reg.handlers[0].dispatch);
+  assert_non_null(reg.handlers[1].dispatch);
+  assert_non_null(reg.handlers[2].dispatch);
+  assert_non_null(reg.handlers[3].dispatch);
+}
+
+static void test_plugin_dispatch_unary(void **state) {
   PluginTest__Kinds_Servicer servicer = {0};
   PluginTest__Req request = PLUGIN_TEST__REQ__INIT;
   PluginTest__Resp reply = PLUGIN_TEST__RESP__INIT;
   int user_data;
-  cgrpc_status_code code;
   (void)state;
-  servicer.unary = kinds_unary;
-  unary_hits = 0;
-  assert_int_equal(
-      plugin_test__kinds__servicer__register(FAKE_SERVER, &servicer,
-                                             &user_data),
-      0);
+  register_all_kinds(&servicer, &user_data);
 
   /* The server calls the trampoline with its copy of the servicer. */
-  code = reg.handlers[0].unary(reg.servicer, FAKE_CTX, &request.base,
-                               &reply.base, reg.user_data);
-  assert_int_equal(code, CGRPC_STATUS_NOT_FOUND);
-  assert_int_equal(unary_hits, 1);
-  assert_ptr_equal(seen_ctx, FAKE_CTX);
-  assert_ptr_equal(seen_request, &request);
-  assert_ptr_equal(seen_reply, &reply);
-  assert_ptr_equal(seen_user_data, &user_data);
+  assert_int_equal(reg.handlers[0].dispatch(reg.servicer, FAKE_CTX,
+                                            &request.base, &reply.base,
+                                            reg.user_data),
+                   CGRPC_STATUS_NOT_FOUND);
+  assert_string_equal(seen.which, "unary");
+  assert_ptr_equal(seen.ctx, FAKE_CTX);
+  assert_ptr_equal(seen.request, &request);
+  assert_ptr_equal(seen.reply, &reply);
+  assert_ptr_equal(seen.user_data, &user_data);
+}
+
+static void test_plugin_dispatch_client_stream(void **state) {
+  PluginTest__Kinds_Servicer servicer = {0};
+  PluginTest__Resp reply = PLUGIN_TEST__RESP__INIT;
+  int user_data;
+  (void)state;
+  register_all_kinds(&servicer, &user_data);
+
+  /* No request (the handler reads them); the reply to fill in. */
+  assert_int_equal(reg.handlers[1].dispatch(reg.servicer, FAKE_CTX, NULL,
+                                            &reply.base, reg.user_data),
+                   CGRPC_STATUS_ABORTED);
+  assert_string_equal(seen.which, "client_stream");
+  assert_ptr_equal(seen.ctx, FAKE_CTX);
+  assert_ptr_equal(seen.reply, &reply);
+  assert_ptr_equal(seen.user_data, &user_data);
+}
+
+static void test_plugin_dispatch_server_stream(void **state) {
+  PluginTest__Kinds_Servicer servicer = {0};
+  PluginTest__Req request = PLUGIN_TEST__REQ__INIT;
+  int user_data;
+  (void)state;
+  register_all_kinds(&servicer, &user_data);
+
+  /* The request; no reply (the handler sends the responses). */
+  assert_int_equal(reg.handlers[2].dispatch(reg.servicer, FAKE_CTX,
+                                            &request.base, NULL,
+                                            reg.user_data),
+                   CGRPC_STATUS_OUT_OF_RANGE);
+  assert_string_equal(seen.which, "server_stream");
+  assert_ptr_equal(seen.ctx, FAKE_CTX);
+  assert_ptr_equal(seen.request, &request);
+  assert_ptr_equal(seen.user_data, &user_data);
+}
+
+static void test_plugin_dispatch_bidi(void **state) {
+  PluginTest__Kinds_Servicer servicer = {0};
+  int user_data;
+  (void)state;
+  register_all_kinds(&servicer, &user_data);
+
+  assert_int_equal(reg.handlers[3].dispatch(reg.servicer, FAKE_CTX, NULL, NULL,
+                                            reg.user_data),
+                   CGRPC_STATUS_DATA_LOSS);
+  assert_string_equal(seen.which, "bidi");
+  assert_ptr_equal(seen.ctx, FAKE_CTX);
+  assert_ptr_equal(seen.user_data, &user_data);
+}
+
+/* ---- handler helpers (__recv, __send) ----------------------------------- */
+
+static void test_plugin_recv(void **state) {
+  PluginTest__Req canned = PLUGIN_TEST__REQ__INIT;
+  PluginTest__Req *request = &canned; /* must be overwritten */
+  (void)state;
+
+  stream.read_msg = &canned.base;
+  assert_int_equal(plugin_test__kinds__client_stream__recv(FAKE_CTX, &request),
+                   1);
+  assert_ptr_equal(stream.ctx, FAKE_CTX);
+  assert_ptr_equal(request, &canned);
+
+  /* End of the requests. */
+  stream.read_msg = NULL;
+  assert_int_equal(plugin_test__kinds__bidi__recv(FAKE_CTX, &request), 0);
+  assert_null(request);
+
+  /* Errors pass through, with NULL. */
+  request = &canned;
+  stream.read_err = CGRPC_ERR_CLOSED;
+  assert_int_equal(plugin_test__kinds__bidi__recv(FAKE_CTX, &request),
+                   CGRPC_ERR_CLOSED);
+  assert_null(request);
+  assert_string_equal(stream.log, "ctx_read,ctx_read,ctx_read");
+
+  /* A NULL out-pointer never reaches the runtime. */
+  assert_int_equal(plugin_test__kinds__client_stream__recv(FAKE_CTX, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_string_equal(stream.log, "ctx_read,ctx_read,ctx_read");
+}
+
+static void test_plugin_send(void **state) {
+  PluginTest__Resp reply = PLUGIN_TEST__RESP__INIT;
+  (void)state;
+
+  assert_int_equal(plugin_test__kinds__server_stream__send(FAKE_CTX, &reply),
+                   0);
+  assert_ptr_equal(stream.ctx, FAKE_CTX);
+  assert_ptr_equal(stream.written, &reply.base);
+
+  stream.write_rv = CGRPC_ERR_CLOSED;
+  assert_int_equal(plugin_test__kinds__bidi__send(FAKE_CTX, &reply),
+                   CGRPC_ERR_CLOSED);
+  assert_string_equal(stream.log, "ctx_write,ctx_write");
+
+  assert_int_equal(plugin_test__kinds__bidi__send(FAKE_CTX, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(plugin_test__kinds__server_stream__send(FAKE_CTX, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_string_equal(stream.log, "ctx_write,ctx_write");
 }
 
 /* ---- client stubs ------------------------------------------------------- */
@@ -468,23 +733,281 @@ static void test_plugin_start_stub(void **state) {
   assert_null(client.request);
 }
 
-static void test_plugin_open_stub(void **state) {
-  cgrpc_call *call = (cgrpc_call *)(void *)&call_storage;
-  cgrpc_call_options opts = {0};
-  (void)state;
-  assert_int_equal(
-      plugin_test__kinds__client_stream__open(FAKE_CHANNEL, &opts, &call),
-      CGRPC_ERR_UNSUPPORTED);
-  assert_ptr_equal(client.method, &plugin_test__kinds__service__methods[1]);
-  assert_ptr_equal(client.opts, &opts);
-  assert_ptr_equal(client.call_ptr, &call);
+/* ---- streaming stubs ---------------------------------------------------- */
 
-  assert_int_equal(plugin_test__kinds__bidi__open(FAKE_CHANNEL, NULL, NULL),
-                   CGRPC_ERR_UNSUPPORTED);
-  assert_ptr_equal(client.method, &plugin_test__kinds__service__methods[3]);
-  assert_int_equal(no_pkg_service__listen__open(FAKE_CHANNEL, NULL, NULL),
-                   CGRPC_ERR_UNSUPPORTED);
-  assert_ptr_equal(client.method, &no_pkg_service__service__methods[1]);
+static void on_read(cgrpc_call *call, ProtobufCMessage *msg, void *user_data) {
+  (void)call;
+  (void)msg;
+  (void)user_data;
+}
+
+static const cgrpc_call_callbacks callbacks = {on_read, NULL, NULL};
+
+static void test_plugin_client_stream_stubs(void **state) {
+  const cgrpc_method_desc *m = &plugin_test__kinds__service__methods[1];
+  PluginTest__Req request = PLUGIN_TEST__REQ__INIT;
+  PluginTest__Resp canned = PLUGIN_TEST__RESP__INIT;
+  PluginTest__Resp *reply = &canned;
+  cgrpc_call_options opts = {0};
+  cgrpc_status status = {0};
+  cgrpc_call *call = NULL;
+  int user_data;
+  (void)state;
+
+  assert_int_equal(
+      plugin_test__kinds__client_stream__open(FAKE_CHANNEL, &opts, &call), 0);
+  assert_ptr_equal(stream.channel, FAKE_CHANNEL);
+  assert_ptr_equal(stream.method, m);
+  assert_ptr_equal(stream.opts, &opts);
+  assert_ptr_equal(stream.call_ptr, &call);
+  assert_ptr_equal(call, FAKE_CALL);
+
+  call = NULL;
+  assert_int_equal(plugin_test__kinds__client_stream__open_async(
+                       FAKE_CHANNEL, &opts, &callbacks, &user_data, &call),
+                   0);
+  assert_ptr_equal(stream.method, m);
+  assert_ptr_equal(stream.cbs, &callbacks);
+  assert_ptr_equal(stream.user_data, &user_data);
+  assert_ptr_equal(call, FAKE_CALL);
+
+  assert_int_equal(plugin_test__kinds__client_stream__write(call, &request), 0);
+  assert_ptr_equal(stream.call, FAKE_CALL);
+  assert_ptr_equal(stream.written, &request.base);
+  stream.written = NULL;
+  assert_int_equal(
+      plugin_test__kinds__client_stream__write_async(call, &request), 0);
+  assert_ptr_equal(stream.written, &request.base);
+
+  /* finish: the reply on OK... */
+  stream.read_msg = &canned.base;
+  reply = NULL;
+  assert_int_equal(
+      plugin_test__kinds__client_stream__finish(call, &reply, &status),
+      CGRPC_STATUS_OK);
+  assert_ptr_equal(stream.call, FAKE_CALL);
+  assert_ptr_equal(stream.status, &status);
+  assert_ptr_equal(reply, &canned);
+  /* ...NULL otherwise... */
+  stream.finish_code = CGRPC_STATUS_UNAVAILABLE;
+  assert_int_equal(
+      plugin_test__kinds__client_stream__finish(call, &reply, NULL),
+      CGRPC_STATUS_UNAVAILABLE);
+  assert_null(reply);
+  assert_null(stream.status);
+  /* ...and a NULL |reply| goes through for the runtime to report. */
+  assert_int_equal(plugin_test__kinds__client_stream__finish(call, NULL, NULL),
+                   CGRPC_STATUS_INVALID_ARGUMENT);
+  assert_null(stream.reply);
+
+  assert_string_equal(stream.log, "open,open_async,write,write_async,"
+                                  "finish_with_reply,finish_with_reply,"
+                                  "finish_with_reply");
+
+  /* NULL requests never reach the runtime. */
+  assert_int_equal(plugin_test__kinds__client_stream__write(call, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(plugin_test__kinds__client_stream__write_async(call, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(plugin_test__kinds__bidi__write(call, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(plugin_test__kinds__bidi__write_async(call, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_string_equal(stream.log, "open,open_async,write,write_async,"
+                                  "finish_with_reply,finish_with_reply,"
+                                  "finish_with_reply");
+}
+
+static void test_plugin_server_stream_open(void **state) {
+  PluginTest__Req request = PLUGIN_TEST__REQ__INIT;
+  cgrpc_call_options opts = {0};
+  cgrpc_call *call = NULL;
+  (void)state;
+
+  /* Open, send the one request, half-close. */
+  assert_int_equal(plugin_test__kinds__server_stream__open(
+                       FAKE_CHANNEL, &request, &opts, &call),
+                   0);
+  assert_string_equal(stream.log, "open,write,writes_done");
+  assert_ptr_equal(stream.channel, FAKE_CHANNEL);
+  assert_ptr_equal(stream.method, &plugin_test__kinds__service__methods[2]);
+  assert_ptr_equal(stream.opts, &opts);
+  assert_ptr_equal(stream.call, FAKE_CALL);
+  assert_ptr_equal(stream.written, &request.base);
+  assert_ptr_equal(call, FAKE_CALL);
+}
+
+static void test_plugin_server_stream_open_failures(void **state) {
+  PluginTest__Req request = PLUGIN_TEST__REQ__INIT;
+  cgrpc_call *call = FAKE_CALL;
+  (void)state;
+
+  /* Bad arguments: nothing reaches the runtime, *call_ptr is cleared. */
+  assert_int_equal(plugin_test__kinds__server_stream__open(FAKE_CHANNEL, NULL,
+                                                           NULL, &call),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_null(call);
+  assert_int_equal(plugin_test__kinds__server_stream__open(
+                       FAKE_CHANNEL, &request, NULL, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_string_equal(stream.log, "");
+
+  /* The open fails: nothing to undo. */
+  call = FAKE_CALL;
+  stream.open_rv = CGRPC_ERR_CLOSED;
+  assert_int_equal(plugin_test__kinds__server_stream__open(
+                       FAKE_CHANNEL, &request, NULL, &call),
+                   CGRPC_ERR_CLOSED);
+  assert_string_equal(stream.log, "open");
+  assert_null(call);
+
+  /* The write fails: the call is cancelled and released. */
+  memset(stream.log, 0, sizeof stream.log);
+  stream.open_rv = 0;
+  stream.write_rv = CGRPC_ERR_NOMEM;
+  assert_int_equal(plugin_test__kinds__server_stream__open(
+                       FAKE_CHANNEL, &request, NULL, &call),
+                   CGRPC_ERR_NOMEM);
+  assert_string_equal(stream.log, "open,write,cancel,unref");
+  assert_null(call);
+
+  /* The half-close fails: the same. */
+  memset(stream.log, 0, sizeof stream.log);
+  stream.write_rv = 0;
+  stream.writes_done_rv = CGRPC_ERR_INVALID_STATE;
+  assert_int_equal(plugin_test__kinds__server_stream__open(
+                       FAKE_CHANNEL, &request, NULL, &call),
+                   CGRPC_ERR_INVALID_STATE);
+  assert_string_equal(stream.log, "open,write,writes_done,cancel,unref");
+  assert_null(call);
+
+  /* The call ended before the request went out: not an error; the caller
+   * gets the call, and cgrpc_call_finish() its status. */
+  memset(stream.log, 0, sizeof stream.log);
+  stream.writes_done_rv = 0;
+  stream.write_rv = CGRPC_ERR_CLOSED;
+  assert_int_equal(plugin_test__kinds__server_stream__open(
+                       FAKE_CHANNEL, &request, NULL, &call),
+                   0);
+  assert_string_equal(stream.log, "open,write");
+  assert_ptr_equal(call, FAKE_CALL);
+}
+
+static void test_plugin_server_stream_open_async(void **state) {
+  PluginTest__Req request = PLUGIN_TEST__REQ__INIT;
+  cgrpc_call_options opts = {0};
+  cgrpc_call *call = NULL;
+  int user_data;
+  (void)state;
+
+  assert_int_equal(plugin_test__kinds__server_stream__open_async(
+                       FAKE_CHANNEL, &request, &opts, &callbacks, &user_data,
+                       &call),
+                   0);
+  assert_string_equal(stream.log, "open_async,write_async,writes_done");
+  assert_ptr_equal(stream.method, &plugin_test__kinds__service__methods[2]);
+  assert_ptr_equal(stream.opts, &opts);
+  assert_ptr_equal(stream.cbs, &callbacks);
+  assert_ptr_equal(stream.user_data, &user_data);
+  assert_ptr_equal(stream.written, &request.base);
+  assert_ptr_equal(call, FAKE_CALL);
+
+  memset(stream.log, 0, sizeof stream.log);
+  stream.write_rv = CGRPC_ERR_NOMEM;
+  assert_int_equal(plugin_test__kinds__server_stream__open_async(
+                       FAKE_CHANNEL, &request, NULL, &callbacks, NULL, &call),
+                   CGRPC_ERR_NOMEM);
+  assert_string_equal(stream.log, "open_async,write_async,cancel,unref");
+  assert_null(call);
+
+  memset(stream.log, 0, sizeof stream.log);
+  assert_int_equal(plugin_test__kinds__server_stream__open_async(
+                       FAKE_CHANNEL, NULL, NULL, &callbacks, NULL, &call),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(plugin_test__kinds__server_stream__open_async(
+                       FAKE_CHANNEL, &request, NULL, &callbacks, NULL, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_string_equal(stream.log, "");
+
+  /* A server-streaming method from a file without a package. */
+  stream.write_rv = 0;
+  {
+    NoPkgRequest req = NO_PKG_REQUEST__INIT;
+    assert_int_equal(
+        no_pkg_service__listen__open(FAKE_CHANNEL, &req, NULL, &call), 0);
+    assert_ptr_equal(stream.method, &no_pkg_service__service__methods[1]);
+    assert_ptr_equal(stream.written, &req.base);
+  }
+}
+
+static void test_plugin_read_stubs(void **state) {
+  PluginTest__Resp canned = PLUGIN_TEST__RESP__INIT;
+  PluginTest__Resp *reply = NULL;
+  (void)state;
+
+  stream.read_msg = &canned.base;
+  assert_int_equal(plugin_test__kinds__server_stream__read(FAKE_CALL, &reply),
+                   1);
+  assert_ptr_equal(stream.call, FAKE_CALL);
+  assert_ptr_equal(reply, &canned);
+
+  stream.read_msg = NULL;
+  assert_int_equal(plugin_test__kinds__bidi__read(FAKE_CALL, &reply), 0);
+  assert_null(reply);
+
+  reply = &canned;
+  stream.read_err = CGRPC_ERR_WOULD_DEADLOCK;
+  assert_int_equal(plugin_test__kinds__bidi__read(FAKE_CALL, &reply),
+                   CGRPC_ERR_WOULD_DEADLOCK);
+  assert_null(reply);
+  assert_string_equal(stream.log, "read,read,read");
+
+  assert_int_equal(plugin_test__kinds__server_stream__read(FAKE_CALL, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(plugin_test__kinds__bidi__read(FAKE_CALL, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_string_equal(stream.log, "read,read,read");
+}
+
+static void test_plugin_bidi_stubs(void **state) {
+  const cgrpc_method_desc *m = &plugin_test__kinds__service__methods[3];
+  PluginTest__Req request = PLUGIN_TEST__REQ__INIT;
+  cgrpc_call *call = NULL;
+  int user_data;
+  (void)state;
+
+  assert_int_equal(plugin_test__kinds__bidi__open(FAKE_CHANNEL, NULL, &call),
+                   0);
+  assert_ptr_equal(stream.method, m);
+  assert_null(stream.opts);
+  assert_ptr_equal(call, FAKE_CALL);
+
+  assert_int_equal(plugin_test__kinds__bidi__open_async(
+                       FAKE_CHANNEL, NULL, &callbacks, &user_data, &call),
+                   0);
+  assert_ptr_equal(stream.method, m);
+  assert_ptr_equal(stream.cbs, &callbacks);
+  assert_ptr_equal(stream.user_data, &user_data);
+
+  assert_int_equal(plugin_test__kinds__bidi__write(call, &request), 0);
+  assert_ptr_equal(stream.written, &request.base);
+  stream.write_rv = CGRPC_ERR_CLOSED;
+  assert_int_equal(plugin_test__kinds__bidi__write_async(call, &request),
+                   CGRPC_ERR_CLOSED);
+  assert_string_equal(stream.log, "open,open_async,write,write_async");
+
+  /* Errors from the open pass through. */
+  stream.open_rv = CGRPC_ERR_CLOSED;
+  assert_int_equal(plugin_test__kinds__bidi__open(FAKE_CHANNEL, NULL, &call),
+                   CGRPC_ERR_CLOSED);
+  assert_null(call);
+
+  /* A bidi method of a nested package, with digits in its name. */
+  assert_int_equal(a__b__c__http2__service__stream2_things__open(FAKE_CHANNEL,
+                                                                 NULL, &call),
+                   CGRPC_ERR_CLOSED);
+  assert_ptr_equal(stream.method,
+                   &a__b__c__http2__service__service__methods[4]);
 }
 
 #define TEST(fn) cmocka_unit_test_setup(fn, reset)
@@ -504,12 +1027,22 @@ int main(void) {
       TEST(test_plugin_register_null_arguments),
       TEST(test_plugin_register_handlers),
       TEST(test_plugin_register_nothing_implemented),
-      TEST(test_plugin_dispatch_calls_typed_method),
+      TEST(test_plugin_dispatch_unary),
+      TEST(test_plugin_dispatch_client_stream),
+      TEST(test_plugin_dispatch_server_stream),
+      TEST(test_plugin_dispatch_bidi),
+      TEST(test_plugin_recv),
+      TEST(test_plugin_send),
       TEST(test_plugin_call_stub),
       TEST(test_plugin_call_stub_failure_sets_null),
       TEST(test_plugin_call_stub_null_arguments),
       TEST(test_plugin_start_stub),
-      TEST(test_plugin_open_stub),
+      TEST(test_plugin_client_stream_stubs),
+      TEST(test_plugin_server_stream_open),
+      TEST(test_plugin_server_stream_open_failures),
+      TEST(test_plugin_server_stream_open_async),
+      TEST(test_plugin_read_stubs),
+      TEST(test_plugin_bidi_stubs),
   };
   return cmocka_run_group_tests_name("plugin", tests, NULL, NULL);
 }

@@ -58,15 +58,13 @@ int helloworld__greeter__servicer__register(
   if (server == NULL || servicer == NULL) {
     return CGRPC_ERR_INVALID_ARGUMENT;
   }
-  handlers[0].unary = NULL;
-  handlers[0].implemented = servicer->say_hello != NULL;
-  if (handlers[0].implemented) {
-    handlers[0].unary = helloworld__greeter__say_hello__dispatch;
+  handlers[0].dispatch = NULL;
+  if (servicer->say_hello != NULL) {
+    handlers[0].dispatch = helloworld__greeter__say_hello__dispatch;
   }
-  handlers[1].unary = NULL;
-  handlers[1].implemented = servicer->say_hello_again != NULL;
-  if (handlers[1].implemented) {
-    handlers[1].unary = helloworld__greeter__say_hello_again__dispatch;
+  handlers[1].dispatch = NULL;
+  if (servicer->say_hello_again != NULL) {
+    handlers[1].dispatch = helloworld__greeter__say_hello_again__dispatch;
   }
   return cgrpc_server_register_service(
       server, &helloworld__greeter__service__desc, handlers, servicer,
