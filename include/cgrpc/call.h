@@ -98,14 +98,141 @@ CGRPC_EXTERN void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst);
 /* Releases a reference obtained from |call_ptr|.  NULL does nothing. */
 CGRPC_EXTERN void cgrpc_call_unref(cgrpc_call *call);
 
-/*
- * Streaming calls are not available in this version: returns
- * CGRPC_ERR_UNSUPPORTED.  Generated stubs for streaming methods call this.
+/* ---- streaming calls ----------------------------------------------------
+ *
+ * A streaming call works for every method kind.  Generated stubs wrap these
+ * functions with the exact message types.  The blocking form:
+ *
+ *   cgrpc_call *call;
+ *   cgrpc_call_open(channel, method, NULL, &call);
+ *   cgrpc_call_write(call, &note.base);        (any number of times)
+ *   cgrpc_call_writes_done(call);
+ *   while (cgrpc_call_read(call, &msg) == 1) { ...; free msg }
+ *   cgrpc_call_finish(call, &status);
+ *   cgrpc_call_unref(call);
+ *
+ * One thread may write while another reads.  Writes are flow-controlled: a
+ * write waits while the peer is not taking messages and more than a small
+ * buffer is queued, so a fast writer cannot use unbounded memory.
  */
-CGRPC_EXTERN int cgrpc_stream_open(cgrpc_channel *channel,
-                                   const cgrpc_method_desc *method,
-                                   const cgrpc_call_options *opts,
-                                   cgrpc_call **call_ptr);
+
+/*
+ * Starts a streaming call on |channel|; the request headers go out at once.
+ * |*call_ptr| receives the call, which the caller releases with
+ * cgrpc_call_unref() once done with it.  |opts| is read before this returns.
+ *
+ * Returns 0, or CGRPC_ERR_INVALID_ARGUMENT, CGRPC_ERR_CLOSED (the channel is
+ * being deleted) or CGRPC_ERR_NOMEM.  Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_open(cgrpc_channel *channel,
+                                 const cgrpc_method_desc *method,
+                                 const cgrpc_call_options *opts,
+                                 cgrpc_call **call_ptr);
+
+/*
+ * Sends |msg| (of the method's input type), which is serialized before this
+ * returns.  Blocks while the call's send buffer is full.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_CLOSED         the call has ended; cgrpc_call_finish() tells why.
+ *   CGRPC_ERR_INVALID_STATE  after cgrpc_call_writes_done(), or another write
+ *                            is still pending on an async call.
+ *   CGRPC_ERR_INVALID_ARGUMENT  |msg| is NULL or of the wrong type.
+ *   CGRPC_ERR_WOULD_DEADLOCK called from a library thread (blocking form).
+ * Thread safety: one writer at a time per call; any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_write(cgrpc_call *call, const ProtobufCMessage *msg);
+
+/*
+ * Half-closes the call: no more messages will be written (END_STREAM).
+ * Never blocks.  Returns 0, or CGRPC_ERR_INVALID_STATE when already done.
+ * Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_writes_done(cgrpc_call *call);
+
+/*
+ * Waits for the next message from the server.  Returns 1 and sets |*msg|
+ * (free it with protobuf_c_message_free_unpacked(msg, NULL)), 0 at the end
+ * of the stream (|*msg| = NULL; then call cgrpc_call_finish()), or
+ * CGRPC_ERR_WOULD_DEADLOCK / CGRPC_ERR_INVALID_ARGUMENT.  A message that does
+ * not decode ends the call with INTERNAL.
+ * Thread safety: one reader at a time per call; any thread but the library's.
+ */
+CGRPC_EXTERN int cgrpc_call_read(cgrpc_call *call, ProtobufCMessage **msg);
+
+/*
+ * Waits for the server's response headers and returns its initial metadata
+ * (NULL when it sent none, or the call ended without headers).  The array
+ * stays valid until the call is released.  Thread safety: any thread but the
+ * library's.
+ */
+CGRPC_EXTERN const cgrpc_metadata_array *
+cgrpc_call_initial_metadata(cgrpc_call *call);
+
+/*
+ * Waits for the end of the call and moves its outcome into |status| (when
+ * not NULL; release with cgrpc_status_clear()).  Messages not read are
+ * dropped.  Half-closes the call first if the caller has not.
+ *
+ * Returns the status code.  Thread safety: any thread but the library's.
+ */
+CGRPC_EXTERN cgrpc_status_code cgrpc_call_finish(cgrpc_call *call,
+                                                 cgrpc_status *status);
+
+/*
+ * For client-streaming methods: half-closes, waits for the single response
+ * and the status.  On OK |*reply| receives the response (free it with
+ * protobuf_c_message_free_unpacked()); otherwise NULL.  Returns the status
+ * code; a stream without exactly one response ends as INTERNAL (none: as
+ * UNIMPLEMENTED, as gRPC does for unary methods).
+ */
+CGRPC_EXTERN cgrpc_status_code cgrpc_call_finish_with_reply(
+    cgrpc_call *call, ProtobufCMessage **reply, cgrpc_status *status);
+
+/*
+ * The async (callback) form.  Callbacks run on the channel's thread and must
+ * not block; each may start the next operation.
+ *
+ * |on_read| receives one message per cgrpc_call_read_async(), which it owns
+ * (free with protobuf_c_message_free_unpacked()), or NULL at the end of the
+ * stream.  |on_write_done| reports each cgrpc_call_write_async(): |ok| is 0
+ * when the call ended before the message could be sent.  |on_done| runs once,
+ * last, with the outcome (valid during the callback; see
+ * cgrpc_call_take_status()).  Any member may be NULL.
+ */
+typedef struct cgrpc_call_callbacks {
+  void (*on_read)(cgrpc_call *call, ProtobufCMessage *msg, void *user_data);
+  void (*on_write_done)(cgrpc_call *call, int ok, void *user_data);
+  void (*on_done)(cgrpc_call *call, const cgrpc_status *status,
+                  void *user_data);
+} cgrpc_call_callbacks;
+
+/*
+ * Like cgrpc_call_open(), for the callback form.  |cbs| is copied.
+ * Returns 0, or as cgrpc_call_open().  Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_open_async(cgrpc_channel *channel,
+                                       const cgrpc_method_desc *method,
+                                       const cgrpc_call_options *opts,
+                                       const cgrpc_call_callbacks *cbs,
+                                       void *user_data, cgrpc_call **call_ptr);
+
+/*
+ * Asks for the next message: |on_read| runs when it arrives (or at the end).
+ * One read may be pending at a time.  Returns 0, or
+ * CGRPC_ERR_INVALID_STATE (a read is pending, or the stream has ended).
+ * Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_read_async(cgrpc_call *call);
+
+/*
+ * Queues |msg| (serialized before this returns) without blocking;
+ * |on_write_done| runs once it has gone to the transport.  One write may be
+ * pending at a time.  Returns 0, or as cgrpc_call_write().
+ * Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_write_async(cgrpc_call *call,
+                                        const ProtobufCMessage *msg);
 
 #ifdef __cplusplus
 }

@@ -90,15 +90,14 @@ CGRPC_EXTERN int cgrpc_server_add_insecure_port(cgrpc_server *server,
 
 /*
  * Registers a service.  Generated code calls this from
- * <service>__servicer__register(); |handlers| has desc->n_methods entries.
- * The servicer (|servicer_size| bytes) is copied, so it may live on the
- * caller's stack.  |user_data| reaches every handler.
+ * <service>__servicer__register(); |handlers| has desc->n_methods entries
+ * (it may be NULL when there are none) and is copied.  The servicer
+ * (|servicer_size| bytes) is copied, so it may live on the caller's stack.
+ * |user_data| reaches every handler.
  *
  * Returns 0, or one of:
  *   CGRPC_ERR_INVALID_ARGUMENT  a NULL argument or a bad descriptor.
- *   CGRPC_ERR_ALREADY_EXISTS    a service with this name is registered.
- *   CGRPC_ERR_UNSUPPORTED       a streaming method is implemented: this
- *                               version serves unary methods only.
+ *   CGRPC_ERR_ALREADY_EXISTS    a service or method path is registered.
  *   CGRPC_ERR_INVALID_STATE     the server has already started.
  *   CGRPC_ERR_NOMEM             Out of memory.
  * Thread safety: one thread at a time per object.
@@ -200,6 +199,99 @@ CGRPC_EXTERN char *cgrpc_server_ctx_strdup(cgrpc_server_ctx *ctx,
 CGRPC_EXTERN char *cgrpc_server_ctx_printf(cgrpc_server_ctx *ctx,
                                            const char *fmt, ...)
     CGRPC_PRINTF(2, 3);
+
+/* ---- streaming handlers ---------------------------------------------------
+ *
+ * A client-streaming or bidi handler reads the request stream with
+ * cgrpc_server_ctx_read(); server-streaming and bidi handlers write with
+ * cgrpc_server_ctx_write().  The call ends when the handler returns its
+ * status (the trailers follow the last message).  Generated code offers
+ * typed wrappers: <pkg>__<svc>__<method>__recv() and __send().
+ */
+
+/*
+ * Waits for the next request message.  Returns 1 and sets |*msg| (free it
+ * with protobuf_c_message_free_unpacked(msg, NULL)), 0 when the client has
+ * half-closed (|*msg| = NULL), or CGRPC_ERR_CLOSED when the call was
+ * cancelled or failed (the handler should return), CGRPC_ERR_INVALID_STATE
+ * for a unary or server-streaming method, CGRPC_ERR_WOULD_DEADLOCK on an
+ * inline (max_workers = 0) server, whose handlers use the async form.
+ * Thread safety: one reader at a time.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_read(cgrpc_server_ctx *ctx,
+                                       ProtobufCMessage **msg);
+
+/*
+ * Sends one response message (serialized before this returns); the response
+ * headers go first if they have not.  Blocks while the send buffer is full
+ * (the client is not reading).  Returns 0, or CGRPC_ERR_CLOSED (the call
+ * was cancelled or has ended), CGRPC_ERR_INVALID_STATE (a unary or
+ * client-streaming method: return the reply instead), CGRPC_ERR_TOO_LARGE
+ * (over the server's send limit), CGRPC_ERR_WOULD_DEADLOCK (inline server).
+ * Thread safety: one writer at a time.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_write(cgrpc_server_ctx *ctx,
+                                        const ProtobufCMessage *msg);
+
+/*
+ * Sends the response headers (with the initial metadata added so far) now,
+ * rather than with the first message or the status.  Returns 0, or
+ * CGRPC_ERR_INVALID_STATE when they were sent already.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_send_initial_metadata(cgrpc_server_ctx *ctx);
+
+/* ---- async handlers ----------------------------------------------------------
+ *
+ * A handler that calls cgrpc_server_ctx_detach() may return at once (its
+ * return value is then ignored) and finish the call later, from any thread,
+ * with cgrpc_server_ctx_finish().  Reads and writes then use the _async
+ * forms, whose callbacks run on the server's loop thread and must not block.
+ * This is how a server holds thousands of open streams without a thread
+ * each.  For unary and client-streaming methods the handler's |reply| stays
+ * valid until the call is finished.
+ */
+
+/* Keeps the call open after the handler returns. */
+CGRPC_EXTERN void cgrpc_server_ctx_detach(cgrpc_server_ctx *ctx);
+
+/*
+ * Ends a detached call with |code| (the reply, for unary and
+ * client-streaming methods, is sent first when |code| is OK; the message set
+ * with cgrpc_server_ctx_fail() goes with a non-OK code).  |ctx| must not be
+ * used afterwards.  Returns 0, or CGRPC_ERR_INVALID_STATE (not detached, or
+ * finished already).  Thread safety: any thread; once.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_finish(cgrpc_server_ctx *ctx,
+                                         cgrpc_status_code code);
+
+/* |msg| is the next request message (owned by the callback; free it with
+ * protobuf_c_message_free_unpacked()), or NULL at the end of the requests
+ * or when the call was cancelled (check cgrpc_server_ctx_is_cancelled()). */
+typedef void (*cgrpc_server_read_cb)(cgrpc_server_ctx *ctx,
+                                     ProtobufCMessage *msg, void *user_data);
+
+/* |ok| is 0 when the call ended before the message could be sent. */
+typedef void (*cgrpc_server_write_cb)(cgrpc_server_ctx *ctx, int ok,
+                                      void *user_data);
+
+/*
+ * Asks for the next request message; |cb| runs once with it.  One read may
+ * be pending at a time.  Returns 0, or CGRPC_ERR_INVALID_STATE.
+ * Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_read_async(cgrpc_server_ctx *ctx,
+                                             cgrpc_server_read_cb cb,
+                                             void *user_data);
+
+/*
+ * Queues |msg| without blocking; |cb| (may be NULL) runs once it has gone to
+ * the transport.  One write may be pending at a time.  Returns 0, or as
+ * cgrpc_server_ctx_write().  Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_write_async(cgrpc_server_ctx *ctx,
+                                              const ProtobufCMessage *msg,
+                                              cgrpc_server_write_cb cb,
+                                              void *user_data);
 
 #ifdef __cplusplus
 }

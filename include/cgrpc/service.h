@@ -44,25 +44,30 @@ typedef struct cgrpc_service_desc {
 typedef struct cgrpc_server_ctx cgrpc_server_ctx;
 
 /*
- * Calls one unary method of a servicer with its exact type.  Generated code
+ * Calls one method of a servicer with its exact type.  Generated code
  * provides one per method: it casts |servicer| to the generated vtable type
- * and calls the method's function pointer with |request|, |response| (an
- * initialised, empty message of the output type) and |user_data|.
+ * and calls the method's function pointer.  |request| is the decoded request
+ * for unary and server-streaming methods (NULL otherwise); |response| is an
+ * initialised, empty message of the output type for unary and
+ * client-streaming methods (NULL otherwise).  Streaming handlers read and
+ * write through |ctx| (cgrpc_server_ctx_read(), cgrpc_server_ctx_write()).
  */
-typedef cgrpc_status_code (*cgrpc_unary_dispatch_fn)(
-    const void *servicer, cgrpc_server_ctx *ctx,
-    const ProtobufCMessage *request, ProtobufCMessage *response,
-    void *user_data);
+typedef cgrpc_status_code (*cgrpc_dispatch_fn)(const void *servicer,
+                                               cgrpc_server_ctx *ctx,
+                                               const ProtobufCMessage *request,
+                                               ProtobufCMessage *response,
+                                               void *user_data);
+
+/* The name used before streaming methods existed; same type. */
+typedef cgrpc_dispatch_fn cgrpc_unary_dispatch_fn;
 
 /*
- * How the server reaches one method of a registered servicer.  |unary| is
- * set for unary methods whose function pointer is not NULL; |implemented| is
- * nonzero when the servicer's function pointer for the method is not NULL.
- * A method that is not implemented is answered with UNIMPLEMENTED.
+ * How the server reaches one method of a registered servicer: |dispatch| is
+ * NULL when the servicer leaves the method NULL, and the server then answers
+ * UNIMPLEMENTED.
  */
 typedef struct cgrpc_method_handler {
-  cgrpc_unary_dispatch_fn unary;
-  int implemented;
+  cgrpc_dispatch_fn dispatch;
 } cgrpc_method_handler;
 
 #ifdef __cplusplus

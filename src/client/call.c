@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Client calls: start from any thread, run on the channel's loop, complete
- * through the user's callback; the blocking form waits on a condition.
+ * through the user's callback, or, in the blocking forms, wake the waiting
+ * thread.  Unary calls carry one serialized request and collect one reply;
+ * streaming calls move messages through the bounded queues of call/stream.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,11 @@
 #include "util/timeout.h"
 
 #define LIT_EQ CGRPC__LIT_EQ
+
+/* Bytes a writer may queue before it waits, and bytes of received messages
+ * held for a reader before the peer's window stops being refilled. */
+#define STREAM_SEND_LIMIT (256 * 1024)
+#define STREAM_RECV_LIMIT (1024 * 1024)
 
 void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
 void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn);
@@ -34,6 +41,10 @@ static void call_unref(cgrpc_call *call) {
   cgrpc__free(call->request);
   cgrpc__free(call->response);
   cgrpc_status_clear(&call->status);
+  if (call->st) {
+    cgrpc__stream_free(call->st);
+    cgrpc__free(call->st);
+  }
   cgrpc__free(call);
 }
 
@@ -80,8 +91,9 @@ static int set_message(cgrpc_call *call, const char *message) {
   return 0;
 }
 
-/* Delivers the outcome once: stops the timer, detaches from the stream,
- * calls the user, and drops the loop's reference. */
+/* Delivers the outcome once: stops the timer, detaches from the stream and
+ * wakes or calls the user.  The loop's reference goes with it (for async
+ * streams, once on_done has run). */
 static void call_complete(cgrpc_call *call, ProtobufCMessage *reply) {
   cgrpc_channel *ch = call->ch;
   if (call->completed)
@@ -89,11 +101,23 @@ static void call_complete(cgrpc_call *call, ProtobufCMessage *reply) {
   call->completed = 1;
   cgrpc__loop_timer_stop(ch->loop, &call->deadline_timer);
   call_unlink(call);
-  if (call->conn && call->stream_id > 0)
+  if (call->conn && call->stream_id > 0 && !call->conn->h2.closed)
     nghttp2_session_set_stream_user_data(call->conn->h2.session,
                                          call->stream_id, NULL);
-  call->done(call, &call->status, reply, call->user_data);
-  call_unref(call);
+  if (!call->st) {
+    call->done(call, &call->status, reply, call->user_data);
+    call_unref(call);
+    return;
+  }
+  pthread_mutex_lock(&call->st->lock);
+  call->st->done = 1;
+  call->st->read_closed = 1;
+  pthread_cond_broadcast(&call->st->cond);
+  pthread_mutex_unlock(&call->st->lock);
+  if (call->async)
+    cgrpc__loop_defer(ch->loop, &call->notify);
+  else
+    call_unref(call);
 }
 
 void cgrpc__call_fail(cgrpc_call *call, cgrpc_status_code code,
@@ -119,6 +143,8 @@ void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
   }
 }
 
+/* ---- sending ---- */
+
 static ssize_t request_read(nghttp2_session *session, int32_t stream_id,
                             uint8_t *buf, size_t length, uint32_t *data_flags,
                             nghttp2_data_source *source, void *user_data) {
@@ -133,6 +159,30 @@ static ssize_t request_read(nghttp2_session *session, int32_t stream_id,
   call->request_off += n;
   if (call->request_off == call->request_len)
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+/* The request body of a streaming call: whatever the writers queued. */
+static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
+                           uint8_t *buf, size_t length, uint32_t *data_flags,
+                           nghttp2_data_source *source, void *user_data) {
+  cgrpc_call *call = source->ptr;
+  cgrpc__stream *st = call->st;
+  size_t n;
+  int wake = 0;
+  (void)session;
+  (void)stream_id;
+  (void)user_data;
+  pthread_mutex_lock(&st->lock);
+  n = cgrpc__stream_take_send(st, buf, length);
+  if (!st->sendq.head && st->write_closed)
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  wake = call->write_pending && st->sent_seq >= call->write_seq;
+  pthread_mutex_unlock(&st->lock);
+  if (wake)
+    cgrpc__loop_defer(call->ch->loop, &call->notify);
+  if (n == 0 && !(*data_flags & NGHTTP2_DATA_FLAG_EOF))
+    return NGHTTP2_ERR_DEFERRED;
   return (ssize_t)n;
 }
 
@@ -152,13 +202,16 @@ void cgrpc__call_submit(cgrpc_call *call) {
     return;
   }
   prd.source.ptr = call;
-  prd.read_callback = request_read;
+  prd.read_callback = call->st ? stream_read : request_read;
   id = nghttp2_submit_request(conn->h2.session, NULL, call->hdrs.nv,
                               call->hdrs.len, &prd, call);
   if (id < 0) {
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, nghttp2_strerror(id));
     return;
   }
+  /* The header list has been copied by nghttp2. */
+  cgrpc__hdrs_free(&call->hdrs);
+  cgrpc__hdrs_init(&call->hdrs);
   call->stream_id = id;
   call->conn = conn;
   call_link(&conn->calls, call);
@@ -211,11 +264,10 @@ void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst) {
   memset(&call->status, 0, sizeof call->status);
 }
 
-/* Builds the request headers and message in the caller's thread. */
-static int call_prepare(cgrpc_call *call, const ProtobufCMessage *request,
-                        const cgrpc_call_options *opts) {
+/* Builds the request headers in the caller's thread. */
+static int call_prepare_headers(cgrpc_call *call,
+                                const cgrpc_call_options *opts) {
   cgrpc_channel *ch = call->ch;
-  size_t size;
   cgrpc__hdrs *h = &call->hdrs;
   cgrpc__hdrs_init(h);
   CGRPC__HDRS_ADD_LIT(h, ":method", "POST");
@@ -230,22 +282,50 @@ static int call_prepare(cgrpc_call *call, const ProtobufCMessage *request,
     cgrpc__hdrs_add_metadata(h, opts->metadata);
   if (opts && opts->timeout_ms > 0)
     call->deadline_ns = cgrpc__now_ns() + opts->timeout_ms * 1000000;
-  if (h->failed)
-    return CGRPC_ERR_NOMEM;
-  size = protobuf_c_message_get_packed_size(request);
-  if ((ch->opts.max_send >= 0 && (int64_t)size > ch->opts.max_send) ||
-      size > UINT32_MAX) {
-    call->early_code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
-    call->early_message = "request message larger than the send limit";
-    return 0;
-  }
-  call->request = cgrpc__malloc(CGRPC__FRAME_PREFIX_LEN + size);
-  if (!call->request)
-    return CGRPC_ERR_NOMEM;
-  cgrpc__frame_prefix(call->request, 0, (uint32_t)size);
-  protobuf_c_message_pack(request, call->request + CGRPC__FRAME_PREFIX_LEN);
-  call->request_len = CGRPC__FRAME_PREFIX_LEN + size;
-  return 0;
+  return h->failed ? CGRPC_ERR_NOMEM : 0;
+}
+
+/* Packs |msg| after a 5-byte prefix into a new buffer of *len bytes.
+ * Returns NULL when out of memory; *too_large when over the send limit. */
+static uint8_t *pack_message(cgrpc_channel *ch, const ProtobufCMessage *msg,
+                             size_t extra, size_t *len, int *too_large) {
+  size_t size = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf;
+  *too_large = (ch->opts.max_send >= 0 && (int64_t)size > ch->opts.max_send) ||
+               size > UINT32_MAX;
+  if (*too_large)
+    return NULL;
+  buf = cgrpc__malloc(extra + CGRPC__FRAME_PREFIX_LEN + size);
+  if (!buf)
+    return NULL;
+  cgrpc__frame_prefix(buf + extra, 0, (uint32_t)size);
+  protobuf_c_message_pack(msg, buf + extra + CGRPC__FRAME_PREFIX_LEN);
+  *len = CGRPC__FRAME_PREFIX_LEN + size;
+  return buf;
+}
+
+static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
+                            int refs) {
+  cgrpc_call *call = cgrpc__calloc(1, sizeof *call);
+  if (!call)
+    return NULL;
+  atomic_init(&call->refs, refs);
+  call->ch = ch;
+  call->method = method;
+  cgrpc__timer_init(&call->deadline_timer, deadline_fired, call);
+  cgrpc__deframer_init(&call->deframer, ch->opts.max_recv);
+  return call;
+}
+
+/* Posts the call's start to the loop unless the channel is closing. */
+static int call_post_start(cgrpc_call *call) {
+  cgrpc_channel *ch = call->ch;
+  int rv;
+  pthread_mutex_lock(&ch->lock);
+  rv = ch->closing ? CGRPC_ERR_CLOSED
+                   : cgrpc__loop_post(ch->loop, start_task, call);
+  pthread_mutex_unlock(&ch->lock);
+  return rv;
 }
 
 int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
@@ -253,30 +333,31 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
                       const cgrpc_call_options *opts, cgrpc_unary_done_cb done,
                       void *user_data, cgrpc_call **call_ptr) {
   cgrpc_call *call;
-  int rv;
+  int rv, too_large;
   if (!ch || !method || !method->path || !method->output || !request ||
       !done)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (method->kind != CGRPC_METHOD_UNARY ||
       (method->input && request->descriptor != method->input))
     return CGRPC_ERR_INVALID_ARGUMENT;
-  call = cgrpc__calloc(1, sizeof *call);
+  call = call_new(ch, method, call_ptr ? 2 : 1);
   if (!call)
     return CGRPC_ERR_NOMEM;
-  atomic_init(&call->refs, call_ptr ? 2 : 1);
-  call->ch = ch;
-  call->method = method;
   call->done = done;
   call->user_data = user_data;
-  cgrpc__timer_init(&call->deadline_timer, deadline_fired, call);
-  cgrpc__deframer_init(&call->deframer, ch->opts.max_recv);
-  rv = call_prepare(call, request, opts);
+  rv = call_prepare_headers(call, opts);
   if (rv == 0) {
-    pthread_mutex_lock(&ch->lock);
-    rv = ch->closing ? CGRPC_ERR_CLOSED
-                     : cgrpc__loop_post(ch->loop, start_task, call);
-    pthread_mutex_unlock(&ch->lock);
+    call->request = pack_message(ch, request, 0, &call->request_len,
+                                 &too_large);
+    if (too_large) {
+      call->early_code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
+      call->early_message = "request message larger than the send limit";
+    } else if (!call->request) {
+      rv = CGRPC_ERR_NOMEM;
+    }
   }
+  if (rv == 0)
+    rv = call_post_start(call);
   if (rv != 0) {
     atomic_store(&call->refs, 1);
     call_unref(call);
@@ -287,7 +368,7 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   return 0;
 }
 
-/* ---- the blocking form ---- */
+/* ---- the blocking unary form ---- */
 
 typedef struct sync_wait {
   pthread_mutex_t lock;
@@ -370,14 +451,401 @@ cgrpc_status_code cgrpc_unary_call(cgrpc_channel *ch,
   return w.status.code;
 }
 
-int cgrpc_stream_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
-                      const cgrpc_call_options *opts, cgrpc_call **call_ptr) {
-  (void)channel;
-  (void)method;
-  (void)opts;
-  if (call_ptr)
-    *call_ptr = NULL;
-  return CGRPC_ERR_UNSUPPORTED;
+/* ---- streaming calls ---- */
+
+static void notify_run(void *user_data);
+
+/* Loop task: resume the request body, give back consumed window, deliver
+ * async callbacks. */
+static void kick_task(void *user_data) {
+  cgrpc_call *call = user_data;
+  cgrpc__stream *st = call->st;
+  size_t consume;
+  pthread_mutex_lock(&st->lock);
+  st->kick_pending = 0;
+  consume = st->to_consume;
+  st->to_consume = 0;
+  pthread_mutex_unlock(&st->lock);
+  if (call->conn && call->stream_id > 0 && !call->conn->h2.closed) {
+    nghttp2_session *session = call->conn->h2.session;
+    if (consume)
+      nghttp2_session_consume(session, call->stream_id, consume);
+    if (!call->completed)
+      nghttp2_session_resume_data(session, call->stream_id);
+    cgrpc__h2conn_schedule_flush(&call->conn->h2);
+  } else if (consume && call->conn && !call->conn->h2.closed) {
+    nghttp2_session_consume_connection(call->conn->h2.session, consume);
+    cgrpc__h2conn_schedule_flush(&call->conn->h2);
+  }
+  if (call->async)
+    notify_run(call);
+  call_unref(call);
+}
+
+/* Asks the loop to look at the call (any thread). */
+static void call_kick(cgrpc_call *call) {
+  atomic_fetch_add(&call->refs, 1);
+  if (cgrpc__loop_post(call->ch->loop, kick_task, call) != 0)
+    call_unref(call);
+}
+
+/* Decodes a received message; NULL when it does not parse. */
+static ProtobufCMessage *decode(cgrpc_call *call, cgrpc__msg *m) {
+  ProtobufCMessage *msg =
+      protobuf_c_message_unpack(call->method->output, NULL, m->len, m->data);
+  cgrpc__free(m);
+  return msg;
+}
+
+typedef struct fail_req {
+  cgrpc_call *call;
+  cgrpc_status_code code;
+  const char *message; /* static */
+} fail_req;
+
+static void fail_task(void *user_data) {
+  fail_req *f = user_data;
+  cgrpc__call_fail(f->call, f->code, f->message);
+  call_unref(f->call);
+  cgrpc__free(f);
+}
+
+/* Ends |call| with |code| from any thread (on the loop, in order). */
+static void post_fail(cgrpc_call *call, cgrpc_status_code code,
+                      const char *message) {
+  fail_req *f;
+  if (cgrpc__loop_in_thread(call->ch->loop)) {
+    cgrpc__call_fail(call, code, message);
+    return;
+  }
+  f = cgrpc__malloc(sizeof *f);
+  if (!f)
+    return; /* the call still ends: by deadline, cancel or the server */
+  f->call = call;
+  f->code = code;
+  f->message = message;
+  atomic_fetch_add(&call->refs, 1);
+  if (cgrpc__loop_post(call->ch->loop, fail_task, f) != 0) {
+    call_unref(call);
+    cgrpc__free(f);
+  }
+}
+
+static void fail_decode(cgrpc_call *call) {
+  post_fail(call, CGRPC_STATUS_INTERNAL,
+            "could not decode a response message");
+}
+
+/* Takes the next received message (st->lock held); kicks the loop when
+ * window can be given back. */
+static cgrpc__msg *take_received(cgrpc_call *call, int *kick) {
+  cgrpc__msg *m = cgrpc__msgq_pop(&call->st->recvq);
+  *kick = cgrpc__stream_release_recv(call->st);
+  return m;
+}
+
+/* Delivers what async callbacks are due (loop thread). */
+static void notify_run(void *user_data) {
+  cgrpc_call *call = user_data;
+  cgrpc__stream *st = call->st;
+  for (;;) {
+    int kick = 0;
+    pthread_mutex_lock(&st->lock);
+    if (call->read_pending && (st->recvq.head || st->read_closed || st->done)) {
+      cgrpc__msg *m = take_received(call, &kick);
+      ProtobufCMessage *msg = NULL;
+      call->read_pending = 0;
+      pthread_mutex_unlock(&st->lock);
+      if (kick)
+        call_kick(call);
+      if (m) {
+        msg = decode(call, m);
+        if (!msg)
+          fail_decode(call);
+      }
+      if (call->cbs.on_read)
+        call->cbs.on_read(call, msg, call->user_data);
+      else if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+      continue;
+    }
+    if (call->write_pending && (st->sent_seq >= call->write_seq || st->done)) {
+      int ok = st->sent_seq >= call->write_seq;
+      call->write_pending = 0;
+      pthread_mutex_unlock(&st->lock);
+      if (call->cbs.on_write_done)
+        call->cbs.on_write_done(call, ok, call->user_data);
+      continue;
+    }
+    if (st->done && !call->read_pending && !call->write_pending &&
+        !call->done_delivered) {
+      call->done_delivered = 1;
+      pthread_mutex_unlock(&st->lock);
+      if (call->cbs.on_done)
+        call->cbs.on_done(call, &call->status, call->user_data);
+      call_unref(call); /* the loop's reference */
+      return;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return;
+  }
+}
+
+static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
+                       const cgrpc_call_options *opts,
+                       const cgrpc_call_callbacks *cbs, void *user_data,
+                       cgrpc_call **call_ptr) {
+  cgrpc_call *call;
+  int rv;
+  if (!ch || !method || !method->path || !method->output || !call_ptr)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  *call_ptr = NULL;
+  call = call_new(ch, method, 2);
+  if (!call)
+    return CGRPC_ERR_NOMEM;
+  call->st = cgrpc__malloc(sizeof *call->st);
+  if (!call->st) {
+    atomic_store(&call->refs, 1);
+    call_unref(call);
+    return CGRPC_ERR_NOMEM;
+  }
+  cgrpc__stream_init(call->st, STREAM_SEND_LIMIT, STREAM_RECV_LIMIT);
+  call->notify.cb = notify_run;
+  call->notify.user_data = call;
+  if (cbs) {
+    call->async = 1;
+    call->cbs = *cbs;
+    call->user_data = user_data;
+  }
+  rv = call_prepare_headers(call, opts);
+  if (rv == 0)
+    rv = call_post_start(call);
+  if (rv != 0) {
+    atomic_store(&call->refs, 1);
+    call_unref(call);
+    return rv;
+  }
+  *call_ptr = call;
+  return 0;
+}
+
+int cgrpc_call_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
+                    const cgrpc_call_options *opts, cgrpc_call **call_ptr) {
+  return stream_open(channel, method, opts, NULL, NULL, call_ptr);
+}
+
+int cgrpc_call_open_async(cgrpc_channel *channel,
+                          const cgrpc_method_desc *method,
+                          const cgrpc_call_options *opts,
+                          const cgrpc_call_callbacks *cbs, void *user_data,
+                          cgrpc_call **call_ptr) {
+  static const cgrpc_call_callbacks none = {NULL, NULL, NULL};
+  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data,
+                     call_ptr);
+}
+
+/* Queues one message; |blocking| waits for room. */
+static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
+                        int blocking) {
+  cgrpc__stream *st;
+  cgrpc__msg *m;
+  size_t len;
+  int too_large, rv = 0, kick;
+  uint8_t *buf;
+  if (!call || !call->st || !msg ||
+      (call->method->input && msg->descriptor != call->method->input))
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (blocking && cgrpc__in_any_loop_thread())
+    return CGRPC_ERR_WOULD_DEADLOCK;
+  st = call->st;
+  buf = pack_message(call->ch, msg, sizeof(cgrpc__msg), &len, &too_large);
+  if (too_large) {
+    post_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+              "request message larger than the send limit");
+    return CGRPC_ERR_TOO_LARGE;
+  }
+  if (!buf)
+    return CGRPC_ERR_NOMEM;
+  m = (cgrpc__msg *)(void *)buf;
+  m->len = len;
+  m->off = 0;
+  /* The message bytes were packed right after the header. */
+  pthread_mutex_lock(&st->lock);
+  if (blocking)
+    while (st->sendq.bytes >= st->send_limit && !st->done)
+      pthread_cond_wait(&st->cond, &st->lock);
+  if (st->done)
+    rv = CGRPC_ERR_CLOSED;
+  else if (st->write_closed || (!blocking && call->write_pending))
+    rv = CGRPC_ERR_INVALID_STATE;
+  if (rv == 0) {
+    m->seq = ++st->send_seq;
+    cgrpc__msgq_push(&st->sendq, m);
+    if (!blocking) {
+      call->write_pending = 1;
+      call->write_seq = m->seq;
+    }
+  }
+  kick = rv == 0 && cgrpc__stream_want_kick(st);
+  pthread_mutex_unlock(&st->lock);
+  if (rv != 0) {
+    cgrpc__free(m);
+    return rv;
+  }
+  if (kick)
+    call_kick(call);
+  return 0;
+}
+
+int cgrpc_call_write(cgrpc_call *call, const ProtobufCMessage *msg) {
+  return stream_write(call, msg, 1);
+}
+
+int cgrpc_call_write_async(cgrpc_call *call, const ProtobufCMessage *msg) {
+  if (call && !call->async)
+    return CGRPC_ERR_INVALID_STATE;
+  return stream_write(call, msg, 0);
+}
+
+int cgrpc_call_writes_done(cgrpc_call *call) {
+  cgrpc__stream *st;
+  int rv = 0, kick = 0;
+  if (!call || !call->st)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  st = call->st;
+  pthread_mutex_lock(&st->lock);
+  if (st->write_closed)
+    rv = CGRPC_ERR_INVALID_STATE;
+  else {
+    st->write_closed = 1;
+    kick = cgrpc__stream_want_kick(st);
+  }
+  pthread_mutex_unlock(&st->lock);
+  if (kick)
+    call_kick(call);
+  return rv;
+}
+
+int cgrpc_call_read(cgrpc_call *call, ProtobufCMessage **msg) {
+  cgrpc__stream *st;
+  cgrpc__msg *m;
+  int kick;
+  if (!msg)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  *msg = NULL;
+  if (!call || !call->st || call->async)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (cgrpc__in_any_loop_thread())
+    return CGRPC_ERR_WOULD_DEADLOCK;
+  st = call->st;
+  pthread_mutex_lock(&st->lock);
+  while (!st->recvq.head && !st->read_closed && !st->done)
+    pthread_cond_wait(&st->cond, &st->lock);
+  m = take_received(call, &kick);
+  pthread_mutex_unlock(&st->lock);
+  if (kick)
+    call_kick(call);
+  if (!m)
+    return 0;
+  *msg = decode(call, m);
+  if (!*msg) {
+    fail_decode(call);
+    return 0;
+  }
+  return 1;
+}
+
+int cgrpc_call_read_async(cgrpc_call *call) {
+  int rv = 0;
+  if (!call || !call->st || !call->async)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  pthread_mutex_lock(&call->st->lock);
+  if (call->read_pending || call->done_delivered)
+    rv = CGRPC_ERR_INVALID_STATE;
+  else
+    call->read_pending = 1;
+  pthread_mutex_unlock(&call->st->lock);
+  if (rv == 0) {
+    if (cgrpc__loop_in_thread(call->ch->loop))
+      cgrpc__loop_defer(call->ch->loop, &call->notify);
+    else
+      call_kick(call);
+  }
+  return rv;
+}
+
+const cgrpc_metadata_array *cgrpc_call_initial_metadata(cgrpc_call *call) {
+  cgrpc__stream *st;
+  const cgrpc_metadata_array *md;
+  if (!call || !call->st || cgrpc__in_any_loop_thread())
+    return NULL;
+  st = call->st;
+  pthread_mutex_lock(&st->lock);
+  while (!call->headers_received && !st->done)
+    pthread_cond_wait(&st->cond, &st->lock);
+  md = call->headers_received ? call->status.initial_metadata : NULL;
+  pthread_mutex_unlock(&st->lock);
+  return md;
+}
+
+cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
+  cgrpc__stream *st;
+  cgrpc_status_code code;
+  if (!call || !call->st)
+    return misuse(status, CGRPC_STATUS_INVALID_ARGUMENT,
+                  "cgrpc_call_finish: not a streaming call");
+  if (call->async || cgrpc__in_any_loop_thread())
+    return misuse(status, CGRPC_STATUS_FAILED_PRECONDITION,
+                  "cgrpc_call_finish: blocking wait on an async call or "
+                  "from a library thread");
+  st = call->st;
+  if (!st->write_closed)
+    cgrpc_call_writes_done(call);
+  pthread_mutex_lock(&st->lock);
+  while (!st->done)
+    pthread_cond_wait(&st->cond, &st->lock);
+  pthread_mutex_unlock(&st->lock);
+  code = call->status.code;
+  if (status)
+    cgrpc_call_take_status(call, status);
+  return code;
+}
+
+cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
+                                               ProtobufCMessage **reply,
+                                               cgrpc_status *status) {
+  ProtobufCMessage *msg = NULL, *extra = NULL;
+  cgrpc_status st;
+  const char *problem = NULL;
+  if (reply)
+    *reply = NULL;
+  if (!call || !call->st || !reply)
+    return misuse(status, CGRPC_STATUS_INVALID_ARGUMENT,
+                  "cgrpc_call_finish_with_reply: NULL call or reply");
+  if (!call->st->write_closed)
+    cgrpc_call_writes_done(call);
+  if (cgrpc_call_read(call, &msg) == 1 && cgrpc_call_read(call, &extra) == 1) {
+    protobuf_c_message_free_unpacked(extra, NULL);
+    cgrpc_call_cancel(call);
+    problem = "client-streaming call got more than one response";
+  }
+  cgrpc_call_finish(call, &st);
+  if (st.code == CGRPC_STATUS_OK && (problem || !msg)) {
+    cgrpc_status_clear(&st);
+    misuse(&st, problem ? CGRPC_STATUS_INTERNAL : CGRPC_STATUS_UNIMPLEMENTED,
+           problem ? problem
+                   : "client-streaming call got no response message");
+  }
+  if (st.code != CGRPC_STATUS_OK && msg) {
+    protobuf_c_message_free_unpacked(msg, NULL);
+    msg = NULL;
+  }
+  *reply = msg;
+  if (status)
+    *status = st;
+  else
+    cgrpc_status_clear(&st);
+  return st.code;
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -438,14 +906,29 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static int on_message(void *user_data, int compressed, const uint8_t *data,
                       size_t len) {
   cgrpc_call *call = user_data;
-  if (++call->n_responses > 1)
-    return 0;
   if (compressed) {
     cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL,
                      "compressed response, but this client asked for "
                      "identity encoding");
     return 1;
   }
+  if (call->st) {
+    cgrpc__msg *m = cgrpc__msg_new(len);
+    if (!m) {
+      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return 1;
+    }
+    memcpy(m->data, data, len);
+    pthread_mutex_lock(&call->st->lock);
+    cgrpc__msgq_push(&call->st->recvq, m);
+    pthread_cond_broadcast(&call->st->cond);
+    pthread_mutex_unlock(&call->st->lock);
+    if (call->async && call->read_pending)
+      cgrpc__loop_defer(call->ch->loop, &call->notify);
+    return 0;
+  }
+  if (++call->n_responses > 1)
+    return 0;
   call->response = cgrpc__malloc(len ? len : 1);
   if (!call->response) {
     cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -460,23 +943,30 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
                          int32_t stream_id, const uint8_t *data, size_t len,
                          void *user_data) {
   cgrpc_call *call = stream_call(session, stream_id);
+  size_t consume = len;
   int rv;
   (void)flags;
   (void)user_data;
-  if (!call)
-    return 0;
-  rv = cgrpc__deframer_feed(&call->deframer, data, len, on_message, call);
-  if (rv == CGRPC_ERR_TOO_LARGE) {
-    char msg[128];
-    snprintf(msg, sizeof msg,
-             "received message larger than max (%lld bytes)",
-             (long long)call->ch->opts.max_recv);
-    cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-  } else if (rv == CGRPC_ERR_PROTO) {
-    cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL, "bad gRPC message framing");
-  } else if (rv == CGRPC_ERR_NOMEM) {
-    cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  if (call) {
+    rv = cgrpc__deframer_feed(&call->deframer, data, len, on_message, call);
+    if (rv == CGRPC_ERR_TOO_LARGE) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "received message larger than max (%lld bytes)",
+               (long long)call->ch->opts.max_recv);
+      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+    } else if (rv == CGRPC_ERR_PROTO) {
+      cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL, "bad gRPC message framing");
+    } else if (rv == CGRPC_ERR_NOMEM) {
+      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    } else if (call->st && !call->completed) {
+      /* Hold the window back while the reader lags. */
+      pthread_mutex_lock(&call->st->lock);
+      consume = cgrpc__stream_account_recv(call->st, len);
+      pthread_mutex_unlock(&call->st->lock);
+    }
   }
+  if (consume)
+    nghttp2_session_consume(session, stream_id, consume);
   return 0;
 }
 
@@ -510,15 +1000,18 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
     call->status.code = CGRPC_STATUS_INTERNAL;
     set_message(call, "server closed the stream without a grpc-status");
   }
-  if (call->status.code == CGRPC_STATUS_OK) {
-    if (call->n_responses != 1 || !cgrpc__deframer_is_idle(&call->deframer)) {
+  if (call->status.code == CGRPC_STATUS_OK &&
+      !cgrpc__deframer_is_idle(&call->deframer)) {
+    call->status.code = CGRPC_STATUS_INTERNAL;
+    set_message(call, "response stream ended inside a message");
+  }
+  if (call->status.code == CGRPC_STATUS_OK && !call->st) {
+    if (call->n_responses != 1) {
       call->status.code = call->n_responses == 0 ? CGRPC_STATUS_UNIMPLEMENTED
                                                  : CGRPC_STATUS_INTERNAL;
       snprintf(msg, sizeof msg,
-               "unary call expected one response message, got %d%s",
-               call->n_responses,
-               cgrpc__deframer_is_idle(&call->deframer) ? ""
-                                                         : " and a partial one");
+               "unary call expected one response message, got %d",
+               call->n_responses);
       set_message(call, msg);
     } else {
       reply = protobuf_c_message_unpack(call->method->output, NULL,
@@ -539,6 +1032,16 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   cgrpc_call *call = stream_call(session, stream_id);
   (void)user_data;
   if (call && !call->completed) {
+    /* Window held back for a slow reader goes back to the connection. */
+    if (call->st) {
+      size_t held;
+      pthread_mutex_lock(&call->st->lock);
+      held = call->st->unconsumed + call->st->to_consume;
+      call->st->unconsumed = call->st->to_consume = 0;
+      pthread_mutex_unlock(&call->st->lock);
+      if (held)
+        nghttp2_session_consume_connection(session, held);
+    }
     call->stream_id = -1; /* closed: nothing to reset */
     call_finish(call, error_code);
   }
@@ -547,9 +1050,22 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
-  (void)session;
-  if (frame->hd.type == NGHTTP2_GOAWAY)
+  cgrpc_call *call;
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
     cgrpc__channel_conn_goaway(user_data);
+    return 0;
+  }
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_RESPONSE ||
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  call = stream_call(session, frame->hd.stream_id);
+  if (call && call->st) {
+    pthread_mutex_lock(&call->st->lock);
+    call->headers_received = 1;
+    pthread_cond_broadcast(&call->st->cond);
+    pthread_mutex_unlock(&call->st->lock);
+  }
   return 0;
 }
 

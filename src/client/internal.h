@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "call/deframer.h"
+#include "call/stream.h"
 #include "cgrpc/call.h"
 #include "cgrpc/channel.h"
 #include "h2/conn.h"
@@ -100,6 +101,17 @@ struct cgrpc_call {
 
   unsigned linked : 1;
   unsigned completed : 1;
+
+  /* Streaming calls only (st != NULL). */
+  cgrpc__stream *st;
+  int async;
+  cgrpc_call_callbacks cbs;
+  cgrpc__deferred notify; /* delivers async callbacks, loop thread */
+  uint64_t write_seq;     /* the pending async write */
+  unsigned read_pending : 1;
+  unsigned write_pending : 1;
+  unsigned headers_received : 1;
+  unsigned done_delivered : 1;
 };
 
 #endif /* CGRPC_CLIENT_INTERNAL_H */

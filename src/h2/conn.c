@@ -201,6 +201,10 @@ int cgrpc__h2_session_option_new(nghttp2_option **opt_ptr, int server) {
     nghttp2_option_set_no_closed_streams(opt, 1);
   }
   nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
+  /* The call layer gives received bytes back to the peer's window itself
+   * (nghttp2_session_consume), when the application has taken them: that
+   * is what stops a fast sender from filling a slow reader's memory. */
+  nghttp2_option_set_no_auto_window_update(opt, 1);
   /* Other gRPC stacks send grpc-message and metadata values with leading or
    * trailing spaces; RFC 9113 forbids them, but refusing the whole stream
    * over it helps nobody. */

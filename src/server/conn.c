@@ -129,6 +129,11 @@ static void call_unlink(call_t *call) {
 
 void cgrpc__server_call_free(call_t *call) {
   call_unlink(call);
+  if (call->st) {
+    cgrpc__loop_undefer(call->loop, &call->notify);
+    cgrpc__stream_free(call->st);
+    cgrpc__free(call->st);
+  }
   cgrpc__deframer_free(&call->deframer);
   cgrpc_metadata_array_del(call->metadata);
   cgrpc_metadata_array_del(call->initial_md);
@@ -138,13 +143,37 @@ void cgrpc__server_call_free(call_t *call) {
   cgrpc__free(call);
 }
 
+int cgrpc__server_call_release(call_t *call) {
+  if (!(call->stream_closed || !call->conn) || call->handler_running ||
+      (atomic_load(&call->detached) && !call->finished) ||
+      atomic_load(&call->posted) > 0)
+    return 0;
+  cgrpc__server_call_free(call);
+  return 1;
+}
+
+void cgrpc__server_submit_trailers(call_t *call) {
+  nghttp2_session *session = call->conn->h2.session;
+  cgrpc__hdrs h;
+  call->responded = 1;
+  cgrpc__hdrs_init(&h);
+  cgrpc__hdrs_add_status(&h, call->code, call->status_message);
+  cgrpc__hdrs_add_metadata(&h, call->trailing_md);
+  if (h.failed ||
+      nghttp2_submit_trailer(session, call->stream_id, h.nv, h.len) != 0)
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
+  cgrpc__hdrs_free(&h);
+}
+
 /* Reads the response message for nghttp2, then queues the trailers. */
 static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
                              uint8_t *buf, size_t length, uint32_t *data_flags,
                              nghttp2_data_source *source, void *user_data) {
   call_t *call = source->ptr;
   size_t n = call->response_len - call->response_off;
-  cgrpc__hdrs h;
+  (void)session;
+  (void)stream_id;
   (void)user_data;
   if (n > length)
     n = length;
@@ -153,14 +182,7 @@ static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
   if (call->response_off < call->response_len)
     return (ssize_t)n;
   *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-  cgrpc__hdrs_init(&h);
-  cgrpc__hdrs_add_status(&h, call->code, call->status_message);
-  cgrpc__hdrs_add_metadata(&h, call->trailing_md);
-  if (h.failed ||
-      nghttp2_submit_trailer(session, stream_id, h.nv, h.len) != 0)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
-  cgrpc__hdrs_free(&h);
+  cgrpc__server_submit_trailers(call);
   return (ssize_t)n;
 }
 
@@ -183,7 +205,7 @@ static void submit_final(call_t *call, cgrpc__hdrs *h,
 
 /* Sends the handler's outcome: headers + message + trailers when there is a
  * response message, otherwise a Trailers-Only response. */
-static void call_respond(call_t *call) {
+void cgrpc__server_call_respond(call_t *call) {
   cgrpc__hdrs h;
   nghttp2_data_provider prd;
   if (call->responded)
@@ -217,6 +239,16 @@ static void call_fail(call_t *call, cgrpc_status_code code, const char *fmt,
   if (call->responded)
     return;
   call->responded = 1;
+  if (call->headers_submitted) {
+    /* The response has begun: no Trailers-Only any more; reset it. */
+    nghttp2_submit_rst_stream(call->conn->h2.session, NGHTTP2_FLAG_NONE,
+                              call->stream_id,
+                              code == CGRPC_STATUS_DEADLINE_EXCEEDED
+                                  ? NGHTTP2_CANCEL
+                                  : NGHTTP2_INTERNAL_ERROR);
+    cgrpc__h2conn_schedule_flush(&call->conn->h2);
+    return;
+  }
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
@@ -230,7 +262,7 @@ static void call_fail(call_t *call, cgrpc_status_code code, const char *fmt,
 }
 
 /* Packs the response (on the handler's thread: off the loop). */
-static void call_pack_response(call_t *call) {
+void cgrpc__server_call_pack_response(call_t *call) {
   cgrpc_server *server;
   size_t size;
   if (call->code != CGRPC_STATUS_OK || !call->response_msg)
@@ -267,8 +299,10 @@ static void call_pack_response(call_t *call) {
 static void run_handler(call_t *call) {
   const cgrpc__method_entry *m = call->method;
   cgrpc_status_code code =
-      m->handler.unary(m->service->servicer, call, call->request_msg,
-                       call->response_msg, m->service->user_data);
+      m->handler.dispatch(m->service->servicer, call, call->request_msg,
+                          call->response_msg, m->service->user_data);
+  if (atomic_load(&call->detached))
+    return; /* cgrpc_server_ctx_finish() reports the outcome */
   if ((unsigned)code > CGRPC_STATUS_UNAUTHENTICATED) {
     call->status_message = "handler returned an invalid status code";
     code = CGRPC_STATUS_UNKNOWN;
@@ -276,20 +310,21 @@ static void run_handler(call_t *call) {
   call->code = code;
   if (code == CGRPC_STATUS_OK)
     call->status_message = NULL;
-  call_pack_response(call);
+  cgrpc__server_call_pack_response(call);
 }
 
 /* Back on the loop after the handler. */
 static void handler_done(void *user_data) {
   call_t *call = user_data;
   call->handler_running = 0;
-  if (call->stream_closed || !call->conn) {
-    cgrpc__server_call_free(call);
-    return;
+  if (!atomic_load(&call->detached) && !call->stream_closed && call->conn &&
+      !atomic_load(&call->cancelled)) {
+    if (call->st)
+      cgrpc__server_stream_finish(call);
+    else
+      cgrpc__server_call_respond(call);
   }
-  if (atomic_load(&call->cancelled))
-    return; /* deadline already answered */
-  call_respond(call);
+  cgrpc__server_call_release(call);
 }
 
 static void worker_run(cgrpc__job *job) {
@@ -353,9 +388,32 @@ static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
   return CGRPC_STATUS_OK;
 }
 
-/* The request is complete: decode it and run the handler. */
+/* Runs the handler: inline on the loop, or on the worker pool. */
+static void start_handler(call_t *call) {
+  const cgrpc_method_desc *desc = call->method->desc;
+  if (desc->kind == CGRPC_METHOD_UNARY ||
+      desc->kind == CGRPC_METHOD_CLIENT_STREAMING) {
+    call->response_msg =
+        cgrpc__arena_alloc(&call->arena, desc->output->sizeof_message);
+    if (!call->response_msg) {
+      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    protobuf_c_message_init(desc->output, call->response_msg);
+  }
+  call->handler_running = 1;
+  if (call->server->opts.max_workers == 0) {
+    run_handler(call);
+    handler_done(call);
+  } else {
+    call->job.run = worker_run;
+    cgrpc__pool_submit(&call->server->pool, &call->job);
+  }
+}
+
+/* The one request of a unary or server-streaming call is complete: decode
+ * it and run the handler. */
 static void call_dispatch(call_t *call) {
-  cgrpc_server *server = call->server;
   const cgrpc_method_desc *desc = call->method->desc;
   ProtobufCAllocator alloc;
   if (call->responded)
@@ -363,8 +421,8 @@ static void call_dispatch(call_t *call) {
   if (call->n_requests != 1) {
     call_fail(call, call->n_requests ? CGRPC_STATUS_UNIMPLEMENTED
                                      : CGRPC_STATUS_INTERNAL,
-              "unary method %s expects one request message, got %d",
-              call->path, call->n_requests);
+              "method %s expects one request message, got %d", call->path,
+              call->n_requests);
     return;
   }
   cgrpc__arena_protobuf_allocator(&call->arena, &alloc);
@@ -375,20 +433,7 @@ static void call_dispatch(call_t *call) {
               "could not decode the request as %s", desc->input->name);
     return;
   }
-  call->response_msg = cgrpc__arena_alloc(&call->arena, desc->output->sizeof_message);
-  if (!call->response_msg) {
-    call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  protobuf_c_message_init(desc->output, call->response_msg);
-  call->handler_running = 1;
-  if (server->opts.max_workers == 0) {
-    run_handler(call);
-    handler_done(call);
-  } else {
-    call->job.run = worker_run;
-    cgrpc__pool_submit(&server->pool, &call->job);
-  }
+  start_handler(call);
 }
 
 static void deadline_fired(void *user_data) {
@@ -425,16 +470,15 @@ static void call_headers_done(call_t *call) {
     return;
   }
   call->method = find_method(server, call->path, strlen(call->path));
-  if (!call->method || !call->method->handler.implemented) {
+  if (!call->method || !call->method->handler.dispatch) {
+    call->method = NULL;
     call_fail(call, CGRPC_STATUS_UNIMPLEMENTED, "Method not found: %s",
               call->path);
     return;
   }
-  if (call->method->desc->kind != CGRPC_METHOD_UNARY ||
-      !call->method->handler.unary) {
-    call_fail(call, CGRPC_STATUS_UNIMPLEMENTED,
-              "streaming method %s is not supported by this server version",
-              call->path);
+  if (cgrpc__server_stream_init(call) != 0) {
+    call->method = NULL;
+    call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   if (call->deadline_ns) {
@@ -442,6 +486,9 @@ static void call_headers_done(call_t *call) {
     cgrpc__loop_timer_start(call->loop, &call->deadline_timer,
                             call->deadline_ns);
   }
+  /* A request stream is read by the running handler. */
+  if (cgrpc__server_call_reads_stream(call))
+    start_handler(call);
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -519,6 +566,23 @@ static int on_message(void *user_data, int compressed, const uint8_t *data,
                       size_t len) {
   call_t *call = user_data;
   call->n_requests++;
+  if (cgrpc__server_call_reads_stream(call)) {
+    if (compressed) {
+      int code = call->compressed_gzip
+                     ? decompress_gzip(call, data, len, &data, &len)
+                     : CGRPC_STATUS_INTERNAL;
+      if (code != CGRPC_STATUS_OK) {
+        call_fail(call, (cgrpc_status_code)code,
+                  "could not decompress a request message");
+        return 1;
+      }
+    }
+    if (cgrpc__server_stream_on_message(call, data, len) != 0) {
+      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return 1;
+    }
+    return 0;
+  }
   if (call->n_requests > 1)
     return 0; /* reported at dispatch */
   if (compressed) {
@@ -551,21 +615,28 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
                          int32_t stream_id, const uint8_t *data, size_t len,
                          void *user_data) {
   call_t *call = nghttp2_session_get_stream_user_data(session, stream_id);
+  size_t consume = len;
   int rv;
   (void)flags;
   (void)user_data;
-  if (!call || call->responded || !call->method)
-    return 0;
-  rv = cgrpc__deframer_feed(&call->deframer, data, len, on_message, call);
-  if (rv == CGRPC_ERR_TOO_LARGE) {
-    call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED,
-              "received message larger than max (%lld bytes)",
-              (long long)call->server->opts.max_recv);
-  } else if (rv == CGRPC_ERR_PROTO) {
-    call_fail(call, CGRPC_STATUS_INTERNAL, "bad gRPC message framing");
-  } else if (rv == CGRPC_ERR_NOMEM) {
-    call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  if (call && !call->responded && call->method) {
+    rv = cgrpc__deframer_feed(&call->deframer, data, len, on_message, call);
+    if (rv == CGRPC_ERR_TOO_LARGE) {
+      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                "received message larger than max (%lld bytes)",
+                (long long)call->server->opts.max_recv);
+    } else if (rv == CGRPC_ERR_PROTO) {
+      call_fail(call, CGRPC_STATUS_INTERNAL, "bad gRPC message framing");
+    } else if (rv == CGRPC_ERR_NOMEM) {
+      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    } else if (rv == 0 && cgrpc__server_call_reads_stream(call)) {
+      /* Hold the window back while the handler lags behind. */
+      consume = cgrpc__server_stream_account(call, len);
+    }
   }
+  /* Everything else is given back to the peer's window at once. */
+  if (consume)
+    nghttp2_session_consume(session, stream_id, consume);
   return 0;
 }
 
@@ -603,7 +674,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                 "request stream ended inside a message");
       return 0;
     }
-    call_dispatch(call);
+    if (cgrpc__server_call_reads_stream(call))
+      cgrpc__server_stream_on_end(call);
+    else
+      call_dispatch(call);
   }
   return 0;
 }
@@ -616,13 +690,16 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   if (!call)
     return 0;
   nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-  atomic_store(&call->cancelled, 1);
-  if (call->handler_running) {
-    call->stream_closed = 1;
-    call_unlink(call);
-    return 0;
-  }
-  cgrpc__server_call_free(call);
+  /* A stream that closes before our response was sent was cancelled (a
+   * client reset); one that closes after it simply ended. */
+  if (!call->responded)
+    atomic_store(&call->cancelled, 1);
+  call->stream_closed = 1;
+  call_unlink(call);
+  cgrpc__loop_timer_stop(call->loop, &call->deadline_timer);
+  if (call->st)
+    cgrpc__server_stream_on_close(call);
+  cgrpc__server_call_release(call);
   return 0;
 }
 
@@ -674,14 +751,14 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   (void)h2;
   for (call = conn->calls; call; call = next) {
     next = call->next;
-    atomic_store(&call->cancelled, 1);
-    if (call->handler_running) {
-      call_unlink(call);
-      call->stream_closed = 1;
-      call->conn = NULL;
-    } else {
-      cgrpc__server_call_free(call);
-    }
+    if (!call->responded)
+      atomic_store(&call->cancelled, 1);
+    call_unlink(call);
+    call->stream_closed = 1;
+    call->conn = NULL;
+    if (call->st)
+      cgrpc__server_stream_on_close(call);
+    cgrpc__server_call_release(call);
   }
   if (conn->prev)
     conn->prev->next = conn->next;

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "call/deframer.h"
+#include "call/stream.h"
 #include "cgrpc/server.h"
 #include "h2/conn.h"
 #include "io/loop.h"
@@ -132,6 +133,23 @@ struct cgrpc_server_ctx {
   cgrpc_metadata_array *trailing_md;
   uint8_t *response;
   size_t response_len, response_off;
+
+  /* Streaming methods only (st != NULL). */
+  cgrpc__stream *st;
+  cgrpc__deferred notify; /* async callbacks, loop thread */
+  atomic_int posted;      /* loop tasks in flight for this call */
+  cgrpc_server_read_cb read_cb;
+  void *read_user_data;
+  cgrpc_server_write_cb write_cb;
+  void *write_user_data;
+  uint64_t write_seq;
+  unsigned read_pending : 1;  /* guarded by st->lock */
+  unsigned write_pending : 1; /* guarded by st->lock */
+  unsigned want_headers : 1;  /* guarded by st->lock */
+  unsigned headers_submitted : 1;
+  unsigned finished : 1;
+  atomic_int detached;
+  atomic_int finish_called;
 };
 
 struct cgrpc__server_conn {
@@ -155,5 +173,40 @@ void cgrpc__server_conn_gone(cgrpc_server *server);
 
 /* Frees a call's memory.  Loop thread only. */
 void cgrpc__server_call_free(struct cgrpc_server_ctx *call);
+
+/* Frees |call| once nothing refers to it any more: the stream is closed,
+ * no handler runs, a detached call was finished, no task is in flight.
+ * Returns nonzero if it was freed.  Loop thread only. */
+int cgrpc__server_call_release(struct cgrpc_server_ctx *call);
+
+/* ---- streaming (stream.c) ---- */
+
+/* Nonzero when the method reads a request stream (client-streaming, bidi). */
+int cgrpc__server_call_reads_stream(const struct cgrpc_server_ctx *call);
+
+/* Allocates the stream queues when the method streams.  Returns 0 or
+ * CGRPC_ERR_NOMEM. */
+int cgrpc__server_stream_init(struct cgrpc_server_ctx *call);
+
+/* Loop side: a received message, the end of the requests, the end of the
+ * stream. */
+int cgrpc__server_stream_on_message(struct cgrpc_server_ctx *call,
+                                    const uint8_t *data, size_t len);
+void cgrpc__server_stream_on_end(struct cgrpc_server_ctx *call);
+void cgrpc__server_stream_on_close(struct cgrpc_server_ctx *call);
+/* How many of |len| received bytes may be given back to the peer now. */
+size_t cgrpc__server_stream_account(struct cgrpc_server_ctx *call, size_t len);
+
+/* The handler's work is over (returned, or finished when detached): send
+ * what is left and the trailers.  Loop thread. */
+void cgrpc__server_stream_finish(struct cgrpc_server_ctx *call);
+
+/* From conn.c, for stream.c: the final response when no headers were sent
+ * yet (Trailers-Only, or headers + reply + trailers). */
+void cgrpc__server_call_respond(struct cgrpc_server_ctx *call);
+/* Packs the handler's reply (any thread). */
+void cgrpc__server_call_pack_response(struct cgrpc_server_ctx *call);
+/* Trailers of a call, submitted after the last message. */
+void cgrpc__server_submit_trailers(struct cgrpc_server_ctx *call);
 
 #endif /* CGRPC_SERVER_INTERNAL_H */

@@ -148,15 +148,9 @@ int cgrpc_server_register_service(cgrpc_server *server,
       return CGRPC_ERR_ALREADY_EXISTS;
   for (i = 0; i < desc->n_methods; i++) {
     const cgrpc_method_desc *m = &desc->methods[i];
-    if (!m->path || m->path[0] != '/' || !m->input || !m->output)
+    if (!m->path || m->path[0] != '/' || !m->input || !m->output ||
+        (unsigned)m->kind > CGRPC_METHOD_BIDI_STREAMING)
       return CGRPC_ERR_INVALID_ARGUMENT;
-    if (handlers[i].implemented && m->kind != CGRPC_METHOD_UNARY) {
-      cgrpc__log(&server->log, CGRPC_LOG_ERROR,
-                 "%s is a streaming method; this version serves unary "
-                 "methods only",
-                 m->path);
-      return CGRPC_ERR_UNSUPPORTED;
-    }
   }
   services = cgrpc__realloc(server->services,
                             (server->n_services + 1) * sizeof *services);

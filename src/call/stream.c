@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+#include "call/stream.h"
+
+#include <string.h>
+
+#include "util/mem.h"
+
+void cgrpc__stream_init(cgrpc__stream *st, size_t send_limit,
+                        size_t recv_limit) {
+  memset(st, 0, sizeof *st);
+  pthread_mutex_init(&st->lock, NULL);
+  pthread_cond_init(&st->cond, NULL);
+  st->send_limit = send_limit;
+  st->recv_limit = recv_limit;
+}
+
+void cgrpc__stream_free(cgrpc__stream *st) {
+  cgrpc__msgq_clear(&st->sendq);
+  cgrpc__msgq_clear(&st->recvq);
+  pthread_mutex_destroy(&st->lock);
+  pthread_cond_destroy(&st->cond);
+}
+
+cgrpc__msg *cgrpc__msg_new(size_t len) {
+  cgrpc__msg *m = cgrpc__malloc(sizeof *m + len);
+  if (m) {
+    m->next = NULL;
+    m->len = len;
+    m->off = 0;
+    m->seq = 0;
+  }
+  return m;
+}
+
+void cgrpc__msgq_push(cgrpc__msgq *q, cgrpc__msg *m) {
+  m->next = NULL;
+  if (q->tail)
+    q->tail->next = m;
+  else
+    q->head = m;
+  q->tail = m;
+  q->bytes += m->len - m->off;
+}
+
+cgrpc__msg *cgrpc__msgq_pop(cgrpc__msgq *q) {
+  cgrpc__msg *m = q->head;
+  if (!m)
+    return NULL;
+  q->head = m->next;
+  if (!q->head)
+    q->tail = NULL;
+  q->bytes -= m->len - m->off;
+  m->next = NULL;
+  return m;
+}
+
+void cgrpc__msgq_clear(cgrpc__msgq *q) {
+  cgrpc__msg *m;
+  while ((m = cgrpc__msgq_pop(q)) != NULL)
+    cgrpc__free(m);
+}
+
+size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
+  size_t copied = 0;
+  int was_full = st->sendq.bytes >= st->send_limit;
+  while (copied < len && st->sendq.head) {
+    cgrpc__msg *m = st->sendq.head;
+    size_t n = m->len - m->off;
+    if (n > len - copied)
+      n = len - copied;
+    memcpy(buf + copied, m->data + m->off, n);
+    m->off += n;
+    st->sendq.bytes -= n;
+    copied += n;
+    if (m->off == m->len) {
+      st->sent_seq = m->seq;
+      st->sendq.head = m->next;
+      if (!st->sendq.head)
+        st->sendq.tail = NULL;
+      cgrpc__free(m);
+    }
+  }
+  if (was_full && st->sendq.bytes < st->send_limit)
+    pthread_cond_broadcast(&st->cond);
+  return copied;
+}
+
+size_t cgrpc__stream_account_recv(cgrpc__stream *st, size_t len) {
+  if (st->recvq.bytes <= st->recv_limit && st->unconsumed == 0)
+    return len;
+  st->unconsumed += len;
+  return 0;
+}
+
+int cgrpc__stream_release_recv(cgrpc__stream *st) {
+  if (st->unconsumed == 0 || st->recvq.bytes > st->recv_limit / 2)
+    return 0;
+  st->to_consume += st->unconsumed;
+  st->unconsumed = 0;
+  return cgrpc__stream_want_kick(st);
+}
+
+int cgrpc__stream_want_kick(cgrpc__stream *st) {
+  if (st->kick_pending)
+    return 0;
+  st->kick_pending = 1;
+  return 1;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The message queues of a streaming call, shared by the client and the
+ * server.  The application's threads write serialized messages into the
+ * send queue and take received messages from the receive queue; the loop
+ * thread moves bytes between the queues and nghttp2.  Both queues are
+ * bounded, which is what carries HTTP/2 flow control to the application:
+ *
+ *  - a writer waits (or its async write completes later) while more than
+ *    |send_limit| bytes are queued, i.e. while the peer's window is shut;
+ *  - received bytes are given back to the peer's window (consumed) only
+ *    while fewer than |recv_limit| bytes wait for the reader, so a slow
+ *    reader stops the peer instead of growing a buffer.
+ *
+ * One mutex guards everything here; it is never held across a callback or
+ * an nghttp2 call.
+ */
+#ifndef CGRPC_CALL_STREAM_H
+#define CGRPC_CALL_STREAM_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cgrpc__msg {
+  struct cgrpc__msg *next;
+  size_t len; /* bytes in data[] */
+  size_t off; /* bytes already taken (send side) */
+  uint64_t seq;
+  uint8_t data[];
+} cgrpc__msg;
+
+typedef struct cgrpc__msgq {
+  cgrpc__msg *head, *tail;
+  size_t bytes; /* unsent/unread bytes */
+} cgrpc__msgq;
+
+typedef struct cgrpc__stream {
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* broadcast on every change a waiter cares about */
+  cgrpc__msgq sendq;
+  cgrpc__msgq recvq;
+  size_t send_limit;
+  size_t recv_limit;
+  uint64_t send_seq;    /* last message queued */
+  uint64_t sent_seq;    /* last message fully handed to the transport */
+  size_t unconsumed;    /* received bytes held back from the peer's window */
+  size_t to_consume;    /* bytes the loop should now give back */
+  unsigned write_closed : 1; /* no more messages will be queued */
+  unsigned read_closed : 1;  /* the peer half-closed */
+  unsigned done : 1;         /* the call is over */
+  unsigned kick_pending : 1; /* a loop task is already on its way */
+} cgrpc__stream;
+
+void cgrpc__stream_init(cgrpc__stream *st, size_t send_limit,
+                        size_t recv_limit);
+/* Frees queued messages and the sync objects. */
+void cgrpc__stream_free(cgrpc__stream *st);
+
+/* Allocates a message of |len| data bytes (not linked).  NULL when out of
+ * memory. */
+cgrpc__msg *cgrpc__msg_new(size_t len);
+
+/* ---- called with st->lock held ---- */
+
+void cgrpc__msgq_push(cgrpc__msgq *q, cgrpc__msg *m);
+cgrpc__msg *cgrpc__msgq_pop(cgrpc__msgq *q);
+void cgrpc__msgq_clear(cgrpc__msgq *q);
+
+/*
+ * Copies up to |len| queued send bytes into |buf| (several messages may
+ * share one DATA frame) and frees what is fully taken.  Returns the number
+ * of bytes copied.  Wakes blocked writers when the queue drains below the
+ * limit.
+ */
+size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len);
+
+/*
+ * Accounts |len| received DATA bytes: returns how many the loop may give
+ * back to the peer now (all of them while the reader keeps up, else 0 and
+ * they are held back until the reader drains the queue).
+ */
+size_t cgrpc__stream_account_recv(cgrpc__stream *st, size_t len);
+
+/* After the reader took a message: moves held-back bytes to |to_consume|
+ * once the queue is below the limit.  Returns nonzero when the loop needs a
+ * kick to consume them. */
+int cgrpc__stream_release_recv(cgrpc__stream *st);
+
+/* Marks a kick as pending; returns nonzero if the caller must post it (no
+ * kick was pending). */
+int cgrpc__stream_want_kick(cgrpc__stream *st);
+
+#endif /* CGRPC_CALL_STREAM_H */
