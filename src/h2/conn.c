@@ -9,8 +9,6 @@
 #include "cgrpc/error.h"
 #include "util/mem.h"
 
-/* Largest batch gathered before a write(): bounds the buffer per connection. */
-#define WRITE_BATCH (256 * 1024)
 #define READ_CHUNK (64 * 1024)
 
 static void conn_flush(void *user_data);
@@ -30,7 +28,7 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
   conn->fd = -1;
   cgrpc__free(conn->wbuf);
   conn->wbuf = NULL;
-  conn->wlen = conn->woff = conn->wcap = 0;
+  conn->wlen = conn->woff = 0;
   /* Posted, so the owner never frees the connection under a callback. */
   if (cgrpc__loop_post(conn->loop, closed_task, conn) != 0)
     closed_task(conn);
@@ -41,79 +39,102 @@ void cgrpc__h2conn_schedule_flush(cgrpc__h2conn *conn) {
     cgrpc__loop_defer(conn->loop, &conn->flush_task);
 }
 
-/* Writes what is buffered.  Returns 1 when all of it went out, 0 when the
- * socket is full, -1 on error. */
-static int write_pending(cgrpc__h2conn *conn) {
-  while (conn->woff < conn->wlen) {
-    ssize_t n = send(conn->fd, conn->wbuf + conn->woff, conn->wlen - conn->woff,
-                     MSG_NOSIGNAL);
-    if (n < 0) {
+/* Sends as much of |p| as the socket takes.  Returns the bytes sent, or -1
+ * on a socket error. */
+static ssize_t send_some(int fd, const uint8_t *p, size_t n) {
+  size_t sent = 0;
+  while (sent < n) {
+    ssize_t r = send(fd, p + sent, n - sent, MSG_NOSIGNAL);
+    if (r < 0) {
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return 0;
+        break;
       return -1;
     }
-    conn->woff += (size_t)n;
+    sent += (size_t)r;
   }
-  conn->wlen = conn->woff = 0;
-  return 1;
+  return (ssize_t)sent;
 }
 
-static int buffer_append(cgrpc__h2conn *conn, const uint8_t *data, size_t n) {
-  if (conn->wlen + n > conn->wcap) {
-    size_t cap = conn->wcap ? conn->wcap : 16384;
-    uint8_t *p;
-    while (cap < conn->wlen + n)
-      cap *= 2;
-    p = cgrpc__realloc(conn->wbuf, cap);
-    if (!p)
-      return CGRPC_ERR_NOMEM;
-    conn->wbuf = p;
-    conn->wcap = cap;
-  }
-  memcpy(conn->wbuf + conn->wlen, data, n);
-  conn->wlen += n;
+/* Keeps what the socket did not take (|a| then |b|) for the next EPOLLOUT,
+ * and asks for it.  Returns 0 or CGRPC_ERR_NOMEM. */
+static int keep_unsent(cgrpc__h2conn *conn, const uint8_t *a, size_t alen,
+                       const uint8_t *b, size_t blen) {
+  uint8_t *p = cgrpc__malloc(alen + blen);
+  if (!p)
+    return CGRPC_ERR_NOMEM;
+  memcpy(p, a, alen);
+  if (blen)
+    memcpy(p + alen, b, blen);
+  conn->wbuf = p;
+  conn->wlen = alen + blen;
+  conn->woff = 0;
+  cgrpc__loop_watch_update(conn->loop, &conn->watch,
+                           CGRPC__IO_READ | CGRPC__IO_WRITE);
   return 0;
 }
 
+/*
+ * Writes what the session has to send.  Frames are gathered in the loop's
+ * scratch buffer and written with as few send() calls as fit; only bytes
+ * the socket refuses are copied to the connection, so an idle connection
+ * holds no write buffer.  While such bytes wait, the session is not asked
+ * for more: that is the backpressure on the writers above.
+ */
 static void conn_flush(void *user_data) {
   cgrpc__h2conn *conn = user_data;
-  int rv;
+  uint8_t *batch;
+  size_t cap, len = 0;
+  ssize_t w;
   if (conn->closed)
     return;
-  for (;;) {
-    rv = write_pending(conn);
-    if (rv < 0)
+  if (conn->wlen > conn->woff) {
+    w = send_some(conn->fd, conn->wbuf + conn->woff, conn->wlen - conn->woff);
+    if (w < 0)
       goto fail;
-    if (rv == 0)
-      break; /* socket full: wait for EPOLLOUT */
-    /* Gather one batch of frames from the session. */
-    while (conn->wlen < WRITE_BATCH) {
-      const uint8_t *data;
-      ssize_t n = nghttp2_session_mem_send(conn->session, &data);
-      if (n < 0)
-        goto fail;
-      if (n == 0)
-        break;
-      if (buffer_append(conn, data, (size_t)n) != 0)
-        goto fail;
-    }
-    if (conn->wlen == 0)
-      break;
+    conn->woff += (size_t)w;
+    if (conn->woff < conn->wlen)
+      return; /* still full: EPOLLOUT brings us back */
   }
-  if (conn->wlen > 0) {
-    cgrpc__loop_watch_update(conn->loop, &conn->watch,
-                             CGRPC__IO_READ | CGRPC__IO_WRITE);
-    return;
+  cgrpc__free(conn->wbuf);
+  conn->wbuf = NULL;
+  conn->wlen = conn->woff = 0;
+  batch = cgrpc__loop_scratch(conn->loop, &cap);
+  if (!batch)
+    goto fail;
+  for (;;) {
+    const uint8_t *data;
+    ssize_t n = nghttp2_session_mem_send(conn->session, &data);
+    if (n < 0)
+      goto fail;
+    if (n == 0)
+      break;
+    if (len + (size_t)n > cap) {
+      w = send_some(conn->fd, batch, len);
+      if (w < 0)
+        goto fail;
+      if ((size_t)w < len) {
+        if (keep_unsent(conn, batch + w, len - (size_t)w, data, (size_t)n))
+          goto fail;
+        return;
+      }
+      len = 0;
+    }
+    memcpy(batch + len, data, (size_t)n);
+    len += (size_t)n;
+  }
+  if (len) {
+    w = send_some(conn->fd, batch, len);
+    if (w < 0)
+      goto fail;
+    if ((size_t)w < len) {
+      if (keep_unsent(conn, batch + w, len - (size_t)w, NULL, 0))
+        goto fail;
+      return;
+    }
   }
   cgrpc__loop_watch_update(conn->loop, &conn->watch, CGRPC__IO_READ);
-  /* Shrink a buffer that grew for a large burst. */
-  if (conn->wcap > WRITE_BATCH * 2) {
-    cgrpc__free(conn->wbuf);
-    conn->wbuf = NULL;
-    conn->wcap = 0;
-  }
   if (!nghttp2_session_want_read(conn->session) &&
       !nghttp2_session_want_write(conn->session))
     cgrpc__h2conn_close(conn);

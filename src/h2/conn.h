@@ -32,7 +32,7 @@ struct cgrpc__h2conn {
   nghttp2_session *session;
   cgrpc__deferred flush_task;
   uint8_t *wbuf;
-  size_t wlen, woff, wcap;
+  size_t wlen, woff; /* bytes the socket refused, kept for EPOLLOUT */
   int closed;
   /* Set while a read is being fed to nghttp2, to delay the close. */
   int in_recv;

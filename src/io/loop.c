@@ -36,7 +36,17 @@ struct cgrpc__loop {
   size_t heap_len, heap_cap;
 
   cgrpc__deferred *deferred;
+  uint8_t *scratch;
 };
+
+#define SCRATCH_SIZE (256 * 1024)
+
+uint8_t *cgrpc__loop_scratch(cgrpc__loop *loop, size_t *size) {
+  if (!loop->scratch)
+    loop->scratch = cgrpc__malloc(SCRATCH_SIZE);
+  *size = SCRATCH_SIZE;
+  return loop->scratch;
+}
 
 static _Thread_local const cgrpc__loop *current_loop;
 
@@ -98,6 +108,7 @@ void cgrpc__loop_del(cgrpc__loop *loop) {
   close(loop->epfd);
   pthread_mutex_destroy(&loop->lock);
   cgrpc__free(loop->heap);
+  cgrpc__free(loop->scratch);
   cgrpc__free(loop);
 }
 

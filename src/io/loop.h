@@ -95,6 +95,11 @@ void cgrpc__loop_timer_stop(cgrpc__loop *loop, cgrpc__timer *t);
  * Returns 0 or CGRPC_ERR_NOMEM. */
 int cgrpc__loop_post(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data);
 
+/* A buffer of |*size| bytes that any code on the loop thread may use until
+ * it returns to the loop (the connections' write batches); NULL when out of
+ * memory. */
+uint8_t *cgrpc__loop_scratch(cgrpc__loop *loop, size_t *size);
+
 /* Queues |d| to run at the end of this loop turn (no-op if queued). Loop
  * thread only. */
 void cgrpc__loop_defer(cgrpc__loop *loop, cgrpc__deferred *d);
