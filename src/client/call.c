@@ -23,6 +23,9 @@
  * held for a reader before the peer's window stops being refilled. */
 #define STREAM_SEND_LIMIT (256 * 1024)
 #define STREAM_RECV_LIMIT (1024 * 1024)
+/* Largest response header list (headers + trailers) a call stores; a
+ * larger one resets the stream. */
+#define MAX_HEADER_BYTES (64 * 1024)
 
 void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
 void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn);
@@ -868,6 +871,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
   if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
     call->in_trailers = 1;
+  /* Bounds what one response's headers may make us store. */
+  call->header_bytes += namelen + valuelen + 32;
+  if (call->header_bytes > MAX_HEADER_BYTES)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (LIT_EQ(name, namelen, ":status")) {
     int st;
     if (cgrpc__wire_parse_status(value, valuelen, &st) == 0)

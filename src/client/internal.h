@@ -93,6 +93,7 @@ struct cgrpc_call {
   int bad_content_type;
   int have_grpc_status;
   int in_trailers;
+  size_t header_bytes; /* response headers + trailers seen, for the cap */
   cgrpc_status status;
 
   /* Pre-start failure (reported on the loop so callbacks stay there). */

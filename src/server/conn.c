@@ -22,6 +22,12 @@
 
 #define LIT_EQ CGRPC__LIT_EQ
 
+/* Largest request header list accepted (names + values + 32 per field, as
+ * HTTP/2 counts it); larger requests are reset.  16 KiB is advertised. */
+#define MAX_HEADER_BYTES (64 * 1024)
+/* A connection must complete the HTTP/2 handshake this soon. */
+#define HANDSHAKE_TIMEOUT_NS (20LL * 1000000000)
+
 typedef struct cgrpc_server_ctx call_t;
 
 static cgrpc__server_conn *conn_of(void *user_data) { return user_data; }
@@ -518,6 +524,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!call || call->headers_done)
     return 0; /* client trailers carry nothing for gRPC */
+  /* Bounds what one request's headers may make us store. */
+  call->header_bytes += namelen + valuelen + 32;
+  if (call->header_bytes > MAX_HEADER_BYTES)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (name[0] == ':') {
     if (LIT_EQ(name, namelen, ":path")) {
       call->path = cgrpc__arena_alloc(&call->arena, valuelen + 1);
@@ -645,6 +655,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   cgrpc__server_conn *conn = conn_of(user_data);
   call_t *call;
   switch (frame->hd.type) {
+  case NGHTTP2_SETTINGS:
+    cgrpc__loop_timer_stop(conn->h2.loop, &conn->handshake_timer);
+    return 0;
   case NGHTTP2_PING:
     if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && conn->shutdown_ping_sent == 1) {
       conn->shutdown_ping_sent = 2;
@@ -749,6 +762,7 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc_server *server = sl->server;
   call_t *call, *next;
   (void)h2;
+  cgrpc__loop_timer_stop(sl->loop, &conn->handshake_timer);
   for (call = conn->calls; call; call = next) {
     next = call->next;
     if (!call->responded)
@@ -769,6 +783,13 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   nghttp2_session_del(conn->h2.session);
   cgrpc__free(conn);
   cgrpc__server_conn_gone(server);
+}
+
+static void handshake_expired(void *user_data) {
+  cgrpc__server_conn *conn = user_data;
+  cgrpc__log(&conn->sl->server->log, CGRPC_LOG_INFO,
+             "%s: no HTTP/2 handshake in time; closing", conn->h2.peer);
+  cgrpc__h2conn_close(&conn->h2);
 }
 
 void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
@@ -804,11 +825,15 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   if (sl->conns)
     sl->conns->prev = conn;
   sl->conns = conn;
+  cgrpc__timer_init(&conn->handshake_timer, handshake_expired, conn);
   if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, conn_closed,
                           conn) != 0) {
     /* fd is closed; unwind through the normal close path. */
     conn_closed(&conn->h2, conn);
+    return;
   }
+  cgrpc__loop_timer_start(sl->loop, &conn->handshake_timer,
+                          cgrpc__now_ns() + HANDSHAKE_TIMEOUT_NS);
   return;
 fail:
   cgrpc__log(&server->log, CGRPC_LOG_ERROR, "could not set up connection from %s",

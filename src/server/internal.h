@@ -108,6 +108,7 @@ struct cgrpc_server_ctx {
   const uint8_t *request;
   size_t request_len;
   int n_requests;
+  size_t header_bytes; /* request headers seen so far, for the cap */
   int compressed_gzip; /* grpc-encoding: gzip */
 
   /* Request-header checks, decided at the end of the headers. */
@@ -158,6 +159,8 @@ struct cgrpc__server_conn {
   cgrpc__server_conn *prev, *next;
   struct cgrpc_server_ctx *calls;
   int shutdown_ping_sent;
+  /* Closes a connection that never completes the HTTP/2 handshake. */
+  cgrpc__timer handshake_timer;
 };
 
 /* Takes a freshly accepted socket onto |sl|'s loop.  Loop thread only. */
