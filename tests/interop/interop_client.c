@@ -1,0 +1,772 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A cgrpc client of grpc.testing.TestService that runs the cases of gRPC's
+ * interop test descriptions (doc/interop-test-descriptions.md in grpc/grpc)
+ * against any implementation's interop server.
+ *
+ *   interop_client --server_host=H --server_port=N --test_case=NAME
+ *                  [--use_tls=false] [--server_host_override=NAME]
+ *
+ * Cases: empty_unary large_unary client_streaming server_streaming ping_pong
+ * empty_stream cancel_after_begin cancel_after_first_response
+ * timeout_on_sleeping_server status_code_and_message special_status_message
+ * custom_metadata unimplemented_method unimplemented_service, and "all",
+ * which runs every case on one channel.
+ *
+ * Prints "PASS: case" or "FAIL: case: why" per case and exits 0 when every
+ * case passed, 1 otherwise, 2 on usage errors.  --server_host_override is
+ * accepted and ignored: it names the TLS server, and plaintext has none.
+ * --use_tls=true is refused (cgrpc has no TLS channel yet).
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cgrpc/cgrpc.h>
+
+#include "grpc/testing/test.grpc-c.h"
+
+/* The deadline of every call but timeout_on_sleeping_server's. */
+#define CALL_TIMEOUT_MS 20000
+
+static const char ECHO_INITIAL_KEY[] = "x-grpc-test-echo-initial";
+static const char ECHO_INITIAL_VALUE[] = "test_initial_metadata_value";
+static const char ECHO_TRAILING_KEY[] = "x-grpc-test-echo-trailing-bin";
+static const uint8_t ECHO_TRAILING_VALUE[] = {0xab, 0xab, 0xab};
+static const char SPECIAL_MESSAGE[] =
+    "\t\ntest with whitespace\r\nand Unicode BMP \xe2\x98\xba"
+    " and non-BMP \xf0\x9f\x98\x88\t\n";
+
+/* The sizes of client_streaming, server_streaming and ping_pong. */
+static const int32_t REQUEST_SIZES[] = {27182, 8, 1828, 45904};
+static const int32_t RESPONSE_SIZES[] = {31415, 9, 2653, 58979};
+#define N_SIZES 4
+
+typedef struct client {
+  cgrpc_channel *channel;
+  char why[1024]; /* why the current case failed */
+} client;
+
+/* Records why the case fails (the first reason wins) and returns 0, so that
+ * a case can "return fail(c, ...)". */
+static int fail(client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int fail(client *c, const char *fmt, ...) {
+  va_list ap;
+  if (c->why[0] != '\0')
+    return 0;
+  va_start(ap, fmt);
+  vsnprintf(c->why, sizeof c->why, fmt, ap);
+  va_end(ap);
+  return 0;
+}
+
+static const char *str_or_none(const char *s) { return s ? s : "(none)"; }
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static cgrpc_call_options call_opts(int64_t timeout_ms,
+                                    const cgrpc_metadata_array *md) {
+  cgrpc_call_options opts;
+  memset(&opts, 0, sizeof opts);
+  opts.timeout_ms = timeout_ms;
+  opts.metadata = md;
+  return opts;
+}
+
+/* A payload of |size| zero bytes; free with free_payload(). */
+static Grpc__Testing__Payload *zero_payload(int32_t size) {
+  Grpc__Testing__Payload *p = malloc(sizeof *p);
+  uint8_t *body = calloc((size_t)size + 1, 1);
+  if (p == NULL || body == NULL) {
+    free(p);
+    free(body);
+    fprintf(stderr, "interop_client: out of memory\n");
+    exit(1);
+  }
+  grpc__testing__payload__init(p);
+  p->body.data = body;
+  p->body.len = (size_t)size;
+  return p;
+}
+
+static void free_payload(Grpc__Testing__Payload *p) {
+  if (p) {
+    free(p->body.data);
+    free(p);
+  }
+}
+
+/* Checks that |p| holds |size| zero bytes. */
+static int check_payload(client *c, const char *what,
+                         const Grpc__Testing__Payload *p, int32_t size) {
+  size_t i, len = p ? p->body.len : 0;
+  if (len != (size_t)size)
+    return fail(c, "%s: payload of %zu bytes, want %d", what, len, (int)size);
+  for (i = 0; i < len; i++)
+    if (p->body.data[i] != 0)
+      return fail(c, "%s: payload byte %zu is 0x%02x, want 0", what, i,
+                  p->body.data[i]);
+  return 1;
+}
+
+static int check_code(client *c, const char *what, cgrpc_status_code got,
+                      const cgrpc_status *st, cgrpc_status_code want) {
+  if (got == want)
+    return 1;
+  return fail(c, "%s: got %s (\"%s\"), want %s", what,
+              cgrpc_status_code_name(got), str_or_none(st->message),
+              cgrpc_status_code_name(want));
+}
+
+/* A StreamingOutputCallRequest asking for one response of |response_size|
+ * (none when < 0) and carrying |payload_size| bytes (none when < 0).
+ * Free with free_streaming_request(). */
+typedef struct streaming_request {
+  Grpc__Testing__StreamingOutputCallRequest req;
+  Grpc__Testing__ResponseParameters params;
+  Grpc__Testing__ResponseParameters *params_ptr;
+} streaming_request;
+
+static void make_streaming_request(streaming_request *s, int32_t response_size,
+                                   int32_t payload_size) {
+  grpc__testing__streaming_output_call_request__init(&s->req);
+  grpc__testing__response_parameters__init(&s->params);
+  if (response_size >= 0) {
+    s->params.size = response_size;
+    s->params_ptr = &s->params;
+    s->req.n_response_parameters = 1;
+    s->req.response_parameters = &s->params_ptr;
+  }
+  if (payload_size >= 0)
+    s->req.payload = zero_payload(payload_size);
+}
+
+static void free_streaming_request(streaming_request *s) {
+  free_payload(s->req.payload);
+  s->req.payload = NULL;
+}
+
+static void free_msg(void *msg) {
+  if (msg)
+    protobuf_c_message_free_unpacked((ProtobufCMessage *)msg, NULL);
+}
+
+/* Reads responses until the end of |call|, counting them. */
+static int drain(cgrpc_call *call) {
+  Grpc__Testing__StreamingOutputCallResponse *resp;
+  int n = 0;
+  while (grpc__testing__test_service__full_duplex_call__read(call, &resp) ==
+         1) {
+    free_msg(resp);
+    n++;
+  }
+  return n;
+}
+
+/* ---- cases -------------------------------------------------------------- */
+
+static int empty_unary(client *c) {
+  Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT, *reply = NULL;
+  cgrpc_status st = {0};
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status_code code = grpc__testing__test_service__empty_call__call(
+      c->channel, &req, &reply, &opts, &st);
+  int ok = check_code(c, "EmptyCall", code, &st, CGRPC_STATUS_OK) &&
+           (reply != NULL || fail(c, "EmptyCall: OK without a response"));
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  return ok;
+}
+
+static int large_unary(client *c) {
+  Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+  Grpc__Testing__SimpleResponse *reply = NULL;
+  cgrpc_status st = {0};
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status_code code;
+  int ok;
+
+  req.response_size = 314159;
+  req.payload = zero_payload(271828);
+  code = grpc__testing__test_service__unary_call__call(c->channel, &req,
+                                                       &reply, &opts, &st);
+  ok = check_code(c, "UnaryCall", code, &st, CGRPC_STATUS_OK) &&
+       check_payload(c, "UnaryCall response", reply->payload, 314159);
+  free_payload(req.payload);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  return ok;
+}
+
+static int client_streaming(client *c) {
+  Grpc__Testing__StreamingInputCallResponse *reply = NULL;
+  cgrpc_status st = {0};
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  int i, rv, ok = 1;
+
+  rv = grpc__testing__test_service__streaming_input_call__open(c->channel,
+                                                               &opts, &call);
+  if (rv != 0)
+    return fail(c, "open StreamingInputCall: %s", cgrpc_strerror(rv));
+  for (i = 0; i < N_SIZES && ok; i++) {
+    Grpc__Testing__StreamingInputCallRequest req =
+        GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+    req.payload = zero_payload(REQUEST_SIZES[i]);
+    rv = grpc__testing__test_service__streaming_input_call__write(call, &req);
+    free_payload(req.payload);
+    if (rv != 0)
+      ok = fail(c, "write request %d: %s", i, cgrpc_strerror(rv));
+  }
+  code = grpc__testing__test_service__streaming_input_call__finish(call, &reply,
+                                                                   &st);
+  ok = ok && check_code(c, "StreamingInputCall", code, &st, CGRPC_STATUS_OK);
+  if (ok && reply->aggregated_payload_size != 74922)
+    ok = fail(c, "aggregated_payload_size %d, want 74922",
+              (int)reply->aggregated_payload_size);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int server_streaming(client *c) {
+  Grpc__Testing__StreamingOutputCallRequest req =
+      GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+  Grpc__Testing__ResponseParameters params[N_SIZES], *pp[N_SIZES];
+  Grpc__Testing__StreamingOutputCallResponse *resp;
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  int i, n = 0, rv, ok = 1;
+  char what[64];
+
+  for (i = 0; i < N_SIZES; i++) {
+    grpc__testing__response_parameters__init(&params[i]);
+    params[i].size = RESPONSE_SIZES[i];
+    pp[i] = &params[i];
+  }
+  req.n_response_parameters = N_SIZES;
+  req.response_parameters = pp;
+  rv = grpc__testing__test_service__streaming_output_call__open(
+      c->channel, &req, &opts, &call);
+  if (rv != 0)
+    return fail(c, "open StreamingOutputCall: %s", cgrpc_strerror(rv));
+  while ((rv = grpc__testing__test_service__streaming_output_call__read(
+              call, &resp)) == 1) {
+    if (n < N_SIZES) {
+      snprintf(what, sizeof what, "response %d", n);
+      ok = ok && check_payload(c, what, resp->payload, RESPONSE_SIZES[n]);
+    }
+    n++;
+    free_msg(resp);
+  }
+  code = cgrpc_call_finish(call, &st);
+  ok = check_code(c, "StreamingOutputCall", code, &st, CGRPC_STATUS_OK) && ok;
+  if (ok && n != N_SIZES)
+    ok = fail(c, "%d responses, want %d", n, N_SIZES);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int ping_pong(client *c) {
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  Grpc__Testing__StreamingOutputCallResponse *resp;
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  int i, rv, ok = 1, extra;
+  char what[64];
+
+  rv = grpc__testing__test_service__full_duplex_call__open(c->channel, &opts,
+                                                           &call);
+  if (rv != 0)
+    return fail(c, "open FullDuplexCall: %s", cgrpc_strerror(rv));
+  for (i = 0; i < N_SIZES && ok; i++) {
+    streaming_request s;
+    make_streaming_request(&s, RESPONSE_SIZES[i], REQUEST_SIZES[i]);
+    rv = grpc__testing__test_service__full_duplex_call__write(call, &s.req);
+    free_streaming_request(&s);
+    if (rv != 0) {
+      ok = fail(c, "write request %d: %s", i, cgrpc_strerror(rv));
+      break;
+    }
+    rv = grpc__testing__test_service__full_duplex_call__read(call, &resp);
+    if (rv != 1) {
+      ok = fail(c, "read response %d: %s", i,
+                rv == 0 ? "the stream ended" : cgrpc_strerror(rv));
+      break;
+    }
+    snprintf(what, sizeof what, "response %d", i);
+    ok = check_payload(c, what, resp->payload, RESPONSE_SIZES[i]);
+    free_msg(resp);
+  }
+  cgrpc_call_writes_done(call);
+  extra = drain(call);
+  code = cgrpc_call_finish(call, &st);
+  ok = check_code(c, "FullDuplexCall", code, &st, CGRPC_STATUS_OK) && ok;
+  if (ok && extra != 0)
+    ok = fail(c, "%d responses after the last request's", extra);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int empty_stream(client *c) {
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  int rv, n, ok;
+
+  rv = grpc__testing__test_service__full_duplex_call__open(c->channel, &opts,
+                                                           &call);
+  if (rv != 0)
+    return fail(c, "open FullDuplexCall: %s", cgrpc_strerror(rv));
+  rv = cgrpc_call_writes_done(call);
+  ok = rv == 0 || fail(c, "writes_done: %s", cgrpc_strerror(rv));
+  n = drain(call);
+  code = cgrpc_call_finish(call, &st);
+  ok = check_code(c, "FullDuplexCall", code, &st, CGRPC_STATUS_OK) && ok;
+  if (ok && n != 0)
+    ok = fail(c, "%d responses, want none", n);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int cancel_after_begin(client *c) {
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  Grpc__Testing__StreamingInputCallResponse *reply = NULL;
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  int rv, ok;
+
+  rv = grpc__testing__test_service__streaming_input_call__open(c->channel,
+                                                               &opts, &call);
+  if (rv != 0)
+    return fail(c, "open StreamingInputCall: %s", cgrpc_strerror(rv));
+  cgrpc_call_cancel(call);
+  code = grpc__testing__test_service__streaming_input_call__finish(call, &reply,
+                                                                   &st);
+  ok = check_code(c, "StreamingInputCall", code, &st, CGRPC_STATUS_CANCELLED);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int cancel_after_first_response(client *c) {
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  Grpc__Testing__StreamingOutputCallResponse *resp = NULL;
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  streaming_request s;
+  int rv, ok = 1;
+
+  rv = grpc__testing__test_service__full_duplex_call__open(c->channel, &opts,
+                                                           &call);
+  if (rv != 0)
+    return fail(c, "open FullDuplexCall: %s", cgrpc_strerror(rv));
+  make_streaming_request(&s, 31415, 27182);
+  rv = grpc__testing__test_service__full_duplex_call__write(call, &s.req);
+  free_streaming_request(&s);
+  if (rv != 0)
+    ok = fail(c, "write: %s", cgrpc_strerror(rv));
+  if (ok) {
+    rv = grpc__testing__test_service__full_duplex_call__read(call, &resp);
+    if (rv != 1)
+      ok = fail(c, "read the first response: %s",
+                rv == 0 ? "the stream ended" : cgrpc_strerror(rv));
+    else
+      ok = check_payload(c, "the first response", resp->payload, 31415);
+    free_msg(resp);
+  }
+  cgrpc_call_cancel(call);
+  code = cgrpc_call_finish(call, &st);
+  ok = check_code(c, "FullDuplexCall after cancel", code, &st,
+                  CGRPC_STATUS_CANCELLED) &&
+       ok;
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int timeout_on_sleeping_server(client *c) {
+  cgrpc_call_options opts = call_opts(1, NULL);
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  streaming_request s;
+  int rv, n, ok = 1;
+
+  rv = grpc__testing__test_service__full_duplex_call__open(c->channel, &opts,
+                                                           &call);
+  if (rv != 0)
+    return fail(c, "open FullDuplexCall: %s", cgrpc_strerror(rv));
+  make_streaming_request(&s, -1, 27182);
+  rv = grpc__testing__test_service__full_duplex_call__write(call, &s.req);
+  free_streaming_request(&s);
+  /* The deadline may pass before the write: then the call has ended. */
+  if (rv != 0 && rv != CGRPC_ERR_CLOSED)
+    ok = fail(c, "write: %s", cgrpc_strerror(rv));
+  n = drain(call);
+  code = cgrpc_call_finish(call, &st);
+  ok = check_code(c, "FullDuplexCall with a 1 ms timeout", code, &st,
+                  CGRPC_STATUS_DEADLINE_EXCEEDED) &&
+       ok;
+  if (ok && n != 0)
+    ok = fail(c, "%d responses, want none", n);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int check_status(client *c, const char *what, cgrpc_status_code code,
+                        const cgrpc_status *st, const char *message) {
+  if (!check_code(c, what, code, st, CGRPC_STATUS_UNKNOWN))
+    return 0;
+  if (st->message == NULL || strcmp(st->message, message) != 0)
+    return fail(c, "%s: message \"%s\", want \"%s\"", what,
+                str_or_none(st->message), message);
+  return 1;
+}
+
+/* UnaryCall and FullDuplexCall with response_status {2, message}. */
+static int status_echo(client *c, const char *message) {
+  Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+  Grpc__Testing__EchoStatus es = GRPC__TESTING__ECHO_STATUS__INIT;
+  Grpc__Testing__SimpleResponse *reply = NULL;
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  streaming_request s;
+  int rv, ok;
+
+  es.code = 2;
+  es.message = (char *)message;
+  req.response_status = &es;
+  code = grpc__testing__test_service__unary_call__call(c->channel, &req,
+                                                       &reply, &opts, &st);
+  ok = check_status(c, "UnaryCall", code, &st, message);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  if (!ok)
+    return 0;
+
+  rv = grpc__testing__test_service__full_duplex_call__open(c->channel, &opts,
+                                                           &call);
+  if (rv != 0)
+    return fail(c, "open FullDuplexCall: %s", cgrpc_strerror(rv));
+  make_streaming_request(&s, -1, -1);
+  s.req.response_status = &es;
+  rv = grpc__testing__test_service__full_duplex_call__write(call, &s.req);
+  free_streaming_request(&s);
+  if (rv != 0 && rv != CGRPC_ERR_CLOSED)
+    ok = fail(c, "FullDuplexCall: write: %s", cgrpc_strerror(rv));
+  cgrpc_call_writes_done(call);
+  drain(call);
+  code = cgrpc_call_finish(call, &st);
+  ok = check_status(c, "FullDuplexCall", code, &st, message) && ok;
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int status_code_and_message(client *c) {
+  return status_echo(c, "test status message");
+}
+
+static int special_status_message(client *c) {
+  return status_echo(c, SPECIAL_MESSAGE);
+}
+
+/* Checks that |initial| holds the echoed ASCII key. */
+static int check_initial(client *c, const char *what,
+                         const cgrpc_metadata_array *initial) {
+  const char *v = cgrpc_metadata_array_get(initial, ECHO_INITIAL_KEY, NULL);
+  if (v == NULL || strcmp(v, ECHO_INITIAL_VALUE) != 0)
+    return fail(c, "%s: initial metadata %s is \"%s\", want \"%s\"", what,
+                ECHO_INITIAL_KEY, str_or_none(v), ECHO_INITIAL_VALUE);
+  return 1;
+}
+
+/* Checks the echoed metadata: |initial| holds the ASCII key and |trailing|
+ * the binary one. */
+static int check_echoed(client *c, const char *what,
+                        const cgrpc_metadata_array *initial,
+                        const cgrpc_metadata_array *trailing) {
+  const char *v;
+  size_t len = 0;
+  if (!check_initial(c, what, initial))
+    return 0;
+  v = cgrpc_metadata_array_get(trailing, ECHO_TRAILING_KEY, &len);
+  if (v == NULL)
+    return fail(c, "%s: no trailing metadata %s (%zu trailing entries)", what,
+                ECHO_TRAILING_KEY, cgrpc_metadata_array_count(trailing));
+  if (len != sizeof ECHO_TRAILING_VALUE ||
+      memcmp(v, ECHO_TRAILING_VALUE, len) != 0)
+    return fail(c, "%s: trailing metadata %s has %zu bytes (first 0x%02x), "
+                   "want ab ab ab",
+                what, ECHO_TRAILING_KEY, len, len ? (uint8_t)v[0] : 0);
+  return 1;
+}
+
+static int custom_metadata(client *c) {
+  Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+  Grpc__Testing__SimpleResponse *reply = NULL;
+  Grpc__Testing__StreamingOutputCallResponse *resp = NULL;
+  cgrpc_metadata_array *md = NULL;
+  cgrpc_call_options opts;
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  streaming_request s;
+  int rv, n, ok;
+
+  if (cgrpc_metadata_array_new(&md) != 0 ||
+      cgrpc_metadata_array_add(md, ECHO_INITIAL_KEY, ECHO_INITIAL_VALUE) != 0 ||
+      cgrpc_metadata_array_add_bin(md, ECHO_TRAILING_KEY, ECHO_TRAILING_VALUE,
+                                   sizeof ECHO_TRAILING_VALUE) != 0) {
+    cgrpc_metadata_array_del(md);
+    return fail(c, "building the request metadata failed");
+  }
+  opts = call_opts(CALL_TIMEOUT_MS, md);
+
+  /* 1. UnaryCall. */
+  req.response_size = 314159;
+  req.payload = zero_payload(271828);
+  code = grpc__testing__test_service__unary_call__call(c->channel, &req,
+                                                       &reply, &opts, &st);
+  free_payload(req.payload);
+  ok = check_code(c, "UnaryCall", code, &st, CGRPC_STATUS_OK) &&
+       check_payload(c, "UnaryCall response", reply->payload, 314159) &&
+       check_echoed(c, "UnaryCall", st.initial_metadata,
+                    st.trailing_metadata);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+
+  /* 2. FullDuplexCall, half-closed after one request. */
+  rv = grpc__testing__test_service__full_duplex_call__open(c->channel, &opts,
+                                                           &call);
+  cgrpc_metadata_array_del(md); /* read by open */
+  if (rv != 0)
+    return fail(c, "open FullDuplexCall: %s", cgrpc_strerror(rv));
+  make_streaming_request(&s, 314159, 271828);
+  rv = grpc__testing__test_service__full_duplex_call__write(call, &s.req);
+  free_streaming_request(&s);
+  if (rv != 0)
+    ok = fail(c, "FullDuplexCall: write: %s", cgrpc_strerror(rv));
+  cgrpc_call_writes_done(call);
+  rv = grpc__testing__test_service__full_duplex_call__read(call, &resp);
+  if (rv != 1)
+    ok = fail(c, "FullDuplexCall: read: %s",
+              rv == 0 ? "the stream ended" : cgrpc_strerror(rv));
+  else
+    ok = check_payload(c, "FullDuplexCall response", resp->payload, 314159) &&
+         ok;
+  free_msg(resp);
+  /* The initial metadata as the call offers it while open (it has arrived
+   * with the response); cgrpc_call_finish() moves it into the status. */
+  if (ok)
+    ok = check_initial(c, "FullDuplexCall (cgrpc_call_initial_metadata)",
+                       cgrpc_call_initial_metadata(call));
+  n = drain(call);
+  code = cgrpc_call_finish(call, &st);
+  ok = check_code(c, "FullDuplexCall", code, &st, CGRPC_STATUS_OK) && ok;
+  if (ok && n != 0)
+    ok = fail(c, "FullDuplexCall: %d responses, want 1", n + 1);
+  if (ok)
+    ok = check_echoed(c, "FullDuplexCall (status)", st.initial_metadata,
+                      st.trailing_metadata);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int unimplemented_method(client *c) {
+  Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT, *reply = NULL;
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status st = {0};
+  cgrpc_status_code code = grpc__testing__test_service__unimplemented_call__call(
+      c->channel, &req, &reply, &opts, &st);
+  int ok = check_code(c, "TestService/UnimplementedCall", code, &st,
+                      CGRPC_STATUS_UNIMPLEMENTED);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  return ok;
+}
+
+static int unimplemented_service(client *c) {
+  Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT, *reply = NULL;
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status st = {0};
+  cgrpc_status_code code =
+      grpc__testing__unimplemented_service__unimplemented_call__call(
+          c->channel, &req, &reply, &opts, &st);
+  int ok = check_code(c, "UnimplementedService/UnimplementedCall", code, &st,
+                      CGRPC_STATUS_UNIMPLEMENTED);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  return ok;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  int (*run)(client *c);
+} CASES[] = {
+    {"empty_unary", empty_unary},
+    {"large_unary", large_unary},
+    {"client_streaming", client_streaming},
+    {"server_streaming", server_streaming},
+    {"ping_pong", ping_pong},
+    {"empty_stream", empty_stream},
+    {"cancel_after_begin", cancel_after_begin},
+    {"cancel_after_first_response", cancel_after_first_response},
+    {"timeout_on_sleeping_server", timeout_on_sleeping_server},
+    {"status_code_and_message", status_code_and_message},
+    {"special_status_message", special_status_message},
+    {"custom_metadata", custom_metadata},
+    {"unimplemented_method", unimplemented_method},
+    {"unimplemented_service", unimplemented_service},
+};
+#define N_CASES (sizeof CASES / sizeof CASES[0])
+
+/* Errors to stderr; CGRPC_TRACE=1 shows everything. */
+static void log_errors(cgrpc_log_level level, const char *msg,
+                       void *user_data) {
+  if (level >= CGRPC_LOG_ERROR)
+    cgrpc_log_stderr(level, msg, user_data);
+}
+
+static void usage(const char *argv0) {
+  size_t i;
+  fprintf(stderr,
+          "usage: %s --server_host=HOST --server_port=PORT --test_case=NAME\n"
+          "          [--use_tls=false] [--server_host_override=NAME]\n"
+          "cases: all",
+          argv0);
+  for (i = 0; i < N_CASES; i++)
+    fprintf(stderr, " %s", CASES[i].name);
+  fputc('\n', stderr);
+}
+
+int main(int argc, char **argv) {
+  const char *host = "localhost", *test_case = NULL;
+  cgrpc_channel_options *copts = NULL;
+  long port = -1;
+  char target[300];
+  client c;
+  size_t i;
+  int rv, failures = 0, ran = 0;
+
+  for (i = 1; i < (size_t)argc; i++) {
+    const char *a = argv[i];
+    if (strncmp(a, "--server_host=", 14) == 0) {
+      host = a + 14;
+    } else if (strncmp(a, "--server_port=", 14) == 0) {
+      char *end;
+      port = strtol(a + 14, &end, 10);
+      if (*end != '\0' || end == a + 14 || port <= 0 || port > 65535) {
+        fprintf(stderr, "interop_client: bad port \"%s\"\n", a + 14);
+        return 2;
+      }
+    } else if (strncmp(a, "--test_case=", 12) == 0) {
+      test_case = a + 12;
+    } else if (strncmp(a, "--use_tls=", 10) == 0) {
+      if (strcmp(a + 10, "true") == 0) {
+        fprintf(stderr, "interop_client: TLS not supported yet "
+                        "(run with --use_tls=false)\n");
+        return 2;
+      }
+      if (strcmp(a + 10, "false") != 0) {
+        fprintf(stderr, "interop_client: bad argument \"%s\"\n", a);
+        return 2;
+      }
+    } else if (strncmp(a, "--server_host_override=", 23) == 0 ||
+               strncmp(a, "--use_test_ca=", 14) == 0) {
+      /* TLS settings: nothing to do in plaintext. */
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(argv[0]);
+      return 0;
+    } else {
+      fprintf(stderr, "interop_client: bad argument \"%s\"\n", a);
+      usage(argv[0]);
+      return 2;
+    }
+  }
+  if (port < 0 || test_case == NULL || host[0] == '\0') {
+    usage(argv[0]);
+    return 2;
+  }
+  if (strcmp(test_case, "all") != 0) {
+    for (i = 0; i < N_CASES && strcmp(CASES[i].name, test_case) != 0; i++)
+      ;
+    if (i == N_CASES) {
+      fprintf(stderr, "interop_client: unknown test case \"%s\"\n", test_case);
+      usage(argv[0]);
+      return 2;
+    }
+  }
+  /* A bare IPv6 address needs brackets before the port. */
+  if (strchr(host, ':') != NULL && host[0] != '[')
+    snprintf(target, sizeof target, "[%s]:%ld", host, port);
+  else
+    snprintf(target, sizeof target, "%s:%ld", host, port);
+
+  memset(&c, 0, sizeof c);
+  rv = cgrpc_channel_options_new(&copts);
+  if (rv == 0) {
+    if (getenv("CGRPC_TRACE") == NULL)
+      cgrpc_channel_options_set_log(copts, log_errors, NULL);
+    rv = cgrpc_channel_new(&c.channel, target, copts);
+    cgrpc_channel_options_del(copts);
+  }
+  if (rv != 0) {
+    fprintf(stderr, "interop_client: channel to %s: %s\n", target,
+            cgrpc_strerror(rv));
+    return 1;
+  }
+
+  for (i = 0; i < N_CASES; i++) {
+    int64_t start;
+    int ok;
+    if (strcmp(test_case, "all") != 0 && strcmp(test_case, CASES[i].name) != 0)
+      continue;
+    c.why[0] = '\0';
+    start = now_ms();
+    ok = CASES[i].run(&c);
+    if (ok && c.why[0] != '\0')
+      ok = 0; /* a check failed on the way */
+    if (ok) {
+      printf("PASS: %s (%lld ms)\n", CASES[i].name,
+             (long long)(now_ms() - start));
+    } else {
+      printf("FAIL: %s: %s\n", CASES[i].name,
+             c.why[0] ? c.why : "failed without a reason");
+      failures++;
+    }
+    fflush(stdout);
+    ran++;
+  }
+  cgrpc_channel_del(c.channel);
+  if (ran > 1)
+    printf("%d of %d cases passed\n", ran - failures, ran);
+  return failures ? 1 : 0;
+}

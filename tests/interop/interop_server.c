@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * grpc.testing.TestService on cgrpc: the server of gRPC's interop test
+ * descriptions (doc/interop-test-descriptions.md in grpc/grpc).
+ *
+ *   interop_server --port=N [--use_tls=false] [--max_workers=N]
+ *
+ * Server features, as the descriptions name them:
+ *   EmptyCall            answers Empty.
+ *   UnaryCall            a payload of response_size zero bytes; a
+ *                        response_status with a nonzero code ends the call
+ *                        with that code and message instead.
+ *   CacheableUnaryCall   a payload holding the current time in ns.
+ *   StreamingOutputCall  one response per response_parameters entry, each
+ *                        after sleeping interval_us, then OK.
+ *   StreamingInputCall   after the client half-closes, the sum of the request
+ *                        payload sizes.
+ *   FullDuplexCall       answers each request as it arrives; a request with a
+ *                        nonzero response_status ends the call with it.
+ *   HalfDuplexCall       buffers the requests until the client half-closes,
+ *                        then answers them in order.
+ *   UnimplementedCall    left NULL: UNIMPLEMENTED (as is the whole
+ *                        UnimplementedService, which is not registered).
+ * Every method echoes the request metadata "x-grpc-test-echo-initial" as
+ * initial metadata and "x-grpc-test-echo-trailing-bin" as trailing metadata.
+ *
+ * --port=0 (the default) picks a free port.  Once serving it prints
+ * "listening on PORT" and flushes stdout.  Handlers block, so they run on a
+ * pool of --max_workers threads (default 32): one per open stream.  Stops
+ * cleanly on SIGINT or SIGTERM.  --use_tls=true is refused (exit 2): cgrpc's
+ * server has no TLS yet.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cgrpc/cgrpc.h>
+
+#include "grpc/testing/test.grpc-c.h"
+
+#define DEFAULT_MAX_WORKERS 32
+/* Longest sleep slice while honouring interval_us, so that a cancelled call
+ * is noticed promptly. */
+#define SLEEP_SLICE_US 10000
+
+static const char ECHO_INITIAL_KEY[] = "x-grpc-test-echo-initial";
+static const char ECHO_TRAILING_KEY[] = "x-grpc-test-echo-trailing-bin";
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Sends back the echo metadata the client asked for.  Initial metadata goes
+ * with the response headers, trailing metadata with the status, so this is
+ * called first thing in every handler. */
+static void echo_metadata(cgrpc_server_ctx *ctx) {
+  const cgrpc_metadata_array *md = cgrpc_server_ctx_metadata(ctx);
+  const char *value;
+  size_t len;
+
+  if ((value = cgrpc_metadata_array_get(md, ECHO_INITIAL_KEY, &len)) != NULL)
+    cgrpc_server_ctx_add_initial_metadata(ctx, ECHO_INITIAL_KEY, value);
+  if ((value = cgrpc_metadata_array_get(md, ECHO_TRAILING_KEY, &len)) != NULL)
+    cgrpc_server_ctx_add_trailing_metadata_bin(ctx, ECHO_TRAILING_KEY, value,
+                                               len);
+}
+
+/* The status a request's response_status asks for; OK when it has none. */
+static cgrpc_status_code echo_status(cgrpc_server_ctx *ctx,
+                                     const Grpc__Testing__EchoStatus *st) {
+  cgrpc_status_code code;
+  if (st == NULL || st->code == 0)
+    return CGRPC_STATUS_OK;
+  code = st->code > 0 && st->code <= CGRPC_STATUS_UNAUTHENTICATED
+             ? (cgrpc_status_code)st->code
+             : CGRPC_STATUS_UNKNOWN;
+  return cgrpc_server_ctx_fail(ctx, code, "%s",
+                               st->message ? st->message : "");
+}
+
+/* Checks the parts of a request that ask for what we do not offer. */
+static cgrpc_status_code check_request(cgrpc_server_ctx *ctx,
+                                       Grpc__Testing__PayloadType type,
+                                       const Grpc__Testing__BoolValue *expect) {
+  if (type != GRPC__TESTING__PAYLOAD_TYPE__COMPRESSABLE)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
+                                 "unsupported response_type %d", (int)type);
+  if (expect != NULL && expect->value)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
+                                 "compressed requests are not supported");
+  return CGRPC_STATUS_OK;
+}
+
+/* Sleeps |us| microseconds in short slices; returns nonzero when the call
+ * was cancelled meanwhile. */
+static int sleep_us(cgrpc_server_ctx *ctx, int64_t us) {
+  while (us > 0) {
+    int64_t slice = us < SLEEP_SLICE_US ? us : SLEEP_SLICE_US;
+    struct timespec ts = {(time_t)(slice / 1000000),
+                          (long)(slice % 1000000) * 1000};
+    if (cgrpc_server_ctx_is_cancelled(ctx))
+      return 1;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+      ;
+    us -= slice;
+  }
+  return cgrpc_server_ctx_is_cancelled(ctx);
+}
+
+typedef int (*send_fn)(cgrpc_server_ctx *ctx,
+                       const Grpc__Testing__StreamingOutputCallResponse *reply);
+
+/* Sends one response per response_parameters entry of |req| with |send|.
+ * Returns OK, or the status that ends the call. */
+static cgrpc_status_code send_responses(
+    cgrpc_server_ctx *ctx, const Grpc__Testing__StreamingOutputCallRequest *req,
+    send_fn send) {
+  cgrpc_status_code code;
+  size_t i;
+
+  if ((code = check_request(ctx, req->response_type, NULL)) != CGRPC_STATUS_OK)
+    return code;
+  for (i = 0; i < req->n_response_parameters; i++) {
+    const Grpc__Testing__ResponseParameters *p = req->response_parameters[i];
+    Grpc__Testing__StreamingOutputCallResponse resp =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+    Grpc__Testing__Payload payload = GRPC__TESTING__PAYLOAD__INIT;
+    uint8_t *body;
+    int rv;
+
+    if (p->size < 0)
+      return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
+                                   "negative size in response_parameters[%zu]",
+                                   i);
+    if (p->interval_us > 0 && sleep_us(ctx, p->interval_us))
+      return CGRPC_STATUS_CANCELLED;
+    /* One byte more, so that a size of 0 does not depend on calloc(0). */
+    body = calloc((size_t)p->size + 1, 1);
+    if (body == NULL)
+      return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                                   "out of memory for %d bytes", p->size);
+    payload.body.data = body;
+    payload.body.len = (size_t)p->size;
+    resp.payload = &payload;
+    rv = send(ctx, &resp); /* serialized before it returns */
+    free(body);
+    if (rv == CGRPC_ERR_CLOSED)
+      return CGRPC_STATUS_CANCELLED; /* the client is gone; nobody reads it */
+    if (rv != 0)
+      return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INTERNAL,
+                                   "sending response %zu: %s", i,
+                                   cgrpc_strerror(rv));
+  }
+  return CGRPC_STATUS_OK;
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+static cgrpc_status_code empty_call(cgrpc_server_ctx *ctx,
+                                    const Grpc__Testing__Empty *request,
+                                    Grpc__Testing__Empty *reply,
+                                    void *user_data) {
+  (void)request;
+  (void)reply;
+  (void)user_data;
+  echo_metadata(ctx);
+  return CGRPC_STATUS_OK;
+}
+
+static cgrpc_status_code unary_call(cgrpc_server_ctx *ctx,
+                                    const Grpc__Testing__SimpleRequest *req,
+                                    Grpc__Testing__SimpleResponse *reply,
+                                    void *user_data) {
+  Grpc__Testing__Payload *payload;
+  cgrpc_status_code code;
+  uint8_t *body;
+  (void)user_data;
+
+  echo_metadata(ctx);
+  if ((code = echo_status(ctx, req->response_status)) != CGRPC_STATUS_OK)
+    return code;
+  code = check_request(ctx, req->response_type, req->expect_compressed);
+  if (code != CGRPC_STATUS_OK)
+    return code;
+  if (req->response_size < 0)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
+                                 "negative response_size %d",
+                                 req->response_size);
+  payload = cgrpc_server_ctx_alloc(ctx, sizeof *payload);
+  body = cgrpc_server_ctx_alloc(ctx, (size_t)req->response_size + 1);
+  if (payload == NULL || body == NULL)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                                 "out of memory for %d bytes",
+                                 req->response_size);
+  grpc__testing__payload__init(payload);
+  memset(body, 0, (size_t)req->response_size);
+  payload->body.data = body;
+  payload->body.len = (size_t)req->response_size;
+  reply->payload = payload;
+  return CGRPC_STATUS_OK;
+}
+
+static cgrpc_status_code cacheable_unary_call(
+    cgrpc_server_ctx *ctx, const Grpc__Testing__SimpleRequest *req,
+    Grpc__Testing__SimpleResponse *reply, void *user_data) {
+  Grpc__Testing__Payload *payload;
+  struct timespec ts;
+  char *now;
+  (void)req;
+  (void)user_data;
+
+  echo_metadata(ctx);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  payload = cgrpc_server_ctx_alloc(ctx, sizeof *payload);
+  now = cgrpc_server_ctx_printf(ctx, "%lld%09ld", (long long)ts.tv_sec,
+                                ts.tv_nsec);
+  if (payload == NULL || now == NULL)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                                 "out of memory");
+  grpc__testing__payload__init(payload);
+  payload->body.data = (uint8_t *)now;
+  payload->body.len = strlen(now);
+  reply->payload = payload;
+  return CGRPC_STATUS_OK;
+}
+
+static cgrpc_status_code streaming_output_call(
+    cgrpc_server_ctx *ctx, const Grpc__Testing__StreamingOutputCallRequest *req,
+    void *user_data) {
+  cgrpc_status_code code;
+  (void)user_data;
+
+  echo_metadata(ctx);
+  if ((code = echo_status(ctx, req->response_status)) != CGRPC_STATUS_OK)
+    return code;
+  return send_responses(
+      ctx, req, grpc__testing__test_service__streaming_output_call__send);
+}
+
+static cgrpc_status_code streaming_input_call(
+    cgrpc_server_ctx *ctx, Grpc__Testing__StreamingInputCallResponse *reply,
+    void *user_data) {
+  Grpc__Testing__StreamingInputCallRequest *req;
+  int64_t total = 0;
+  int rv;
+  (void)user_data;
+
+  echo_metadata(ctx);
+  while ((rv = grpc__testing__test_service__streaming_input_call__recv(
+              ctx, &req)) == 1) {
+    cgrpc_status_code code =
+        check_request(ctx, GRPC__TESTING__PAYLOAD_TYPE__COMPRESSABLE,
+                      req->expect_compressed);
+    if (req->payload != NULL)
+      total += (int64_t)req->payload->body.len;
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    if (code != CGRPC_STATUS_OK)
+      return code;
+  }
+  if (rv < 0)
+    return CGRPC_STATUS_CANCELLED; /* cancelled or failed: nobody listens */
+  if (total > INT32_MAX)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_OUT_OF_RANGE,
+                                 "%lld payload bytes do not fit an int32",
+                                 (long long)total);
+  reply->aggregated_payload_size = (int32_t)total;
+  return CGRPC_STATUS_OK;
+}
+
+static cgrpc_status_code full_duplex_call(cgrpc_server_ctx *ctx,
+                                          void *user_data) {
+  Grpc__Testing__StreamingOutputCallRequest *req;
+  int rv;
+  (void)user_data;
+
+  echo_metadata(ctx);
+  while ((rv = grpc__testing__test_service__full_duplex_call__recv(ctx, &req)) ==
+         1) {
+    cgrpc_status_code code = echo_status(ctx, req->response_status);
+    if (code == CGRPC_STATUS_OK)
+      code = send_responses(
+          ctx, req, grpc__testing__test_service__full_duplex_call__send);
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    if (code != CGRPC_STATUS_OK)
+      return code;
+  }
+  return rv < 0 ? CGRPC_STATUS_CANCELLED : CGRPC_STATUS_OK;
+}
+
+static cgrpc_status_code half_duplex_call(cgrpc_server_ctx *ctx,
+                                          void *user_data) {
+  Grpc__Testing__StreamingOutputCallRequest **reqs = NULL, *req;
+  cgrpc_status_code code = CGRPC_STATUS_OK;
+  size_t n = 0, cap = 0, i;
+  int rv;
+  (void)user_data;
+
+  echo_metadata(ctx);
+  while ((rv = grpc__testing__test_service__half_duplex_call__recv(ctx, &req)) ==
+         1) {
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 8;
+      void *p = realloc(reqs, ncap * sizeof *reqs);
+      if (p == NULL) {
+        protobuf_c_message_free_unpacked(&req->base, NULL);
+        code = cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                                     "out of memory after %zu requests", n);
+        break;
+      }
+      reqs = p;
+      cap = ncap;
+    }
+    reqs[n++] = req;
+  }
+  if (code == CGRPC_STATUS_OK && rv < 0)
+    code = CGRPC_STATUS_CANCELLED;
+  for (i = 0; i < n && code == CGRPC_STATUS_OK; i++) {
+    code = echo_status(ctx, reqs[i]->response_status);
+    if (code == CGRPC_STATUS_OK)
+      code = send_responses(
+          ctx, reqs[i], grpc__testing__test_service__half_duplex_call__send);
+  }
+  for (i = 0; i < n; i++)
+    protobuf_c_message_free_unpacked(&reqs[i]->base, NULL);
+  free(reqs);
+  return code;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int parse_ll(const char *s, long long min, long long max,
+                    long long *out) {
+  char *end;
+  long long v;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* Warnings and errors to stderr; CGRPC_TRACE=1 shows everything instead. */
+static void log_warnings(cgrpc_log_level level, const char *msg,
+                         void *user_data) {
+  if (level >= CGRPC_LOG_WARNING)
+    cgrpc_log_stderr(level, msg, user_data);
+}
+
+static void usage(const char *argv0) {
+  fprintf(stderr,
+          "usage: %s [--port=N] [--use_tls=false] [--max_workers=N]\n"
+          "  grpc.testing.TestService for the gRPC interop tests.\n",
+          argv0);
+}
+
+int main(int argc, char **argv) {
+  Grpc__Testing__TestService_Servicer servicer;
+  cgrpc_server_options *opts = NULL;
+  cgrpc_server *server = NULL;
+  sigset_t stop_signals;
+  char addr[64];
+  long long port = 0, max_workers = DEFAULT_MAX_WORKERS;
+  int bound_port = 0, sig, rv, i;
+
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int bad = 0;
+    if (strncmp(a, "--port=", 7) == 0) {
+      bad = parse_ll(a + 7, 0, 65535, &port) != 0;
+    } else if (strncmp(a, "--max_workers=", 14) == 0) {
+      bad = parse_ll(a + 14, 1, 10000, &max_workers) != 0;
+    } else if (strncmp(a, "--use_tls=", 10) == 0) {
+      if (strcmp(a + 10, "true") == 0) {
+        fprintf(stderr, "interop_server: TLS not supported yet "
+                        "(run with --use_tls=false)\n");
+        return 2;
+      }
+      bad = strcmp(a + 10, "false") != 0;
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(argv[0]);
+      return 0;
+    } else {
+      bad = 1;
+    }
+    if (bad) {
+      fprintf(stderr, "interop_server: bad argument \"%s\"\n", a);
+      usage(argv[0]);
+      return 2;
+    }
+  }
+
+  /* Block the stop signals in every thread; main waits for them below. */
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+  memset(&servicer, 0, sizeof servicer);
+  servicer.empty_call = empty_call;
+  servicer.unary_call = unary_call;
+  servicer.cacheable_unary_call = cacheable_unary_call;
+  servicer.streaming_output_call = streaming_output_call;
+  servicer.streaming_input_call = streaming_input_call;
+  servicer.full_duplex_call = full_duplex_call;
+  servicer.half_duplex_call = half_duplex_call;
+  /* unimplemented_call stays NULL: the server answers UNIMPLEMENTED. */
+
+  if ((rv = cgrpc_server_options_new(&opts)) != 0) {
+    fprintf(stderr, "interop_server: %s\n", cgrpc_strerror(rv));
+    return 1;
+  }
+  cgrpc_server_options_set_max_workers(opts, (int)max_workers);
+  if (getenv("CGRPC_TRACE") == NULL)
+    cgrpc_server_options_set_log(opts, log_warnings, NULL);
+
+  rv = cgrpc_server_new(&server, opts);
+  cgrpc_server_options_del(opts);
+  if (rv == 0) {
+    /* Dual-stack where the system allows it, else IPv4 only. */
+    snprintf(addr, sizeof addr, "[::]:%lld", port);
+    rv = cgrpc_server_add_insecure_port(server, addr, &bound_port);
+    if (rv != 0 && rv != CGRPC_ERR_ADDR_IN_USE) {
+      snprintf(addr, sizeof addr, "0.0.0.0:%lld", port);
+      rv = cgrpc_server_add_insecure_port(server, addr, &bound_port);
+    }
+  }
+  if (rv == 0)
+    rv = grpc__testing__test_service__servicer__register(server, &servicer,
+                                                         NULL);
+  if (rv == 0)
+    rv = cgrpc_server_start(server);
+  if (rv != 0) {
+    fprintf(stderr, "interop_server: %s\n", cgrpc_strerror(rv));
+    cgrpc_server_del(server);
+    return 1;
+  }
+  printf("listening on %d\n", bound_port);
+  fflush(stdout);
+
+  sigwait(&stop_signals, &sig);
+  cgrpc_server_shutdown(server, 2000);
+  cgrpc_server_del(server);
+  return 0;
+}
