@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "cgrpc/error.h"
 #include "util/mem.h"
 
 void cgrpc__stream_init(cgrpc__stream *st, size_t send_limit,
@@ -104,5 +105,38 @@ int cgrpc__stream_want_kick(cgrpc__stream *st) {
   if (st->kick_pending)
     return 0;
   st->kick_pending = 1;
+  return 1;
+}
+
+int cgrpc__stream_push_send(cgrpc__stream *st, cgrpc__msg *m, int blocking,
+                            int *kick) {
+  int rv = 0;
+  *kick = 0;
+  pthread_mutex_lock(&st->lock);
+  if (blocking)
+    while (st->sendq.bytes >= st->send_limit && !st->done)
+      pthread_cond_wait(&st->cond, &st->lock);
+  if (st->done)
+    rv = CGRPC_ERR_CLOSED;
+  else if (st->write_closed || (!blocking && st->async_pending))
+    rv = CGRPC_ERR_INVALID_STATE;
+  if (rv == 0) {
+    m->seq = ++st->send_seq;
+    cgrpc__msgq_push(&st->sendq, m);
+    if (!blocking) {
+      st->async_pending = 1;
+      st->async_seq = m->seq;
+    }
+    *kick = cgrpc__stream_want_kick(st);
+  }
+  pthread_mutex_unlock(&st->lock);
+  return rv;
+}
+
+int cgrpc__stream_async_write_due(cgrpc__stream *st, int *ok) {
+  if (!st->async_pending || (st->sent_seq < st->async_seq && !st->done))
+    return 0;
+  *ok = st->sent_seq >= st->async_seq;
+  st->async_pending = 0;
   return 1;
 }

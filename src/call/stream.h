@@ -44,12 +44,14 @@ typedef struct cgrpc__stream {
   size_t recv_limit;
   uint64_t send_seq;    /* last message queued */
   uint64_t sent_seq;    /* last message fully handed to the transport */
+  uint64_t async_seq;   /* the pending async write, when async_pending */
   size_t unconsumed;    /* received bytes held back from the peer's window */
   size_t to_consume;    /* bytes the loop should now give back */
   unsigned write_closed : 1; /* no more messages will be queued */
   unsigned read_closed : 1;  /* the peer half-closed */
   unsigned done : 1;         /* the call is over */
   unsigned kick_pending : 1; /* a loop task is already on its way */
+  unsigned async_pending : 1; /* an async write waits for its callback */
 } cgrpc__stream;
 
 void cgrpc__stream_init(cgrpc__stream *st, size_t send_limit,
@@ -61,7 +63,22 @@ void cgrpc__stream_free(cgrpc__stream *st);
  * memory. */
 cgrpc__msg *cgrpc__msg_new(size_t len);
 
+/*
+ * Queues the send message |m|; ownership passes on success.  A |blocking|
+ * writer waits while the queue is full; otherwise |m| becomes the one
+ * pending async write.  Sets |*kick| when the caller must wake the loop.
+ * Returns 0, CGRPC_ERR_CLOSED (the call is over) or CGRPC_ERR_INVALID_STATE
+ * (writes are closed, or an async write is already pending).  Takes the
+ * lock itself.
+ */
+int cgrpc__stream_push_send(cgrpc__stream *st, cgrpc__msg *m, int blocking,
+                            int *kick);
+
 /* ---- called with st->lock held ---- */
+
+/* Nonzero when the pending async write has gone to the transport (or can
+ * no longer), i.e. its callback is due; |*ok| tells which.  Clears it. */
+int cgrpc__stream_async_write_due(cgrpc__stream *st, int *ok);
 
 void cgrpc__msgq_push(cgrpc__msgq *q, cgrpc__msg *m);
 cgrpc__msg *cgrpc__msgq_pop(cgrpc__msgq *q);

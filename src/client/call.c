@@ -180,7 +180,7 @@ static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
   n = cgrpc__stream_take_send(st, buf, length);
   if (!st->sendq.head && st->write_closed)
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-  wake = call->write_pending && st->sent_seq >= call->write_seq;
+  wake = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   if (wake)
     cgrpc__loop_defer(call->ch->loop, &call->notify);
@@ -572,15 +572,14 @@ static void notify_run(void *user_data) {
         protobuf_c_message_free_unpacked(msg, NULL);
       continue;
     }
-    if (call->write_pending && (st->sent_seq >= call->write_seq || st->done)) {
-      int ok = st->sent_seq >= call->write_seq;
-      call->write_pending = 0;
+    int ok;
+    if (cgrpc__stream_async_write_due(st, &ok)) {
       pthread_mutex_unlock(&st->lock);
       if (call->cbs.on_write_done)
         call->cbs.on_write_done(call, ok, call->user_data);
       continue;
     }
-    if (st->done && !call->read_pending && !call->write_pending &&
+    if (st->done && !call->read_pending && !st->async_pending &&
         !call->done_delivered) {
       call->done_delivered = 1;
       pthread_mutex_unlock(&st->lock);
@@ -653,7 +652,7 @@ static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
   cgrpc__stream *st;
   cgrpc__msg *m;
   size_t len;
-  int too_large, rv = 0, kick;
+  int too_large, rv, kick;
   uint8_t *buf;
   if (!call || !call->st || !msg ||
       (call->method->input && msg->descriptor != call->method->input))
@@ -669,28 +668,11 @@ static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
   }
   if (!buf)
     return CGRPC_ERR_NOMEM;
+  /* The message bytes were packed right after the header. */
   m = (cgrpc__msg *)(void *)buf;
   m->len = len;
   m->off = 0;
-  /* The message bytes were packed right after the header. */
-  pthread_mutex_lock(&st->lock);
-  if (blocking)
-    while (st->sendq.bytes >= st->send_limit && !st->done)
-      pthread_cond_wait(&st->cond, &st->lock);
-  if (st->done)
-    rv = CGRPC_ERR_CLOSED;
-  else if (st->write_closed || (!blocking && call->write_pending))
-    rv = CGRPC_ERR_INVALID_STATE;
-  if (rv == 0) {
-    m->seq = ++st->send_seq;
-    cgrpc__msgq_push(&st->sendq, m);
-    if (!blocking) {
-      call->write_pending = 1;
-      call->write_seq = m->seq;
-    }
-  }
-  kick = rv == 0 && cgrpc__stream_want_kick(st);
-  pthread_mutex_unlock(&st->lock);
+  rv = cgrpc__stream_push_send(st, m, blocking, &kick);
   if (rv != 0) {
     cgrpc__free(m);
     return rv;

@@ -108,9 +108,7 @@ struct cgrpc_call {
   int async;
   cgrpc_call_callbacks cbs;
   cgrpc__deferred notify; /* delivers async callbacks, loop thread */
-  uint64_t write_seq;     /* the pending async write */
   unsigned read_pending : 1;
-  unsigned write_pending : 1;
   unsigned headers_received : 1;
   unsigned done_delivered : 1;
 };

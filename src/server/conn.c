@@ -141,6 +141,7 @@ void cgrpc__server_call_free(call_t *call) {
     cgrpc__free(call->st);
   }
   cgrpc__deframer_free(&call->deframer);
+  cgrpc__free(call->fail_message);
   cgrpc_metadata_array_del(call->metadata);
   cgrpc_metadata_array_del(call->initial_md);
   cgrpc_metadata_array_del(call->trailing_md);
@@ -151,7 +152,7 @@ void cgrpc__server_call_free(call_t *call) {
 
 int cgrpc__server_call_release(call_t *call) {
   if (!(call->stream_closed || !call->conn) || call->handler_running ||
-      (atomic_load(&call->detached) && !call->finished) ||
+      (atomic_load(&call->detached) && !call->app_finished) ||
       atomic_load(&call->posted) > 0)
     return 0;
   cgrpc__server_call_free(call);
@@ -163,8 +164,12 @@ void cgrpc__server_submit_trailers(call_t *call) {
   cgrpc__hdrs h;
   call->responded = 1;
   cgrpc__hdrs_init(&h);
-  cgrpc__hdrs_add_status(&h, call->code, call->status_message);
-  cgrpc__hdrs_add_metadata(&h, call->trailing_md);
+  if (call->fail_code != CGRPC_STATUS_OK) {
+    cgrpc__hdrs_add_status(&h, call->fail_code, call->fail_message);
+  } else {
+    cgrpc__hdrs_add_status(&h, call->code, call->status_message);
+    cgrpc__hdrs_add_metadata(&h, call->trailing_md);
+  }
   if (h.failed ||
       nghttp2_submit_trailer(session, call->stream_id, h.nv, h.len) != 0)
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
@@ -244,20 +249,15 @@ static void call_fail(call_t *call, cgrpc_status_code code, const char *fmt,
   va_list ap;
   if (call->responded)
     return;
-  call->responded = 1;
-  if (call->headers_submitted) {
-    /* The response has begun: no Trailers-Only any more; reset it. */
-    nghttp2_submit_rst_stream(call->conn->h2.session, NGHTTP2_FLAG_NONE,
-                              call->stream_id,
-                              code == CGRPC_STATUS_DEADLINE_EXCEEDED
-                                  ? NGHTTP2_CANCEL
-                                  : NGHTTP2_INTERNAL_ERROR);
-    cgrpc__h2conn_schedule_flush(&call->conn->h2);
-    return;
-  }
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (call->headers_submitted) {
+    /* The response has begun: the status goes in its trailers. */
+    cgrpc__server_stream_fail(call, code, msg);
+    return;
+  }
+  call->responded = 1;
   cgrpc__log(&call->server->log, CGRPC_LOG_DEBUG, "%s: %s: %s",
              call->path ? call->path : "?", cgrpc_status_code_name(code), msg);
   cgrpc__hdrs_init(&h);

@@ -143,12 +143,15 @@ struct cgrpc_server_ctx {
   void *read_user_data;
   cgrpc_server_write_cb write_cb;
   void *write_user_data;
-  uint64_t write_seq;
   unsigned read_pending : 1;  /* guarded by st->lock */
-  unsigned write_pending : 1; /* guarded by st->lock */
   unsigned want_headers : 1;  /* guarded by st->lock */
   unsigned headers_submitted : 1;
-  unsigned finished : 1;
+  unsigned finished : 1;     /* no more messages: the provider may end */
+  unsigned app_finished : 1; /* a detached call's finish reached the loop */
+  /* Set by the loop when it ends a call whose response had begun; the
+   * trailers then carry this instead of the handler's outcome. */
+  cgrpc_status_code fail_code;
+  char *fail_message;
   atomic_int detached;
   atomic_int finish_called;
 };
@@ -211,5 +214,10 @@ void cgrpc__server_call_respond(struct cgrpc_server_ctx *call);
 void cgrpc__server_call_pack_response(struct cgrpc_server_ctx *call);
 /* Trailers of a call, submitted after the last message. */
 void cgrpc__server_submit_trailers(struct cgrpc_server_ctx *call);
+
+/* Ends a call whose response headers went out: drops what is queued, stops
+ * the handler's reads and writes, and sends |code| in the trailers. */
+void cgrpc__server_stream_fail(struct cgrpc_server_ctx *call,
+                               cgrpc_status_code code, const char *message);
 
 #endif /* CGRPC_SERVER_INTERNAL_H */

@@ -62,7 +62,7 @@ static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
   pthread_mutex_lock(&st->lock);
   n = cgrpc__stream_take_send(st, buf, length);
   eof = !st->sendq.head && call->finished;
-  wake = call->write_pending && st->sent_seq >= call->write_seq;
+  wake = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   if (wake)
     cgrpc__loop_defer(call->loop, &call->notify);
@@ -190,7 +190,8 @@ void cgrpc__server_stream_on_close(call_t *call) {
 void cgrpc__server_stream_finish(call_t *call) {
   cgrpc__stream *st = call->st;
   call->finished = 1;
-  if (call->responded || !stream_open(call))
+  if (call->responded || call->fail_code != CGRPC_STATUS_OK ||
+      !stream_open(call))
     return;
   if (!call->headers_submitted) {
     int queued;
@@ -219,6 +220,30 @@ void cgrpc__server_stream_finish(call_t *call) {
   cgrpc__h2conn_schedule_flush(&call->conn->h2);
 }
 
+void cgrpc__server_stream_fail(call_t *call, cgrpc_status_code code,
+                               const char *message) {
+  cgrpc__stream *st = call->st;
+  size_t n = strlen(message) + 1;
+  if (call->fail_code != CGRPC_STATUS_OK)
+    return;
+  call->fail_code = code;
+  call->fail_message = cgrpc__malloc(n);
+  if (call->fail_message)
+    memcpy(call->fail_message, message, n);
+  atomic_store(&call->cancelled, 1);
+  pthread_mutex_lock(&st->lock);
+  cgrpc__msgq_clear(&st->sendq);
+  st->done = 1;
+  pthread_cond_broadcast(&st->cond);
+  pthread_mutex_unlock(&st->lock);
+  /* The provider now sees an empty queue and a finished call: EOF, then
+   * these trailers. */
+  call->finished = 1;
+  nghttp2_session_resume_data(call->conn->h2.session, call->stream_id);
+  cgrpc__h2conn_schedule_flush(&call->conn->h2);
+  cgrpc__loop_defer(call->loop, &call->notify);
+}
+
 /* Delivers what async callbacks are due (loop thread).  The caller keeps
  * the call alive: a callback may finish it. */
 static void notify_callbacks(call_t *call) {
@@ -242,10 +267,9 @@ static void notify_callbacks(call_t *call) {
       cb(call, msg, call->read_user_data);
       continue;
     }
-    if (call->write_pending && (st->sent_seq >= call->write_seq || st->done)) {
-      int ok = st->sent_seq >= call->write_seq;
+    int ok;
+    if (cgrpc__stream_async_write_due(st, &ok)) {
       cgrpc_server_write_cb cb = call->write_cb;
-      call->write_pending = 0;
       pthread_mutex_unlock(&st->lock);
       if (cb)
         cb(call, ok, call->write_user_data);
@@ -269,10 +293,9 @@ static void notify_run(void *user_data) {
 
 static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
                         cgrpc_server_write_cb cb, void *user_data) {
-  cgrpc__stream *st;
   cgrpc__msg *m;
   size_t size;
-  int rv = 0, need_kick;
+  int rv, need_kick;
   if (!call || !msg)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (!call->st || !writes_stream(call))
@@ -291,27 +314,19 @@ static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
     return CGRPC_ERR_NOMEM;
   cgrpc__frame_prefix(m->data, 0, (uint32_t)size);
   protobuf_c_message_pack(msg, m->data + CGRPC__FRAME_PREFIX_LEN);
-  st = call->st;
-  pthread_mutex_lock(&st->lock);
-  if (blocking)
-    while (st->sendq.bytes >= st->send_limit && !st->done)
-      pthread_cond_wait(&st->cond, &st->lock);
-  if (st->done || atomic_load(&call->finish_called))
-    rv = CGRPC_ERR_CLOSED;
-  else if (!blocking && call->write_pending)
-    rv = CGRPC_ERR_INVALID_STATE;
-  if (rv == 0) {
-    m->seq = ++st->send_seq;
-    cgrpc__msgq_push(&st->sendq, m);
-    if (!blocking) {
-      call->write_pending = 1;
-      call->write_seq = m->seq;
-      call->write_cb = cb;
-      call->write_user_data = user_data;
+  if (!blocking) {
+    /* Set before the push: the callback may be due at once. */
+    pthread_mutex_lock(&call->st->lock);
+    if (call->st->async_pending) {
+      pthread_mutex_unlock(&call->st->lock);
+      cgrpc__free(m);
+      return CGRPC_ERR_INVALID_STATE;
     }
+    call->write_cb = cb;
+    call->write_user_data = user_data;
+    pthread_mutex_unlock(&call->st->lock);
   }
-  need_kick = rv == 0 && cgrpc__stream_want_kick(st);
-  pthread_mutex_unlock(&st->lock);
+  rv = cgrpc__stream_push_send(call->st, m, blocking, &need_kick);
   if (rv != 0) {
     cgrpc__free(m);
     return rv;
@@ -415,6 +430,7 @@ void cgrpc_server_ctx_detach(cgrpc_server_ctx *ctx) {
 static void finish_task(void *user_data) {
   call_t *call = user_data;
   atomic_fetch_sub(&call->posted, 1);
+  call->app_finished = 1;
   if (call->st)
     cgrpc__server_stream_finish(call);
   else {
@@ -430,6 +446,11 @@ int cgrpc_server_ctx_finish(cgrpc_server_ctx *ctx, cgrpc_status_code code) {
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (!atomic_load(&ctx->detached) || atomic_exchange(&ctx->finish_called, 1))
     return CGRPC_ERR_INVALID_STATE;
+  if (ctx->st) {
+    pthread_mutex_lock(&ctx->st->lock);
+    ctx->st->write_closed = 1;
+    pthread_mutex_unlock(&ctx->st->lock);
+  }
   if ((unsigned)code > CGRPC_STATUS_UNAUTHENTICATED) {
     ctx->status_message = "handler returned an invalid status code";
     code = CGRPC_STATUS_UNKNOWN;
