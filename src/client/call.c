@@ -892,21 +892,21 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   return 0;
 }
 
+/* on_message's answer for a compressed message (not a cgrpc error code). */
+#define MSG_COMPRESSED 1
+
+/* Deframer callback.  It must not fail the call itself: completing the call
+ * may free it, and the deframer it is called from lives inside the call.
+ * Errors go back through the deframer to on_data_chunk instead. */
 static int on_message(void *user_data, int compressed, const uint8_t *data,
                       size_t len) {
   cgrpc_call *call = user_data;
-  if (compressed) {
-    cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL,
-                     "compressed response, but this client asked for "
-                     "identity encoding");
-    return 1;
-  }
+  if (compressed)
+    return MSG_COMPRESSED;
   if (call->st) {
     cgrpc__msg *m = cgrpc__msg_new(len);
-    if (!m) {
-      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      return 1;
-    }
+    if (!m)
+      return CGRPC_ERR_NOMEM;
     memcpy(m->data, data, len);
     pthread_mutex_lock(&call->st->lock);
     cgrpc__msgq_push(&call->st->recvq, m);
@@ -919,10 +919,8 @@ static int on_message(void *user_data, int compressed, const uint8_t *data,
   if (++call->n_responses > 1)
     return 0;
   call->response = cgrpc__malloc(len ? len : 1);
-  if (!call->response) {
-    cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return 1;
-  }
+  if (!call->response)
+    return CGRPC_ERR_NOMEM;
   memcpy(call->response, data, len);
   call->response_len = len;
   return 0;
@@ -947,6 +945,10 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
       cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL, "bad gRPC message framing");
     } else if (rv == CGRPC_ERR_NOMEM) {
       cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    } else if (rv == MSG_COMPRESSED) {
+      cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL,
+                       "compressed response, but this client asked for "
+                       "identity encoding");
     } else if (call->st && !call->completed) {
       /* Hold the window back while the reader lags. */
       pthread_mutex_lock(&call->st->lock);
