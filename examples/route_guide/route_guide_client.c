@@ -50,7 +50,7 @@ static int report_error(const char *method, int rv) {
   return 1;
 }
 
-/* ---- unary ---------------------------------------------------------------- */
+/* ---- unary --------------------------------------------------------------- */
 
 /* Asks for the feature at one point. */
 static int get_one_feature(cgrpc_channel *channel, int32_t latitude,
@@ -63,9 +63,9 @@ static int get_one_feature(cgrpc_channel *channel, int32_t latitude,
 
   point.latitude = latitude;
   point.longitude = longitude;
-  if (routeguide__route_guide__get_feature__call(
-          channel, &point, &feature, &call_options, &status) ==
-      CGRPC_STATUS_OK) {
+  if (routeguide__route_guide__get_feature__call(channel, &point, &feature,
+                                                 &call_options,
+                                                 &status) == CGRPC_STATUS_OK) {
     if (feature->name[0] != '\0') {
       printf("Found feature called \"%s\" at %s\n", feature->name,
              format_point(feature->location, where));
@@ -162,8 +162,8 @@ static int record_route(cgrpc_channel *channel) {
   int rv;
 
   printf("-------------- RecordRoute --------------\n");
-  if ((rv = routeguide__route_guide__record_route__open(
-           channel, &call_options, &call)) != 0) {
+  if ((rv = routeguide__route_guide__record_route__open(channel, &call_options,
+                                                        &call)) != 0) {
     return report_error("RecordRoute", rv);
   }
   for (size_t i = 0; i < sizeof walk / sizeof walk[0]; i++) {

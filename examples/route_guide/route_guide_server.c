@@ -103,55 +103,63 @@ struct route_guide {
   size_t cap_notes;
 };
 
-/*
- * Stores a copy of |in| and sets |*earlier| to a malloc'd array of the
- * |*n_earlier| notes left before it at the same place (free it with free()).
- * Returns 0, or -1 when out of memory (nothing is stored then).
- */
-static int add_note(struct route_guide *guide, const Routeguide__RouteNote *in,
-                    const struct note ***earlier, size_t *n_earlier) {
-  struct note *note = malloc(sizeof *note);
-  int rv = -1;
+/* Makes room for one more note.  Call with the lock held.  Returns 0 or -1
+ * (out of memory). */
+static int make_room(struct route_guide *guide) {
+  struct note **notes;
+  size_t cap;
 
-  *earlier = NULL;
+  if (guide->n_notes < guide->cap_notes) {
+    return 0;
+  }
+  cap = guide->cap_notes ? 2 * guide->cap_notes : 16;
+  if ((notes = realloc(guide->notes, cap * sizeof *notes)) == NULL) {
+    return -1;
+  }
+  guide->notes = notes;
+  guide->cap_notes = cap;
+  return 0;
+}
+
+/*
+ * Keeps a copy of |in| and returns the notes left before it at the same
+ * place: |*n_earlier| of them, in an array to free with free().  Returns
+ * NULL when out of memory; nothing is kept then.
+ */
+static const struct note **add_note(struct route_guide *guide,
+                                    const Routeguide__RouteNote *in,
+                                    size_t *n_earlier) {
+  struct note *note = malloc(sizeof *note);
+  const struct note **earlier = NULL;
+
   *n_earlier = 0;
   if (note == NULL || (note->message = strdup(in->message)) == NULL) {
     free(note);
-    return -1;
+    return NULL;
   }
   note->latitude = in->location->latitude;
   note->longitude = in->location->longitude;
 
   pthread_mutex_lock(&guide->lock);
-  if (guide->n_notes == guide->cap_notes) {
-    size_t cap = guide->cap_notes ? 2 * guide->cap_notes : 16;
-    struct note **notes = realloc(guide->notes, cap * sizeof *notes);
-    if (notes == NULL) {
-      goto out;
+  /* At most every note matches; the +1 keeps malloc(0) out of it. */
+  if (make_room(guide) == 0 &&
+      (earlier = malloc((guide->n_notes + 1) * sizeof *earlier)) != NULL) {
+    for (size_t i = 0; i < guide->n_notes; i++) {
+      if (guide->notes[i]->latitude == note->latitude &&
+          guide->notes[i]->longitude == note->longitude) {
+        earlier[(*n_earlier)++] = guide->notes[i];
+      }
     }
-    guide->notes = notes;
-    guide->cap_notes = cap;
+    guide->notes[guide->n_notes++] = note;
+    note = NULL;
   }
-  /* At most every stored note matches; +1 keeps malloc(0) out of it. */
-  if ((*earlier = malloc((guide->n_notes + 1) * sizeof **earlier)) == NULL) {
-    goto out;
-  }
-  for (size_t i = 0; i < guide->n_notes; i++) {
-    if (guide->notes[i]->latitude == note->latitude &&
-        guide->notes[i]->longitude == note->longitude) {
-      (*earlier)[(*n_earlier)++] = guide->notes[i];
-    }
-  }
-  guide->notes[guide->n_notes++] = note;
-  note = NULL;
-  rv = 0;
-out:
   pthread_mutex_unlock(&guide->lock);
-  if (note != NULL) {
+
+  if (note != NULL) { /* out of memory */
     free(note->message);
     free(note);
   }
-  return rv;
+  return earlier;
 }
 
 static void free_notes(struct route_guide *guide) {
@@ -233,8 +241,7 @@ static cgrpc_status_code record_route(cgrpc_server_ctx *ctx,
   if (clock_gettime(CLOCK_MONOTONIC, &start) != 0) {
     return CGRPC_STATUS_INTERNAL;
   }
-  while ((rv = routeguide__route_guide__record_route__recv(ctx, &point)) ==
-         1) {
+  while ((rv = routeguide__route_guide__record_route__recv(ctx, &point)) == 1) {
     if (reply->point_count > 0) {
       distance += distance_m(&previous, point);
     }
@@ -272,7 +279,7 @@ static cgrpc_status_code route_chat(cgrpc_server_ctx *ctx, void *user_data) {
     if (in->location == NULL) {
       code = cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
                                    "a note needs a location");
-    } else if (add_note(guide, in, &earlier, &n_earlier) != 0) {
+    } else if ((earlier = add_note(guide, in, &n_earlier)) == NULL) {
       code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
     }
     protobuf_c_message_free_unpacked(&in->base, NULL);
