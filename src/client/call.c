@@ -784,8 +784,7 @@ cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
                   "cgrpc_call_finish: blocking wait on an async call or "
                   "from a library thread");
   st = call->st;
-  if (!st->write_closed)
-    cgrpc_call_writes_done(call);
+  cgrpc_call_writes_done(call); /* no-op when already done */
   pthread_mutex_lock(&st->lock);
   while (!st->done)
     pthread_cond_wait(&st->cond, &st->lock);
@@ -807,8 +806,7 @@ cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
   if (!call || !call->st || !reply)
     return misuse(status, CGRPC_STATUS_INVALID_ARGUMENT,
                   "cgrpc_call_finish_with_reply: NULL call or reply");
-  if (!call->st->write_closed)
-    cgrpc_call_writes_done(call);
+  cgrpc_call_writes_done(call); /* no-op when already done */
   if (cgrpc_call_read(call, &msg) == 1 && cgrpc_call_read(call, &extra) == 1) {
     protobuf_c_message_free_unpacked(extra, NULL);
     cgrpc_call_cancel(call);
@@ -911,9 +909,9 @@ static int on_message(void *user_data, int compressed, const uint8_t *data,
     pthread_mutex_lock(&call->st->lock);
     cgrpc__msgq_push(&call->st->recvq, m);
     pthread_cond_broadcast(&call->st->cond);
-    pthread_mutex_unlock(&call->st->lock);
-    if (call->async && call->read_pending)
+    if (call->read_pending)
       cgrpc__loop_defer(call->ch->loop, &call->notify);
+    pthread_mutex_unlock(&call->st->lock);
     return 0;
   }
   if (++call->n_responses > 1)

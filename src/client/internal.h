@@ -108,9 +108,10 @@ struct cgrpc_call {
   int async;
   cgrpc_call_callbacks cbs;
   cgrpc__deferred notify; /* delivers async callbacks, loop thread */
-  unsigned read_pending : 1;
-  unsigned headers_received : 1;
-  unsigned done_delivered : 1;
+  /* Guarded by st->lock (application threads write read_pending). */
+  unsigned char read_pending;
+  unsigned char headers_received;
+  unsigned char done_delivered;
 };
 
 #endif /* CGRPC_CLIENT_INTERNAL_H */

@@ -143,8 +143,10 @@ struct cgrpc_server_ctx {
   void *read_user_data;
   cgrpc_server_write_cb write_cb;
   void *write_user_data;
-  unsigned read_pending : 1;  /* guarded by st->lock */
-  unsigned want_headers : 1;  /* guarded by st->lock */
+  /* Guarded by st->lock and written by application threads: kept out of
+   * the bitfields below, which the loop writes without the lock. */
+  unsigned char read_pending;
+  unsigned char want_headers;
   unsigned headers_submitted : 1;
   unsigned finished : 1;     /* no more messages: the provider may end */
   unsigned app_finished : 1; /* a detached call's finish reached the loop */
