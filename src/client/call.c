@@ -773,6 +773,25 @@ const cgrpc_metadata_array *cgrpc_call_initial_metadata(cgrpc_call *call) {
   return md;
 }
 
+/* A copy of |md| (NULL for NULL, or when out of memory). */
+static cgrpc_metadata_array *copy_metadata(const cgrpc_metadata_array *md) {
+  cgrpc_metadata_array *copy;
+  size_t i, n = cgrpc_metadata_array_count(md);
+  if (!md || cgrpc_metadata_array_new(&copy) != 0)
+    return NULL;
+  for (i = 0; i < n; i++) {
+    const char *key;
+    const uint8_t *value;
+    size_t len;
+    cgrpc_metadata_array_at(md, i, &key, &value, &len);
+    if (cgrpc__metadata_array_add_raw(copy, key, strlen(key), value, len) != 0) {
+      cgrpc_metadata_array_del(copy);
+      return NULL;
+    }
+  }
+  return copy;
+}
+
 cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
   cgrpc__stream *st;
   cgrpc_status_code code;
@@ -790,8 +809,14 @@ cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
     pthread_cond_wait(&st->cond, &st->lock);
   pthread_mutex_unlock(&st->lock);
   code = call->status.code;
-  if (status)
+  if (status) {
+    /* cgrpc_call_initial_metadata() promised its array until the call is
+     * released: the call keeps it, and |status| gets a copy. */
+    cgrpc_metadata_array *initial = call->status.initial_metadata;
     cgrpc_call_take_status(call, status);
+    call->status.initial_metadata = initial;
+    status->initial_metadata = copy_metadata(initial);
+  }
   return code;
 }
 
