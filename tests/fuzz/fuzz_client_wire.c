@@ -75,11 +75,12 @@ static void on_done(cgrpc_call *call, const cgrpc_status *status,
   pthread_mutex_unlock(&o->lock);
 }
 
-static void init_once(void) {
+/* A fresh listener per input: a channel may reconnect after its
+ * connection is closed, and such a stale connection must not be what the
+ * next input accepts. */
+static void listen_open(void) {
   struct sockaddr_in sa;
   socklen_t len = sizeof sa;
-  if (listen_fd >= 0)
-    return;
   listen_fd = socket(AF_INET, SOCK_STREAM, 0);
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -155,16 +156,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (size < 1)
     return 0;
-  init_once();
+  listen_open();
   flags = data[0];
   data++;
   size--;
 
-  if (cgrpc_channel_options_new(&copts) != 0)
+  if (cgrpc_channel_options_new(&copts) != 0) {
+    close(listen_fd);
     return 0;
+  }
   cgrpc_channel_options_set_max_receive_message_length(copts, 65536);
   if (cgrpc_channel_new(&ch, target, copts) != 0) {
     cgrpc_channel_options_del(copts);
+    close(listen_fd);
     return 0;
   }
   cgrpc_channel_options_del(copts);
@@ -174,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (helloworld__greeter__say_hello__start(ch, &req, &opts, on_done, &o,
                                             NULL) != 0) {
     cgrpc_channel_del(ch);
+    close(listen_fd);
     return 0;
   }
 
@@ -211,6 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cgrpc_channel_del(ch);
   if (fd >= 0)
     close(fd);
+  close(listen_fd);
   /* channel_del ran the callback (CANCELLED) if it had not run yet. */
   if (!o.done)
     abort();
