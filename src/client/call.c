@@ -805,8 +805,22 @@ cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
   st = call->st;
   cgrpc_call_writes_done(call); /* no-op when already done */
   pthread_mutex_lock(&st->lock);
-  while (!st->done)
+  while (!st->done) {
+    int kick = 0;
+    if (st->recvq.head) {
+      /* Drop what the caller will not read, and give its window back: a
+       * server with more to send would otherwise wait for ever. */
+      cgrpc__msgq_clear(&st->recvq);
+      kick = cgrpc__stream_release_recv(st);
+    }
+    if (kick) {
+      pthread_mutex_unlock(&st->lock);
+      call_kick(call);
+      pthread_mutex_lock(&st->lock);
+      continue;
+    }
     pthread_cond_wait(&st->cond, &st->lock);
+  }
   pthread_mutex_unlock(&st->lock);
   code = call->status.code;
   if (status) {
