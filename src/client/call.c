@@ -585,6 +585,10 @@ static void notify_run(void *user_data) {
       pthread_mutex_unlock(&st->lock);
       if (call->cbs.on_done)
         call->cbs.on_done(call, &call->status, call->user_data);
+      /* A callback may have deferred this function again (read_async from
+       * on_read): without the loop's reference it would run on a call the
+       * application may have freed by then. */
+      cgrpc__loop_undefer(call->ch->loop, &call->notify);
       call_unref(call); /* the loop's reference */
       return;
     }
