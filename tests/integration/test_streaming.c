@@ -208,11 +208,16 @@ static void test_upload_error(void **state) {
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
   summary_t *reply = (summary_t *)(uintptr_t)1;
+  static uint8_t data[32 * 1024];
   int i, rv;
   assert_int_equal(
       cgrpc__test__stream_service__upload__open(f->ch, &guard, &call), 0);
-  for (i = 0; i < 10; i++) {
+  /* 10 MiB: once the handler has returned, the writer, blocked on a full
+   * queue, must be woken with CLOSED. */
+  for (i = 0; i < 320; i++) {
     chunk_t c = CGRPC__TEST__CHUNK__INIT;
+    c.data.data = data;
+    c.data.len = sizeof data;
     c.seq = i;
     c.status_code = i == 3 ? CGRPC_STATUS_FAILED_PRECONDITION : 0;
     rv = cgrpc__test__stream_service__upload__write(call, &c);
