@@ -95,13 +95,21 @@ void cgrpc__hdrs_add_metadata(cgrpc__hdrs *h, const cgrpc_metadata_array *md) {
 }
 
 void cgrpc__hdrs_add_status(cgrpc__hdrs *h, int code, const char *message) {
-  char *num = cgrpc__arena_alloc(&h->arena, 12);
-  if (!num) {
-    h->failed = 1;
-    return;
+  /* The 17 codes as static strings: no formatting on the hot path. */
+  static const char *const codes[] = {"0",  "1",  "2",  "3",  "4",  "5",
+                                      "6",  "7",  "8",  "9",  "10", "11",
+                                      "12", "13", "14", "15", "16"};
+  if (code >= 0 && code <= 16) {
+    cgrpc__hdrs_add(h, "grpc-status", 11, codes[code], strlen(codes[code]));
+  } else {
+    char *num = cgrpc__arena_alloc(&h->arena, 12);
+    if (!num) {
+      h->failed = 1;
+      return;
+    }
+    cgrpc__hdrs_add(h, "grpc-status", 11, num,
+                    (size_t)snprintf(num, 12, "%d", code));
   }
-  cgrpc__hdrs_add(h, "grpc-status", 11, num,
-                  (size_t)snprintf(num, 12, "%d", code));
   if (message && *message) {
     size_t n = strlen(message);
     size_t elen = cgrpc__percent_encoded_len((const uint8_t *)message, n);
