@@ -560,14 +560,21 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     else if (!LIT_EQ(value, valuelen, "identity"))
       call->bad_encoding = 1;
   } else if (!cgrpc__wire_header_reserved(name, namelen)) {
-    int rv;
-    if (!call->metadata && cgrpc_metadata_array_new(&call->metadata) != 0)
+    cgrpc__raw_header *rh = cgrpc__arena_alloc(&call->arena, sizeof *rh);
+    uint8_t *copy = cgrpc__arena_alloc(&call->arena, namelen + valuelen);
+    if (!rh || !copy)
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    rv = cgrpc__wire_add_metadata(call->metadata, name, namelen, value,
-                                  valuelen);
-    if (rv == CGRPC_ERR_NOMEM)
-      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    /* A -bin value that is not base64 is dropped, like other servers do. */
+    memcpy(copy, name, namelen);
+    memcpy(copy + namelen, value, valuelen);
+    rh->next = NULL;
+    rh->name = copy;
+    rh->name_len = namelen;
+    rh->value = copy + namelen;
+    rh->value_len = valuelen;
+    if (!call->raw_tail)
+      call->raw_tail = &call->raw_headers;
+    *call->raw_tail = rh;
+    call->raw_tail = &rh->next;
   }
   return 0;
 }

@@ -7,13 +7,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "call/wire.h"
 #include "cgrpc/error.h"
 #include "server/internal.h"
 #include "util/clock.h"
 
 const cgrpc_metadata_array *
 cgrpc_server_ctx_metadata(const cgrpc_server_ctx *ctx) {
-  return ctx ? ctx->metadata : NULL;
+  cgrpc_server_ctx *call = (cgrpc_server_ctx *)(uintptr_t)ctx;
+  const cgrpc__raw_header *rh;
+  if (!call || call->metadata || !call->raw_headers)
+    return call ? call->metadata : NULL;
+  /* Built on first use from the headers kept raw in the arena. */
+  if (cgrpc_metadata_array_new(&call->metadata) != 0)
+    return NULL;
+  for (rh = call->raw_headers; rh; rh = rh->next) {
+    /* A -bin value that is not base64 is dropped, as other servers do. */
+    if (cgrpc__wire_add_metadata(call->metadata, rh->name, rh->name_len,
+                                 rh->value, rh->value_len) == CGRPC_ERR_NOMEM)
+      break;
+  }
+  return call->metadata;
 }
 
 const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx) {

@@ -47,6 +47,12 @@ typedef struct cgrpc__method_entry {
 
 typedef struct cgrpc__server_conn cgrpc__server_conn;
 
+typedef struct cgrpc__raw_header {
+  struct cgrpc__raw_header *next;
+  const uint8_t *name, *value;
+  size_t name_len, value_len;
+} cgrpc__raw_header;
+
 struct cgrpc__server_loop;
 
 /* A listening socket as seen by one loop. */
@@ -101,6 +107,9 @@ struct cgrpc_server_ctx {
   char *path;
   char *authority;
   const char *peer; /* the connection's, outlives the call */
+  /* Request metadata: kept raw in the arena as it arrives, and turned into
+   * |metadata| only if the handler asks (most never do). */
+  struct cgrpc__raw_header *raw_headers, **raw_tail;
   cgrpc_metadata_array *metadata;
   int64_t deadline_ns; /* 0: none */
   cgrpc__timer deadline_timer;
