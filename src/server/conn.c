@@ -142,6 +142,7 @@ void cgrpc__server_call_free(call_t *call) {
   }
   cgrpc__deframer_free(&call->deframer);
   cgrpc__free(call->fail_message);
+  cgrpc__free(call->request_owned);
   cgrpc_metadata_array_del(call->metadata);
   cgrpc_metadata_array_del(call->initial_md);
   cgrpc_metadata_array_del(call->trailing_md);
@@ -342,13 +343,15 @@ static void worker_run(cgrpc__job *job) {
     sched_yield();
 }
 
+/* Inflates a gzip message into a malloc'd buffer (*out, freed by the
+ * caller), within the receive limit.  Returns a status code. */
 static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
-                           const uint8_t **out, size_t *out_len) {
+                           uint8_t **out, size_t *out_len) {
   int64_t limit = call->server->opts.max_recv;
   size_t cap = in_len * 4 + 64, len = 0;
   uint8_t *buf = NULL;
   z_stream zs;
-  int rv;
+  int rv, code = CGRPC_STATUS_OK;
   memset(&zs, 0, sizeof zs);
   if (inflateInit2(&zs, 15 + 16) != Z_OK)
     return CGRPC_STATUS_INTERNAL;
@@ -358,37 +361,34 @@ static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
     uint8_t *nb;
     if (limit >= 0 && (int64_t)cap > limit + 1)
       cap = (size_t)limit + 1;
-    nb = cgrpc__arena_alloc(&call->arena, cap);
+    nb = cgrpc__realloc(buf, cap);
     if (!nb) {
-      inflateEnd(&zs);
-      return CGRPC_STATUS_RESOURCE_EXHAUSTED;
+      code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
+      break;
     }
-    if (len)
-      memcpy(nb, buf, len);
     buf = nb;
     zs.next_out = buf + len;
     zs.avail_out = (uInt)(cap - len);
     rv = inflate(&zs, Z_NO_FLUSH);
     len = cap - zs.avail_out;
+    if (limit >= 0 && (int64_t)len > limit) {
+      code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
+      break;
+    }
     if (rv == Z_STREAM_END)
       break;
-    if (rv != Z_OK && rv != Z_BUF_ERROR) {
-      inflateEnd(&zs);
-      return CGRPC_STATUS_INTERNAL;
-    }
-    if (limit >= 0 && (int64_t)len > limit) {
-      inflateEnd(&zs);
-      return CGRPC_STATUS_RESOURCE_EXHAUSTED;
-    }
-    if (zs.avail_in == 0 && rv == Z_BUF_ERROR) {
-      inflateEnd(&zs);
-      return CGRPC_STATUS_INTERNAL;
+    if ((rv != Z_OK && rv != Z_BUF_ERROR) ||
+        (zs.avail_in == 0 && rv == Z_BUF_ERROR)) {
+      code = CGRPC_STATUS_INTERNAL;
+      break;
     }
     cap *= 2;
   }
   inflateEnd(&zs);
-  if (limit >= 0 && (int64_t)len > limit)
-    return CGRPC_STATUS_RESOURCE_EXHAUSTED;
+  if (code != CGRPC_STATUS_OK) {
+    cgrpc__free(buf);
+    return code;
+  }
   *out = buf;
   *out_len = len;
   return CGRPC_STATUS_OK;
@@ -584,17 +584,22 @@ static int on_message(void *user_data, int compressed, const uint8_t *data,
   call_t *call = user_data;
   call->n_requests++;
   if (cgrpc__server_call_reads_stream(call)) {
+    uint8_t *plain = NULL;
+    int rv;
     if (compressed) {
       int code = call->compressed_gzip
-                     ? decompress_gzip(call, data, len, &data, &len)
+                     ? decompress_gzip(call, data, len, &plain, &len)
                      : CGRPC_STATUS_INTERNAL;
       if (code != CGRPC_STATUS_OK) {
         call_fail(call, (cgrpc_status_code)code,
                   "could not decompress a request message");
         return 1;
       }
+      data = plain;
     }
-    if (cgrpc__server_stream_on_message(call, data, len) != 0) {
+    rv = cgrpc__server_stream_on_message(call, data, len);
+    cgrpc__free(plain);
+    if (rv != 0) {
       call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return 1;
     }
@@ -609,7 +614,9 @@ static int on_message(void *user_data, int compressed, const uint8_t *data,
                 "compressed message without grpc-encoding");
       return 1;
     }
-    code = decompress_gzip(call, data, len, &call->request, &call->request_len);
+    code = decompress_gzip(call, data, len, &call->request_owned,
+                           &call->request_len);
+    call->request = call->request_owned;
     if (code != CGRPC_STATUS_OK) {
       call_fail(call, (cgrpc_status_code)code,
                 code == CGRPC_STATUS_RESOURCE_EXHAUSTED

@@ -114,7 +114,8 @@ struct cgrpc_server_ctx {
   int64_t deadline_ns; /* 0: none */
   cgrpc__timer deadline_timer;
   cgrpc__deframer deframer;
-  const uint8_t *request;
+  const uint8_t *request; /* in the arena, or request_owned */
+  uint8_t *request_owned; /* a decompressed request */
   size_t request_len;
   int n_requests;
   size_t header_bytes; /* request headers seen so far, for the cap */

@@ -357,4 +357,9 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # os._exit: grpcio's background threads can stall interpreter shutdown
+    # after a call cut short by its deadline; the verdict is already out.
+    rc = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
