@@ -13,11 +13,7 @@
 #include "util/clock.h"
 #include "util/mem.h"
 
-typedef struct task {
-  struct task *next;
-  cgrpc__task_cb cb;
-  void *user_data;
-} task;
+typedef cgrpc__task task;
 
 struct cgrpc__loop {
   int epfd;
@@ -102,7 +98,8 @@ void cgrpc__loop_del(cgrpc__loop *loop) {
     return;
   for (t = loop->head; t; t = next) {
     next = t->next;
-    cgrpc__free(t);
+    if (t->allocated)
+      cgrpc__free(t);
   }
   close(loop->wakefd);
   close(loop->epfd);
@@ -270,9 +267,15 @@ int cgrpc__loop_post(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data) {
   task *t = cgrpc__malloc(sizeof *t);
   if (!t)
     return CGRPC_ERR_NOMEM;
-  t->next = NULL;
   t->cb = cb;
   t->user_data = user_data;
+  t->allocated = 1;
+  cgrpc__loop_post_task(loop, t);
+  return 0;
+}
+
+void cgrpc__loop_post_task(cgrpc__loop *loop, task *t) {
+  t->next = NULL;
   pthread_mutex_lock(&loop->lock);
   if (loop->tail)
     loop->tail->next = t;
@@ -285,7 +288,6 @@ int cgrpc__loop_post(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data) {
     ssize_t r = write(loop->wakefd, &one, sizeof one);
     (void)r;
   }
-  return 0;
 }
 
 static void run_posted(cgrpc__loop *loop) {
@@ -296,8 +298,11 @@ static void run_posted(cgrpc__loop *loop) {
   pthread_mutex_unlock(&loop->lock);
   while (t) {
     task *next = t->next;
+    int allocated = t->allocated;
+    /* A caller-owned node may be reused or freed by its own callback. */
     t->cb(t->user_data);
-    cgrpc__free(t);
+    if (allocated)
+      cgrpc__free(t);
     t = next;
   }
 }

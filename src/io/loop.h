@@ -95,6 +95,19 @@ void cgrpc__loop_timer_stop(cgrpc__loop *loop, cgrpc__timer *t);
  * Returns 0 or CGRPC_ERR_NOMEM. */
 int cgrpc__loop_post(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data);
 
+/* A caller-owned task node, for posts on a hot path (no allocation). */
+typedef struct cgrpc__task {
+  struct cgrpc__task *next;
+  cgrpc__task_cb cb;
+  void *user_data;
+  int allocated; /* internal: freed after it runs */
+} cgrpc__task;
+
+/* Like cgrpc__loop_post() with |t| set up by the caller; |t| must stay
+ * valid until it has run, and must not be posted again before that.
+ * Any thread; cannot fail. */
+void cgrpc__loop_post_task(cgrpc__loop *loop, cgrpc__task *t);
+
 /* A buffer of |*size| bytes that any code on the loop thread may use until
  * it returns to the loop (the connections' write batches); NULL when out of
  * memory. */

@@ -4,7 +4,6 @@
  * into gRPC calls, runs the handler (inline or on the worker pool) and
  * writes the response, trailers-only when there is no message.
  */
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -339,8 +338,10 @@ static void worker_run(cgrpc__job *job) {
   run_handler(call);
   /* The loops outlive the pool (shutdown drains the pool first), so the
    * call's loop is there to take it back. */
-  while (cgrpc__loop_post(call->loop, handler_done, call) != 0)
-    sched_yield();
+  call->done_task.cb = handler_done;
+  call->done_task.user_data = call;
+  call->done_task.allocated = 0;
+  cgrpc__loop_post_task(call->loop, &call->done_task);
 }
 
 /* Inflates a gzip message into a malloc'd buffer (*out, freed by the
@@ -412,8 +413,10 @@ static void start_handler(call_t *call) {
     run_handler(call);
     handler_done(call);
   } else {
+    cgrpc__server_loop *sl = call->conn->sl;
     call->job.run = worker_run;
-    cgrpc__pool_submit(&call->server->pool, &call->job);
+    cgrpc__job_batch_add(&sl->jobs, &call->job);
+    cgrpc__loop_defer(call->loop, &sl->submit_jobs);
   }
 }
 

@@ -67,6 +67,9 @@ typedef struct cgrpc__server_loop {
   cgrpc__loop *loop;
   cgrpc__server_listener listeners[CGRPC__MAX_LISTENERS];
   cgrpc__server_conn *conns; /* doubly linked, loop thread only */
+  /* Handler jobs of this loop turn, submitted together at its end. */
+  cgrpc__job_batch jobs;
+  cgrpc__deferred submit_jobs;
 } cgrpc__server_loop;
 
 enum { SERVER_NEW, SERVER_STARTED, SERVER_SHUTTING_DOWN, SERVER_STOPPED };
@@ -98,6 +101,8 @@ struct cgrpc_server {
 /* One call (an HTTP/2 stream) on the server. */
 struct cgrpc_server_ctx {
   cgrpc__job job; /* first: the worker pool hands it back */
+  cgrpc__task done_task;   /* the worker's way back to the loop */
+  cgrpc__task finish_node; /* cgrpc_server_ctx_finish()'s */
   cgrpc__server_conn *conn; /* NULL once the connection is gone */
   cgrpc_server *server;
   cgrpc__loop *loop;

@@ -9,8 +9,11 @@ static void *worker(void *arg) {
   pthread_mutex_lock(&pool->lock);
   for (;;) {
     cgrpc__job *job;
-    while (!pool->head && !pool->stopping)
+    while (!pool->head && !pool->stopping) {
+      pool->idle++;
       pthread_cond_wait(&pool->cond, &pool->lock);
+      pool->idle--;
+    }
     job = pool->head;
     if (!job)
       break; /* stopping and drained */
@@ -30,6 +33,7 @@ int cgrpc__pool_start(cgrpc__pool *pool, int n) {
   pthread_mutex_init(&pool->lock, NULL);
   pthread_cond_init(&pool->cond, NULL);
   pool->head = pool->tail = NULL;
+  pool->idle = 0;
   pool->stopping = 0;
   pool->n_threads = 0;
   pool->threads = cgrpc__calloc((size_t)n, sizeof *pool->threads);
@@ -56,6 +60,38 @@ void cgrpc__pool_submit(cgrpc__pool *pool, cgrpc__job *job) {
   pool->tail = job;
   pthread_cond_signal(&pool->cond);
   pthread_mutex_unlock(&pool->lock);
+}
+
+void cgrpc__job_batch_add(cgrpc__job_batch *b, cgrpc__job *job) {
+  job->next = NULL;
+  if (b->tail)
+    b->tail->next = job;
+  else
+    b->head = job;
+  b->tail = job;
+  b->n++;
+}
+
+void cgrpc__pool_submit_batch(cgrpc__pool *pool, cgrpc__job_batch *b) {
+  int wake;
+  if (!b->head)
+    return;
+  pthread_mutex_lock(&pool->lock);
+  if (pool->tail)
+    pool->tail->next = b->head;
+  else
+    pool->head = b->head;
+  pool->tail = b->tail;
+  /* Busy workers pick up the rest when they finish their job. */
+  wake = b->n < pool->idle ? b->n : pool->idle;
+  if (wake >= pool->idle)
+    pthread_cond_broadcast(&pool->cond);
+  else
+    while (wake-- > 0)
+      pthread_cond_signal(&pool->cond);
+  pthread_mutex_unlock(&pool->lock);
+  b->head = b->tail = NULL;
+  b->n = 0;
 }
 
 void cgrpc__pool_stop(cgrpc__pool *pool) {

@@ -13,10 +13,17 @@ typedef struct cgrpc__job {
   void (*run)(struct cgrpc__job *job);
 } cgrpc__job;
 
+/* Jobs gathered during one loop turn, handed over with one lock. */
+typedef struct cgrpc__job_batch {
+  cgrpc__job *head, *tail;
+  int n;
+} cgrpc__job_batch;
+
 typedef struct cgrpc__pool {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   cgrpc__job *head, *tail;
+  int idle; /* workers waiting for a job */
   pthread_t *threads;
   int n_threads;
   int stopping;
@@ -27,6 +34,13 @@ int cgrpc__pool_start(cgrpc__pool *pool, int n);
 
 /* Queues |job|; a worker calls job->run(job).  Any thread. */
 void cgrpc__pool_submit(cgrpc__pool *pool, cgrpc__job *job);
+
+/* Adds |job| to |b| (owned by one thread). */
+void cgrpc__job_batch_add(cgrpc__job_batch *b, cgrpc__job *job);
+
+/* Queues every job of |b| under one lock, wakes as many idle workers as
+ * there are jobs, and empties |b|.  Any thread. */
+void cgrpc__pool_submit_batch(cgrpc__pool *pool, cgrpc__job_batch *b);
 
 /* Runs the jobs still queued, then joins every thread.  Idempotent. */
 void cgrpc__pool_stop(cgrpc__pool *pool);

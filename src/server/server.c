@@ -209,6 +209,12 @@ static void accept_ready(void *user_data, unsigned events) {
   }
 }
 
+/* End of a loop turn: hand this turn's handler jobs to the pool at once. */
+static void submit_jobs(void *user_data) {
+  cgrpc__server_loop *sl = user_data;
+  cgrpc__pool_submit_batch(&sl->server->pool, &sl->jobs);
+}
+
 static void server_free_loops(cgrpc_server *server) {
   int i;
   for (i = 0; i < server->n_loops; i++)
@@ -231,6 +237,8 @@ int cgrpc_server_start(cgrpc_server *server) {
   for (i = 0; i < server->opts.num_loops; i++) {
     cgrpc__server_loop *sl = &server->loops[i];
     sl->server = server;
+    sl->submit_jobs.cb = submit_jobs;
+    sl->submit_jobs.user_data = sl;
     rv = cgrpc__loop_new(&sl->loop);
     if (rv != 0) {
       server_free_loops(server);

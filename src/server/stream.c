@@ -4,7 +4,6 @@
  * async), detached handlers, and the loop side that turns the send queue
  * into DATA frames and the trailers.
  */
-#include <sched.h>
 #include <string.h>
 
 #include "cgrpc/error.h"
@@ -464,7 +463,9 @@ int cgrpc_server_ctx_finish(cgrpc_server_ctx *ctx, cgrpc_status_code code) {
     finish_task(ctx);
     return 0;
   }
-  while (cgrpc__loop_post(ctx->loop, finish_task, ctx) != 0)
-    sched_yield();
+  ctx->finish_node.cb = finish_task;
+  ctx->finish_node.user_data = ctx;
+  ctx->finish_node.allocated = 0;
+  cgrpc__loop_post_task(ctx->loop, &ctx->finish_node);
   return 0;
 }
