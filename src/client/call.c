@@ -148,6 +148,8 @@ void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
 
 /* ---- sending ---- */
 
+/* The request body: nghttp2 is told how much there is (no copy here); the
+ * bytes are copied into the write batch by cgrpc__client_body_take(). */
 static ssize_t request_read(nghttp2_session *session, int32_t stream_id,
                             uint8_t *buf, size_t length, uint32_t *data_flags,
                             nghttp2_data_source *source, void *user_data) {
@@ -155,12 +157,12 @@ static ssize_t request_read(nghttp2_session *session, int32_t stream_id,
   size_t n = call->request_len - call->request_off;
   (void)session;
   (void)stream_id;
+  (void)buf;
   (void)user_data;
   if (n > length)
     n = length;
-  memcpy(buf, call->request + call->request_off, n);
-  call->request_off += n;
-  if (call->request_off == call->request_len)
+  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (call->request_off + n == call->request_len)
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
 }
@@ -172,21 +174,37 @@ static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
   cgrpc_call *call = source->ptr;
   cgrpc__stream *st = call->st;
   size_t n;
-  int wake = 0;
   (void)session;
   (void)stream_id;
+  (void)buf;
   (void)user_data;
   pthread_mutex_lock(&st->lock);
-  n = cgrpc__stream_take_send(st, buf, length);
-  if (!st->sendq.head && st->write_closed)
+  n = st->sendq.bytes < length ? st->sendq.bytes : length;
+  if (n == st->sendq.bytes && st->write_closed)
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  pthread_mutex_unlock(&st->lock);
+  if (n == 0 && !(*data_flags & NGHTTP2_DATA_FLAG_EOF))
+    return NGHTTP2_ERR_DEFERRED;
+  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  return (ssize_t)n;
+}
+
+void cgrpc__client_body_take(void *source, uint8_t *dst, size_t len);
+void cgrpc__client_body_take(void *source, uint8_t *dst, size_t len) {
+  cgrpc_call *call = source;
+  cgrpc__stream *st = call->st;
+  int wake;
+  if (!st) {
+    memcpy(dst, call->request + call->request_off, len);
+    call->request_off += len;
+    return;
+  }
+  pthread_mutex_lock(&st->lock);
+  cgrpc__stream_take_send(st, dst, len);
   wake = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   if (wake)
     cgrpc__loop_defer(call->ch->loop, &call->notify);
-  if (n == 0 && !(*data_flags & NGHTTP2_DATA_FLAG_EOF))
-    return NGHTTP2_ERR_DEFERRED;
-  return (ssize_t)n;
 }
 
 void cgrpc__call_submit(cgrpc_call *call) {
@@ -1112,6 +1130,9 @@ static void client_cbs_init(void) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
+  nghttp2_session_callbacks_set_send_callback(c, cgrpc__h2conn_send_cb);
+  nghttp2_session_callbacks_set_send_data_callback(c,
+                                                   cgrpc__h2conn_send_data_cb);
   client_cbs = c;
 }
 

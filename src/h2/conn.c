@@ -57,40 +57,102 @@ static ssize_t send_some(int fd, const uint8_t *p, size_t n) {
   return (ssize_t)sent;
 }
 
-/* Keeps what the socket did not take (|a| then |b|) for the next EPOLLOUT,
- * and asks for it.  Returns 0 or CGRPC_ERR_NOMEM. */
-static int keep_unsent(cgrpc__h2conn *conn, const uint8_t *a, size_t alen,
-                       const uint8_t *b, size_t blen) {
-  uint8_t *p = cgrpc__malloc(alen + blen);
-  if (!p)
+/* Keeps the |n| bytes the socket did not take for the next EPOLLOUT, and
+ * asks for it.  Returns 0 or CGRPC_ERR_NOMEM. */
+static int keep_unsent(cgrpc__h2conn *conn, const uint8_t *p, size_t n) {
+  uint8_t *copy = cgrpc__malloc(n);
+  if (!copy)
     return CGRPC_ERR_NOMEM;
-  memcpy(p, a, alen);
-  if (blen)
-    memcpy(p + alen, b, blen);
-  conn->wbuf = p;
-  conn->wlen = alen + blen;
+  memcpy(copy, p, n);
+  conn->wbuf = copy;
+  conn->wlen = n;
   conn->woff = 0;
   cgrpc__loop_watch_update(conn->loop, &conn->watch,
                            CGRPC__IO_READ | CGRPC__IO_WRITE);
   return 0;
 }
 
+/* Writes the batch gathered so far; what the socket refuses is kept for
+ * EPOLLOUT and stops this flush.  Returns 0, or -1 on a socket error. */
+static int flush_batch(cgrpc__h2conn *conn) {
+  ssize_t w;
+  if (conn->blen == 0)
+    return 0;
+  w = send_some(conn->fd, conn->batch, conn->blen);
+  if (w < 0)
+    return -1;
+  if ((size_t)w < conn->blen &&
+      keep_unsent(conn, conn->batch + w, conn->blen - (size_t)w) != 0)
+    return -1;
+  conn->blen = 0;
+  return 0;
+}
+
+/* Room for |n| more bytes in the batch: writes it out first if needed.
+ * Returns 0, NGHTTP2_ERR_WOULDBLOCK (socket full) or
+ * NGHTTP2_ERR_CALLBACK_FAILURE. */
+static int batch_room(cgrpc__h2conn *conn, size_t n) {
+  if (conn->wlen > conn->woff)
+    return NGHTTP2_ERR_WOULDBLOCK;
+  if (conn->blen + n <= conn->bcap)
+    return 0;
+  if (flush_batch(conn) != 0) {
+    conn->write_failed = 1;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return conn->wlen > conn->woff ? NGHTTP2_ERR_WOULDBLOCK : 0;
+}
+
+ssize_t cgrpc__h2conn_send_cb(nghttp2_session *session, const uint8_t *data,
+                              size_t length, int flags, void *user_data) {
+  cgrpc__h2conn *conn = user_data;
+  size_t n;
+  int rv;
+  (void)session;
+  (void)flags;
+  rv = batch_room(conn, length < conn->bcap ? length : conn->bcap);
+  if (rv != 0)
+    return rv;
+  n = conn->bcap - conn->blen;
+  if (n > length)
+    n = length;
+  memcpy(conn->batch + conn->blen, data, n);
+  conn->blen += n;
+  return (ssize_t)n;
+}
+
+int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
+                               const uint8_t *framehd, size_t length,
+                               nghttp2_data_source *source, void *user_data) {
+  cgrpc__h2conn *conn = user_data;
+  int rv;
+  (void)session;
+  (void)frame; /* no padding: nghttp2 pads only when asked to */
+  rv = batch_room(conn, 9 + length);
+  if (rv != 0)
+    return rv;
+  memcpy(conn->batch + conn->blen, framehd, 9);
+  conn->take_body(source->ptr, conn->batch + conn->blen + 9, length);
+  conn->blen += 9 + length;
+  return 0;
+}
+
 /*
  * Writes what the session has to send.  Frames are gathered in the loop's
- * scratch buffer and written with as few send() calls as fit; only bytes
- * the socket refuses are copied to the connection, so an idle connection
- * holds no write buffer.  While such bytes wait, the session is not asked
- * for more: that is the backpressure on the writers above.
+ * scratch buffer (DATA payloads copied there straight from the calls'
+ * queues) and written with as few send() calls as fit; only bytes the
+ * socket refuses are copied to the connection, so an idle connection holds
+ * no write buffer.  While such bytes wait, the session is not asked for
+ * more: that is the backpressure on the writers above.
  */
 static void conn_flush(void *user_data) {
   cgrpc__h2conn *conn = user_data;
-  uint8_t *batch;
-  size_t cap, len = 0;
-  ssize_t w;
+  int rv;
   if (conn->closed)
     return;
   if (conn->wlen > conn->woff) {
-    w = send_some(conn->fd, conn->wbuf + conn->woff, conn->wlen - conn->woff);
+    ssize_t w =
+        send_some(conn->fd, conn->wbuf + conn->woff, conn->wlen - conn->woff);
     if (w < 0)
       goto fail;
     conn->woff += (size_t)w;
@@ -100,46 +162,23 @@ static void conn_flush(void *user_data) {
   cgrpc__free(conn->wbuf);
   conn->wbuf = NULL;
   conn->wlen = conn->woff = 0;
-  batch = cgrpc__loop_scratch(conn->loop, &cap);
-  if (!batch)
+  conn->batch = cgrpc__loop_scratch(conn->loop, &conn->bcap);
+  if (!conn->batch)
     goto fail;
-  for (;;) {
-    const uint8_t *data;
-    ssize_t n = nghttp2_session_mem_send(conn->session, &data);
-    if (n < 0)
-      goto fail;
-    if (n == 0)
-      break;
-    if (len + (size_t)n > cap) {
-      w = send_some(conn->fd, batch, len);
-      if (w < 0)
-        goto fail;
-      if ((size_t)w < len) {
-        if (keep_unsent(conn, batch + w, len - (size_t)w, data, (size_t)n))
-          goto fail;
-        return;
-      }
-      len = 0;
-    }
-    memcpy(batch + len, data, (size_t)n);
-    len += (size_t)n;
-  }
-  if (len) {
-    w = send_some(conn->fd, batch, len);
-    if (w < 0)
-      goto fail;
-    if ((size_t)w < len) {
-      if (keep_unsent(conn, batch + w, len - (size_t)w, NULL, 0))
-        goto fail;
-      return;
-    }
-  }
+  conn->blen = 0;
+  rv = nghttp2_session_send(conn->session);
+  if (rv != 0 || conn->write_failed || flush_batch(conn) != 0)
+    goto fail;
+  conn->batch = NULL;
+  if (conn->wlen > conn->woff)
+    return; /* EPOLLOUT is armed */
   cgrpc__loop_watch_update(conn->loop, &conn->watch, CGRPC__IO_READ);
   if (!nghttp2_session_want_read(conn->session) &&
       !nghttp2_session_want_write(conn->session))
     cgrpc__h2conn_close(conn);
   return;
 fail:
+  conn->batch = NULL;
   cgrpc__h2conn_close(conn);
 }
 
@@ -191,8 +230,10 @@ static void conn_io(void *user_data, unsigned events) {
 
 int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
                         nghttp2_session *session,
-                        cgrpc__h2conn_close_cb on_close, void *user_data) {
+                        cgrpc__h2conn_close_cb on_close,
+                        cgrpc__h2_body_take_cb take_body, void *user_data) {
   conn->loop = loop;
+  conn->take_body = take_body;
   conn->fd = fd;
   conn->session = session;
   conn->on_close = on_close;

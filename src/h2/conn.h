@@ -25,6 +25,15 @@ typedef struct cgrpc__h2conn cgrpc__h2conn;
  * owner then frees the session and its streams. */
 typedef void (*cgrpc__h2conn_close_cb)(cgrpc__h2conn *conn, void *user_data);
 
+/*
+ * Copies the next |len| bytes of a request or response body to |dst|.  The
+ * body's data source read callback promised them (it returns the length
+ * with NGHTTP2_DATA_FLAG_NO_COPY and copies nothing); this does the copy
+ * straight into the connection's write batch, so DATA payloads are copied
+ * once on their way to the socket.  |source| is the data source's ptr.
+ */
+typedef void (*cgrpc__h2_body_take_cb)(void *source, uint8_t *dst, size_t len);
+
 struct cgrpc__h2conn {
   cgrpc__loop *loop;
   cgrpc__watch watch;
@@ -33,6 +42,11 @@ struct cgrpc__h2conn {
   cgrpc__deferred flush_task;
   uint8_t *wbuf;
   size_t wlen, woff; /* bytes the socket refused, kept for EPOLLOUT */
+  /* The write batch of the flush under way (the loop's scratch buffer). */
+  uint8_t *batch;
+  size_t blen, bcap;
+  int write_failed;
+  cgrpc__h2_body_take_cb take_body;
   int closed;
   /* Set while a read is being fed to nghttp2, to delay the close. */
   int in_recv;
@@ -48,7 +62,16 @@ struct cgrpc__h2conn {
  */
 int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
                         nghttp2_session *session,
-                        cgrpc__h2conn_close_cb on_close, void *user_data);
+                        cgrpc__h2conn_close_cb on_close,
+                        cgrpc__h2_body_take_cb take_body, void *user_data);
+
+/* The session's send callbacks: both sides register these, with the
+ * connection (whose first member is its cgrpc__h2conn) as user_data. */
+ssize_t cgrpc__h2conn_send_cb(nghttp2_session *session, const uint8_t *data,
+                              size_t length, int flags, void *user_data);
+int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
+                               const uint8_t *framehd, size_t length,
+                               nghttp2_data_source *source, void *user_data);
 
 /* Asks for the session's pending frames to be written at the end of this
  * loop turn.  Call after every nghttp2_submit_*() or resume. */

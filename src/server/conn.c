@@ -177,7 +177,8 @@ void cgrpc__server_submit_trailers(call_t *call) {
   cgrpc__hdrs_free(&h);
 }
 
-/* Reads the response message for nghttp2, then queues the trailers. */
+/* The response body of a unary call: nghttp2 is told how much there is (no
+ * copy here; see cgrpc__server_body_take()), then the trailers follow. */
 static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
                              uint8_t *buf, size_t length, uint32_t *data_flags,
                              nghttp2_data_source *source, void *user_data) {
@@ -185,16 +186,28 @@ static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
   size_t n = call->response_len - call->response_off;
   (void)session;
   (void)stream_id;
+  (void)buf;
   (void)user_data;
   if (n > length)
     n = length;
-  memcpy(buf, call->response + call->response_off, n);
-  call->response_off += n;
-  if (call->response_off < call->response_len)
+  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (call->response_off + n < call->response_len)
     return (ssize_t)n;
   *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
   cgrpc__server_submit_trailers(call);
   return (ssize_t)n;
+}
+
+void cgrpc__server_body_take(void *source, uint8_t *dst, size_t len) {
+  call_t *call = source;
+  /* Streamed responses (headers first) read the queue; a single reply,
+   * streaming method or not, reads call->response. */
+  if (call->headers_submitted) {
+    cgrpc__server_stream_take(call, dst, len);
+    return;
+  }
+  memcpy(dst, call->response + call->response_off, len);
+  call->response_off += len;
 }
 
 /* Submits the response headers |h| (and |prd|'s body).  If the client is
@@ -762,6 +775,9 @@ static void server_cbs_init(void) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(c, on_frame_send);
+  nghttp2_session_callbacks_set_send_callback(c, cgrpc__h2conn_send_cb);
+  nghttp2_session_callbacks_set_send_data_callback(c,
+                                                   cgrpc__h2conn_send_data_cb);
   server_cbs = c;
 }
 
@@ -844,7 +860,7 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   sl->conns = conn;
   cgrpc__timer_init(&conn->handshake_timer, handshake_expired, conn);
   if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, conn_closed,
-                          conn) != 0) {
+                          cgrpc__server_body_take, conn) != 0) {
     /* fd is closed; unwind through the normal close path. */
     conn_closed(&conn->h2, conn);
     return;

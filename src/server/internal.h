@@ -229,6 +229,11 @@ void cgrpc__server_stream_finish(struct cgrpc_server_ctx *call);
 void cgrpc__server_call_respond(struct cgrpc_server_ctx *call);
 /* Packs the handler's reply (any thread). */
 void cgrpc__server_call_pack_response(struct cgrpc_server_ctx *call);
+/* Copies the next |len| body bytes of a call to |dst| (no-copy DATA). */
+void cgrpc__server_body_take(void *source, uint8_t *dst, size_t len);
+void cgrpc__server_stream_take(struct cgrpc_server_ctx *call, uint8_t *dst,
+                               size_t len);
+
 /* Trailers of a call, submitted after the last message. */
 void cgrpc__server_submit_trailers(struct cgrpc_server_ctx *call);
 

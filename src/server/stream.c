@@ -47,30 +47,44 @@ int cgrpc__server_stream_init(call_t *call) {
 
 /* ---- loop side ---- */
 
-/* The response body: what the handler queued, then the trailers. */
+/* The response body: what the handler queued, then the trailers.  Only
+ * the length is decided here; cgrpc__server_stream_take() copies. */
 static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
                            uint8_t *buf, size_t length, uint32_t *data_flags,
                            nghttp2_data_source *source, void *user_data) {
   call_t *call = source->ptr;
   cgrpc__stream *st = call->st;
   size_t n;
-  int wake, eof;
+  int eof;
   (void)session;
   (void)stream_id;
+  (void)buf;
   (void)user_data;
   pthread_mutex_lock(&st->lock);
-  n = cgrpc__stream_take_send(st, buf, length);
-  eof = !st->sendq.head && call->finished;
+  n = st->sendq.bytes < length ? st->sendq.bytes : length;
+  eof = n == st->sendq.bytes && call->finished;
+  pthread_mutex_unlock(&st->lock);
+  if (eof) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM |
+                   NGHTTP2_DATA_FLAG_NO_COPY;
+    cgrpc__server_submit_trailers(call);
+    return (ssize_t)n;
+  }
+  if (n == 0)
+    return NGHTTP2_ERR_DEFERRED;
+  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  return (ssize_t)n;
+}
+
+void cgrpc__server_stream_take(call_t *call, uint8_t *dst, size_t len) {
+  cgrpc__stream *st = call->st;
+  int wake;
+  pthread_mutex_lock(&st->lock);
+  cgrpc__stream_take_send(st, dst, len);
   wake = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   if (wake)
     cgrpc__loop_defer(call->loop, &call->notify);
-  if (eof) {
-    *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-    cgrpc__server_submit_trailers(call);
-    return (ssize_t)n;
-  }
-  return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
 }
 
 /* Response headers with a body that follows the send queue. */
