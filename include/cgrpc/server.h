@@ -213,9 +213,11 @@ CGRPC_EXTERN char *cgrpc_server_ctx_printf(cgrpc_server_ctx *ctx,
  * Waits for the next request message.  Returns 1 and sets |*msg| (free it
  * with protobuf_c_message_free_unpacked(msg, NULL)), 0 when the client has
  * half-closed (|*msg| = NULL), or CGRPC_ERR_CLOSED when the call was
- * cancelled or failed (the handler should return), CGRPC_ERR_INVALID_STATE
- * for a unary or server-streaming method, CGRPC_ERR_WOULD_DEADLOCK on an
- * inline (max_workers = 0) server, whose handlers use the async form.
+ * cancelled or failed (the handler should return), CGRPC_ERR_PROTO when a
+ * request does not decode (return CGRPC_STATUS_INTERNAL),
+ * CGRPC_ERR_INVALID_STATE for a unary or server-streaming method,
+ * CGRPC_ERR_WOULD_DEADLOCK on an inline (max_workers = 0) server, whose
+ * handlers use the async form.
  * Thread safety: one reader at a time.
  */
 CGRPC_EXTERN int cgrpc_server_ctx_read(cgrpc_server_ctx *ctx,

@@ -22,6 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Bytes a writer may queue before it waits, and bytes of received messages
+ * held for a reader before the peer's window stops being refilled. */
+#define CGRPC__STREAM_SEND_LIMIT (256 * 1024)
+#define CGRPC__STREAM_RECV_LIMIT (1024 * 1024)
+
 typedef struct cgrpc__msg {
   struct cgrpc__msg *next;
   size_t len; /* bytes in data[] */

@@ -19,10 +19,6 @@
 
 #define LIT_EQ CGRPC__LIT_EQ
 
-/* Bytes a writer may queue before it waits, and bytes of received messages
- * held for a reader before the peer's window stops being refilled. */
-#define STREAM_SEND_LIMIT (256 * 1024)
-#define STREAM_RECV_LIMIT (1024 * 1024)
 /* Largest response header list (headers + trailers) a call stores; a
  * larger one resets the stream. */
 #define MAX_HEADER_BYTES (64 * 1024)
@@ -633,7 +629,7 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
     call_unref(call);
     return CGRPC_ERR_NOMEM;
   }
-  cgrpc__stream_init(call->st, STREAM_SEND_LIMIT, STREAM_RECV_LIMIT);
+  cgrpc__stream_init(call->st, CGRPC__STREAM_SEND_LIMIT, CGRPC__STREAM_RECV_LIMIT);
   call->notify.cb = notify_run;
   call->notify.user_data = call;
   if (cbs) {

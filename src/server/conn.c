@@ -280,6 +280,12 @@ static void call_fail(call_t *call, cgrpc_status_code code, const char *fmt,
   submit_final(call, &h, NULL);
 }
 
+void cgrpc__server_call_abort(call_t *call, cgrpc_status_code code,
+                              const char *message) {
+  if (call->conn && !call->stream_closed)
+    call_fail(call, code, "%s", message);
+}
+
 /* Packs the response (on the handler's thread: off the loop). */
 void cgrpc__server_call_pack_response(call_t *call) {
   cgrpc_server *server;

@@ -227,6 +227,9 @@ void cgrpc__server_stream_finish(struct cgrpc_server_ctx *call);
 /* From conn.c, for stream.c: the final response when no headers were sent
  * yet (Trailers-Only, or headers + reply + trailers). */
 void cgrpc__server_call_respond(struct cgrpc_server_ctx *call);
+/* Ends a call with |code| now, whatever its handler does (loop thread). */
+void cgrpc__server_call_abort(struct cgrpc_server_ctx *call,
+                              cgrpc_status_code code, const char *message);
 /* Packs the handler's reply (any thread). */
 void cgrpc__server_call_pack_response(struct cgrpc_server_ctx *call);
 /* Copies the next |len| body bytes of a call to |dst| (no-copy DATA). */

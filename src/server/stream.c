@@ -13,10 +13,6 @@
 
 typedef struct cgrpc_server_ctx call_t;
 
-/* Bytes a writer may queue before it waits, and bytes of received messages
- * held for the handler before the peer's window stops being refilled. */
-#define STREAM_SEND_LIMIT (256 * 1024)
-#define STREAM_RECV_LIMIT (1024 * 1024)
 
 int cgrpc__server_call_reads_stream(const call_t *call) {
   return call->method && (call->method->desc->kind ==
@@ -39,7 +35,7 @@ int cgrpc__server_stream_init(call_t *call) {
   call->st = cgrpc__malloc(sizeof *call->st);
   if (!call->st)
     return CGRPC_ERR_NOMEM;
-  cgrpc__stream_init(call->st, STREAM_SEND_LIMIT, STREAM_RECV_LIMIT);
+  cgrpc__stream_init(call->st, CGRPC__STREAM_SEND_LIMIT, CGRPC__STREAM_RECV_LIMIT);
   call->notify.cb = notify_run;
   call->notify.user_data = call;
   return 0;
@@ -276,6 +272,9 @@ static void notify_callbacks(call_t *call) {
         msg = protobuf_c_message_unpack(call->method->desc->input, NULL, m->len,
                                         m->data);
         cgrpc__free(m);
+        if (!msg)
+          cgrpc__server_call_abort(call, CGRPC_STATUS_INTERNAL,
+                                   "could not decode a request message");
       }
       cb(call, msg, call->read_user_data);
       continue;
