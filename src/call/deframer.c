@@ -52,12 +52,14 @@ static int deliver(cgrpc__deframer *d, const uint8_t *data,
   int rv;
   d->state = CGRPC__DEFRAMER_EXPECT_PREFIX;
   d->prefix_len = 0;
+  d->delivering_buf = d->msg_len && data == d->buf;
   rv = cb(user_data, d->compressed, d->msg_len ? data : empty_payload,
           d->msg_len);
+  d->delivering_buf = 0;
   d->buf_len = 0;
   if (d->buf_cap > KEEP_BUF) {
-    cgrpc__free(d->buf);
-    d->buf = NULL;
+    cgrpc__free(d->alloc);
+    d->alloc = d->buf = NULL;
     d->buf_cap = 0;
   }
   return rv ? fail(d, rv) : 0;
@@ -79,11 +81,12 @@ static int buf_reserve(cgrpc__deframer *d, size_t need) {
   if (cap > d->msg_len) {
     cap = d->msg_len;
   }
-  p = cgrpc__realloc(d->buf, cap);
+  p = cgrpc__realloc(d->alloc, d->headroom + cap);
   if (p == NULL) {
     return CGRPC_ERR_NOMEM;
   }
-  d->buf = p;
+  d->alloc = p;
+  d->buf = p + d->headroom;
   d->buf_cap = cap;
   return 0;
 }
@@ -134,6 +137,21 @@ static int expect_payload(cgrpc__deframer *d, const uint8_t *data, size_t len,
   return deliver(d, d->buf, cb, user_data);
 }
 
+void cgrpc__deframer_set_headroom(cgrpc__deframer *d, size_t headroom) {
+  d->headroom = headroom;
+}
+
+uint8_t *cgrpc__deframer_steal(cgrpc__deframer *d) {
+  uint8_t *p;
+  if (!d->delivering_buf)
+    return NULL;
+  p = d->alloc;
+  d->alloc = d->buf = NULL;
+  d->buf_cap = 0;
+  d->delivering_buf = 0;
+  return p;
+}
+
 int cgrpc__deframer_feed(cgrpc__deframer *d, const uint8_t *data, size_t len,
                          cgrpc__deframer_msg_cb cb, void *user_data) {
   size_t consumed = 0;
@@ -174,8 +192,8 @@ int cgrpc__deframer_is_idle(const cgrpc__deframer *d) {
 }
 
 void cgrpc__deframer_free(cgrpc__deframer *d) {
-  cgrpc__free(d->buf);
-  d->buf = NULL;
+  cgrpc__free(d->alloc);
+  d->alloc = d->buf = NULL;
   d->buf_cap = 0;
   d->buf_len = 0;
 }

@@ -55,6 +55,12 @@ typedef struct cgrpc__deframer {
   uint8_t *buf;
   size_t buf_len;
   size_t buf_cap;
+  /* Bytes reserved in front of |buf|'s payload (see set_headroom); |alloc|
+   * is the allocation itself. */
+  size_t headroom;
+  uint8_t *alloc;
+  /* Set while |cb| runs on a buffered message: it may be stolen. */
+  int delivering_buf;
   /* Largest accepted message, or -1 for no limit. */
   int64_t max_len;
 } cgrpc__deframer;
@@ -83,6 +89,22 @@ void cgrpc__deframer_init(cgrpc__deframer *d, int64_t max_len);
  */
 int cgrpc__deframer_feed(cgrpc__deframer *d, const uint8_t *data, size_t len,
                          cgrpc__deframer_msg_cb cb, void *user_data);
+
+/*
+ * Reserves |headroom| bytes in front of every buffered payload, so that a
+ * caller that steals the buffer can put its own header there.  Call before
+ * the first feed.
+ */
+void cgrpc__deframer_set_headroom(cgrpc__deframer *d, size_t headroom);
+
+/*
+ * From inside the message callback only: takes the buffer that holds the
+ * message being delivered and returns its allocation (the payload starts
+ * |headroom| bytes in), which the caller then owns and frees with
+ * cgrpc__free(); or NULL when the message was delivered in place from the
+ * fed data (then copy it).  Saves a copy of every message that spans feeds.
+ */
+uint8_t *cgrpc__deframer_steal(cgrpc__deframer *d);
 
 /*
  * Returns nonzero when no partial message is pending (no prefix byte or

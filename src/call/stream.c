@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "call/stream.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "cgrpc/error.h"
@@ -30,6 +31,29 @@ cgrpc__msg *cgrpc__msg_new(size_t len) {
     m->off = 0;
     m->seq = 0;
   }
+  return m;
+}
+
+void cgrpc__stream_deframer_init(cgrpc__deframer *d) {
+  cgrpc__deframer_set_headroom(d, offsetof(cgrpc__msg, data));
+}
+
+cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
+                                size_t len) {
+  /* Only the buffer that holds |data| itself (not, say, the compressed
+   * original of a message inflated elsewhere). */
+  cgrpc__msg *m =
+      data == d->buf ? (cgrpc__msg *)(void *)cgrpc__deframer_steal(d) : NULL;
+  if (m) {
+    m->next = NULL;
+    m->len = len;
+    m->off = 0;
+    m->seq = 0;
+    return m;
+  }
+  m = cgrpc__msg_new(len);
+  if (m)
+    memcpy(m->data, data, len);
   return m;
 }
 

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "call/deframer.h"
+
 /* Bytes a writer may queue before it waits, and bytes of received messages
  * held for a reader before the peer's window stops being refilled. */
 #define CGRPC__STREAM_SEND_LIMIT (256 * 1024)
@@ -67,6 +69,16 @@ void cgrpc__stream_free(cgrpc__stream *st);
 /* Allocates a message of |len| data bytes (not linked).  NULL when out of
  * memory. */
 cgrpc__msg *cgrpc__msg_new(size_t len);
+
+/* Reserves room for a message header in front of |d|'s buffered payloads,
+ * so cgrpc__msg_received() can adopt them. */
+void cgrpc__stream_deframer_init(cgrpc__deframer *d);
+
+/* From inside |d|'s message callback: the message as a cgrpc__msg, adopting
+ * the deframer's buffer when the message was buffered (no copy), else a
+ * copy of |data|.  NULL when out of memory. */
+cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
+                                size_t len);
 
 /*
  * Queues the send message |m|; ownership passes on success.  A |blocking|

@@ -630,6 +630,7 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
     return CGRPC_ERR_NOMEM;
   }
   cgrpc__stream_init(call->st, CGRPC__STREAM_SEND_LIMIT, CGRPC__STREAM_RECV_LIMIT);
+  cgrpc__stream_deframer_init(&call->deframer);
   call->notify.cb = notify_run;
   call->notify.user_data = call;
   if (cbs) {
@@ -959,10 +960,9 @@ static int on_message(void *user_data, int compressed, const uint8_t *data,
   if (compressed)
     return MSG_COMPRESSED;
   if (call->st) {
-    cgrpc__msg *m = cgrpc__msg_new(len);
+    cgrpc__msg *m = cgrpc__msg_received(&call->deframer, data, len);
     if (!m)
       return CGRPC_ERR_NOMEM;
-    memcpy(m->data, data, len);
     pthread_mutex_lock(&call->st->lock);
     cgrpc__msgq_push(&call->st->recvq, m);
     pthread_cond_broadcast(&call->st->cond);

@@ -36,6 +36,8 @@ int cgrpc__server_stream_init(call_t *call) {
   if (!call->st)
     return CGRPC_ERR_NOMEM;
   cgrpc__stream_init(call->st, CGRPC__STREAM_SEND_LIMIT, CGRPC__STREAM_RECV_LIMIT);
+  if (cgrpc__server_call_reads_stream(call))
+    cgrpc__stream_deframer_init(&call->deframer);
   call->notify.cb = notify_run;
   call->notify.user_data = call;
   return 0;
@@ -151,10 +153,9 @@ static void kick(call_t *call) {
 
 int cgrpc__server_stream_on_message(call_t *call, const uint8_t *data,
                                     size_t len) {
-  cgrpc__msg *m = cgrpc__msg_new(len);
+  cgrpc__msg *m = cgrpc__msg_received(&call->deframer, data, len);
   if (!m)
     return CGRPC_ERR_NOMEM;
-  memcpy(m->data, data, len);
   pthread_mutex_lock(&call->st->lock);
   cgrpc__msgq_push(&call->st->recvq, m);
   pthread_cond_broadcast(&call->st->cond);
