@@ -433,6 +433,67 @@ static void test_deframer_random_chunking(void **state) {
   free(stream);
 }
 
+/* What the stealing callback took: the allocation and the payload offset. */
+struct stolen {
+  cgrpc__deframer *d;
+  uint8_t *alloc[4];
+  const uint8_t *data[4];
+  int n;
+};
+
+static int steal_cb(void *user_data, int compressed, const uint8_t *data,
+                    size_t len) {
+  struct stolen *s = user_data;
+  (void)compressed;
+  (void)len;
+  s->data[s->n] = data;
+  s->alloc[s->n] = cgrpc__deframer_steal(s->d);
+  s->n++;
+  return 0;
+}
+
+static void test_deframer_steal(void **state) {
+  struct fixture *f = *state;
+  struct stolen s;
+  uint8_t msg[5 + 300], two[2 * (5 + 3)];
+  int i;
+  memset(&s, 0, sizeof s);
+  s.d = &f->d;
+  cgrpc__deframer_set_headroom(&f->d, 32);
+  cgrpc__frame_prefix(msg, 0, 300);
+  for (i = 0; i < 300; i++)
+    msg[5 + i] = (uint8_t)i;
+  /* Split across feeds: buffered, so the buffer can be taken... */
+  assert_int_equal(cgrpc__deframer_feed(&f->d, msg, 100, steal_cb, &s), 0);
+  assert_int_equal(cgrpc__deframer_feed(&f->d, msg + 100, sizeof msg - 100,
+                                        steal_cb, &s),
+                   0);
+  assert_int_equal(s.n, 1);
+  assert_non_null(s.alloc[0]);
+  assert_ptr_equal(s.alloc[0] + 32, s.data[0]);
+  assert_memory_equal(s.alloc[0] + 32, msg + 5, 300);
+  free(s.alloc[0]);
+  /* ...while messages delivered in place from the feed cannot be. */
+  cgrpc__frame_prefix(two, 0, 3);
+  memcpy(two + 5, "abc", 3);
+  cgrpc__frame_prefix(two + 8, 0, 3);
+  memcpy(two + 13, "def", 3);
+  assert_int_equal(cgrpc__deframer_feed(&f->d, two, sizeof two, steal_cb, &s),
+                   0);
+  assert_int_equal(s.n, 3);
+  assert_null(s.alloc[1]);
+  assert_null(s.alloc[2]);
+  /* The deframer goes on working after a steal. */
+  assert_int_equal(cgrpc__deframer_feed(&f->d, msg, 7, steal_cb, &s), 0);
+  assert_int_equal(cgrpc__deframer_feed(&f->d, msg + 7, sizeof msg - 7,
+                                        steal_cb, &s),
+                   0);
+  assert_int_equal(s.n, 4);
+  assert_non_null(s.alloc[3]);
+  assert_memory_equal(s.alloc[3] + 32, msg + 5, 300);
+  free(s.alloc[3]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -453,6 +514,7 @@ int main(void) {
       T(test_deframer_large_split_message),
       T(test_deframer_is_idle_partial_payload),
       T(test_deframer_random_chunking),
+      T(test_deframer_steal),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
