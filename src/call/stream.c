@@ -93,7 +93,8 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
     size_t n = m->len - m->off;
     if (n > len - copied)
       n = len - copied;
-    memcpy(buf + copied, m->data + m->off, n);
+    if (buf)
+      memcpy(buf + copied, m->data + m->off, n);
     m->off += n;
     st->sendq.bytes -= n;
     copied += n;
@@ -108,6 +109,21 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
   if (was_full && st->sendq.bytes < st->send_limit)
     pthread_cond_broadcast(&st->cond);
   return copied;
+}
+
+int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
+                            size_t len) {
+  cgrpc__msg *m;
+  int n = 0;
+  for (m = st->sendq.head; m && len > 0 && n < max; m = m->next) {
+    size_t l = m->len - m->off;
+    if (l > len)
+      l = len;
+    iov[n].iov_base = m->data + m->off;
+    iov[n++].iov_len = l;
+    len -= l;
+  }
+  return n;
 }
 
 size_t cgrpc__stream_account_recv(cgrpc__stream *st, size_t len) {

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "call/deframer.h"
 
@@ -103,11 +104,20 @@ void cgrpc__msgq_clear(cgrpc__msgq *q);
 
 /*
  * Copies up to |len| queued send bytes into |buf| (several messages may
- * share one DATA frame) and frees what is fully taken.  Returns the number
+ * share one DATA frame; |buf| NULL skips the copy) and frees what is fully
+ * taken.  Returns the number
  * of bytes copied.  Wakes blocked writers when the queue drains below the
  * limit.
  */
 size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len);
+
+/*
+ * Points up to |max| iovecs at the next |len| queued send bytes, without
+ * taking them; returns the number of iovecs.  With |dst| NULL,
+ * cgrpc__stream_take_send() then consumes them without copying.
+ */
+int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
+                            size_t len);
 
 /*
  * Accounts |len| received DATA bytes: returns how many the loop may give

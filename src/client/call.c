@@ -145,7 +145,7 @@ void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
 /* ---- sending ---- */
 
 /* The request body: nghttp2 is told how much there is (no copy here); the
- * bytes are copied into the write batch by cgrpc__client_body_take(). */
+ * connection takes the bytes through cgrpc__client_body. */
 static ssize_t request_read(nghttp2_session *session, int32_t stream_id,
                             uint8_t *buf, size_t length, uint32_t *data_flags,
                             nghttp2_data_source *source, void *user_data) {
@@ -185,23 +185,38 @@ static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
   return (ssize_t)n;
 }
 
-void cgrpc__client_body_take(void *source, uint8_t *dst, size_t len);
-void cgrpc__client_body_take(void *source, uint8_t *dst, size_t len) {
+static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
+  cgrpc_call *call = source;
+  int n;
+  if (!call->st) {
+    iov[0].iov_base = call->request + call->request_off;
+    iov[0].iov_len = len;
+    return 1;
+  }
+  pthread_mutex_lock(&call->st->lock);
+  n = cgrpc__stream_peek_send(call->st, iov, max, len);
+  pthread_mutex_unlock(&call->st->lock);
+  return n;
+}
+
+static void body_consume(void *source, size_t len) {
   cgrpc_call *call = source;
   cgrpc__stream *st = call->st;
   int wake;
   if (!st) {
-    memcpy(dst, call->request + call->request_off, len);
     call->request_off += len;
     return;
   }
   pthread_mutex_lock(&st->lock);
-  cgrpc__stream_take_send(st, dst, len);
+  cgrpc__stream_take_send(st, NULL, len);
   wake = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   if (wake)
     cgrpc__loop_defer(call->ch->loop, &call->notify);
 }
+
+/* How the connection reads request bodies (see h2/conn.h). */
+const cgrpc__h2_body_ops cgrpc__client_body = {body_peek, body_consume};
 
 void cgrpc__call_submit(cgrpc_call *call) {
   cgrpc__client_conn *conn = call->ch->conn;

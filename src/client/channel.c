@@ -22,7 +22,7 @@ void cgrpc__call_fail(struct cgrpc_call *call, cgrpc_status_code code,
 void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
                             const char *why);
 nghttp2_session_callbacks *cgrpc__client_callbacks(void);
-void cgrpc__client_body_take(void *source, uint8_t *dst, size_t len);
+extern const cgrpc__h2_body_ops cgrpc__client_body;
 
 #define CONNECT_TIMEOUT_MS 20000
 #define BACKOFF_INITIAL_MS 1000
@@ -217,7 +217,7 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
     conn->addrs = conn->next_addr = NULL;
   }
   if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, conn_closed,
-                          cgrpc__client_body_take, conn) != 0) {
+                          &cgrpc__client_body, conn) != 0) {
     nghttp2_session_del(session);
     snprintf(ch->last_error, sizeof ch->last_error, "cannot watch socket");
     connect_failed(conn);

@@ -121,6 +121,23 @@ ssize_t cgrpc__h2conn_send_cb(nghttp2_session *session, const uint8_t *data,
   return (ssize_t)n;
 }
 
+/* Copies the next |len| body bytes to |dst| and consumes them. */
+static void copy_body(cgrpc__h2conn *conn, void *source, uint8_t *dst,
+                      size_t len) {
+  struct iovec iov[16];
+  while (len > 0) {
+    int i, n = conn->body->peek(source, iov, 16, len);
+    size_t got = 0;
+    for (i = 0; i < n; i++) {
+      memcpy(dst + got, iov[i].iov_base, iov[i].iov_len);
+      got += iov[i].iov_len;
+    }
+    conn->body->consume(source, got);
+    dst += got;
+    len -= got;
+  }
+}
+
 int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
                                const uint8_t *framehd, size_t length,
                                nghttp2_data_source *source, void *user_data) {
@@ -128,11 +145,13 @@ int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
   int rv;
   (void)session;
   (void)frame; /* no padding: nghttp2 pads only when asked to */
+  /* DATA frames are at most 16 KiB (SETTINGS_MAX_FRAME_SIZE is left at its
+   * default), far below the batch. */
   rv = batch_room(conn, 9 + length);
   if (rv != 0)
     return rv;
   memcpy(conn->batch + conn->blen, framehd, 9);
-  conn->take_body(source->ptr, conn->batch + conn->blen + 9, length);
+  copy_body(conn, source->ptr, conn->batch + conn->blen + 9, length);
   conn->blen += 9 + length;
   return 0;
 }
@@ -231,9 +250,9 @@ static void conn_io(void *user_data, unsigned events) {
 int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
                         nghttp2_session *session,
                         cgrpc__h2conn_close_cb on_close,
-                        cgrpc__h2_body_take_cb take_body, void *user_data) {
+                        const cgrpc__h2_body_ops *body, void *user_data) {
   conn->loop = loop;
-  conn->take_body = take_body;
+  conn->body = body;
   conn->fd = fd;
   conn->session = session;
   conn->on_close = on_close;

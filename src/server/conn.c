@@ -178,7 +178,8 @@ void cgrpc__server_submit_trailers(call_t *call) {
 }
 
 /* The response body of a unary call: nghttp2 is told how much there is (no
- * copy here; see cgrpc__server_body_take()), then the trailers follow. */
+ * copy here; the connection takes the bytes through server_body), then the
+ * trailers follow. */
 static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
                              uint8_t *buf, size_t length, uint32_t *data_flags,
                              nghttp2_data_source *source, void *user_data) {
@@ -198,17 +199,27 @@ static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
   return (ssize_t)n;
 }
 
-void cgrpc__server_body_take(void *source, uint8_t *dst, size_t len) {
+static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
   call_t *call = source;
   /* Streamed responses (headers first) read the queue; a single reply,
    * streaming method or not, reads call->response. */
-  if (call->headers_submitted) {
-    cgrpc__server_stream_take(call, dst, len);
-    return;
-  }
-  memcpy(dst, call->response + call->response_off, len);
-  call->response_off += len;
+  if (call->headers_submitted)
+    return cgrpc__server_stream_peek(call, iov, max, len);
+  iov[0].iov_base = call->response + call->response_off;
+  iov[0].iov_len = len;
+  return 1;
 }
+
+static void body_consume(void *source, size_t len) {
+  call_t *call = source;
+  if (call->headers_submitted)
+    cgrpc__server_stream_consume(call, len);
+  else
+    call->response_off += len;
+}
+
+/* How the connection reads response bodies (see h2/conn.h). */
+static const cgrpc__h2_body_ops server_body = {body_peek, body_consume};
 
 /* Submits the response headers |h| (and |prd|'s body).  If the client is
  * still sending, on_frame_send resets the stream once the response has gone
@@ -866,7 +877,7 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   sl->conns = conn;
   cgrpc__timer_init(&conn->handshake_timer, handshake_expired, conn);
   if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, conn_closed,
-                          cgrpc__server_body_take, conn) != 0) {
+                          &server_body, conn) != 0) {
     /* fd is closed; unwind through the normal close path. */
     conn_closed(&conn->h2, conn);
     return;

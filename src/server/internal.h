@@ -232,10 +232,11 @@ void cgrpc__server_call_abort(struct cgrpc_server_ctx *call,
                               cgrpc_status_code code, const char *message);
 /* Packs the handler's reply (any thread). */
 void cgrpc__server_call_pack_response(struct cgrpc_server_ctx *call);
-/* Copies the next |len| body bytes of a call to |dst| (no-copy DATA). */
-void cgrpc__server_body_take(void *source, uint8_t *dst, size_t len);
-void cgrpc__server_stream_take(struct cgrpc_server_ctx *call, uint8_t *dst,
-                               size_t len);
+/* The queued response bytes of a streamed response, for the connection's
+ * no-copy DATA frames (see cgrpc__h2_body_ops). */
+int cgrpc__server_stream_peek(struct cgrpc_server_ctx *call, struct iovec *iov,
+                              int max, size_t len);
+void cgrpc__server_stream_consume(struct cgrpc_server_ctx *call, size_t len);
 
 /* Trailers of a call, submitted after the last message. */
 void cgrpc__server_submit_trailers(struct cgrpc_server_ctx *call);

@@ -46,7 +46,8 @@ int cgrpc__server_stream_init(call_t *call) {
 /* ---- loop side ---- */
 
 /* The response body: what the handler queued, then the trailers.  Only
- * the length is decided here; cgrpc__server_stream_take() copies. */
+ * the length is decided here; the connection takes the bytes through
+ * cgrpc__server_stream_peek() and _consume(). */
 static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
                            uint8_t *buf, size_t length, uint32_t *data_flags,
                            nghttp2_data_source *source, void *user_data) {
@@ -74,11 +75,20 @@ static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
   return (ssize_t)n;
 }
 
-void cgrpc__server_stream_take(call_t *call, uint8_t *dst, size_t len) {
+int cgrpc__server_stream_peek(call_t *call, struct iovec *iov, int max,
+                              size_t len) {
+  int n;
+  pthread_mutex_lock(&call->st->lock);
+  n = cgrpc__stream_peek_send(call->st, iov, max, len);
+  pthread_mutex_unlock(&call->st->lock);
+  return n;
+}
+
+void cgrpc__server_stream_consume(call_t *call, size_t len) {
   cgrpc__stream *st = call->st;
   int wake;
   pthread_mutex_lock(&st->lock);
-  cgrpc__stream_take_send(st, dst, len);
+  cgrpc__stream_take_send(st, NULL, len);
   wake = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   if (wake)
