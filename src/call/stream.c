@@ -115,6 +115,7 @@ int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
                             size_t len) {
   cgrpc__msg *m;
   int n = 0;
+  pthread_mutex_lock(&st->lock);
   for (m = st->sendq.head; m && len > 0 && n < max; m = m->next) {
     size_t l = m->len - m->off;
     if (l > len)
@@ -123,7 +124,17 @@ int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
     iov[n++].iov_len = l;
     len -= l;
   }
+  pthread_mutex_unlock(&st->lock);
   return n;
+}
+
+int cgrpc__stream_consume_send(cgrpc__stream *st, size_t len) {
+  int due;
+  pthread_mutex_lock(&st->lock);
+  cgrpc__stream_take_send(st, NULL, len);
+  due = st->async_pending && st->sent_seq >= st->async_seq;
+  pthread_mutex_unlock(&st->lock);
+  return due;
 }
 
 size_t cgrpc__stream_account_recv(cgrpc__stream *st, size_t len) {

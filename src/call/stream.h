@@ -92,6 +92,17 @@ cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
 int cgrpc__stream_push_send(cgrpc__stream *st, cgrpc__msg *m, int blocking,
                             int *kick);
 
+/*
+ * The send queue as a no-copy body (see h2/conn.h): peek points up to |max|
+ * iovecs at the next |len| queued bytes without taking them and returns
+ * their number; consume then drops |len| bytes and returns nonzero when
+ * that completed the pending async write (its callback is due).  Both take
+ * the lock.
+ */
+int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
+                            size_t len);
+int cgrpc__stream_consume_send(cgrpc__stream *st, size_t len);
+
 /* ---- called with st->lock held ---- */
 
 /* Nonzero when the pending async write has gone to the transport (or can
@@ -111,13 +122,6 @@ void cgrpc__msgq_clear(cgrpc__msgq *q);
  */
 size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len);
 
-/*
- * Points up to |max| iovecs at the next |len| queued send bytes, without
- * taking them; returns the number of iovecs.  With |dst| NULL,
- * cgrpc__stream_take_send() then consumes them without copying.
- */
-int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
-                            size_t len);
 
 /*
  * Accounts |len| received DATA bytes: returns how many the loop may give

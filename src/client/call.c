@@ -187,31 +187,18 @@ static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
 
 static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
   cgrpc_call *call = source;
-  int n;
-  if (!call->st) {
-    iov[0].iov_base = call->request + call->request_off;
-    iov[0].iov_len = len;
-    return 1;
-  }
-  pthread_mutex_lock(&call->st->lock);
-  n = cgrpc__stream_peek_send(call->st, iov, max, len);
-  pthread_mutex_unlock(&call->st->lock);
-  return n;
+  if (call->st)
+    return cgrpc__stream_peek_send(call->st, iov, max, len);
+  iov[0].iov_base = call->request + call->request_off;
+  iov[0].iov_len = len;
+  return 1;
 }
 
 static void body_consume(void *source, size_t len) {
   cgrpc_call *call = source;
-  cgrpc__stream *st = call->st;
-  int wake;
-  if (!st) {
+  if (!call->st)
     call->request_off += len;
-    return;
-  }
-  pthread_mutex_lock(&st->lock);
-  cgrpc__stream_take_send(st, NULL, len);
-  wake = st->async_pending && st->sent_seq >= st->async_seq;
-  pthread_mutex_unlock(&st->lock);
-  if (wake)
+  else if (cgrpc__stream_consume_send(call->st, len))
     cgrpc__loop_defer(call->ch->loop, &call->notify);
 }
 

@@ -204,7 +204,7 @@ static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
   /* Streamed responses (headers first) read the queue; a single reply,
    * streaming method or not, reads call->response. */
   if (call->headers_submitted)
-    return cgrpc__server_stream_peek(call, iov, max, len);
+    return cgrpc__stream_peek_send(call->st, iov, max, len);
   iov[0].iov_base = call->response + call->response_off;
   iov[0].iov_len = len;
   return 1;
@@ -212,10 +212,10 @@ static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
 
 static void body_consume(void *source, size_t len) {
   call_t *call = source;
-  if (call->headers_submitted)
-    cgrpc__server_stream_consume(call, len);
-  else
+  if (!call->headers_submitted)
     call->response_off += len;
+  else if (cgrpc__stream_consume_send(call->st, len))
+    cgrpc__loop_defer(call->loop, &call->notify);
 }
 
 /* How the connection reads response bodies (see h2/conn.h). */

@@ -232,11 +232,6 @@ void cgrpc__server_call_abort(struct cgrpc_server_ctx *call,
                               cgrpc_status_code code, const char *message);
 /* Packs the handler's reply (any thread). */
 void cgrpc__server_call_pack_response(struct cgrpc_server_ctx *call);
-/* The queued response bytes of a streamed response, for the connection's
- * no-copy DATA frames (see cgrpc__h2_body_ops). */
-int cgrpc__server_stream_peek(struct cgrpc_server_ctx *call, struct iovec *iov,
-                              int max, size_t len);
-void cgrpc__server_stream_consume(struct cgrpc_server_ctx *call, size_t len);
 
 /* Trailers of a call, submitted after the last message. */
 void cgrpc__server_submit_trailers(struct cgrpc_server_ctx *call);

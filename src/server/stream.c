@@ -47,7 +47,7 @@ int cgrpc__server_stream_init(call_t *call) {
 
 /* The response body: what the handler queued, then the trailers.  Only
  * the length is decided here; the connection takes the bytes through
- * cgrpc__server_stream_peek() and _consume(). */
+ * cgrpc__stream_peek_send() and _consume_send(). */
 static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
                            uint8_t *buf, size_t length, uint32_t *data_flags,
                            nghttp2_data_source *source, void *user_data) {
@@ -73,26 +73,6 @@ static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
     return NGHTTP2_ERR_DEFERRED;
   *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   return (ssize_t)n;
-}
-
-int cgrpc__server_stream_peek(call_t *call, struct iovec *iov, int max,
-                              size_t len) {
-  int n;
-  pthread_mutex_lock(&call->st->lock);
-  n = cgrpc__stream_peek_send(call->st, iov, max, len);
-  pthread_mutex_unlock(&call->st->lock);
-  return n;
-}
-
-void cgrpc__server_stream_consume(call_t *call, size_t len) {
-  cgrpc__stream *st = call->st;
-  int wake;
-  pthread_mutex_lock(&st->lock);
-  cgrpc__stream_take_send(st, NULL, len);
-  wake = st->async_pending && st->sent_seq >= st->async_seq;
-  pthread_mutex_unlock(&st->lock);
-  if (wake)
-    cgrpc__loop_defer(call->loop, &call->notify);
 }
 
 /* Response headers with a body that follows the send queue. */
