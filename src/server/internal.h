@@ -58,6 +58,8 @@ struct cgrpc__server_loop;
 /* A listening socket as seen by one loop. */
 typedef struct cgrpc__server_listener {
   cgrpc__watch watch;
+  int fd;
+  cgrpc__timer pause; /* re-arms the watch after running out of fds */
   struct cgrpc__server_loop *sl;
 } cgrpc__server_listener;
 

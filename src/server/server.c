@@ -190,6 +190,17 @@ int cgrpc_server_register_service(cgrpc_server *server,
   return 0;
 }
 
+static void accept_ready(void *user_data, unsigned events);
+
+/* Out of file descriptors: stop watching the listener for a moment, or
+ * level-triggered epoll would wake us for the same pending connection in a
+ * busy loop. */
+static void accept_resume(void *user_data) {
+  cgrpc__server_listener *l = user_data;
+  cgrpc__loop_watch(l->sl->loop, &l->watch, l->fd, CGRPC__IO_READ,
+                    accept_ready, l);
+}
+
 static void accept_ready(void *user_data, unsigned events) {
   cgrpc__server_listener *l = user_data;
   int i;
@@ -197,12 +208,20 @@ static void accept_ready(void *user_data, unsigned events) {
   /* A bounded batch per wake-up; level-triggered epoll brings the rest. */
   for (i = 0; i < 64; i++) {
     char peer[64];
-    int fd = cgrpc__sock_accept(l->watch.fd, peer, sizeof peer);
+    int fd = cgrpc__sock_accept(l->fd, peer, sizeof peer);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-          errno != ECONNABORTED)
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        cgrpc__log(&l->sl->server->log, CGRPC_LOG_WARNING,
+                   "accept: %s; pausing accepts for 100 ms", strerror(errno));
+        cgrpc__loop_unwatch(l->sl->loop, &l->watch);
+        cgrpc__loop_timer_start(l->sl->loop, &l->pause,
+                                cgrpc__now_ns() + 100 * 1000000LL);
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                 errno != ECONNABORTED) {
         cgrpc__log(&l->sl->server->log, CGRPC_LOG_WARNING, "accept: %s",
                    strerror(errno));
+      }
       return;
     }
     cgrpc__server_conn_accept(l->sl, fd, peer);
@@ -247,6 +266,9 @@ int cgrpc_server_start(cgrpc_server *server) {
     server->n_loops++;
     for (j = 0; j < server->n_listeners; j++) {
       sl->listeners[j].sl = sl;
+      sl->listeners[j].fd = server->listen_fds[j];
+      cgrpc__timer_init(&sl->listeners[j].pause, accept_resume,
+                        &sl->listeners[j]);
       /* Every loop watches every listener; the kernel wakes one of them
        * (EPOLLEXCLUSIVE-like spreading via level-triggered accept races is
        * harmless: a loser just sees EAGAIN). */
@@ -308,8 +330,10 @@ static void loop_begin_shutdown(void *user_data) {
   cgrpc__server_loop *sl = user_data;
   cgrpc__server_conn *conn;
   int j;
-  for (j = 0; j < sl->server->n_listeners; j++)
+  for (j = 0; j < sl->server->n_listeners; j++) {
+    cgrpc__loop_timer_stop(sl->loop, &sl->listeners[j].pause);
     cgrpc__loop_unwatch(sl->loop, &sl->listeners[j].watch);
+  }
   for (conn = sl->conns; conn; conn = conn->next)
     cgrpc__server_conn_begin_shutdown(conn);
 }
