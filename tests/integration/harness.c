@@ -6,12 +6,16 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 static cgrpc_log_cb harness_log_cb(void) {
   return getenv("CGRPC_TEST_LOG") ? cgrpc_log_stderr : NULL;
@@ -66,6 +70,28 @@ cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts)
     ch = NULL;
   cgrpc_channel_options_del(o);
   return ch;
+}
+
+int it_fixture_setup(void **state) {
+  it_fixture *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
+  f->ch = it_channel(&f->srv, NULL);
+  assert_non_null(f->ch);
+  *state = f;
+  return 0;
+}
+
+int it_fixture_teardown(void **state) {
+  it_fixture *f = *state;
+  cgrpc_channel_del(f->ch);
+  it_server_stop(&f->srv, 1000);
+  free(f);
+  return 0;
+}
+
+const char *it_md_get(const cgrpc_metadata_array *md, const char *key) {
+  return md ? cgrpc_metadata_array_get(md, key, NULL) : NULL;
 }
 
 int64_t it_now_ms(void) {

@@ -38,6 +38,25 @@ void it_server_stop(it_server *s, int64_t grace_ms);
 /* A channel to |s| with |opts| (may be NULL); NULL on failure. */
 cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts);
 
+/* The fixture most tests share: an EchoService server (default options,
+ * port 0) and a channel to it. */
+typedef struct it_fixture {
+  it_server srv;
+  cgrpc_channel *ch;
+} it_fixture;
+
+/* cmocka setup and teardown for an it_fixture in |*state|: the setup
+ * allocates and starts it (asserting on failure), the teardown deletes the
+ * channel, stops the server with a 1 s grace and frees it. */
+int it_fixture_setup(void **state);
+int it_fixture_teardown(void **state);
+/* A cmocka test |name| run with an it_fixture in |*state|. */
+#define IT_FIXTURE_TEST(name)                                                  \
+  cmocka_unit_test_setup_teardown(name, it_fixture_setup, it_fixture_teardown)
+
+/* The value of |key| in |md| (may be NULL), or NULL. */
+const char *it_md_get(const cgrpc_metadata_array *md, const char *key);
+
 int64_t it_now_ms(void);
 void it_sleep_ms(int ms);
 

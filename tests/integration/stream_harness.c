@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include "stream_harness.h"
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 static cgrpc_log_cb log_cb(void) {
   return getenv("CGRPC_TEST_LOG") ? cgrpc_log_stderr : NULL;
@@ -65,6 +69,26 @@ cgrpc_channel *st_channel(const st_server *s, int64_t max_recv) {
     ch = NULL;
   cgrpc_channel_options_del(o);
   return ch;
+}
+
+int st_fixture_start(void **state, const st_config *cfg) {
+  st_fixture *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  assert_int_equal(st_server_start(&f->srv, cfg), 0);
+  f->ch = st_channel(&f->srv, 0);
+  assert_non_null(f->ch);
+  *state = f;
+  return 0;
+}
+
+int st_fixture_setup(void **state) { return st_fixture_start(state, NULL); }
+
+int st_fixture_teardown(void **state) {
+  st_fixture *f = *state;
+  cgrpc_channel_del(f->ch);
+  st_server_stop(&f->srv, 1000);
+  free(f);
+  return 0;
 }
 
 int st_quick(void) {

@@ -34,6 +34,25 @@ void st_server_stop(st_server *s, int64_t grace_ms);
 /* A channel to |s|; |max_recv| 0 for the default. */
 cgrpc_channel *st_channel(const st_server *s, int64_t max_recv);
 
+/* The fixture the streaming tests share: a StreamService server and a
+ * channel to it (default receive limit). */
+typedef struct st_fixture {
+  st_server srv;
+  cgrpc_channel *ch;
+} st_fixture;
+
+/* cmocka setup for an st_fixture in |*state| whose server is as |cfg| says
+ * (NULL as for st_server_start); asserts on failure.  Returns 0. */
+int st_fixture_start(void **state, const st_config *cfg);
+/* cmocka setup and teardown: st_fixture_start(state, NULL), and the channel
+ * deleted, the server stopped with a 1 s grace, the fixture freed. */
+int st_fixture_setup(void **state);
+int st_fixture_teardown(void **state);
+/* A cmocka test |name| run with an st_fixture (default server) in
+ * |*state|. */
+#define ST_FIXTURE_TEST(name)                                                  \
+  cmocka_unit_test_setup_teardown(name, st_fixture_setup, st_fixture_teardown)
+
 /* Nonzero in sanitizer builds (CGRPC_TEST_SANITIZED) or when the environment
  * sets CGRPC_TEST_QUICK: the stress tests then move less data. */
 int st_quick(void);

@@ -6,10 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-typedef Cgrpc__Test__Chunk chunk_t;
-typedef Cgrpc__Test__DownloadRequest download_t;
-typedef Cgrpc__Test__UploadSummary summary_t;
-
 void stream_stats_reset(stream_stats *s) {
   atomic_store(&s->handlers, 0);
   atomic_store(&s->in_flight, 0);

@@ -45,6 +45,11 @@
 
 #include "stream.grpc-c.h"
 
+/* Short names for the StreamService messages. */
+typedef Cgrpc__Test__Chunk chunk_t;
+typedef Cgrpc__Test__DownloadRequest download_t;
+typedef Cgrpc__Test__UploadSummary summary_t;
+
 typedef struct stream_stats {
   atomic_int handlers;       /* handler entries */
   atomic_int in_flight;      /* handlers (or detached calls) not finished */

@@ -13,30 +13,7 @@
 
 #include "harness.h"
 
-typedef struct fixture {
-  it_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
-  f->ch = it_channel(&f->srv, NULL);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  it_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
-}
-
-static int start_sleep(fixture *f, int sleep_ms, it_async *a,
+static int start_sleep(it_fixture *f, int sleep_ms, it_async *a,
                        cgrpc_call **call) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   req.sleep_ms = sleep_ms;
@@ -46,7 +23,7 @@ static int start_sleep(fixture *f, int sleep_ms, it_async *a,
 }
 
 static void test_cancel_in_flight(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_call *call = NULL;
   it_async a;
   int64_t t0;
@@ -70,7 +47,7 @@ static void test_cancel_in_flight(void **state) {
 }
 
 static void test_cancel_before_sent(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_call *call = NULL;
   it_async a;
   it_async_init(&a);
@@ -84,7 +61,7 @@ static void test_cancel_before_sent(void **state) {
 }
 
 static void test_cancel_after_completion(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_call *call = NULL;
   it_async a;
   it_async_init(&a);
@@ -104,7 +81,7 @@ static void test_cancel_after_completion(void **state) {
 
 /* Cancelling one call leaves the others on the connection alone. */
 static void test_cancel_one_of_many(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   enum { N = 5 };
   cgrpc_call *calls[N];
   it_async a[N];
@@ -126,7 +103,7 @@ static void test_cancel_one_of_many(void **state) {
 
 /* Deleting the channel cancels what is still in flight. */
 static void test_cancel_by_channel_del(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   it_async a;
   int64_t t0;
   it_async_init(&a);
@@ -143,7 +120,7 @@ static void test_cancel_by_channel_del(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) IT_FIXTURE_TEST(name)
       T(test_cancel_in_flight),
       T(test_cancel_before_sent),
       T(test_cancel_after_completion),

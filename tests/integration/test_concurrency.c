@@ -18,32 +18,9 @@
 #define CALLS_PER_THREAD 100
 #define ASYNC_CALLS 100
 
-typedef struct fixture {
-  it_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
-  f->ch = it_channel(&f->srv, NULL);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  it_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
-}
-
 typedef struct worker {
   pthread_t thread;
-  fixture *f;
+  it_fixture *f;
   int id;
   int ok, wrong;
   char first_error[160];
@@ -84,7 +61,7 @@ static void *worker_main(void *arg) {
 }
 
 static void test_concurrency_threads_blocking(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   worker w[THREADS];
   int i, total = 0;
   int64_t t0 = it_now_ms();
@@ -144,7 +121,7 @@ static void batch_done(cgrpc_call *call, const cgrpc_status *status,
     protobuf_c_message_free_unpacked(reply, NULL);
 }
 
-static void run_async_batch(fixture *f, int sleep_ms) {
+static void run_async_batch(it_fixture *f, int sleep_ms) {
   batch b;
   one_call calls[ASYNC_CALLS];
   char msgs[ASYNC_CALLS][32];
@@ -181,7 +158,7 @@ static void run_async_batch(fixture *f, int sleep_ms) {
 }
 
 static void test_concurrency_async_in_flight(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   int64_t t0 = it_now_ms();
   run_async_batch(f, 0);
   /* With a sleep, all of them are on the connection at once; the 8 worker
@@ -196,7 +173,7 @@ static void test_concurrency_async_in_flight(void **state) {
 
 /* Threads and async calls mixed, on several channels. */
 static void test_concurrency_many_channels(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_channel *chans[4];
   int i, j;
   for (i = 0; i < 4; i++) {
@@ -219,7 +196,7 @@ static void test_concurrency_many_channels(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) IT_FIXTURE_TEST(name)
       T(test_concurrency_threads_blocking),
       T(test_concurrency_async_in_flight),
       T(test_concurrency_many_channels),

@@ -14,30 +14,8 @@
 
 #include "harness.h"
 
-typedef struct fixture {
-  it_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
-  f->ch = it_channel(&f->srv, NULL);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  it_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
-}
-
-static cgrpc_status_code echo_with(fixture *f, int sleep_ms, int64_t timeout_ms,
+static cgrpc_status_code echo_with(it_fixture *f, int sleep_ms,
+                                   int64_t timeout_ms,
                                    Cgrpc__Test__EchoReply **reply,
                                    cgrpc_status *status) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
@@ -50,7 +28,7 @@ static cgrpc_status_code echo_with(fixture *f, int sleep_ms, int64_t timeout_ms,
 }
 
 static void test_deadline_exceeded(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
   int64_t t0, elapsed;
@@ -75,7 +53,7 @@ static void test_deadline_exceeded(void **state) {
 }
 
 static void test_deadline_time_remaining(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
   echo_with(f, 0, 5000, &reply, &status);
@@ -96,7 +74,7 @@ static void test_deadline_time_remaining(void **state) {
 }
 
 static void test_deadline_generous(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
   echo_with(f, 100, 30000, &reply, &status);
@@ -109,7 +87,7 @@ static void test_deadline_generous(void **state) {
 
 /* A deadline that has passed before the call could start. */
 static void test_deadline_tiny(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
   int64_t t0 = it_now_ms();
@@ -124,7 +102,7 @@ static void test_deadline_tiny(void **state) {
 
 /* Async form: the callback sees DEADLINE_EXCEEDED. */
 static void test_deadline_async(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   cgrpc_call_options opts = {0};
   it_async a;
@@ -142,7 +120,7 @@ static void test_deadline_async(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) IT_FIXTURE_TEST(name)
       T(test_deadline_exceeded),
       T(test_deadline_time_remaining),
       T(test_deadline_generous),

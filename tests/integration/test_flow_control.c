@@ -20,10 +20,6 @@
 
 #include "stream_harness.h"
 
-typedef Cgrpc__Test__Chunk chunk_t;
-typedef Cgrpc__Test__DownloadRequest download_t;
-typedef Cgrpc__Test__UploadSummary summary_t;
-
 /* Bytes a stream may hold between a writer and a reader: the send queue
  * (256 KiB), the HTTP/2 stream window (1 MiB) and the receive queue's limit
  * (1 MiB) plus the window it may hold back (1 MiB), rounded up generously. */
@@ -34,29 +30,6 @@ typedef Cgrpc__Test__UploadSummary summary_t;
 #else
 #define CHECK_RSS 1
 #endif
-
-typedef struct fixture {
-  st_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(st_server_start(&f->srv, NULL), 0);
-  f->ch = st_channel(&f->srv, 0);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  st_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
-}
 
 static const cgrpc_call_options guard = {120000, NULL};
 
@@ -123,7 +96,7 @@ typedef struct volume {
 
 /* Sends |n| messages of |size| bytes through Chat while reading the echoes;
  * checks count, order and content. */
-static void chat_volume(fixture *f, int64_t n, size_t size, volume *v) {
+static void chat_volume(st_fixture *f, int64_t n, size_t size, volume *v) {
   uint8_t *base = malloc(size ? size : 1);
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -173,7 +146,7 @@ static void chat_volume(fixture *f, int64_t n, size_t size, volume *v) {
 }
 
 static void test_bulk_1gib(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   const size_t size = 1u << 20;
   const int64_t n = st_quick() ? 64 : 1024;
   double mib = (double)n * (double)size / (1 << 20);
@@ -192,7 +165,7 @@ static void test_bulk_1gib(void **state) {
 }
 
 static void test_many_small(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   const int64_t n = st_quick() ? 20000 : 100000;
   volume v;
   chat_volume(f, n, 32, &v);
@@ -215,7 +188,7 @@ enum { BP_SIZE = 32 * 1024, BP_SLOW = 300 };
 /* A fast server writer and a client that reads slowly: the handler's writes
  * block, so it never gets more than the buffered bound ahead. */
 static void test_backpressure_slow_client(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   const int64_t bound = BUFFERED_BOUND / BP_SIZE + 16;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_call *call = NULL;
@@ -274,7 +247,7 @@ static void test_backpressure_slow_client(void **state) {
 /* A fast client writer and a server handler that reads slowly: the client's
  * writes block. */
 static void test_backpressure_slow_server(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   const int64_t bound = BUFFERED_BOUND / BP_SIZE + 16;
   const int64_t n = 600;
   static uint8_t buf[BP_SIZE];
@@ -324,7 +297,7 @@ static void test_backpressure_slow_server(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) ST_FIXTURE_TEST(name)
       /* First: ru_maxrss is the process's peak so far. */
       T(test_bulk_1gib),
       T(test_many_small),

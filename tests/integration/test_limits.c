@@ -30,18 +30,46 @@ static cgrpc_status_code echo_payload(cgrpc_channel *ch, size_t payload_len,
   return code;
 }
 
+/* Message size limits; 0 leaves one at its default.  With none on a side,
+ * that side gets the harness's default options. */
+typedef struct limits {
+  int64_t server_recv, server_send, client_recv, client_send;
+} limits;
+
+/* Starts |srv| with |lim|'s server limits and returns a channel to it with
+ * its client limits; asserts on failure. */
+static cgrpc_channel *start_limited(it_server *srv, limits lim) {
+  cgrpc_server_options *so = NULL;
+  cgrpc_channel_options *co = NULL;
+  cgrpc_channel *ch;
+  if (lim.server_recv || lim.server_send) {
+    assert_int_equal(cgrpc_server_options_new(&so), 0);
+    if (lim.server_recv)
+      cgrpc_server_options_set_max_receive_message_length(so, lim.server_recv);
+    if (lim.server_send)
+      cgrpc_server_options_set_max_send_message_length(so, lim.server_send);
+  }
+  assert_int_equal(it_server_start(srv, so, 0), 0);
+  cgrpc_server_options_del(so);
+  if (lim.client_recv || lim.client_send) {
+    assert_int_equal(cgrpc_channel_options_new(&co), 0);
+    if (lim.client_recv)
+      cgrpc_channel_options_set_max_receive_message_length(co, lim.client_recv);
+    if (lim.client_send)
+      cgrpc_channel_options_set_max_send_message_length(co, lim.client_send);
+  }
+  ch = it_channel(srv, co);
+  cgrpc_channel_options_del(co);
+  assert_non_null(ch);
+  return ch;
+}
+
 static void test_limits_server_receive(void **state) {
   it_server srv;
-  cgrpc_server_options *opts = NULL;
   cgrpc_channel *ch;
   cgrpc_status status = {0};
   (void)state;
-  assert_int_equal(cgrpc_server_options_new(&opts), 0);
-  cgrpc_server_options_set_max_receive_message_length(opts, 1024);
-  assert_int_equal(it_server_start(&srv, opts, 0), 0);
-  cgrpc_server_options_del(opts);
-  ch = it_channel(&srv, NULL);
-  assert_non_null(ch);
+  ch = start_limited(&srv, (limits){.server_recv = 1024});
   assert_int_equal(echo_payload(ch, 500, 0, NULL), CGRPC_STATUS_OK);
   echo_payload(ch, 2048, 0, &status);
   IT_ASSERT_STATUS(status, CGRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -59,16 +87,10 @@ static void test_limits_server_receive(void **state) {
 
 static void test_limits_client_receive(void **state) {
   it_server srv;
-  cgrpc_channel_options *opts = NULL;
   cgrpc_channel *ch;
   cgrpc_status status = {0};
   (void)state;
-  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
-  assert_int_equal(cgrpc_channel_options_new(&opts), 0);
-  cgrpc_channel_options_set_max_receive_message_length(opts, 1024);
-  ch = it_channel(&srv, opts);
-  cgrpc_channel_options_del(opts);
-  assert_non_null(ch);
+  ch = start_limited(&srv, (limits){.client_recv = 1024});
   assert_int_equal(echo_payload(ch, 0, 500, NULL), CGRPC_STATUS_OK);
   echo_payload(ch, 0, 4096, &status);
   IT_ASSERT_STATUS(status, CGRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -83,19 +105,13 @@ static void test_limits_client_receive(void **state) {
 
 static void test_limits_client_send(void **state) {
   it_server srv;
-  cgrpc_channel_options *opts = NULL;
   cgrpc_channel *ch;
   cgrpc_status status = {0};
   it_async a;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   uint8_t big[2048];
   (void)state;
-  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
-  assert_int_equal(cgrpc_channel_options_new(&opts), 0);
-  cgrpc_channel_options_set_max_send_message_length(opts, 1024);
-  ch = it_channel(&srv, opts);
-  cgrpc_channel_options_del(opts);
-  assert_non_null(ch);
+  ch = start_limited(&srv, (limits){.client_send = 1024});
   assert_int_equal(echo_payload(ch, 1000, 0, NULL), CGRPC_STATUS_OK);
   echo_payload(ch, 2048, 0, &status);
   IT_ASSERT_STATUS(status, CGRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -156,16 +172,10 @@ static void test_limits_malformed_request(void **state) {
 /* Server-side send limit: a response over it fails RESOURCE_EXHAUSTED. */
 static void test_limits_server_send(void **state) {
   it_server srv;
-  cgrpc_server_options *opts = NULL;
   cgrpc_channel *ch;
   cgrpc_status status = {0};
   (void)state;
-  assert_int_equal(cgrpc_server_options_new(&opts), 0);
-  cgrpc_server_options_set_max_send_message_length(opts, 2048);
-  assert_int_equal(it_server_start(&srv, opts, 0), 0);
-  cgrpc_server_options_del(opts);
-  ch = it_channel(&srv, NULL);
-  assert_non_null(ch);
+  ch = start_limited(&srv, (limits){.server_send = 2048});
   assert_int_equal(echo_payload(ch, 0, 1000, NULL), CGRPC_STATUS_OK);
   echo_payload(ch, 0, 4096, &status);
   IT_ASSERT_STATUS(status, CGRPC_STATUS_RESOURCE_EXHAUSTED);

@@ -15,32 +15,9 @@
 
 #include "harness.h"
 
-typedef struct fixture {
-  it_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
-  f->ch = it_channel(&f->srv, NULL);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  it_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
-}
-
 /* Echo call with |md| and echo_metadata set; returns the status. */
-static void echo_md(fixture *f, const cgrpc_metadata_array *md, int status_code,
-                    cgrpc_status *status) {
+static void echo_md(it_fixture *f, const cgrpc_metadata_array *md,
+                    int status_code, cgrpc_status *status) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_call_options opts = {0};
@@ -65,7 +42,7 @@ static void expect_md(const cgrpc_metadata_array *md, const char *key,
 }
 
 static void test_metadata_ascii_round_trip(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_metadata_array *md = NULL;
   cgrpc_status status = {0};
   static const char printable[] =
@@ -99,7 +76,7 @@ static void test_metadata_ascii_round_trip(void **state) {
 }
 
 static void test_metadata_binary_round_trip(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_metadata_array *md = NULL;
   cgrpc_status status = {0};
   static const uint8_t small[] = {0x00, 0xff, 0x01, 0x80, 0x7f, 0x00, 0xfe};
@@ -143,7 +120,7 @@ static void test_metadata_binary_round_trip(void **state) {
 
 /* Repeated keys keep every value, in order. */
 static void test_metadata_repeated_keys(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_metadata_array *md = NULL;
   cgrpc_status status = {0};
   const char *key;
@@ -298,12 +275,9 @@ static void test_metadata_server_ctx_rules(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_metadata_ascii_round_trip, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_metadata_binary_round_trip, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_metadata_repeated_keys, setup,
-                                      teardown),
+      IT_FIXTURE_TEST(test_metadata_ascii_round_trip),
+      IT_FIXTURE_TEST(test_metadata_binary_round_trip),
+      IT_FIXTURE_TEST(test_metadata_repeated_keys),
       cmocka_unit_test(test_metadata_invalid_keys),
       cmocka_unit_test(test_metadata_reserved_keys),
       cmocka_unit_test(test_metadata_server_ctx_rules),

@@ -19,30 +19,7 @@
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-typedef struct fixture {
-  it_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
-  f->ch = it_channel(&f->srv, NULL);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  it_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
-}
-
-static void expect_call_ok(fixture *f, const char *msg) {
+static void expect_call_ok(it_fixture *f, const char *msg) {
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
   it_echo(f->ch, msg, &reply, &status);
@@ -53,7 +30,7 @@ static void expect_call_ok(fixture *f, const char *msg) {
 }
 
 static void test_robustness_garbage_preface(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   static const char http1[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   uint8_t junk[300];
   size_t i;
@@ -89,7 +66,7 @@ static void test_robustness_garbage_preface(void **state) {
 }
 
 static void test_robustness_silent_client(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   int fds[5], i;
   for (i = 0; i < 5; i++) {
     fds[i] = it_tcp_connect(f->srv.port);
@@ -105,7 +82,7 @@ static void test_robustness_silent_client(void **state) {
 }
 
 static void test_robustness_half_preface(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   int i;
   for (i = 0; i < 10; i++) {
     int fd = it_tcp_connect(f->srv.port);
@@ -126,7 +103,7 @@ static void test_robustness_half_preface(void **state) {
 }
 
 static void test_robustness_connection_churn(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   int i;
   for (i = 0; i < 200; i++) {
     int fd = it_tcp_connect(f->srv.port);
@@ -156,7 +133,7 @@ static void test_robustness_connection_churn(void **state) {
 
 /* A client that disconnects while its call is being handled. */
 static void test_robustness_client_vanishes_mid_call(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   cgrpc_channel *ch = it_channel(&f->srv, NULL);
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   it_async a;
@@ -176,7 +153,7 @@ static void test_robustness_client_vanishes_mid_call(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) IT_FIXTURE_TEST(name)
       T(test_robustness_garbage_preface),
       T(test_robustness_silent_client),
       T(test_robustness_half_preface),

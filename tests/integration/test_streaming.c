@@ -15,39 +15,8 @@
 
 #include "stream_harness.h"
 
-typedef Cgrpc__Test__Chunk chunk_t;
-typedef Cgrpc__Test__DownloadRequest download_t;
-typedef Cgrpc__Test__UploadSummary summary_t;
-
-typedef struct fixture {
-  st_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(st_server_start(&f->srv, NULL), 0);
-  f->ch = st_channel(&f->srv, 0);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  st_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
-}
-
 /* A call option with a deadline far enough to turn a hang into a failure. */
 static const cgrpc_call_options guard = {30000, NULL};
-
-static const char *md_get(const cgrpc_metadata_array *md, const char *key) {
-  return md ? cgrpc_metadata_array_get(md, key, NULL) : NULL;
-}
 
 /* Fails the test with the call's status when an operation returned |rv|
  * rather than |want|. */
@@ -82,7 +51,7 @@ static int read_chunks(cgrpc_call *call, int64_t *next) {
 
 /* ---- server streaming ---- */
 
-static void download_n(fixture *f, int count, int size) {
+static void download_n(st_fixture *f, int count, int size) {
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -99,14 +68,14 @@ static void download_n(fixture *f, int count, int size) {
   IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
   /* The trailers follow the last message (Trailers-Only when none). */
   snprintf(want, sizeof want, "%d", count);
-  assert_non_null(md_get(st.trailing_metadata, "x-count"));
-  assert_string_equal(md_get(st.trailing_metadata, "x-count"), want);
+  assert_non_null(it_md_get(st.trailing_metadata, "x-count"));
+  assert_string_equal(it_md_get(st.trailing_metadata, "x-count"), want);
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
 }
 
 static void test_download_0_1_1000(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   download_n(f, 0, 10);
   download_n(f, 1, 10);
   download_n(f, 1000, 100);
@@ -114,7 +83,7 @@ static void test_download_0_1_1000(void **state) {
 }
 
 static void test_download_error_after_some(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -132,7 +101,7 @@ static void test_download_error_after_some(void **state) {
   IT_ASSERT_STATUS(st, CGRPC_STATUS_NOT_FOUND);
   assert_non_null(st.message);
   assert_string_equal(st.message, "gone after five");
-  assert_string_equal(md_get(st.trailing_metadata, "x-count"), "5");
+  assert_string_equal(it_md_get(st.trailing_metadata, "x-count"), "5");
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
 }
@@ -141,7 +110,7 @@ static void test_download_error_after_some(void **state) {
  * window they took is given back, so a server with more to send than the
  * buffers hold still gets to the end. */
 static void test_download_finish_without_reading(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -152,7 +121,7 @@ static void test_download_finish_without_reading(void **state) {
                    0);
   cgrpc_call_finish(call, &st);
   IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
-  assert_string_equal(md_get(st.trailing_metadata, "x-count"), "500");
+  assert_string_equal(it_md_get(st.trailing_metadata, "x-count"), "500");
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
   assert_int_equal(atomic_load(&f->srv.stats.sent), 500);
@@ -160,7 +129,7 @@ static void test_download_finish_without_reading(void **state) {
 
 /* ---- client streaming ---- */
 
-static void upload_n(fixture *f, int count, int size) {
+static void upload_n(st_fixture *f, int count, int size) {
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
   summary_t *reply = NULL;
@@ -197,14 +166,14 @@ static void upload_n(fixture *f, int count, int size) {
 }
 
 static void test_upload_0_1_1000(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   upload_n(f, 0, 10);
   upload_n(f, 1, 10);
   upload_n(f, 1000, 100);
 }
 
 static void test_upload_error(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
   summary_t *reply = (summary_t *)(uintptr_t)1;
@@ -235,7 +204,7 @@ static void test_upload_error(void **state) {
 /* ---- bidi ---- */
 
 static void test_chat_ping_pong(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   enum { N = 200 };
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -263,7 +232,7 @@ static void test_chat_ping_pong(void **state) {
   assert_null(r);
   cgrpc_call_finish(call, &st);
   IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
-  assert_string_equal(md_get(st.trailing_metadata, "x-count"), "200");
+  assert_string_equal(it_md_get(st.trailing_metadata, "x-count"), "200");
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
 }
@@ -271,7 +240,7 @@ static void test_chat_ping_pong(void **state) {
 /* One thread writes every message before reading any: the queues and
  * windows on the way (a few MiB) hold them all, so nothing deadlocks. */
 static void test_chat_write_all_then_read_all(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   enum { N = 10000, SIZE = 64 };
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -301,7 +270,7 @@ static void test_chat_write_all_then_read_all(void **state) {
 /* ---- initial metadata before any message ---- */
 
 static void test_initial_metadata_early(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_metadata_array *md_out = NULL;
   cgrpc_call_options opts = {30000, NULL};
@@ -323,14 +292,14 @@ static void test_initial_metadata_early(void **state) {
   md = cgrpc_call_initial_metadata(call);
   assert_true(it_now_ms() - t0 < 5000); /* the gate holds for 10 s */
   assert_non_null(md);
-  assert_string_equal(md_get(md, "x-stream"), "download");
+  assert_string_equal(it_md_get(md, "x-stream"), "download");
   assert_int_equal(atomic_load(&f->srv.stats.sent), 0);
   atomic_store(&f->srv.stats.gate, 1);
   assert_int_equal(read_chunks(call, &next), 3);
   cgrpc_call_finish(call, &st);
   IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
   /* The status keeps the initial metadata too. */
-  assert_string_equal(md_get(st.initial_metadata, "x-stream"), "download");
+  assert_string_equal(it_md_get(st.initial_metadata, "x-stream"), "download");
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
 
@@ -342,13 +311,13 @@ static void test_initial_metadata_early(void **state) {
                    0);
   md = cgrpc_call_initial_metadata(call);
   assert_non_null(md);
-  assert_string_equal(md_get(md, "x-stream"), "chat");
+  assert_string_equal(it_md_get(md, "x-stream"), "chat");
   assert_int_equal(cgrpc_call_writes_done(call), 0);
   next = 0;
   assert_int_equal(read_chunks(call, &next), 0);
   cgrpc_call_finish(call, &st);
   IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
-  assert_string_equal(md_get(st.trailing_metadata, "x-count"), "0");
+  assert_string_equal(it_md_get(st.trailing_metadata, "x-count"), "0");
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
   cgrpc_metadata_array_del(md_out);
@@ -368,7 +337,7 @@ static void test_initial_metadata_early(void **state) {
 /* ---- cancel and deadline in the middle of a stream ---- */
 
 static void test_cancel_mid_stream_bidi(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
   chunk_t *r = NULL;
@@ -399,7 +368,7 @@ static void test_cancel_mid_stream_bidi(void **state) {
 }
 
 static void test_cancel_mid_stream_download(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -427,7 +396,7 @@ static void test_cancel_mid_stream_download(void **state) {
 }
 
 static void test_deadline_mid_stream(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_call_options opts = {300, NULL};
   cgrpc_call *call = NULL;
@@ -456,7 +425,7 @@ static void test_deadline_mid_stream(void **state) {
 /* ---- the receive limit applies to each message of a stream ---- */
 
 static void test_max_receive_per_message_server(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   st_config cfg = {-1, 0, 64 * 1024, 0};
   st_server small;
   cgrpc_channel *ch;
@@ -526,7 +495,7 @@ static void test_max_receive_per_message_server(void **state) {
 }
 
 static void test_max_receive_per_message_client(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   cgrpc_channel *ch = st_channel(&f->srv, 64 * 1024);
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -562,7 +531,7 @@ static void test_max_receive_per_message_client(void **state) {
 /* ---- misuse ---- */
 
 static void test_misuse(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   chunk_t c = CGRPC__TEST__CHUNK__INIT;
   chunk_t *reply = NULL;
   cgrpc_call *call = NULL;
@@ -586,7 +555,7 @@ static void test_misuse(void **state) {
   assert_int_not_equal(cgrpc_call_read_async(call), 0);
   cgrpc_call_finish(call, &st);
   IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
-  assert_string_equal(md_get(st.trailing_metadata, "x-count"), "1");
+  assert_string_equal(it_md_get(st.trailing_metadata, "x-count"), "1");
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
 
@@ -606,7 +575,7 @@ static void test_misuse(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) ST_FIXTURE_TEST(name)
       T(test_download_0_1_1000),
       T(test_download_error_after_some),
       T(test_download_finish_without_reading),

@@ -17,49 +17,12 @@
 
 #include "stream_harness.h"
 
-typedef Cgrpc__Test__Chunk chunk_t;
-typedef Cgrpc__Test__DownloadRequest download_t;
-typedef Cgrpc__Test__UploadSummary summary_t;
-
-typedef struct fixture {
-  st_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
-static int setup_blocking(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(st_server_start(&f->srv, NULL), 0);
-  f->ch = st_channel(&f->srv, 0);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
 static int setup_inline(void **state) {
   st_config cfg = {0, 1, 0, 4096};
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(st_server_start(&f->srv, &cfg), 0);
-  f->ch = st_channel(&f->srv, 0);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  st_server_stop(&f->srv, 1000);
-  free(f);
-  return 0;
+  return st_fixture_start(state, &cfg);
 }
 
 static const cgrpc_call_options guard = {30000, NULL};
-
-static const char *md_get(const cgrpc_metadata_array *md, const char *key) {
-  return md ? cgrpc_metadata_array_get(md, key, NULL) : NULL;
-}
 
 /* ---- the client callback API ---- */
 
@@ -166,25 +129,34 @@ static void dl_on_read(cgrpc_call *call, ProtobufCMessage *msg, void *ud) {
     a->bad = 1;
 }
 
-static void test_async_download(void **state) {
-  fixture *f = *state;
+/* Downloads |count| chunks of |size| bytes with the callback API, read by
+ * dl_on_read into |a| (set up by the caller), and waits until the call is
+ * done.  Returns the call. */
+static cgrpc_call *download_async(st_fixture *f, actx *a, int count, int size) {
   static const cgrpc_call_callbacks cbs = {dl_on_read, NULL, on_done};
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_call *call = NULL;
-  actx a;
-  actx_init(&a);
-  req.count = 500;
-  req.size = 100;
+  req.count = count;
+  req.size = size;
   assert_int_equal(cgrpc__test__stream_service__download__open_async(
-                       f->ch, &req, &guard, &cbs, &a, &call),
+                       f->ch, &req, &guard, &cbs, a, &call),
                    0);
   assert_int_equal(cgrpc_call_read_async(call), 0);
-  assert_int_equal(actx_wait(&a, IT_WAIT_MS), 1);
+  assert_int_equal(actx_wait(a, IT_WAIT_MS), 1);
+  return call;
+}
+
+static void test_async_download(void **state) {
+  st_fixture *f = *state;
+  cgrpc_call *call;
+  actx a;
+  actx_init(&a);
+  call = download_async(f, &a, 500, 100);
   IT_ASSERT_STATUS(a.status, CGRPC_STATUS_OK);
   assert_int_equal(a.bad, 0);
   assert_int_equal(a.reads, 500);
   assert_int_equal(a.eos, 1);
-  assert_string_equal(md_get(a.status.trailing_metadata, "x-count"), "500");
+  assert_string_equal(it_md_get(a.status.trailing_metadata, "x-count"), "500");
   /* Once done, no more reads. */
   assert_int_equal(cgrpc_call_read_async(call), CGRPC_ERR_INVALID_STATE);
   cgrpc_call_unref(call);
@@ -222,7 +194,7 @@ static void chat_on_write_done(cgrpc_call *call, int ok, void *ud) {
 }
 
 static void test_async_chat_chained(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   static const cgrpc_call_callbacks cbs = {chat_on_read, chat_on_write_done,
                                            on_done};
   cgrpc_call *call = NULL;
@@ -242,7 +214,7 @@ static void test_async_chat_chained(void **state) {
   assert_int_equal(a.writes_done_ok, 300);
   assert_int_equal(a.writes_done_failed, 0);
   assert_int_equal(a.eos, 1);
-  assert_string_equal(md_get(a.status.trailing_metadata, "x-count"), "300");
+  assert_string_equal(it_md_get(a.status.trailing_metadata, "x-count"), "300");
   cgrpc_call_unref(call);
   actx_fini(&a);
 }
@@ -280,7 +252,7 @@ static void up_on_read(cgrpc_call *call, ProtobufCMessage *msg, void *ud) {
 }
 
 static void test_async_upload_chained(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   static const cgrpc_call_callbacks cbs = {up_on_read, up_on_write_done,
                                            on_done};
   cgrpc_call *call = NULL;
@@ -306,20 +278,12 @@ static void test_async_upload_chained(void **state) {
 
 /* Cancel from inside on_read, in the middle of a download. */
 static void test_async_cancel_from_callback(void **state) {
-  fixture *f = *state;
-  static const cgrpc_call_callbacks cbs = {dl_on_read, NULL, on_done};
-  download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
-  cgrpc_call *call = NULL;
+  st_fixture *f = *state;
+  cgrpc_call *call;
   actx a;
   actx_init(&a);
   a.cancel_after = 10;
-  req.count = 1000000;
-  req.size = 1000;
-  assert_int_equal(cgrpc__test__stream_service__download__open_async(
-                       f->ch, &req, &guard, &cbs, &a, &call),
-                   0);
-  assert_int_equal(cgrpc_call_read_async(call), 0);
-  assert_int_equal(actx_wait(&a, IT_WAIT_MS), 1);
+  call = download_async(f, &a, 1000000, 1000);
   IT_ASSERT_STATUS(a.status, CGRPC_STATUS_CANCELLED);
   assert_int_equal(a.reads, 10);
   assert_int_equal(a.bad, 0);
@@ -342,7 +306,7 @@ static void idle_on_read(cgrpc_call *call, ProtobufCMessage *msg, void *ud) {
 }
 
 static void test_async_cancel_pending(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   static const cgrpc_call_callbacks cbs = {idle_on_read, NULL, on_done};
   cgrpc_call *call = NULL;
   actx a;
@@ -379,7 +343,7 @@ static int count_threads(void) {
 }
 
 static void test_inline_many_open_streams(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   enum { N = 2000 };
   cgrpc_call **calls = calloc(N, sizeof *calls);
   int i, threads_before = count_threads(), threads_open;
@@ -418,7 +382,7 @@ static void test_inline_many_open_streams(void **state) {
     assert_int_equal(cgrpc__test__stream_service__chat__read(calls[i], &r), 0);
     cgrpc_call_finish(calls[i], &st);
     IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
-    assert_string_equal(md_get(st.trailing_metadata, "x-count"), "1");
+    assert_string_equal(it_md_get(st.trailing_metadata, "x-count"), "1");
     cgrpc_status_clear(&st);
     cgrpc_call_unref(calls[i]);
   }
@@ -429,7 +393,7 @@ static void test_inline_many_open_streams(void **state) {
 }
 
 static void test_inline_download_upload(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   static const int counts[] = {0, 1, 1000};
   size_t k;
   for (k = 0; k < sizeof counts / sizeof counts[0]; k++) {
@@ -445,8 +409,8 @@ static void test_inline_download_upload(void **state) {
     assert_int_equal(cgrpc__test__stream_service__download__open(
                          f->ch, &req, &guard, &call),
                      0);
-    assert_string_equal(md_get(cgrpc_call_initial_metadata(call), "x-stream"),
-                        "download");
+    assert_string_equal(
+        it_md_get(cgrpc_call_initial_metadata(call), "x-stream"), "download");
     while ((rv = cgrpc__test__stream_service__download__read(call, &r)) == 1) {
       assert_int_equal(r->seq, n);
       assert_true(stream_check(r->data.data, r->data.len, n));
@@ -502,7 +466,7 @@ static void test_inline_download_upload(void **state) {
 }
 
 static void test_inline_cancel(void **state) {
-  fixture *f = *state;
+  st_fixture *f = *state;
   chunk_t c = CGRPC__TEST__CHUNK__INIT;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -525,8 +489,9 @@ static void test_inline_cancel(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#define B(name) cmocka_unit_test_setup_teardown(name, setup_blocking, teardown)
-#define I(name) cmocka_unit_test_setup_teardown(name, setup_inline, teardown)
+#define B(name) ST_FIXTURE_TEST(name)
+#define I(name)                                                                \
+  cmocka_unit_test_setup_teardown(name, setup_inline, st_fixture_teardown)
       B(test_async_download),
       B(test_async_chat_chained),
       B(test_async_upload_chained),

@@ -15,27 +15,9 @@
 
 #include "harness.h"
 
-typedef struct fixture {
-  it_server srv;
-  cgrpc_channel *ch;
-} fixture;
-
 static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
-  assert_true(f->srv.port > 0);
-  f->ch = it_channel(&f->srv, NULL);
-  assert_non_null(f->ch);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  cgrpc_channel_del(f->ch);
-  it_server_stop(&f->srv, 1000);
-  free(f);
+  it_fixture_setup(state);
+  assert_true(((it_fixture *)*state)->srv.port > 0);
   return 0;
 }
 
@@ -45,7 +27,7 @@ static void free_reply(Cgrpc__Test__EchoReply *reply) {
 }
 
 static void test_unary_round_trip(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
   char authority[64];
@@ -66,7 +48,7 @@ static void test_unary_round_trip(void **state) {
 
 /* Like the Greeter: a few named calls in a row on one channel. */
 static void test_unary_say_hello_basics(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   static const char *const names[] = {"world", "cgrpc", "", "a b c",
                                       "x\ty"};
   size_t i;
@@ -81,7 +63,7 @@ static void test_unary_say_hello_basics(void **state) {
 }
 
 static void test_unary_empty_message(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
@@ -97,7 +79,7 @@ static void test_unary_empty_message(void **state) {
 }
 
 static void test_unary_large_payload(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   const size_t n = 3u << 20; /* 3 MiB each way, under the 4 MiB default */
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
@@ -137,7 +119,7 @@ static void test_unary_large_payload(void **state) {
   free(data);
 }
 
-static cgrpc_status_code call_with_status(fixture *f, int code,
+static cgrpc_status_code call_with_status(it_fixture *f, int code,
                                           const char *message,
                                           cgrpc_status *status) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
@@ -151,7 +133,7 @@ static cgrpc_status_code call_with_status(fixture *f, int code,
 }
 
 static void test_unary_every_status_code(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   int code;
   for (code = 1; code <= 16; code++) {
     cgrpc_status status = {0};
@@ -169,7 +151,7 @@ static void test_unary_every_status_code(void **state) {
 }
 
 static void test_unary_status_message_utf8(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   static const char *const messages[] = {
       "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa"
       "\x9e \xf0\x9f\x98\x80",
@@ -192,15 +174,10 @@ static void test_unary_status_message_utf8(void **state) {
   }
 }
 
-/* Finds |key| in |md|; returns its value or NULL. */
-static const char *md_get(const cgrpc_metadata_array *md, const char *key) {
-  return md ? cgrpc_metadata_array_get(md, key, NULL) : NULL;
-}
-
 /* A failure without a message is a Trailers-Only response; the metadata the
  * handler added still arrives. */
 static void test_unary_trailers_only_metadata(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
@@ -217,16 +194,16 @@ static void test_unary_trailers_only_metadata(void **state) {
   assert_null(status.message);
   /* A Trailers-Only response has no separate headers: gRPC clients report
    * its metadata as trailing metadata. */
-  assert_non_null(md_get(status.trailing_metadata, "x-only-trailer"));
-  assert_string_equal(md_get(status.trailing_metadata, "x-only-trailer"),
+  assert_non_null(it_md_get(status.trailing_metadata, "x-only-trailer"));
+  assert_string_equal(it_md_get(status.trailing_metadata, "x-only-trailer"),
                       "trailers");
-  assert_non_null(md_get(status.trailing_metadata, "x-only"));
+  assert_non_null(it_md_get(status.trailing_metadata, "x-only"));
   cgrpc_status_clear(&status);
   cgrpc_metadata_array_del(md);
 }
 
 static void test_unary_unimplemented_method(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
@@ -239,7 +216,7 @@ static void test_unary_unimplemented_method(void **state) {
 }
 
 static void test_unary_unknown_path(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   const cgrpc_method_desc method = {
       "Method", "/no.Such/Method", CGRPC_METHOD_UNARY,
       &cgrpc__test__echo_request__descriptor,
@@ -262,7 +239,7 @@ static void test_unary_unknown_path(void **state) {
 }
 
 static void test_unary_async_start(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   it_async a;
   cgrpc_call *call = NULL;
@@ -327,7 +304,7 @@ static void take_done(cgrpc_call *call, const cgrpc_status *status,
 }
 
 static void test_unary_take_status(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   cgrpc_metadata_array *md = NULL;
   cgrpc_call_options opts = {0};
@@ -359,18 +336,18 @@ static void test_unary_take_status(void **state) {
   assert_true(t.reply_was_null);
   assert_int_equal(t.status.code, CGRPC_STATUS_ABORTED);
   assert_string_equal(t.status.message, "aborted on purpose");
-  assert_string_equal(md_get(t.status.initial_metadata, "x-take") != NULL
-                          ? md_get(t.status.initial_metadata, "x-take")
-                          : md_get(t.status.trailing_metadata, "x-take"),
+  assert_string_equal(it_md_get(t.status.initial_metadata, "x-take") != NULL
+                          ? it_md_get(t.status.initial_metadata, "x-take")
+                          : it_md_get(t.status.trailing_metadata, "x-take"),
                       "me");
-  assert_string_equal(md_get(t.status.trailing_metadata, "x-take-trailer"),
+  assert_string_equal(it_md_get(t.status.trailing_metadata, "x-take-trailer"),
                       "me");
   cgrpc_status_clear(&t.status);
   pthread_mutex_destroy(&t.lock);
 }
 
 static void test_unary_misuse(void **state) {
-  fixture *f = *state;
+  it_fixture *f = *state;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
@@ -392,7 +369,8 @@ static void test_unary_misuse(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name)                                                                \
+  cmocka_unit_test_setup_teardown(name, setup, it_fixture_teardown)
       T(test_unary_round_trip),
       T(test_unary_say_hello_basics),
       T(test_unary_empty_message),

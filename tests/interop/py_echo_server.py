@@ -26,11 +26,10 @@ printed alone on the first line of stdout.  SIGTERM or SIGINT stops it
 (grace 1 s) with exit status 0.
 """
 import argparse
-import signal
 import sys
-import threading
 import time
-from concurrent import futures
+
+from interop_harness import add_serve_args, serve
 
 SLEEP_SLICE_S = 0.01
 
@@ -50,10 +49,7 @@ def trailer_key(key):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--host", default="[::]",
-                    help="address to bind (default [::])")
-    ap.add_argument("--port", type=int, default=0,
-                    help="port to bind; 0 picks a free one (default)")
+    add_serve_args(ap)
     ap.add_argument("--max_receive_message_length", type=int, default=None,
                     help="largest request message accepted (grpcio's "
                          "default: 4 MiB)")
@@ -128,30 +124,14 @@ def main():
             reply.method = call_method(context)
             return reply
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    # SO_REUSEPORT off: a second server must not share a port by accident.
-    options = [("grpc.so_reuseport", 0)]
+    options = []
     if args.max_receive_message_length is not None:
         options.append(("grpc.max_receive_message_length",
                         args.max_receive_message_length))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                         options=options)
-    echo_pb2_grpc.add_EchoServiceServicer_to_server(EchoService(), server)
-    port = server.add_insecure_port(f"{args.host}:{args.port}")
-    if not port:
-        print(f"py_echo_server: cannot bind {args.host}:{args.port}",
-              file=sys.stderr)
-        return 1
-    server.start()
-    print(port, flush=True)
-    # A bounded wait in a loop lets the signal handlers run promptly.
-    while not stop.wait(0.2):
-        pass
-    server.stop(grace=1).wait()
-    return 0
+    return serve(grpc, "py_echo_server", args, 8,
+                 lambda server: echo_pb2_grpc
+                 .add_EchoServiceServicer_to_server(EchoService(), server),
+                 options)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,10 @@ printed alone on the first line of stdout.  SIGTERM or SIGINT stops it
 """
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
-from concurrent import futures
+
+from interop_harness import add_serve_args, serve
 
 ECHO_INITIAL_KEY = "x-grpc-test-echo-initial"
 ECHO_TRAILING_KEY = "x-grpc-test-echo-trailing-bin"
@@ -60,10 +59,7 @@ def import_stubs(stubs_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--host", default="[::]",
-                    help="address to bind (default [::])")
-    ap.add_argument("--port", type=int, default=0,
-                    help="port to bind; 0 picks a free one (default)")
+    add_serve_args(ap)
     ap.add_argument("--use_tls", default="false",
                     help="only false (plaintext) is supported")
     ap.add_argument("--stubs-dir",
@@ -163,27 +159,10 @@ def main():
                     return
                 yield from responses_for(request, context)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    # SO_REUSEPORT off: a second server must not share a port by accident.
     # Enough workers for the streams a client case keeps open at once.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
-                         options=[("grpc.so_reuseport", 0)])
-    test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
-    port = server.add_insecure_port(f"{args.host}:{args.port}")
-    if not port:
-        print(f"py_interop_server: cannot bind {args.host}:{args.port}",
-              file=sys.stderr)
-        return 1
-    server.start()
-    print(port, flush=True)
-    # A bounded wait in a loop lets the signal handlers run promptly.
-    while not stop.wait(0.2):
-        pass
-    server.stop(grace=1).wait()
-    return 0
+    return serve(grpc, "py_interop_server", args, 32,
+                 lambda server: test_pb2_grpc
+                 .add_TestServiceServicer_to_server(TestService(), server))
 
 
 if __name__ == "__main__":
