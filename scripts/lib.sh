@@ -22,7 +22,7 @@ CGRPC_DEBIAN_PACKAGES=(
   protobuf-c-compiler libprotobuf-c-dev
   libnghttp2-dev libssl-dev zlib1g-dev
   libcmocka-dev
-  python3 python3-grpcio python3-protobuf protobuf-compiler-grpc
+  python3 python3-grpcio python3-protobuf protobuf-compiler-grpc libgrpc++-dev
   nghttp2-client valgrind
 )
 
