@@ -485,16 +485,18 @@ static void deadline_fired(void *user_data) {
 static void call_headers_done(call_t *call) {
   cgrpc_server *server = call->server;
   call->headers_done = 1;
-  if (call->bad_method) {
-    call_fail(call, CGRPC_STATUS_INTERNAL, "gRPC requires the POST method");
-    return;
-  }
-  if (call->bad_content_type) {
-    /* The spec's answer to a non-gRPC request: HTTP 415. */
-    nghttp2_nv nv[1] = {{(uint8_t *)":status", (uint8_t *)"415", 7, 3,
-                         NGHTTP2_NV_FLAG_NONE}};
+  /* Not a gRPC request: answer in plain HTTP, as other gRPC servers do
+   * (405 for a method other than POST, 415 for another content-type). */
+  if (call->bad_method || call->bad_content_type) {
+    static const nghttp2_nv status_405 = {(uint8_t *)":status",
+                                          (uint8_t *)"405", 7, 3,
+                                          NGHTTP2_NV_FLAG_NONE};
+    static const nghttp2_nv status_415 = {(uint8_t *)":status",
+                                          (uint8_t *)"415", 7, 3,
+                                          NGHTTP2_NV_FLAG_NONE};
     call->responded = 1;
-    nghttp2_submit_response(call->conn->h2.session, call->stream_id, nv, 1,
+    nghttp2_submit_response(call->conn->h2.session, call->stream_id,
+                            call->bad_method ? &status_405 : &status_415, 1,
                             NULL);
     cgrpc__h2conn_schedule_flush(&call->conn->h2);
     return;
