@@ -42,6 +42,7 @@
 #include <cgrpc/cgrpc.h>
 
 #include "grpc/testing/test.grpc-c.h"
+#include "test_server.h"
 
 #define DEFAULT_MAX_WORKERS 32
 /* Longest sleep slice while honouring interval_us, so that a cancelled call
@@ -331,25 +332,6 @@ static cgrpc_status_code half_duplex_call(cgrpc_server_ctx *ctx,
 
 /* ---- main --------------------------------------------------------------- */
 
-static int parse_ll(const char *s, long long min, long long max,
-                    long long *out) {
-  char *end;
-  long long v;
-  errno = 0;
-  v = strtoll(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-/* Warnings and errors to stderr; CGRPC_TRACE=1 shows everything instead. */
-static void log_warnings(cgrpc_log_level level, const char *msg,
-                         void *user_data) {
-  if (level >= CGRPC_LOG_WARNING)
-    cgrpc_log_stderr(level, msg, user_data);
-}
-
 static void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s [--port=N] [--use_tls=false] [--max_workers=N]\n"
@@ -357,22 +339,34 @@ static void usage(const char *argv0) {
           argv0);
 }
 
-int main(int argc, char **argv) {
+static int register_test_service(cgrpc_server *server, void *arg) {
   Grpc__Testing__TestService_Servicer servicer;
-  cgrpc_server_options *opts = NULL;
-  cgrpc_server *server = NULL;
-  sigset_t stop_signals;
-  char addr[64];
-  long long port = 0, max_workers = DEFAULT_MAX_WORKERS;
-  int bound_port = 0, sig, rv, i;
+  (void)arg;
+  memset(&servicer, 0, sizeof servicer);
+  servicer.empty_call = empty_call;
+  servicer.unary_call = unary_call;
+  servicer.cacheable_unary_call = cacheable_unary_call;
+  servicer.streaming_output_call = streaming_output_call;
+  servicer.streaming_input_call = streaming_input_call;
+  servicer.full_duplex_call = full_duplex_call;
+  servicer.half_duplex_call = half_duplex_call;
+  /* unimplemented_call stays NULL: the server answers UNIMPLEMENTED. */
+  return grpc__testing__test_service__servicer__register(server, &servicer,
+                                                         NULL);
+}
+
+int main(int argc, char **argv) {
+  test_server_config cfg = {"interop_server", 0, DEFAULT_MAX_WORKERS, -2,
+                            2000, register_test_service, NULL};
+  int i;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
     int bad = 0;
     if (strncmp(a, "--port=", 7) == 0) {
-      bad = parse_ll(a + 7, 0, 65535, &port) != 0;
+      bad = test_server_parse_ll(a + 7, 0, 65535, &cfg.port) != 0;
     } else if (strncmp(a, "--max_workers=", 14) == 0) {
-      bad = parse_ll(a + 14, 1, 10000, &max_workers) != 0;
+      bad = test_server_parse_ll(a + 14, 1, 10000, &cfg.max_workers) != 0;
     } else if (strncmp(a, "--use_tls=", 10) == 0) {
       if (strcmp(a + 10, "true") == 0) {
         fprintf(stderr, "interop_server: TLS not supported yet "
@@ -392,57 +386,5 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-
-  /* Block the stop signals in every thread; main waits for them below. */
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-  memset(&servicer, 0, sizeof servicer);
-  servicer.empty_call = empty_call;
-  servicer.unary_call = unary_call;
-  servicer.cacheable_unary_call = cacheable_unary_call;
-  servicer.streaming_output_call = streaming_output_call;
-  servicer.streaming_input_call = streaming_input_call;
-  servicer.full_duplex_call = full_duplex_call;
-  servicer.half_duplex_call = half_duplex_call;
-  /* unimplemented_call stays NULL: the server answers UNIMPLEMENTED. */
-
-  if ((rv = cgrpc_server_options_new(&opts)) != 0) {
-    fprintf(stderr, "interop_server: %s\n", cgrpc_strerror(rv));
-    return 1;
-  }
-  cgrpc_server_options_set_max_workers(opts, (int)max_workers);
-  if (getenv("CGRPC_TRACE") == NULL)
-    cgrpc_server_options_set_log(opts, log_warnings, NULL);
-
-  rv = cgrpc_server_new(&server, opts);
-  cgrpc_server_options_del(opts);
-  if (rv == 0) {
-    /* Dual-stack where the system allows it, else IPv4 only. */
-    snprintf(addr, sizeof addr, "[::]:%lld", port);
-    rv = cgrpc_server_add_insecure_port(server, addr, &bound_port);
-    if (rv != 0 && rv != CGRPC_ERR_ADDR_IN_USE) {
-      snprintf(addr, sizeof addr, "0.0.0.0:%lld", port);
-      rv = cgrpc_server_add_insecure_port(server, addr, &bound_port);
-    }
-  }
-  if (rv == 0)
-    rv = grpc__testing__test_service__servicer__register(server, &servicer,
-                                                         NULL);
-  if (rv == 0)
-    rv = cgrpc_server_start(server);
-  if (rv != 0) {
-    fprintf(stderr, "interop_server: %s\n", cgrpc_strerror(rv));
-    cgrpc_server_del(server);
-    return 1;
-  }
-  printf("listening on %d\n", bound_port);
-  fflush(stdout);
-
-  sigwait(&stop_signals, &sig);
-  cgrpc_server_shutdown(server, 2000);
-  cgrpc_server_del(server);
-  return 0;
+  return test_server_run(&cfg);
 }
