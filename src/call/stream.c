@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "call/wire.h"
 #include "cgrpc/error.h"
 #include "util/mem.h"
 
@@ -25,6 +26,20 @@ void cgrpc__stream_free(cgrpc__stream *st) {
 
 cgrpc__msg *cgrpc__msg_new(size_t len) {
   cgrpc__msg *m = cgrpc__malloc(sizeof *m + len);
+  if (m) {
+    m->next = NULL;
+    m->len = len;
+    m->off = 0;
+    m->seq = 0;
+  }
+  return m;
+}
+
+cgrpc__msg *cgrpc__msg_pack(const ProtobufCMessage *msg, int64_t max_send,
+                            int *err) {
+  size_t len;
+  cgrpc__msg *m = (cgrpc__msg *)(void *)cgrpc__pack_framed(
+      msg, max_send, offsetof(cgrpc__msg, data), &len, err);
   if (m) {
     m->next = NULL;
     m->len = len;

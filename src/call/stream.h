@@ -25,6 +25,8 @@
 
 #include "call/deframer.h"
 
+#include <protobuf-c/protobuf-c.h>
+
 /* Bytes a writer may queue before it waits, and bytes of received messages
  * held for a reader before the peer's window stops being refilled. */
 #define CGRPC__STREAM_SEND_LIMIT (256 * 1024)
@@ -70,6 +72,11 @@ void cgrpc__stream_free(cgrpc__stream *st);
 /* Allocates a message of |len| data bytes (not linked).  NULL when out of
  * memory. */
 cgrpc__msg *cgrpc__msg_new(size_t len);
+
+/* Packs |msg| as a framed send message (see cgrpc__pack_framed()).  NULL
+ * with *err set when it is too large or memory runs out. */
+cgrpc__msg *cgrpc__msg_pack(const ProtobufCMessage *msg, int64_t max_send,
+                            int *err);
 
 /* Reserves room for a message header in front of |d|'s buffered payloads,
  * so cgrpc__msg_received() can adopt them. */

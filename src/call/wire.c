@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "call/deframer.h"
 #include "call/metadata.h"
 #include "cgrpc/error.h"
 #include "util/base64.h"
@@ -109,4 +110,23 @@ int cgrpc__wire_content_type_ok(const uint8_t *value, size_t len) {
   if (len < n || memcmp(value, base, n) != 0)
     return 0;
   return len == n || value[n] == '+' || value[n] == ';';
+}
+
+uint8_t *cgrpc__pack_framed(const ProtobufCMessage *msg, int64_t max_send,
+                            size_t headroom, size_t *len, int *err) {
+  size_t size = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf;
+  *len = CGRPC__FRAME_PREFIX_LEN + size;
+  if ((max_send >= 0 && (int64_t)size > max_send) || size > UINT32_MAX) {
+    *err = CGRPC_ERR_TOO_LARGE;
+    return NULL;
+  }
+  buf = cgrpc__malloc(headroom + CGRPC__FRAME_PREFIX_LEN + size);
+  if (!buf) {
+    *err = CGRPC_ERR_NOMEM;
+    return NULL;
+  }
+  cgrpc__frame_prefix(buf + headroom, 0, (uint32_t)size);
+  protobuf_c_message_pack(msg, buf + headroom + CGRPC__FRAME_PREFIX_LEN);
+  return buf;
 }

@@ -14,6 +14,8 @@
 #include "cgrpc/metadata.h"
 #include "cgrpc/status.h"
 
+#include <protobuf-c/protobuf-c.h>
+
 /* Compares |n| bytes at |p| with a string literal. */
 #define CGRPC__LIT_EQ(p, n, lit)                                               \
   ((n) == sizeof(lit) - 1 && memcmp((p), lit, (n)) == 0)
@@ -40,6 +42,17 @@ cgrpc_status_code cgrpc__wire_http_to_status(int http_status);
 
 /* The gRPC code for a stream reset with |error_code|. */
 cgrpc_status_code cgrpc__wire_rst_to_status(uint32_t error_code);
+
+/*
+ * Packs |msg| behind the 5-byte gRPC message prefix into a new buffer (free
+ * with cgrpc__free()) with |headroom| spare bytes in front; the prefix
+ * starts at buf + headroom and *len is the framed length (set even when
+ * the message is refused, for error messages).  Returns NULL with *err set
+ * to CGRPC_ERR_TOO_LARGE (over |max_send|, -1 = no limit, or over 4 GiB)
+ * or CGRPC_ERR_NOMEM.
+ */
+uint8_t *cgrpc__pack_framed(const ProtobufCMessage *msg, int64_t max_send,
+                            size_t headroom, size_t *len, int *err);
 
 /* Nonzero when |value| is "application/grpc" or "application/grpc+..." or
  * "application/grpc;...". */

@@ -304,25 +304,6 @@ static int call_prepare_headers(cgrpc_call *call,
   return h->failed ? CGRPC_ERR_NOMEM : 0;
 }
 
-/* Packs |msg| after a 5-byte prefix into a new buffer of *len bytes.
- * Returns NULL when out of memory; *too_large when over the send limit. */
-static uint8_t *pack_message(cgrpc_channel *ch, const ProtobufCMessage *msg,
-                             size_t extra, size_t *len, int *too_large) {
-  size_t size = protobuf_c_message_get_packed_size(msg);
-  uint8_t *buf;
-  *too_large = (ch->opts.max_send >= 0 && (int64_t)size > ch->opts.max_send) ||
-               size > UINT32_MAX;
-  if (*too_large)
-    return NULL;
-  buf = cgrpc__malloc(extra + CGRPC__FRAME_PREFIX_LEN + size);
-  if (!buf)
-    return NULL;
-  cgrpc__frame_prefix(buf + extra, 0, (uint32_t)size);
-  protobuf_c_message_pack(msg, buf + extra + CGRPC__FRAME_PREFIX_LEN);
-  *len = CGRPC__FRAME_PREFIX_LEN + size;
-  return buf;
-}
-
 static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
                             int refs) {
   cgrpc_call *call = cgrpc__calloc(1, sizeof *call);
@@ -352,7 +333,7 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
                       const cgrpc_call_options *opts, cgrpc_unary_done_cb done,
                       void *user_data, cgrpc_call **call_ptr) {
   cgrpc_call *call;
-  int rv, too_large;
+  int rv;
   if (!ch || !method || !method->path || !method->output || !request ||
       !done)
     return CGRPC_ERR_INVALID_ARGUMENT;
@@ -366,9 +347,10 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   call->user_data = user_data;
   rv = call_prepare_headers(call, opts);
   if (rv == 0) {
-    call->request = pack_message(ch, request, 0, &call->request_len,
-                                 &too_large);
-    if (too_large) {
+    int err = 0;
+    call->request = cgrpc__pack_framed(request, ch->opts.max_send, 0,
+                                       &call->request_len, &err);
+    if (err == CGRPC_ERR_TOO_LARGE) {
       call->early_code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
       call->early_message = "request message larger than the send limit";
     } else if (!call->request) {
@@ -672,27 +654,20 @@ static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
                         int blocking) {
   cgrpc__stream *st;
   cgrpc__msg *m;
-  size_t len;
-  int too_large, rv, kick;
-  uint8_t *buf;
+  int rv, kick;
   if (!call || !call->st || !msg ||
       (call->method->input && msg->descriptor != call->method->input))
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
   st = call->st;
-  buf = pack_message(call->ch, msg, sizeof(cgrpc__msg), &len, &too_large);
-  if (too_large) {
-    post_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED,
-              "request message larger than the send limit");
-    return CGRPC_ERR_TOO_LARGE;
+  m = cgrpc__msg_pack(msg, call->ch->opts.max_send, &rv);
+  if (!m) {
+    if (rv == CGRPC_ERR_TOO_LARGE)
+      post_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                "request message larger than the send limit");
+    return rv;
   }
-  if (!buf)
-    return CGRPC_ERR_NOMEM;
-  /* The message bytes were packed right after the header. */
-  m = (cgrpc__msg *)(void *)buf;
-  m->len = len;
-  m->off = 0;
   rv = cgrpc__stream_push_send(st, m, blocking, &kick);
   if (rv != 0) {
     cgrpc__free(m);

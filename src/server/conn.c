@@ -299,37 +299,29 @@ void cgrpc__server_call_abort(call_t *call, cgrpc_status_code code,
 
 /* Packs the response (on the handler's thread: off the loop). */
 void cgrpc__server_call_pack_response(call_t *call) {
-  cgrpc_server *server;
-  size_t size;
+  int64_t limit = call->server->opts.max_send;
+  char buf[128];
+  int err = 0;
   if (call->code != CGRPC_STATUS_OK || !call->response_msg)
     return;
-  server = call->server;
-  size = protobuf_c_message_get_packed_size(call->response_msg);
-  if (server->opts.max_send >= 0 &&
-      (int64_t)size > server->opts.max_send) {
-    char buf[128];
+  call->response = cgrpc__pack_framed(call->response_msg, limit, 0,
+                                      &call->response_len, &err);
+  if (call->response)
+    return;
+  call->code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
+  if (err == CGRPC_ERR_NOMEM) {
+    call->status_message = "out of memory packing the response";
+  } else if (limit < 0 || call->response_len - CGRPC__FRAME_PREFIX_LEN <=
+                              (size_t)limit) {
+    call->status_message = "response message larger than 4 GiB";
+  } else {
     snprintf(buf, sizeof buf,
              "response message of %zu bytes exceeds the limit of %lld bytes",
-             size, (long long)server->opts.max_send);
-    call->code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
-    call->status_message = cgrpc__arena_memdup(&call->arena, buf, strlen(buf) + 1);
-    return;
+             call->response_len - CGRPC__FRAME_PREFIX_LEN, (long long)limit);
+    call->status_message =
+        cgrpc__arena_memdup(&call->arena, buf, strlen(buf) + 1);
   }
-  if (size > UINT32_MAX) {
-    call->code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
-    call->status_message = "response message larger than 4 GiB";
-    return;
-  }
-  call->response = cgrpc__malloc(CGRPC__FRAME_PREFIX_LEN + size);
-  if (!call->response) {
-    call->code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
-    call->status_message = "out of memory packing the response";
-    return;
-  }
-  cgrpc__frame_prefix(call->response, 0, (uint32_t)size);
-  protobuf_c_message_pack(call->response_msg,
-                          call->response + CGRPC__FRAME_PREFIX_LEN);
-  call->response_len = CGRPC__FRAME_PREFIX_LEN + size;
+  call->response_len = 0;
 }
 
 static void run_handler(call_t *call) {

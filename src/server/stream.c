@@ -297,7 +297,6 @@ static void notify_run(void *user_data) {
 static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
                         cgrpc_server_write_cb cb, void *user_data) {
   cgrpc__msg *m;
-  size_t size;
   int rv, need_kick;
   if (!call || !msg)
     return CGRPC_ERR_INVALID_ARGUMENT;
@@ -307,16 +306,9 @@ static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
-  size = protobuf_c_message_get_packed_size(msg);
-  if ((call->server->opts.max_send >= 0 &&
-       (int64_t)size > call->server->opts.max_send) ||
-      size > UINT32_MAX)
-    return CGRPC_ERR_TOO_LARGE;
-  m = cgrpc__msg_new(CGRPC__FRAME_PREFIX_LEN + size);
+  m = cgrpc__msg_pack(msg, call->server->opts.max_send, &rv);
   if (!m)
-    return CGRPC_ERR_NOMEM;
-  cgrpc__frame_prefix(m->data, 0, (uint32_t)size);
-  protobuf_c_message_pack(msg, m->data + CGRPC__FRAME_PREFIX_LEN);
+    return rv;
   if (!blocking) {
     /* Set before the push: the callback may be due at once. */
     pthread_mutex_lock(&call->st->lock);
