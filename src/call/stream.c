@@ -24,8 +24,8 @@ void cgrpc__stream_free(cgrpc__stream *st) {
   pthread_cond_destroy(&st->cond);
 }
 
-cgrpc__msg *cgrpc__msg_new(size_t len) {
-  cgrpc__msg *m = cgrpc__malloc(sizeof *m + len);
+/* Sets up the header of a message of |len| data bytes; NULL stays NULL. */
+static cgrpc__msg *msg_init(cgrpc__msg *m, size_t len) {
   if (m) {
     m->next = NULL;
     m->len = len;
@@ -35,18 +35,16 @@ cgrpc__msg *cgrpc__msg_new(size_t len) {
   return m;
 }
 
+cgrpc__msg *cgrpc__msg_new(size_t len) {
+  return msg_init(cgrpc__malloc(sizeof(cgrpc__msg) + len), len);
+}
+
 cgrpc__msg *cgrpc__msg_pack(const ProtobufCMessage *msg, int64_t max_send,
                             int *err) {
   size_t len;
   cgrpc__msg *m = (cgrpc__msg *)(void *)cgrpc__pack_framed(
       msg, max_send, offsetof(cgrpc__msg, data), &len, err);
-  if (m) {
-    m->next = NULL;
-    m->len = len;
-    m->off = 0;
-    m->seq = 0;
-  }
-  return m;
+  return msg_init(m, len);
 }
 
 void cgrpc__stream_deframer_init(cgrpc__deframer *d) {
@@ -59,13 +57,8 @@ cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
    * original of a message inflated elsewhere). */
   cgrpc__msg *m =
       data == d->buf ? (cgrpc__msg *)(void *)cgrpc__deframer_steal(d) : NULL;
-  if (m) {
-    m->next = NULL;
-    m->len = len;
-    m->off = 0;
-    m->seq = 0;
-    return m;
-  }
+  if (m)
+    return msg_init(m, len);
   m = cgrpc__msg_new(len);
   if (m)
     memcpy(m->data, data, len);
