@@ -198,7 +198,8 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
   nghttp2_settings_entry settings[2];
   nghttp2_session_callbacks *cbs = cgrpc__client_callbacks();
   if (!cbs || cgrpc__h2_session_option_new(&opt, 0) != 0 ||
-      nghttp2_session_client_new2(&session, cbs, conn, opt) != 0) {
+      nghttp2_session_client_new3(&session, cbs, conn, opt,
+                                  cgrpc__h2_mem()) != 0) {
     nghttp2_option_del(opt);
     close(fd);
     snprintf(ch->last_error, sizeof ch->last_error, "out of memory");

@@ -293,3 +293,29 @@ int cgrpc__h2_session_option_new(nghttp2_option **opt_ptr, int server) {
   *opt_ptr = opt;
   return 0;
 }
+
+static void *h2_malloc(size_t size, void *user_data) {
+  (void)user_data;
+  return cgrpc__malloc(size);
+}
+
+static void h2_free(void *ptr, void *user_data) {
+  (void)user_data;
+  cgrpc__free(ptr);
+}
+
+static void *h2_calloc(size_t n, size_t size, void *user_data) {
+  (void)user_data;
+  return cgrpc__calloc(n, size);
+}
+
+static void *h2_realloc(void *ptr, size_t size, void *user_data) {
+  (void)user_data;
+  return cgrpc__realloc(ptr, size);
+}
+
+nghttp2_mem *cgrpc__h2_mem(void) {
+  /* nghttp2 copies it into each session; never written. */
+  static nghttp2_mem mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
+  return &mem;
+}

@@ -94,5 +94,10 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn);
 /* Builds nghttp2 options/callbacks shared by both sides. */
 int cgrpc__h2_session_option_new(nghttp2_option **opt_ptr, int server);
 
+/* The allocator sessions are created with (nghttp2_session_*_new3): the
+ * library's own entry points (util/mem.h), so that every allocation a
+ * connection makes goes through one place. */
+nghttp2_mem *cgrpc__h2_mem(void);
+
 
 #endif /* CGRPC_H2_CONN_H */

@@ -846,7 +846,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   nghttp2_settings_entry settings[3];
   if (!conn || !cbs || cgrpc__h2_session_option_new(&opt, 1) != 0)
     goto fail;
-  if (nghttp2_session_server_new2(&session, cbs, conn, opt) != 0)
+  if (nghttp2_session_server_new3(&session, cbs, conn, opt,
+                                  cgrpc__h2_mem()) != 0)
     goto fail;
   nghttp2_option_del(opt);
   opt = NULL;
