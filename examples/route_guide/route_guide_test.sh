@@ -30,6 +30,8 @@ fail() {
 }
 
 # ---- start the server and learn its port (up to 10 s) ----
+# Created first: the background job's redirection may come after the sed.
+: >"$tmp/server.out"
 "$server" --port=0 >"$tmp/server.out" 2>&1 &
 server_pid=$!
 port=""

@@ -105,6 +105,7 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
       memcpy(buf + copied, m->data + m->off, n);
     m->off += n;
     st->sendq.bytes -= n;
+    st->sent_bytes += n;
     copied += n;
     if (m->off == m->len) {
       st->sent_seq = m->seq;
@@ -140,9 +141,34 @@ int cgrpc__stream_consume_send(cgrpc__stream *st, size_t len) {
   int due;
   pthread_mutex_lock(&st->lock);
   cgrpc__stream_take_send(st, NULL, len);
+  st->promised = len < st->promised ? st->promised - len : 0;
   due = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   return due;
+}
+
+void cgrpc__stream_drop_unpromised(cgrpc__stream *st) {
+  size_t keep = st->promised;
+  cgrpc__msg **link = &st->sendq.head, *m;
+  st->sendq.tail = NULL;
+  while ((m = *link) != NULL && keep > 0) {
+    size_t left = m->len - m->off;
+    if (left > keep) {
+      m->len = m->off + keep; /* the rest of it will not be sent */
+      m->seq = 0;             /* nor reported as written */
+    }
+    keep -= m->len - m->off;
+    st->sendq.tail = m;
+    link = &m->next;
+  }
+  *link = NULL;
+  while (m) {
+    cgrpc__msg *next = m->next;
+    cgrpc__free(m);
+    m = next;
+  }
+  st->sendq.bytes = st->promised;
+  pthread_cond_broadcast(&st->cond);
 }
 
 size_t cgrpc__stream_account_recv(cgrpc__stream *st, size_t len) {
@@ -165,31 +191,6 @@ int cgrpc__stream_want_kick(cgrpc__stream *st) {
     return 0;
   st->kick_pending = 1;
   return 1;
-}
-
-int cgrpc__stream_push_send(cgrpc__stream *st, cgrpc__msg *m, int blocking,
-                            int *kick) {
-  int rv = 0;
-  *kick = 0;
-  pthread_mutex_lock(&st->lock);
-  if (blocking)
-    while (st->sendq.bytes >= st->send_limit && !st->done)
-      pthread_cond_wait(&st->cond, &st->lock);
-  if (st->done)
-    rv = CGRPC_ERR_CLOSED;
-  else if (st->write_closed || (!blocking && st->async_pending))
-    rv = CGRPC_ERR_INVALID_STATE;
-  if (rv == 0) {
-    m->seq = ++st->send_seq;
-    cgrpc__msgq_push(&st->sendq, m);
-    if (!blocking) {
-      st->async_pending = 1;
-      st->async_seq = m->seq;
-    }
-    *kick = cgrpc__stream_want_kick(st);
-  }
-  pthread_mutex_unlock(&st->lock);
-  return rv;
 }
 
 int cgrpc__stream_async_write_due(cgrpc__stream *st, int *ok) {

@@ -57,6 +57,10 @@ typedef struct cgrpc__stream {
   uint64_t async_seq;   /* the pending async write, when async_pending */
   size_t unconsumed;    /* received bytes held back from the peer's window */
   size_t to_consume;    /* bytes the loop should now give back */
+  /* Queued bytes promised to nghttp2 for a DATA frame not yet copied out:
+   * they stay queued whatever happens to the call. */
+  size_t promised;
+  uint64_t sent_bytes;  /* taken from the send queue so far */
   unsigned write_closed : 1; /* no more messages will be queued */
   unsigned read_closed : 1;  /* the peer half-closed */
   unsigned done : 1;         /* the call is over */
@@ -89,17 +93,6 @@ cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
                                 size_t len);
 
 /*
- * Queues the send message |m|; ownership passes on success.  A |blocking|
- * writer waits while the queue is full; otherwise |m| becomes the one
- * pending async write.  Sets |*kick| when the caller must wake the loop.
- * Returns 0, CGRPC_ERR_CLOSED (the call is over) or CGRPC_ERR_INVALID_STATE
- * (writes are closed, or an async write is already pending).  Takes the
- * lock itself.
- */
-int cgrpc__stream_push_send(cgrpc__stream *st, cgrpc__msg *m, int blocking,
-                            int *kick);
-
-/*
  * The send queue as a no-copy body (see h2/conn.h): peek points up to |max|
  * iovecs at the next |len| queued bytes without taking them and returns
  * their number; consume then drops |len| bytes and returns nonzero when
@@ -109,6 +102,10 @@ int cgrpc__stream_push_send(cgrpc__stream *st, cgrpc__msg *m, int blocking,
 int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
                             size_t len);
 int cgrpc__stream_consume_send(cgrpc__stream *st, size_t len);
+
+/* With st->lock held: drops every queued send byte but the promised ones
+ * (a message they end inside is cut short) and wakes blocked writers. */
+void cgrpc__stream_drop_unpromised(cgrpc__stream *st);
 
 /* ---- called with st->lock held ---- */
 

@@ -2,8 +2,9 @@
 /*
  * Client calls: start from any thread, run on the channel's loop, complete
  * through the user's callback, or, in the blocking forms, wake the waiting
- * thread.  Unary calls carry one serialized request and collect one reply;
- * streaming calls move messages through the bounded queues of call/stream.c.
+ * thread.  A unary call is a streaming call with one queued request and one
+ * expected reply; both move their messages through the endpoint's queues
+ * (call/endpoint.h), which also owns the lifetime rules.
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,61 +20,21 @@
 
 #define LIT_EQ CGRPC__LIT_EQ
 
-/* Largest response header list (headers + trailers) a call stores; a
- * larger one resets the stream. */
-#define MAX_HEADER_BYTES (64 * 1024)
+static cgrpc_call *call_of(cgrpc__ep *ep) { return (cgrpc_call *)ep; }
 
-void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
-void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn);
-void cgrpc__call_submit(cgrpc_call *call);
-void cgrpc__call_fail(cgrpc_call *call, cgrpc_status_code code,
-                      const char *message);
-void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
-                             const char *why);
-nghttp2_session_callbacks *cgrpc__client_callbacks(void);
-
-static void call_unref(cgrpc_call *call) {
-  if (atomic_fetch_sub(&call->refs, 1) != 1)
-    return;
+static void call_destroy(cgrpc__ep *ep) {
+  cgrpc_call *call = call_of(ep);
+  cgrpc_channel *ch = call->ch;
   cgrpc__hdrs_free(&call->hdrs);
-  cgrpc__deframer_free(&call->deframer);
-  cgrpc__free(call->request);
-  cgrpc__free(call->response);
   cgrpc_status_clear(&call->status);
-  if (call->st) {
-    cgrpc__stream_free(call->st);
-    cgrpc__free(call->st);
-  }
+  cgrpc__ep_free(&call->ep);
   cgrpc__free(call);
+  cgrpc__channel_unref(ch);
 }
 
 void cgrpc_call_unref(cgrpc_call *call) {
   if (call)
-    call_unref(call);
-}
-
-static void call_unlink(cgrpc_call *call) {
-  if (!call->linked)
-    return;
-  call->linked = 0;
-  if (call->prev)
-    call->prev->next = call->next;
-  else if (call->conn)
-    call->conn->calls = call->next;
-  else
-    call->ch->pending = call->next;
-  if (call->next)
-    call->next->prev = call->prev;
-  call->prev = call->next = NULL;
-}
-
-static void call_link(cgrpc_call **head, cgrpc_call *call) {
-  call->prev = NULL;
-  call->next = *head;
-  if (*head)
-    (*head)->prev = call;
-  *head = call;
-  call->linked = 1;
+    cgrpc__ep_unref(&call->ep);
 }
 
 static int set_message(cgrpc_call *call, const char *message) {
@@ -90,150 +51,77 @@ static int set_message(cgrpc_call *call, const char *message) {
   return 0;
 }
 
-/* Delivers the outcome once: stops the timer, detaches from the stream and
- * wakes or calls the user.  The loop's reference goes with it (for async
- * streams, once on_done has run). */
+/*
+ * Delivers the outcome once: stops the timer, ends the application's side
+ * of the queues and wakes or calls the user.  The stream (if any) lives on
+ * until nghttp2 is done with it.  The loop's reference goes with the
+ * delivery (for async streams, once on_done has run).
+ */
 static void call_complete(cgrpc_call *call, ProtobufCMessage *reply) {
-  cgrpc_channel *ch = call->ch;
   if (call->completed)
     return;
   call->completed = 1;
-  cgrpc__loop_timer_stop(ch->loop, &call->deadline_timer);
-  call_unlink(call);
-  if (call->conn && call->stream_id > 0 && !call->conn->h2.closed)
-    nghttp2_session_set_stream_user_data(call->conn->h2.session,
-                                         call->stream_id, NULL);
-  if (!call->st) {
+  cgrpc__loop_timer_stop(call->ep.loop, &call->deadline_timer);
+  if (call->pending)
+    cgrpc__channel_dequeue(call->ch, call);
+  cgrpc__ep_stop(&call->ep);
+  if (call->unary) {
     call->done(call, &call->status, reply, call->user_data);
-    call_unref(call);
-    return;
+    cgrpc__ep_unref(&call->ep);
+  } else if (!call->async) {
+    cgrpc__ep_unref(&call->ep);
   }
-  pthread_mutex_lock(&call->st->lock);
-  call->st->done = 1;
-  call->st->read_closed = 1;
-  pthread_cond_broadcast(&call->st->cond);
-  pthread_mutex_unlock(&call->st->lock);
-  if (call->async)
-    cgrpc__loop_defer(ch->loop, &call->notify);
-  else
-    call_unref(call);
+  /* Async streams: on_done comes from call_idle, after the completions
+   * that are still due. */
 }
 
 void cgrpc__call_fail(cgrpc_call *call, cgrpc_status_code code,
                       const char *message) {
   if (call->completed)
     return;
-  if (call->conn && call->stream_id > 0 && !call->conn->h2.closed) {
-    nghttp2_submit_rst_stream(call->conn->h2.session, NGHTTP2_FLAG_NONE,
-                              call->stream_id, NGHTTP2_CANCEL);
-    cgrpc__h2conn_schedule_flush(&call->conn->h2);
+  if (cgrpc__ep_bound(&call->ep)) {
+    /* nghttp2 drops request HEADERS still queued, and reports them. */
+    nghttp2_submit_rst_stream(call->ep.conn->session, NGHTTP2_FLAG_NONE,
+                              call->ep.stream_id, NGHTTP2_CANCEL);
+    cgrpc__h2conn_schedule_flush(call->ep.conn);
   }
   call->status.code = code;
   set_message(call, message);
   call_complete(call, NULL);
 }
 
-void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
-                             const char *why) {
-  while (conn->calls) {
-    cgrpc_call *call = conn->calls;
-    call->stream_id = -1; /* nothing to reset on a dead connection */
-    cgrpc__call_fail(call, code, why);
-  }
+static void ep_fail(cgrpc__ep *ep, cgrpc_status_code code,
+                    const char *message) {
+  cgrpc__call_fail(call_of(ep), code, message);
 }
 
 /* ---- sending ---- */
 
-/* The request body: nghttp2 is told how much there is (no copy here); the
- * connection takes the bytes through cgrpc__client_body. */
-static ssize_t request_read(nghttp2_session *session, int32_t stream_id,
-                            uint8_t *buf, size_t length, uint32_t *data_flags,
-                            nghttp2_data_source *source, void *user_data) {
-  cgrpc_call *call = source->ptr;
-  size_t n = call->request_len - call->request_off;
-  (void)session;
-  (void)stream_id;
-  (void)buf;
-  (void)user_data;
-  if (n > length)
-    n = length;
-  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-  if (call->request_off + n == call->request_len)
-    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-  return (ssize_t)n;
-}
-
-/* The request body of a streaming call: whatever the writers queued. */
-static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
-                           uint8_t *buf, size_t length, uint32_t *data_flags,
-                           nghttp2_data_source *source, void *user_data) {
-  cgrpc_call *call = source->ptr;
-  cgrpc__stream *st = call->st;
-  size_t n;
-  (void)session;
-  (void)stream_id;
-  (void)buf;
-  (void)user_data;
-  pthread_mutex_lock(&st->lock);
-  n = st->sendq.bytes < length ? st->sendq.bytes : length;
-  if (n == st->sendq.bytes && st->write_closed)
-    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-  pthread_mutex_unlock(&st->lock);
-  if (n == 0 && !(*data_flags & NGHTTP2_DATA_FLAG_EOF))
-    return NGHTTP2_ERR_DEFERRED;
-  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-  return (ssize_t)n;
-}
-
-static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
-  cgrpc_call *call = source;
-  if (call->st)
-    return cgrpc__stream_peek_send(call->st, iov, max, len);
-  iov[0].iov_base = call->request + call->request_off;
-  iov[0].iov_len = len;
-  return 1;
-}
-
-static void body_consume(void *source, size_t len) {
-  cgrpc_call *call = source;
-  if (!call->st)
-    call->request_off += len;
-  else if (cgrpc__stream_consume_send(call->st, len))
-    cgrpc__loop_defer(call->ch->loop, &call->notify);
-}
-
-/* How the connection reads request bodies (see h2/conn.h). */
-const cgrpc__h2_body_ops cgrpc__client_body = {body_peek, body_consume};
-
 void cgrpc__call_submit(cgrpc_call *call) {
   cgrpc__client_conn *conn = call->ch->conn;
-  nghttp2_data_provider prd;
+  nghttp2_data_provider prd = cgrpc__ep_provider(&call->ep);
   int32_t id;
-  call_unlink(call);
   if (call->deadline_ns) {
-    char buf[CGRPC__TIMEOUT_BUFLEN];
-    int64_t left = call->deadline_ns - cgrpc__now_ns();
-    size_t n = cgrpc__timeout_format(buf, left);
-    cgrpc__hdrs_add_copy(&call->hdrs, "grpc-timeout", buf, n);
+    /* The slot right after the reserved headers (PROTOCOL-HTTP2.md:
+     * Timeout comes before Content-Type and the custom metadata). */
+    nghttp2_nv *nv = &call->hdrs.nv[call->timeout_index];
+    char *buf = cgrpc__arena_alloc(&call->hdrs.arena, CGRPC__TIMEOUT_BUFLEN);
+    if (!buf) {
+      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    nv->value = (uint8_t *)buf;
+    nv->valuelen =
+        cgrpc__timeout_format(buf, call->deadline_ns - cgrpc__now_ns());
   }
-  if (call->hdrs.failed) {
-    cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
-  prd.source.ptr = call;
-  prd.read_callback = call->st ? stream_read : request_read;
   id = nghttp2_submit_request(conn->h2.session, NULL, call->hdrs.nv,
-                              call->hdrs.len, &prd, call);
+                              call->hdrs.len, &prd, &call->ep);
   if (id < 0) {
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, nghttp2_strerror(id));
     return;
   }
-  /* The header list has been copied by nghttp2. */
-  cgrpc__hdrs_free(&call->hdrs);
-  cgrpc__hdrs_init(&call->hdrs);
-  call->stream_id = id;
-  call->conn = conn;
-  call_link(&conn->calls, call);
+  call->attempts++;
+  cgrpc__ep_bind(&call->ep, &conn->h2, &conn->calls, id);
   cgrpc__h2conn_schedule_flush(&conn->h2);
 }
 
@@ -242,38 +130,47 @@ static void deadline_fired(void *user_data) {
                    "Deadline Exceeded");
 }
 
-static void start_task(void *user_data) {
-  cgrpc_call *call = user_data;
-  cgrpc_channel *ch = call->ch;
+static void call_start(cgrpc_call *call) {
   if (call->early_code != CGRPC_STATUS_OK) {
     cgrpc__call_fail(call, call->early_code, call->early_message);
     return;
   }
-  if (call->completed) /* cancelled before it started */
-    return;
   if (call->deadline_ns) {
     if (call->deadline_ns <= cgrpc__now_ns()) {
       cgrpc__call_fail(call, CGRPC_STATUS_DEADLINE_EXCEEDED,
                        "Deadline Exceeded");
       return;
     }
-    cgrpc__loop_timer_start(ch->loop, &call->deadline_timer, call->deadline_ns);
+    if (cgrpc__loop_timer_start(call->ep.loop, &call->deadline_timer,
+                                call->deadline_ns) != 0) {
+      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
   }
-  cgrpc__channel_enqueue(ch, call);
+  cgrpc__channel_enqueue(call->ch, call);
 }
 
-static void cancel_task(void *user_data) {
-  cgrpc_call *call = user_data;
-  cgrpc__call_fail(call, CGRPC_STATUS_CANCELLED, "Cancelled");
-  call_unref(call);
+/* The kick: the start, a cancel or a failure from another thread. */
+static void call_kick(cgrpc__ep *ep, unsigned requests) {
+  cgrpc_call *call = call_of(ep);
+  if (requests & CALL_REQ_CANCEL)
+    cgrpc__call_fail(call, CGRPC_STATUS_CANCELLED, "Cancelled");
+  if (requests & CGRPC__EP_REQ_FAIL) {
+    cgrpc_status_code code;
+    const char *message;
+    pthread_mutex_lock(&ep->st.lock);
+    code = ep->fail_code;
+    message = ep->fail_message;
+    pthread_mutex_unlock(&ep->st.lock);
+    cgrpc__call_fail(call, code, message);
+  }
+  if ((requests & CALL_REQ_START) && !call->completed)
+    call_start(call);
 }
 
 void cgrpc_call_cancel(cgrpc_call *call) {
-  if (!call)
-    return;
-  atomic_fetch_add(&call->refs, 1);
-  if (cgrpc__loop_post(call->ch->loop, cancel_task, call) != 0)
-    call_unref(call);
+  if (call)
+    cgrpc__ep_kick(&call->ep, CALL_REQ_CANCEL);
 }
 
 void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst) {
@@ -281,49 +178,72 @@ void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst) {
     return;
   *dst = call->status;
   memset(&call->status, 0, sizeof call->status);
+  call->status.code = dst->code;
 }
 
-/* Builds the request headers in the caller's thread. */
+/* Builds the request headers in the caller's thread.  Order as in
+ * PROTOCOL-HTTP2.md (pseudo-headers first, as HTTP/2 requires): the
+ * reserved headers, grpc-timeout, content-type, the encodings, user-agent,
+ * then the custom metadata. */
 static int call_prepare_headers(cgrpc_call *call,
                                 const cgrpc_call_options *opts) {
   cgrpc_channel *ch = call->ch;
   cgrpc__hdrs *h = &call->hdrs;
-  cgrpc__hdrs_init(h);
   CGRPC__HDRS_ADD_LIT(h, ":method", "POST");
   CGRPC__HDRS_ADD_LIT(h, ":scheme", "http");
   cgrpc__hdrs_add(h, ":path", 5, call->method->path, strlen(call->method->path));
   cgrpc__hdrs_add(h, ":authority", 10, ch->authority, strlen(ch->authority));
   CGRPC__HDRS_ADD_LIT(h, "te", "trailers");
+  if (opts && opts->timeout_ms > 0) {
+    /* Saturated: INT64_MAX, a common "no deadline", stays far away. */
+    int64_t now = cgrpc__now_ns();
+    int64_t max_ms = (INT64_MAX - now) / 1000000;
+    int64_t ms = opts->timeout_ms < max_ms ? opts->timeout_ms : max_ms;
+    call->deadline_ns = now + ms * 1000000;
+    call->timeout_index = h->len;
+    CGRPC__HDRS_ADD_LIT(h, "grpc-timeout", ""); /* filled at submission */
+  }
   CGRPC__HDRS_ADD_LIT(h, "content-type", "application/grpc");
-  CGRPC__HDRS_ADD_LIT(h, "user-agent", "grpc-c-cgrpc/" CGRPC_VERSION);
   CGRPC__HDRS_ADD_LIT(h, "grpc-accept-encoding", "identity");
+  CGRPC__HDRS_ADD_LIT(h, "user-agent", "grpc-c-cgrpc/" CGRPC_VERSION);
   if (opts && opts->metadata)
     cgrpc__hdrs_add_metadata(h, opts->metadata);
-  if (opts && opts->timeout_ms > 0)
-    call->deadline_ns = cgrpc__now_ns() + opts->timeout_ms * 1000000;
   return h->failed ? CGRPC_ERR_NOMEM : 0;
 }
 
+static const cgrpc__ep_ops call_ops;
+
+/* A call with |refs| references (the loop's, and the caller's). */
 static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
                             int refs) {
   cgrpc_call *call = cgrpc__calloc(1, sizeof *call);
   if (!call)
     return NULL;
-  atomic_init(&call->refs, refs);
+  cgrpc__ep_init(&call->ep, &call_ops, ch->loop, refs, ch->opts.max_recv,
+                 method->output, "response");
+  cgrpc__channel_ref(ch);
   call->ch = ch;
   call->method = method;
+  cgrpc__hdrs_init(&call->hdrs);
   cgrpc__timer_init(&call->deadline_timer, deadline_fired, call);
-  cgrpc__deframer_init(&call->deframer, ch->opts.max_recv);
   return call;
+}
+
+/* Frees a call that never reached the loop. */
+static void call_discard(cgrpc_call *call) {
+  atomic_store(&call->ep.refs, 1);
+  cgrpc__ep_unref(&call->ep);
 }
 
 /* Posts the call's start to the loop unless the channel is closing. */
 static int call_post_start(cgrpc_call *call) {
   cgrpc_channel *ch = call->ch;
-  int rv;
+  int rv = 0;
   pthread_mutex_lock(&ch->lock);
-  rv = ch->closing ? CGRPC_ERR_CLOSED
-                   : cgrpc__loop_post(ch->loop, start_task, call);
+  if (ch->closing)
+    rv = CGRPC_ERR_CLOSED;
+  else
+    cgrpc__ep_kick(&call->ep, CALL_REQ_START);
   pthread_mutex_unlock(&ch->lock);
   return rv;
 }
@@ -333,7 +253,8 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
                       const cgrpc_call_options *opts, cgrpc_unary_done_cb done,
                       void *user_data, cgrpc_call **call_ptr) {
   cgrpc_call *call;
-  int rv;
+  cgrpc__msg *m;
+  int rv, err = 0;
   if (!ch || !method || !method->path || !method->output || !request ||
       !done)
     return CGRPC_ERR_INVALID_ARGUMENT;
@@ -343,33 +264,35 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   call = call_new(ch, method, call_ptr ? 2 : 1);
   if (!call)
     return CGRPC_ERR_NOMEM;
+  call->unary = 1;
+  call->ep.unary_recv = 1;
   call->done = done;
   call->user_data = user_data;
   rv = call_prepare_headers(call, opts);
   if (rv == 0) {
-    int err = 0;
-    call->request = cgrpc__pack_framed(request, ch->opts.max_send, 0,
-                                       &call->request_len, &err);
-    if (err == CGRPC_ERR_TOO_LARGE) {
+    m = cgrpc__msg_pack(request, ch->opts.max_send, &err);
+    if (m) {
+      /* Not yet shared with any thread. */
+      m->seq = ++call->ep.st.send_seq;
+      cgrpc__msgq_push(&call->ep.st.sendq, m);
+    } else if (err == CGRPC_ERR_TOO_LARGE) {
       call->early_code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
       call->early_message = "request message larger than the send limit";
-    } else if (!call->request) {
+    } else {
       rv = CGRPC_ERR_NOMEM;
     }
+    call->ep.st.write_closed = 1;
   }
   if (rv == 0)
     rv = call_post_start(call);
   if (rv != 0) {
-    atomic_store(&call->refs, 1);
-    call_unref(call);
+    call_discard(call);
     return rv;
   }
   if (call_ptr)
     *call_ptr = call;
   return 0;
 }
-
-/* ---- the blocking unary form ---- */
 
 typedef struct sync_wait {
   pthread_mutex_t lock;
@@ -454,145 +377,38 @@ cgrpc_status_code cgrpc_unary_call(cgrpc_channel *ch,
 
 /* ---- streaming calls ---- */
 
-static void notify_run(void *user_data);
-
-/* Loop task: resume the request body, give back consumed window, deliver
- * async callbacks. */
-static void kick_task(void *user_data) {
-  cgrpc_call *call = user_data;
-  cgrpc__stream *st = call->st;
-  size_t consume;
-  pthread_mutex_lock(&st->lock);
-  st->kick_pending = 0;
-  consume = st->to_consume;
-  st->to_consume = 0;
-  pthread_mutex_unlock(&st->lock);
-  if (call->conn && call->stream_id > 0 && !call->conn->h2.closed) {
-    nghttp2_session *session = call->conn->h2.session;
-    if (consume)
-      nghttp2_session_consume(session, call->stream_id, consume);
-    if (!call->completed)
-      nghttp2_session_resume_data(session, call->stream_id);
-    cgrpc__h2conn_schedule_flush(&call->conn->h2);
-  } else if (consume && call->conn && !call->conn->h2.closed) {
-    nghttp2_session_consume_connection(call->conn->h2.session, consume);
-    cgrpc__h2conn_schedule_flush(&call->conn->h2);
-  }
-  if (call->async)
-    notify_run(call);
-  call_unref(call);
+/* Async completions (loop thread). */
+static void call_read_done(cgrpc__ep *ep, ProtobufCMessage *msg) {
+  cgrpc_call *call = call_of(ep);
+  if (call->cbs.on_read)
+    call->cbs.on_read(call, msg, call->user_data);
+  else if (msg)
+    protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-/* Asks the loop to look at the call (any thread). */
-static void call_kick(cgrpc_call *call) {
-  atomic_fetch_add(&call->refs, 1);
-  if (cgrpc__loop_post(call->ch->loop, kick_task, call) != 0)
-    call_unref(call);
+static void call_write_done(cgrpc__ep *ep, int ok) {
+  cgrpc_call *call = call_of(ep);
+  if (call->cbs.on_write_done)
+    call->cbs.on_write_done(call, ok, call->user_data);
 }
 
-/* Decodes a received message; NULL when it does not parse. */
-static ProtobufCMessage *decode(cgrpc_call *call, cgrpc__msg *m) {
-  ProtobufCMessage *msg =
-      protobuf_c_message_unpack(call->method->output, NULL, m->len, m->data);
-  cgrpc__free(m);
-  return msg;
-}
-
-typedef struct fail_req {
-  cgrpc_call *call;
-  cgrpc_status_code code;
-  const char *message; /* static */
-} fail_req;
-
-static void fail_task(void *user_data) {
-  fail_req *f = user_data;
-  cgrpc__call_fail(f->call, f->code, f->message);
-  call_unref(f->call);
-  cgrpc__free(f);
-}
-
-/* Ends |call| with |code| from any thread (on the loop, in order). */
-static void post_fail(cgrpc_call *call, cgrpc_status_code code,
-                      const char *message) {
-  fail_req *f;
-  if (cgrpc__loop_in_thread(call->ch->loop)) {
-    cgrpc__call_fail(call, code, message);
+/* After the due completions: an async stream's on_done, once, last. */
+static void call_idle(cgrpc__ep *ep) {
+  cgrpc_call *call = call_of(ep);
+  int due;
+  if (!call->async || !call->completed || call->done_delivered)
     return;
-  }
-  f = cgrpc__malloc(sizeof *f);
-  if (!f)
-    return; /* the call still ends: by deadline, cancel or the server */
-  f->call = call;
-  f->code = code;
-  f->message = message;
-  atomic_fetch_add(&call->refs, 1);
-  if (cgrpc__loop_post(call->ch->loop, fail_task, f) != 0) {
-    call_unref(call);
-    cgrpc__free(f);
-  }
-}
-
-static void fail_decode(cgrpc_call *call) {
-  post_fail(call, CGRPC_STATUS_INTERNAL,
-            "could not decode a response message");
-}
-
-/* Takes the next received message (st->lock held); kicks the loop when
- * window can be given back. */
-static cgrpc__msg *take_received(cgrpc_call *call, int *kick) {
-  cgrpc__msg *m = cgrpc__msgq_pop(&call->st->recvq);
-  *kick = cgrpc__stream_release_recv(call->st);
-  return m;
-}
-
-/* Delivers what async callbacks are due (loop thread). */
-static void notify_run(void *user_data) {
-  cgrpc_call *call = user_data;
-  cgrpc__stream *st = call->st;
-  for (;;) {
-    int kick = 0;
-    pthread_mutex_lock(&st->lock);
-    if (call->read_pending && (st->recvq.head || st->read_closed || st->done)) {
-      cgrpc__msg *m = take_received(call, &kick);
-      ProtobufCMessage *msg = NULL;
-      call->read_pending = 0;
-      pthread_mutex_unlock(&st->lock);
-      if (kick)
-        call_kick(call);
-      if (m) {
-        msg = decode(call, m);
-        if (!msg)
-          fail_decode(call);
-      }
-      if (call->cbs.on_read)
-        call->cbs.on_read(call, msg, call->user_data);
-      else if (msg)
-        protobuf_c_message_free_unpacked(msg, NULL);
-      continue;
-    }
-    int ok;
-    if (cgrpc__stream_async_write_due(st, &ok)) {
-      pthread_mutex_unlock(&st->lock);
-      if (call->cbs.on_write_done)
-        call->cbs.on_write_done(call, ok, call->user_data);
-      continue;
-    }
-    if (st->done && !call->read_pending && !st->async_pending &&
-        !call->done_delivered) {
-      call->done_delivered = 1;
-      pthread_mutex_unlock(&st->lock);
-      if (call->cbs.on_done)
-        call->cbs.on_done(call, &call->status, call->user_data);
-      /* A callback may have deferred this function again (read_async from
-       * on_read): without the loop's reference it would run on a call the
-       * application may have freed by then. */
-      cgrpc__loop_undefer(call->ch->loop, &call->notify);
-      call_unref(call); /* the loop's reference */
-      return;
-    }
-    pthread_mutex_unlock(&st->lock);
+  pthread_mutex_lock(&ep->st.lock);
+  due = !ep->read_pending && !ep->st.async_pending;
+  if (due)
+    ep->reads_ended = 1; /* nothing is delivered after on_done */
+  pthread_mutex_unlock(&ep->st.lock);
+  if (!due)
     return;
-  }
+  call->done_delivered = 1;
+  if (call->cbs.on_done)
+    call->cbs.on_done(call, &call->status, call->user_data);
+  cgrpc__ep_unref(ep); /* the loop's reference */
 }
 
 static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
@@ -607,16 +423,6 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
   call = call_new(ch, method, 2);
   if (!call)
     return CGRPC_ERR_NOMEM;
-  call->st = cgrpc__malloc(sizeof *call->st);
-  if (!call->st) {
-    atomic_store(&call->refs, 1);
-    call_unref(call);
-    return CGRPC_ERR_NOMEM;
-  }
-  cgrpc__stream_init(call->st, CGRPC__STREAM_SEND_LIMIT, CGRPC__STREAM_RECV_LIMIT);
-  cgrpc__stream_deframer_init(&call->deframer);
-  call->notify.cb = notify_run;
-  call->notify.user_data = call;
   if (cbs) {
     call->async = 1;
     call->cbs = *cbs;
@@ -626,8 +432,7 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
   if (rv == 0)
     rv = call_post_start(call);
   if (rv != 0) {
-    atomic_store(&call->refs, 1);
-    call_unref(call);
+    call_discard(call);
     return rv;
   }
   *call_ptr = call;
@@ -652,30 +457,24 @@ int cgrpc_call_open_async(cgrpc_channel *channel,
 /* Queues one message; |blocking| waits for room. */
 static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
                         int blocking) {
-  cgrpc__stream *st;
   cgrpc__msg *m;
-  int rv, kick;
-  if (!call || !call->st || !msg ||
+  int rv;
+  if (!call || call->unary || !msg ||
       (call->method->input && msg->descriptor != call->method->input))
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
-  st = call->st;
   m = cgrpc__msg_pack(msg, call->ch->opts.max_send, &rv);
   if (!m) {
     if (rv == CGRPC_ERR_TOO_LARGE)
-      post_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED,
-                "request message larger than the send limit");
+      cgrpc__ep_fail_any(&call->ep, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                         "request message larger than the send limit");
     return rv;
   }
-  rv = cgrpc__stream_push_send(st, m, blocking, &kick);
-  if (rv != 0) {
+  rv = cgrpc__ep_write(&call->ep, m, blocking);
+  if (rv != 0)
     cgrpc__free(m);
-    return rv;
-  }
-  if (kick)
-    call_kick(call);
-  return 0;
+  return rv;
 }
 
 int cgrpc_call_write(cgrpc_call *call, const ProtobufCMessage *msg) {
@@ -689,78 +488,44 @@ int cgrpc_call_write_async(cgrpc_call *call, const ProtobufCMessage *msg) {
 }
 
 int cgrpc_call_writes_done(cgrpc_call *call) {
-  cgrpc__stream *st;
-  int rv = 0, kick = 0;
-  if (!call || !call->st)
+  if (!call || call->unary)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  st = call->st;
-  pthread_mutex_lock(&st->lock);
-  if (st->write_closed)
-    rv = CGRPC_ERR_INVALID_STATE;
-  else {
-    st->write_closed = 1;
-    kick = cgrpc__stream_want_kick(st);
-  }
-  pthread_mutex_unlock(&st->lock);
-  if (kick)
-    call_kick(call);
-  return rv;
+  return cgrpc__ep_close_writes(&call->ep);
 }
 
 int cgrpc_call_read(cgrpc_call *call, ProtobufCMessage **msg) {
-  cgrpc__stream *st;
   cgrpc__msg *m;
-  int kick;
   if (!msg)
     return CGRPC_ERR_INVALID_ARGUMENT;
   *msg = NULL;
-  if (!call || !call->st || call->async)
+  if (!call || call->unary || call->async)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
-  st = call->st;
-  pthread_mutex_lock(&st->lock);
-  while (!st->recvq.head && !st->read_closed && !st->done)
-    pthread_cond_wait(&st->cond, &st->lock);
-  m = take_received(call, &kick);
-  pthread_mutex_unlock(&st->lock);
-  if (kick)
-    call_kick(call);
+  m = cgrpc__ep_read_wait(&call->ep);
   if (!m)
     return 0;
-  *msg = decode(call, m);
+  *msg = cgrpc__ep_decode(&call->ep, m);
   if (!*msg) {
-    fail_decode(call);
+    cgrpc__ep_fail_any(&call->ep, CGRPC_STATUS_INTERNAL,
+                       "could not decode a response message");
     return 0;
   }
   return 1;
 }
 
 int cgrpc_call_read_async(cgrpc_call *call) {
-  int rv = 0;
-  if (!call || !call->st || !call->async)
+  if (!call || call->unary || !call->async)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  pthread_mutex_lock(&call->st->lock);
-  if (call->read_pending || call->done_delivered)
-    rv = CGRPC_ERR_INVALID_STATE;
-  else
-    call->read_pending = 1;
-  pthread_mutex_unlock(&call->st->lock);
-  if (rv == 0) {
-    if (cgrpc__loop_in_thread(call->ch->loop))
-      cgrpc__loop_defer(call->ch->loop, &call->notify);
-    else
-      call_kick(call);
-  }
-  return rv;
+  return cgrpc__ep_read_async(&call->ep);
 }
 
 const cgrpc_metadata_array *cgrpc_call_initial_metadata(cgrpc_call *call) {
   cgrpc__stream *st;
   const cgrpc_metadata_array *md;
-  if (!call || !call->st || cgrpc__in_any_loop_thread())
+  if (!call || call->unary || cgrpc__in_any_loop_thread())
     return NULL;
-  st = call->st;
+  st = &call->ep.st;
   pthread_mutex_lock(&st->lock);
   while (!call->headers_received && !st->done)
     pthread_cond_wait(&st->cond, &st->lock);
@@ -790,44 +555,49 @@ static cgrpc_metadata_array *copy_metadata(const cgrpc_metadata_array *md) {
 
 cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
   cgrpc__stream *st;
-  cgrpc_status_code code;
-  if (!call || !call->st)
+  if (!call || call->unary)
     return misuse(status, CGRPC_STATUS_INVALID_ARGUMENT,
                   "cgrpc_call_finish: not a streaming call");
   if (call->async || cgrpc__in_any_loop_thread())
     return misuse(status, CGRPC_STATUS_FAILED_PRECONDITION,
                   "cgrpc_call_finish: blocking wait on an async call or "
                   "from a library thread");
-  st = call->st;
+  st = &call->ep.st;
   cgrpc_call_writes_done(call); /* no-op when already done */
   pthread_mutex_lock(&st->lock);
   while (!st->done) {
-    int kick = 0;
     if (st->recvq.head) {
       /* Drop what the caller will not read, and give its window back: a
        * server with more to send would otherwise wait for ever. */
+      int post;
       cgrpc__msgq_clear(&st->recvq);
-      kick = cgrpc__stream_release_recv(st);
-    }
-    if (kick) {
-      pthread_mutex_unlock(&st->lock);
-      call_kick(call);
-      pthread_mutex_lock(&st->lock);
-      continue;
+      post = cgrpc__stream_release_recv(st);
+      if (post) {
+        pthread_mutex_unlock(&st->lock);
+        cgrpc__ep_post_kick(&call->ep);
+        pthread_mutex_lock(&st->lock);
+        continue;
+      }
     }
     pthread_cond_wait(&st->cond, &st->lock);
   }
   pthread_mutex_unlock(&st->lock);
-  code = call->status.code;
+  /* The outcome is final (done is set after it, under the lock), and stays
+   * with the call: every finish reports the same, each with its own copy,
+   * and cgrpc_call_initial_metadata()'s array lives until the release. */
   if (status) {
-    /* cgrpc_call_initial_metadata() promised its array until the call is
-     * released: the call keeps it, and |status| gets a copy. */
-    cgrpc_metadata_array *initial = call->status.initial_metadata;
-    cgrpc_call_take_status(call, status);
-    call->status.initial_metadata = initial;
-    status->initial_metadata = copy_metadata(initial);
+    memset(status, 0, sizeof *status);
+    status->code = call->status.code;
+    if (call->status.message) {
+      size_t n = strlen(call->status.message) + 1;
+      status->message = cgrpc__malloc(n);
+      if (status->message)
+        memcpy(status->message, call->status.message, n);
+    }
+    status->initial_metadata = copy_metadata(call->status.initial_metadata);
+    status->trailing_metadata = copy_metadata(call->status.trailing_metadata);
   }
-  return code;
+  return call->status.code;
 }
 
 cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
@@ -838,7 +608,7 @@ cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
   const char *problem = NULL;
   if (reply)
     *reply = NULL;
-  if (!call || !call->st || !reply)
+  if (!call || call->unary || !reply)
     return misuse(status, CGRPC_STATUS_INVALID_ARGUMENT,
                   "cgrpc_call_finish_with_reply: NULL call or reply");
   cgrpc_call_writes_done(call); /* no-op when already done */
@@ -882,13 +652,12 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   if (frame->hd.type != NGHTTP2_HEADERS)
     return 0;
   call = stream_call(session, frame->hd.stream_id);
-  if (!call)
+  if (!call || call->completed)
     return 0;
   if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
     call->in_trailers = 1;
   /* Bounds what one response's headers may make us store. */
-  call->header_bytes += namelen + valuelen + 32;
-  if (call->header_bytes > MAX_HEADER_BYTES)
+  if (cgrpc__ep_header_over(&call->ep, namelen, valuelen))
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (LIT_EQ(name, namelen, ":status")) {
     int st;
@@ -925,36 +694,24 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   return 0;
 }
 
-/* on_message's answer for a compressed message (not a cgrpc error code). */
-#define MSG_COMPRESSED 1
-
-/* Deframer callback.  It must not fail the call itself: completing the call
- * may free it, and the deframer it is called from lives inside the call.
- * Errors go back through the deframer to on_data_chunk instead. */
-static int on_message(void *user_data, int compressed, const uint8_t *data,
-                      size_t len) {
-  cgrpc_call *call = user_data;
-  if (compressed)
-    return MSG_COMPRESSED;
-  if (call->st) {
-    cgrpc__msg *m = cgrpc__msg_received(&call->deframer, data, len);
-    if (!m)
-      return CGRPC_ERR_NOMEM;
-    pthread_mutex_lock(&call->st->lock);
-    cgrpc__msgq_push(&call->st->recvq, m);
-    pthread_cond_broadcast(&call->st->cond);
-    if (call->read_pending)
-      cgrpc__loop_defer(call->ch->loop, &call->notify);
-    pthread_mutex_unlock(&call->st->lock);
-    return 0;
+/* A received message (see cgrpc__ep_ops.message). */
+static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
+                        size_t len) {
+  cgrpc_call *call = call_of(ep);
+  cgrpc__msg *m;
+  if (compressed) {
+    cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL,
+                     "compressed response, but this client asked for "
+                     "identity encoding");
+    return 1;
   }
-  if (++call->n_responses > 1)
+  /* A unary call keeps its first reply and counts the others. */
+  if (++call->n_responses > 1 && call->unary)
     return 0;
-  call->response = cgrpc__malloc(len ? len : 1);
-  if (!call->response)
+  m = cgrpc__msg_received(&ep->deframer, data, len);
+  if (!m)
     return CGRPC_ERR_NOMEM;
-  memcpy(call->response, data, len);
-  call->response_len = len;
+  cgrpc__ep_push_received(ep, m);
   return 0;
 }
 
@@ -963,31 +720,10 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
                          void *user_data) {
   cgrpc_call *call = stream_call(session, stream_id);
   size_t consume = len;
-  int rv;
   (void)flags;
   (void)user_data;
-  if (call) {
-    rv = cgrpc__deframer_feed(&call->deframer, data, len, on_message, call);
-    if (rv == CGRPC_ERR_TOO_LARGE) {
-      char msg[128];
-      snprintf(msg, sizeof msg, "received message larger than max (%lld bytes)",
-               (long long)call->ch->opts.max_recv);
-      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-    } else if (rv == CGRPC_ERR_PROTO) {
-      cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL, "bad gRPC message framing");
-    } else if (rv == CGRPC_ERR_NOMEM) {
-      cgrpc__call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    } else if (rv == MSG_COMPRESSED) {
-      cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL,
-                       "compressed response, but this client asked for "
-                       "identity encoding");
-    } else if (call->st && !call->completed) {
-      /* Hold the window back while the reader lags. */
-      pthread_mutex_lock(&call->st->lock);
-      consume = cgrpc__stream_account_recv(call->st, len);
-      pthread_mutex_unlock(&call->st->lock);
-    }
-  }
+  if (call && !call->completed)
+    consume = cgrpc__ep_on_data(&call->ep, data, len);
   if (consume)
     nghttp2_session_consume(session, stream_id, consume);
   return 0;
@@ -1024,11 +760,11 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
     set_message(call, "server closed the stream without a grpc-status");
   }
   if (call->status.code == CGRPC_STATUS_OK &&
-      !cgrpc__deframer_is_idle(&call->deframer)) {
+      !cgrpc__deframer_is_idle(&call->ep.deframer)) {
     call->status.code = CGRPC_STATUS_INTERNAL;
     set_message(call, "response stream ended inside a message");
   }
-  if (call->status.code == CGRPC_STATUS_OK && !call->st) {
+  if (call->status.code == CGRPC_STATUS_OK && call->unary) {
     if (call->n_responses != 1) {
       call->status.code = call->n_responses == 0 ? CGRPC_STATUS_UNIMPLEMENTED
                                                  : CGRPC_STATUS_INTERNAL;
@@ -1037,8 +773,11 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
                call->n_responses);
       set_message(call, msg);
     } else {
-      reply = protobuf_c_message_unpack(call->method->output, NULL,
-                                        call->response_len, call->response);
+      cgrpc__msg *m;
+      pthread_mutex_lock(&call->ep.st.lock);
+      m = cgrpc__msgq_pop(&call->ep.st.recvq);
+      pthread_mutex_unlock(&call->ep.st.lock);
+      reply = m ? cgrpc__ep_decode(&call->ep, m) : NULL;
       if (!reply) {
         call->status.code = CGRPC_STATUS_INTERNAL;
         snprintf(msg, sizeof msg, "could not decode the response as %s",
@@ -1050,24 +789,84 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
   call_complete(call, reply);
 }
 
+/*
+ * gRFC A6's transparent retry: a request the server provably never
+ * processed goes once more, on whatever connection the channel has next.
+ * Only while nothing of it has been sent as DATA and nothing answered.
+ */
+static int call_retry(cgrpc_call *call) {
+  uint64_t sent;
+  if (call->completed || call->attempts > 1 || call->http_status != 0 ||
+      call->n_responses > 0)
+    return 0;
+  pthread_mutex_lock(&call->ep.st.lock);
+  sent = call->ep.st.sent_bytes;
+  pthread_mutex_unlock(&call->ep.st.lock);
+  if (sent > 0)
+    return 0;
+  call->ep.header_bytes = 0;
+  call->in_trailers = 0;
+  call->have_grpc_status = 0;
+  call->bad_content_type = 0;
+  call->status.code = CGRPC_STATUS_OK;
+  cgrpc_metadata_array_del(call->status.initial_metadata);
+  cgrpc_metadata_array_del(call->status.trailing_metadata);
+  call->status.initial_metadata = call->status.trailing_metadata = NULL;
+  cgrpc__channel_enqueue(call->ch, call);
+  return 1;
+}
+
+/* The call left its stream (see cgrpc__ep_ops.unbound). */
+static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
+                         uint32_t error_code) {
+  cgrpc_call *call = call_of(ep);
+  if (call->completed)
+    return;
+  switch (how) {
+  case CGRPC__EP_CLOSED:
+    /* REFUSED_STREAM: the server did not look at it (RFC 9113 8.7), and
+     * nghttp2 closes streams above a GOAWAY's last id with it too. */
+    if (error_code == NGHTTP2_REFUSED_STREAM && call_retry(call))
+      return;
+    call_finish(call, error_code);
+    return;
+  case CGRPC__EP_NOT_SENT:
+  case CGRPC__EP_CONN_LOST_UNSENT:
+    if (call_retry(call))
+      return;
+    cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE,
+                     "the connection went before the request was sent");
+    return;
+  case CGRPC__EP_CONN_LOST:
+    cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, "connection closed");
+    return;
+  }
+}
+
 static int on_stream_close(nghttp2_session *session, int32_t stream_id,
                            uint32_t error_code, void *user_data) {
   cgrpc_call *call = stream_call(session, stream_id);
   (void)user_data;
-  if (call && !call->completed) {
-    /* Window held back for a slow reader goes back to the connection. */
-    if (call->st) {
-      size_t held;
-      pthread_mutex_lock(&call->st->lock);
-      held = call->st->unconsumed + call->st->to_consume;
-      call->st->unconsumed = call->st->to_consume = 0;
-      pthread_mutex_unlock(&call->st->lock);
-      if (held)
-        nghttp2_session_consume_connection(session, held);
-    }
-    call->stream_id = -1; /* closed: nothing to reset */
-    call_finish(call, error_code);
-  }
+  if (call)
+    cgrpc__ep_closed(&call->ep, error_code);
+  return 0;
+}
+
+/* Request HEADERS nghttp2 dropped unsent (a GOAWAY came first, or the call
+ * was reset while queued): it opened no stream and will not report one. */
+static int on_frame_not_send(nghttp2_session *session,
+                             const nghttp2_frame *frame, int lib_error_code,
+                             void *user_data) {
+  cgrpc__client_conn *conn = user_data;
+  cgrpc__ep *ep;
+  (void)session;
+  (void)lib_error_code;
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    return 0;
+  ep = cgrpc__ep_find(conn->calls, frame->hd.stream_id);
+  if (ep)
+    cgrpc__ep_not_sent(ep);
   return 0;
 }
 
@@ -1083,14 +882,24 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
   call = stream_call(session, frame->hd.stream_id);
-  if (call && call->st) {
-    pthread_mutex_lock(&call->st->lock);
+  if (call && !call->unary) {
+    pthread_mutex_lock(&call->ep.st.lock);
     call->headers_received = 1;
-    pthread_cond_broadcast(&call->st->cond);
-    pthread_mutex_unlock(&call->st->lock);
+    pthread_cond_broadcast(&call->ep.st.cond);
+    pthread_mutex_unlock(&call->ep.st.lock);
   }
   return 0;
 }
+
+static uint32_t call_body_end(cgrpc__ep *ep) {
+  (void)ep;
+  return 0; /* END_STREAM with the last DATA */
+}
+
+static const cgrpc__ep_ops call_ops = {
+    call_kick,      call_message,    ep_fail,   call_body_end,
+    call_read_done, call_write_done, call_idle, call_unbound,
+    call_destroy};
 
 static nghttp2_session_callbacks *client_cbs;
 static pthread_once_t client_cbs_once = PTHREAD_ONCE_INIT;
@@ -1103,6 +912,8 @@ static void client_cbs_init(void) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(c,
+                                                           on_frame_not_send);
   nghttp2_session_callbacks_set_send_callback(c, cgrpc__h2conn_send_cb);
   nghttp2_session_callbacks_set_send_data_callback(c,
                                                    cgrpc__h2conn_send_data_cb);

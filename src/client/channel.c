@@ -15,15 +15,6 @@
 #include "util/clock.h"
 #include "util/mem.h"
 
-/* From call.c. */
-void cgrpc__call_submit(struct cgrpc_call *call);
-void cgrpc__call_fail(struct cgrpc_call *call, cgrpc_status_code code,
-                      const char *message);
-void cgrpc__client_conn_lost(cgrpc__client_conn *conn, cgrpc_status_code code,
-                            const char *why);
-nghttp2_session_callbacks *cgrpc__client_callbacks(void);
-extern const cgrpc__h2_body_ops cgrpc__client_body;
-
 #define CONNECT_TIMEOUT_MS 20000
 #define BACKOFF_INITIAL_MS 1000
 #define BACKOFF_MAX_MS 120000
@@ -128,6 +119,7 @@ static int parse_target(cgrpc_channel *ch, const char *target) {
 /* ---- connection ---- */
 
 static void connect_next(cgrpc__client_conn *conn);
+static void channel_closed(cgrpc_channel *ch);
 
 static void conn_free(cgrpc__client_conn *conn) {
   cgrpc_channel *ch = conn->ch;
@@ -146,6 +138,9 @@ static void conn_free(cgrpc__client_conn *conn) {
     freeaddrinfo(conn->addrs);
   nghttp2_session_del(conn->h2.session);
   cgrpc__free(conn);
+  if (ch->close_started && !ch->conns)
+    channel_closed(ch);
+  cgrpc__channel_unref(ch);
 }
 
 static void backoff_done(void *user_data) {
@@ -169,6 +164,8 @@ static void connect_failed(cgrpc__client_conn *conn) {
   ch->state = CHANNEL_TRANSIENT_FAILURE;
   while (ch->pending)
     cgrpc__call_fail(ch->pending, CGRPC_STATUS_UNAVAILABLE, msg);
+  if (ch->close_started)
+    return;
   /* Backoff: 1 s, x1.6, +-20% jitter, at most 120 s. */
   jitter = 1.0 + 0.2 * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
   wait = (int64_t)((double)ch->backoff_ms * jitter);
@@ -183,11 +180,12 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__client_conn *conn = user_data;
   cgrpc_channel *ch = conn->ch;
   (void)h2;
-  cgrpc__client_conn_lost(conn, CGRPC_STATUS_UNAVAILABLE, "connection closed");
+  /* First, so that calls retried from here go to another connection. */
   if (ch->conn == conn) {
     ch->conn = NULL;
     ch->state = CHANNEL_IDLE;
   }
+  cgrpc__ep_conn_lost(&conn->calls);
   conn_free(conn);
 }
 
@@ -197,7 +195,7 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
   nghttp2_option *opt = NULL;
   nghttp2_settings_entry settings[2];
   nghttp2_session_callbacks *cbs = cgrpc__client_callbacks();
-  if (!cbs || cgrpc__h2_session_option_new(&opt, 0) != 0 ||
+  if (!cbs || ch->close_started || cgrpc__h2_session_option_new(&opt, 0) != 0 ||
       nghttp2_session_client_new3(&session, cbs, conn, opt,
                                   cgrpc__h2_mem()) != 0) {
     nghttp2_option_del(opt);
@@ -217,9 +215,10 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
     freeaddrinfo(conn->addrs);
     conn->addrs = conn->next_addr = NULL;
   }
+  /* The session now belongs to the connection, which frees it, started or
+   * not (conn_free). */
   if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, conn_closed,
-                          &cgrpc__client_body, conn) != 0) {
-    nghttp2_session_del(session);
+                          &cgrpc__ep_body, conn) != 0) {
     snprintf(ch->last_error, sizeof ch->last_error, "cannot watch socket");
     connect_failed(conn);
     return;
@@ -227,8 +226,11 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
   conn->ready = 1;
   ch->state = CHANNEL_READY;
   ch->backoff_ms = BACKOFF_INITIAL_MS;
-  while (ch->pending)
-    cgrpc__call_submit(ch->pending);
+  while (ch->pending) {
+    struct cgrpc_call *call = ch->pending;
+    cgrpc__channel_dequeue(ch, call);
+    cgrpc__call_submit(call);
+  }
 }
 
 static void connect_io(void *user_data, unsigned events) {
@@ -299,6 +301,7 @@ static void channel_connect(cgrpc_channel *ch) {
                        "out of memory");
     return;
   }
+  cgrpc__channel_ref(ch);
   conn->ch = ch;
   conn->next_conn = ch->conns;
   if (ch->conns)
@@ -323,14 +326,20 @@ static void channel_connect(cgrpc_channel *ch) {
     return;
   }
   conn->next_addr = conn->addrs;
-  cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
-                          cgrpc__now_ns() + (int64_t)CONNECT_TIMEOUT_MS * 1000000);
+  if (cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
+                              cgrpc__now_ns() +
+                                  (int64_t)CONNECT_TIMEOUT_MS * 1000000) != 0) {
+    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
+    conn->next_addr = NULL;
+  }
   connect_next(conn);
 }
 
-/* Called by call.c for a call that needs a connection (loop thread). */
-void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
 void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
+  if (ch->close_started) {
+    cgrpc__call_fail(call, CGRPC_STATUS_CANCELLED, "channel closed");
+    return;
+  }
   if (ch->state == CHANNEL_READY && ch->conn &&
       nghttp2_session_check_request_allowed(ch->conn->h2.session)) {
     cgrpc__call_submit(call);
@@ -353,13 +362,24 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
     ch->pending->prev = call;
   ch->pending = call;
   call->prev = NULL;
-  call->linked = 1;
+  call->pending = 1;
   if (ch->state == CHANNEL_IDLE)
     channel_connect(ch);
 }
 
-/* A GOAWAY arrived on |conn|: new calls go to a new connection. */
-void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn);
+void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call) {
+  if (!call->pending)
+    return;
+  call->pending = 0;
+  if (call->prev)
+    call->prev->next = call->next;
+  else
+    ch->pending = call->next;
+  if (call->next)
+    call->next->prev = call->prev;
+  call->prev = call->next = NULL;
+}
+
 void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
   cgrpc_channel *ch = conn->ch;
   if (ch->conn == conn) {
@@ -369,6 +389,33 @@ void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
 }
 
 /* ---- lifetime ---- */
+
+static void channel_free(void *user_data) {
+  cgrpc_channel *ch = user_data;
+  cgrpc__loop_del(ch->loop);
+  pthread_mutex_destroy(&ch->lock);
+  pthread_cond_destroy(&ch->cond);
+  cgrpc__free(ch->authority);
+  cgrpc__free(ch);
+}
+
+void cgrpc__channel_ref(cgrpc_channel *ch) { atomic_fetch_add(&ch->refs, 1); }
+
+void cgrpc__channel_unref(cgrpc_channel *ch) {
+  if (atomic_fetch_sub(&ch->refs, 1) != 1)
+    return;
+  /* Nothing refers to the channel any more: stop its thread and free it;
+   * from that very thread, once its loop has returned. */
+  if (cgrpc__loop_in_thread(ch->loop)) {
+    cgrpc__loop_on_exit(ch->loop, channel_free, ch);
+    cgrpc__loop_stop(ch->loop);
+  } else {
+    cgrpc__loop_stop_join(ch->loop);
+    channel_free(ch);
+  }
+}
+
+static void close_task(void *user_data);
 
 int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
                       const cgrpc_channel_options *opts) {
@@ -399,7 +446,10 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     cgrpc__free(ch);
     return rv;
   }
+  atomic_init(&ch->refs, 1);
   pthread_mutex_init(&ch->lock, NULL);
+  pthread_cond_init(&ch->cond, NULL);
+  cgrpc__task_init(&ch->close_task, close_task, ch);
   ch->backoff_ms = BACKOFF_INITIAL_MS;
   cgrpc__timer_init(&ch->backoff_timer, backoff_done, ch);
   rv = cgrpc__loop_new(&ch->loop);
@@ -410,6 +460,7 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   }
   if (rv != 0) {
     pthread_mutex_destroy(&ch->lock);
+    pthread_cond_destroy(&ch->cond);
     cgrpc__free(ch->authority);
     cgrpc__free(ch);
     return rv;
@@ -418,9 +469,19 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   return 0;
 }
 
-static void channel_close_task(void *user_data) {
+/* Every connection is gone after the close: cgrpc_channel_del may return. */
+static void channel_closed(cgrpc_channel *ch) {
+  pthread_mutex_lock(&ch->lock);
+  ch->closed = 1;
+  pthread_cond_broadcast(&ch->cond);
+  pthread_mutex_unlock(&ch->lock);
+}
+
+/* Loop task: cancel every call, close every connection. */
+static void close_task(void *user_data) {
   cgrpc_channel *ch = user_data;
   cgrpc__client_conn *conn, *next;
+  ch->close_started = 1;
   while (ch->pending)
     cgrpc__call_fail(ch->pending, CGRPC_STATUS_CANCELLED, "channel closed");
   cgrpc__loop_timer_stop(ch->loop, &ch->backoff_timer);
@@ -428,24 +489,39 @@ static void channel_close_task(void *user_data) {
   for (conn = ch->conns; conn; conn = next) {
     next = conn->next_conn;
     if (conn->ready) {
-      cgrpc__client_conn_lost(conn, CGRPC_STATUS_CANCELLED, "channel closed");
+      cgrpc__ep *ep;
+      for (ep = conn->calls; ep; ep = ep->next)
+        cgrpc__call_fail((struct cgrpc_call *)ep, CGRPC_STATUS_CANCELLED,
+                         "channel closed");
       cgrpc__h2conn_close(&conn->h2); /* conn_closed frees it */
     } else {
       conn_free(conn);
     }
   }
+  if (!ch->conns)
+    channel_closed(ch);
+  cgrpc__channel_unref(ch); /* the task's */
 }
 
 void cgrpc_channel_del(cgrpc_channel *ch) {
+  int again;
   if (!ch)
     return;
   pthread_mutex_lock(&ch->lock);
+  again = ch->closing;
   ch->closing = 1;
   pthread_mutex_unlock(&ch->lock);
-  cgrpc__loop_post(ch->loop, channel_close_task, ch);
-  cgrpc__loop_stop_join(ch->loop);
-  cgrpc__loop_del(ch->loop);
-  pthread_mutex_destroy(&ch->lock);
-  cgrpc__free(ch->authority);
-  cgrpc__free(ch);
+  if (again)
+    return; /* a second delete of the same channel: the first one counts */
+  cgrpc__channel_ref(ch);
+  cgrpc__loop_post_task(ch->loop, &ch->close_task);
+  if (!cgrpc__loop_in_thread(ch->loop)) {
+    /* Wait for the connections, so that the channel's memory and thread
+     * are gone at return unless the application still holds calls. */
+    pthread_mutex_lock(&ch->lock);
+    while (!ch->closed)
+      pthread_cond_wait(&ch->cond, &ch->lock);
+    pthread_mutex_unlock(&ch->lock);
+  }
+  cgrpc__channel_unref(ch);
 }

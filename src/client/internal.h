@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Client internals: the channel (one loop thread, one current connection,
- * reconnect with backoff) and its calls.
+ * reconnect with backoff) and its calls, and what channel.c and call.c ask
+ * of each other.
+ *
+ * Lifetimes.  A call holds a reference on its channel, and so does every
+ * connection and queued channel task; cgrpc_channel_del() drops the
+ * application's.  The channel's memory and thread go with the last
+ * reference, so a call the application still holds stays usable (it has
+ * ended with CANCELLED) after the channel was deleted.
  */
 #ifndef CGRPC_CLIENT_INTERNAL_H
 #define CGRPC_CLIENT_INTERNAL_H
@@ -10,8 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "call/deframer.h"
-#include "call/stream.h"
+#include "call/endpoint.h"
 #include "cgrpc/call.h"
 #include "cgrpc/channel.h"
 #include "h2/conn.h"
@@ -37,6 +43,7 @@ enum {
 };
 
 struct cgrpc_channel {
+  atomic_int refs;
   struct cgrpc_channel_options opts;
   cgrpc__logger log;
   char host[256];
@@ -44,11 +51,17 @@ struct cgrpc_channel {
   char *authority;
   cgrpc__loop *loop;
 
-  pthread_mutex_t lock; /* guards |closing| against cgrpc_unary_start */
+  /* Guards |closing| against new calls, and |closed| (cgrpc_channel_del's
+   * wait). */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
   int closing;
+  int closed; /* the close task ran and every connection is gone */
+  cgrpc__task close_task;
 
   /* Loop thread only. */
   int state;
+  int close_started;
   cgrpc__client_conn *conn;    /* current: connecting or ready */
   cgrpc__client_conn *conns;   /* every live one, draining ones too */
   struct cgrpc_call *pending;  /* calls waiting for a connection */
@@ -66,52 +79,72 @@ struct cgrpc__client_conn {
   cgrpc__watch connect_watch;
   cgrpc__timer connect_timer;
   int ready;
-  struct cgrpc_call *calls; /* submitted on this connection */
+  cgrpc__ep *calls; /* the calls bound to a stream of this connection */
+};
+
+/* Kick requests of a client call (beyond the endpoint's own). */
+enum {
+  CALL_REQ_START = CGRPC__EP_REQ_SIDE << 0,
+  CALL_REQ_CANCEL = CGRPC__EP_REQ_SIDE << 1
 };
 
 struct cgrpc_call {
-  atomic_int refs;
-  cgrpc_channel *ch;
+  cgrpc__ep ep; /* first: the endpoint is the call */
+  cgrpc_channel *ch; /* a reference, dropped when the call is freed */
   const cgrpc_method_desc *method;
   cgrpc_unary_done_cb done;
   void *user_data;
-  struct cgrpc_call *prev, *next; /* in ch->pending or conn->calls */
-  cgrpc__client_conn *conn;
-  int32_t stream_id;
+  cgrpc_call_callbacks cbs;
+  unsigned unary : 1;
+  unsigned async : 1;
 
-  cgrpc__hdrs hdrs;   /* request headers, built by the caller's thread */
-  uint8_t *request;   /* prefix + message */
-  size_t request_len, request_off;
-  int64_t deadline_ns; /* 0: none */
+  /* Loop thread only. */
+  struct cgrpc_call *prev, *next; /* in ch->pending */
+  unsigned pending : 1;
+  unsigned completed : 1; /* the outcome is final */
+  unsigned done_delivered : 1;
+  unsigned in_trailers : 1;
+  unsigned have_grpc_status : 1;
+  unsigned bad_content_type : 1;
+  cgrpc__hdrs hdrs;      /* request headers, kept for a transparent retry */
+  size_t timeout_index;  /* where grpc-timeout goes in hdrs (0: none) */
+  int attempts;          /* times the request was submitted */
+  int64_t deadline_ns;   /* 0: none */
   cgrpc__timer deadline_timer;
-
-  cgrpc__deframer deframer;
-  uint8_t *response;
-  size_t response_len;
   int n_responses;
   int http_status;
-  int bad_content_type;
-  int have_grpc_status;
-  int in_trailers;
-  size_t header_bytes; /* response headers + trailers seen, for the cap */
-  cgrpc_status status;
-
   /* Pre-start failure (reported on the loop so callbacks stay there). */
   cgrpc_status_code early_code;
   const char *early_message;
 
-  unsigned linked : 1;
-  unsigned completed : 1;
-
-  /* Streaming calls only (st != NULL). */
-  cgrpc__stream *st;
-  int async;
-  cgrpc_call_callbacks cbs;
-  cgrpc__deferred notify; /* delivers async callbacks, loop thread */
-  /* Guarded by st->lock (application threads write read_pending). */
-  unsigned char read_pending;
+  /* The outcome; written on the loop until |completed|, then read by the
+   * application (cgrpc_call_finish) under ep.st.lock's ordering. */
+  cgrpc_status status;
+  /* Guarded by ep.st.lock. */
   unsigned char headers_received;
-  unsigned char done_delivered;
 };
+
+/* ---- from call.c, for channel.c (loop thread) ---- */
+
+/* Submits |call| on the channel's current, ready connection. */
+void cgrpc__call_submit(struct cgrpc_call *call);
+/* Ends |call| with |code| (resets its stream if it has one). */
+void cgrpc__call_fail(struct cgrpc_call *call, cgrpc_status_code code,
+                      const char *message);
+/* The session callbacks of every client connection. */
+nghttp2_session_callbacks *cgrpc__client_callbacks(void);
+
+/* ---- from channel.c, for call.c ---- */
+
+/* Queues a started call for a connection, or submits it on the ready one
+ * (loop thread). */
+void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
+/* Takes a call out of the channel's waiting list (loop thread). */
+void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call);
+/* A GOAWAY arrived on |conn|: new calls go to a new connection. */
+void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn);
+/* References on the channel (any thread); the last one frees it. */
+void cgrpc__channel_ref(cgrpc_channel *ch);
+void cgrpc__channel_unref(cgrpc_channel *ch);
 
 #endif /* CGRPC_CLIENT_INTERNAL_H */

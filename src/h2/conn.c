@@ -29,9 +29,10 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
   cgrpc__free(conn->wbuf);
   conn->wbuf = NULL;
   conn->wlen = conn->woff = 0;
-  /* Posted, so the owner never frees the connection under a callback. */
-  if (cgrpc__loop_post(conn->loop, closed_task, conn) != 0)
-    closed_task(conn);
+  /* Posted, so the owner never frees the session or the connection under
+   * one of their callbacks. */
+  cgrpc__task_init(&conn->close_task, closed_task, conn);
+  cgrpc__loop_post_task(conn->loop, &conn->close_task);
 }
 
 void cgrpc__h2conn_schedule_flush(cgrpc__h2conn *conn) {
@@ -121,13 +122,17 @@ ssize_t cgrpc__h2conn_send_cb(nghttp2_session *session, const uint8_t *data,
   return (ssize_t)n;
 }
 
-/* Copies the next |len| body bytes to |dst| and consumes them. */
-static void copy_body(cgrpc__h2conn *conn, void *source, uint8_t *dst,
-                      size_t len) {
+/* Copies the next |len| body bytes to |dst| and consumes them.  Returns 0,
+ * or -1 when the source holds fewer than it promised (a bug above; the
+ * stream is then reset rather than retried for ever). */
+static int copy_body(cgrpc__h2conn *conn, void *source, uint8_t *dst,
+                     size_t len) {
   struct iovec iov[16];
   while (len > 0) {
     int i, n = conn->body->peek(source, iov, 16, len);
     size_t got = 0;
+    if (n <= 0)
+      return -1;
     for (i = 0; i < n; i++) {
       memcpy(dst + got, iov[i].iov_base, iov[i].iov_len);
       got += iov[i].iov_len;
@@ -136,6 +141,7 @@ static void copy_body(cgrpc__h2conn *conn, void *source, uint8_t *dst,
     dst += got;
     len -= got;
   }
+  return 0;
 }
 
 int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
@@ -151,7 +157,8 @@ int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
   if (rv != 0)
     return rv;
   memcpy(conn->batch + conn->blen, framehd, 9);
-  copy_body(conn, source->ptr, conn->batch + conn->blen + 9, length);
+  if (copy_body(conn, source->ptr, conn->batch + conn->blen + 9, length) != 0)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   conn->blen += 9 + length;
   return 0;
 }
@@ -222,10 +229,7 @@ static void conn_io(void *user_data, unsigned events) {
         cgrpc__h2conn_close(conn);
         return;
       }
-      conn->in_recv = 1;
-      ssize_t r = nghttp2_session_mem_recv(conn->session, buf, (size_t)n);
-      conn->in_recv = 0;
-      if (r < 0) {
+      if (nghttp2_session_mem_recv(conn->session, buf, (size_t)n) < 0) {
         /* Bad framing: nghttp2 queued a GOAWAY; try to send it, then close. */
         conn_flush(conn);
         cgrpc__h2conn_close(conn);

@@ -58,8 +58,7 @@ struct cgrpc__h2conn {
   int write_failed;
   const cgrpc__h2_body_ops *body;
   int closed;
-  /* Set while a read is being fed to nghttp2, to delay the close. */
-  int in_recv;
+  cgrpc__task close_task; /* carries on_close */
   cgrpc__h2conn_close_cb on_close;
   void *user_data;
   char peer[64];

@@ -22,6 +22,10 @@ struct cgrpc__loop {
   pthread_t thread;
   int has_thread;
   atomic_int stop;
+  atomic_int stop_posted;
+  cgrpc__task stop_task;
+  cgrpc__task_cb exit_cb; /* cgrpc__loop_on_exit */
+  void *exit_user_data;
 
   pthread_mutex_t lock; /* guards the posted-task queue */
   task *head, *tail;
@@ -93,14 +97,8 @@ fail_epoll:
 }
 
 void cgrpc__loop_del(cgrpc__loop *loop) {
-  task *t, *next;
   if (!loop)
     return;
-  for (t = loop->head; t; t = next) {
-    next = t->next;
-    if (t->allocated)
-      cgrpc__free(t);
-  }
   close(loop->wakefd);
   close(loop->epfd);
   pthread_mutex_destroy(&loop->lock);
@@ -263,15 +261,10 @@ static int next_timeout_ms(cgrpc__loop *loop) {
 
 /* ---- posted tasks ---- */
 
-int cgrpc__loop_post(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data) {
-  task *t = cgrpc__malloc(sizeof *t);
-  if (!t)
-    return CGRPC_ERR_NOMEM;
+void cgrpc__task_init(task *t, cgrpc__task_cb cb, void *user_data) {
+  t->next = NULL;
   t->cb = cb;
   t->user_data = user_data;
-  t->allocated = 1;
-  cgrpc__loop_post_task(loop, t);
-  return 0;
 }
 
 void cgrpc__loop_post_task(cgrpc__loop *loop, task *t) {
@@ -298,11 +291,8 @@ static void run_posted(cgrpc__loop *loop) {
   pthread_mutex_unlock(&loop->lock);
   while (t) {
     task *next = t->next;
-    int allocated = t->allocated;
-    /* A caller-owned node may be reused or freed by its own callback. */
+    /* The node may be posted again or freed by its own callback. */
     t->cb(t->user_data);
-    if (allocated)
-      cgrpc__free(t);
     t = next;
   }
 }
@@ -366,7 +356,14 @@ static void loop_run(cgrpc__loop *loop) {
 }
 
 static void *loop_thread(void *arg) {
-  loop_run(arg);
+  cgrpc__loop *loop = arg;
+  loop_run(loop);
+  if (loop->exit_cb) {
+    /* Nobody will join this thread: the object that owned the loop went
+     * on it, and |exit_cb| frees what is left. */
+    pthread_detach(pthread_self());
+    loop->exit_cb(loop->exit_user_data);
+  }
   return NULL;
 }
 
@@ -379,17 +376,29 @@ int cgrpc__loop_start_thread(cgrpc__loop *loop, const char *name) {
   return 0;
 }
 
-static void stop_task(void *user_data) {
+static void stop_run(void *user_data) {
   cgrpc__loop *loop = user_data;
   atomic_store(&loop->stop, 1);
+}
+
+void cgrpc__loop_stop(cgrpc__loop *loop) {
+  if (atomic_exchange(&loop->stop_posted, 1))
+    return;
+  cgrpc__task_init(&loop->stop_task, stop_run, loop);
+  cgrpc__loop_post_task(loop, &loop->stop_task);
 }
 
 void cgrpc__loop_stop_join(cgrpc__loop *loop) {
   if (!loop->has_thread)
     return;
-  cgrpc__loop_post(loop, stop_task, loop);
-  if (!cgrpc__loop_in_thread(loop)) {
-    pthread_join(loop->thread, NULL);
-    loop->has_thread = 0;
-  }
+  cgrpc__loop_stop(loop);
+  pthread_join(loop->thread, NULL);
+  loop->has_thread = 0;
+}
+
+void cgrpc__loop_on_exit(cgrpc__loop *loop, cgrpc__task_cb cb,
+                         void *user_data) {
+  loop->exit_cb = cb;
+  loop->exit_user_data = user_data;
+  loop->has_thread = 0; /* not to be joined */
 }

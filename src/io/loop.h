@@ -64,9 +64,19 @@ void cgrpc__loop_del(cgrpc__loop *loop);
  * CGRPC_ERR_IO. */
 int cgrpc__loop_start_thread(cgrpc__loop *loop, const char *name);
 
-/* Asks the loop to return (any thread), then joins its thread when called
- * from another thread.  Pending posted tasks run before it returns. */
+/* Asks the loop to return once the tasks posted so far have run.  Any
+ * thread; idempotent; cannot fail. */
+void cgrpc__loop_stop(cgrpc__loop *loop);
+
+/* cgrpc__loop_stop(), then joins the loop's thread.  Not from the loop's
+ * own thread (use cgrpc__loop_on_exit() there). */
 void cgrpc__loop_stop_join(cgrpc__loop *loop);
+
+/* Loop thread only: once the loop has returned, its thread detaches itself
+ * and calls |cb(user_data)|, which may free the loop.  For an object whose
+ * last reference goes on its own loop thread. */
+void cgrpc__loop_on_exit(cgrpc__loop *loop, cgrpc__task_cb cb,
+                         void *user_data);
 
 /* Nonzero when called on |loop|'s own thread. */
 int cgrpc__loop_in_thread(const cgrpc__loop *loop);
@@ -91,20 +101,20 @@ int cgrpc__loop_timer_start(cgrpc__loop *loop, cgrpc__timer *t,
                             int64_t when_ns);
 void cgrpc__loop_timer_stop(cgrpc__loop *loop, cgrpc__timer *t);
 
-/* Runs |cb(user_data)| on the loop thread soon.  Any thread.
- * Returns 0 or CGRPC_ERR_NOMEM. */
-int cgrpc__loop_post(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data);
-
-/* A caller-owned task node, for posts on a hot path (no allocation). */
+/* A task node, embedded in the object whose work it carries: posting one
+ * allocates nothing, so it cannot fail. */
 typedef struct cgrpc__task {
   struct cgrpc__task *next;
   cgrpc__task_cb cb;
   void *user_data;
-  int allocated; /* internal: freed after it runs */
 } cgrpc__task;
 
-/* Like cgrpc__loop_post() with |t| set up by the caller; |t| must stay
- * valid until it has run, and must not be posted again before that.
+/* Sets up |t| to run |cb(user_data)|. */
+void cgrpc__task_init(cgrpc__task *t, cgrpc__task_cb cb, void *user_data);
+
+/* Runs |t| on the loop thread soon (from the loop thread itself: in the
+ * next turn).  |t| must stay valid until it has run, and must not be
+ * posted again before that; its callback may post it again or free it.
  * Any thread; cannot fail. */
 void cgrpc__loop_post_task(cgrpc__loop *loop, cgrpc__task *t);
 

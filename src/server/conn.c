@@ -5,6 +5,7 @@
  * writes the response, trailers-only when there is no message.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,9 +56,6 @@ static const cgrpc__method_entry *find_method(const cgrpc_server *server,
   return NULL;
 }
 
-/* Exposed to server.c through a tiny wrapper below. */
-int cgrpc__server_methods_insert(cgrpc_server *server,
-                                 const cgrpc__method_entry *entry);
 int cgrpc__server_methods_insert(cgrpc_server *server,
                                  const cgrpc__method_entry *entry) {
   size_t mask, i;
@@ -93,235 +91,131 @@ int cgrpc__server_methods_insert(cgrpc_server *server,
 
 /* ---- calls ---- */
 
+static call_t *call_of(cgrpc__ep *ep) { return (call_t *)ep; }
+
+static const cgrpc__ep_ops call_ops;
+
 static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
   cgrpc_server *server = conn->sl->server;
   call_t *call = cgrpc__calloc(1, sizeof *call);
   if (!call)
     return NULL;
+  /* No reference yet: the stream's comes with the binding. */
+  cgrpc__ep_init(&call->ep, &call_ops, conn->h2.loop, 0, server->opts.max_recv,
+                 NULL, "request");
   call->conn = conn;
   call->server = server;
-  call->loop = conn->h2.loop;
-  call->linked = 1;
-  call->stream_id = stream_id;
+  call->sl = conn->sl;
   call->code = CGRPC_STATUS_OK;
   cgrpc__arena_init(&call->arena);
   /* The connection may go before a running handler: keep a copy. */
   call->peer = cgrpc__arena_memdup(&call->arena, conn->h2.peer,
                                    strlen(conn->h2.peer) + 1);
-  cgrpc__deframer_init(&call->deframer, server->opts.max_recv);
   cgrpc__timer_init(&call->deadline_timer, NULL, call);
-  call->next = conn->calls;
-  if (conn->calls)
-    conn->calls->prev = call;
-  conn->calls = call;
+  cgrpc__ep_bind(&call->ep, &conn->h2, &conn->calls, stream_id);
   return call;
 }
 
-static void call_unlink(call_t *call) {
-  cgrpc__server_conn *conn = call->conn;
-  cgrpc__loop_timer_stop(call->loop, &call->deadline_timer);
-  if (!conn || !call->linked)
-    return;
-  call->linked = 0;
-  if (call->prev)
-    call->prev->next = call->next;
-  else
-    conn->calls = call->next;
-  if (call->next)
-    call->next->prev = call->prev;
-  call->prev = call->next = NULL;
-}
-
-void cgrpc__server_call_free(call_t *call) {
-  call_unlink(call);
-  if (call->st) {
-    cgrpc__loop_undefer(call->loop, &call->notify);
-    cgrpc__stream_free(call->st);
-    cgrpc__free(call->st);
-  }
-  cgrpc__deframer_free(&call->deframer);
+/* The last reference went (always on the loop thread). */
+static void call_destroy(cgrpc__ep *ep) {
+  call_t *call = call_of(ep);
+  cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
   cgrpc__free(call->fail_message);
-  cgrpc__free(call->request_owned);
+  cgrpc__free(call->reply);
   cgrpc_metadata_array_del(call->metadata);
   cgrpc_metadata_array_del(call->initial_md);
   cgrpc_metadata_array_del(call->trailing_md);
-  cgrpc__free(call->response);
   cgrpc__arena_reset(&call->arena);
+  cgrpc__ep_free(ep);
   cgrpc__free(call);
 }
 
-int cgrpc__server_call_release(call_t *call) {
-  if (!(call->stream_closed || !call->conn) || call->handler_running ||
-      (atomic_load(&call->detached) && !call->app_finished) ||
-      atomic_load(&call->posted) > 0)
-    return 0;
-  cgrpc__server_call_free(call);
-  return 1;
+/* The call left its stream: a stream that closes before our response was
+ * sent was cancelled (a client reset, or the connection went). */
+static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
+                         uint32_t error_code) {
+  call_t *call = call_of(ep);
+  (void)error_code;
+  if (!call->responded)
+    atomic_store(&call->cancelled, 1);
+  call->stream_closed = 1;
+  if (how != CGRPC__EP_CLOSED)
+    call->conn = NULL;
+  cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
+  cgrpc__ep_stop(ep);
 }
 
-void cgrpc__server_submit_trailers(call_t *call) {
-  nghttp2_session *session = call->conn->h2.session;
-  cgrpc__hdrs h;
+/* Answers a request that is not a gRPC call in plain HTTP. */
+static void respond_http(call_t *call, const char *status) {
+  nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)(uintptr_t)status, 7,
+                   strlen(status), NGHTTP2_NV_FLAG_NONE};
   call->responded = 1;
-  cgrpc__hdrs_init(&h);
-  if (call->fail_code != CGRPC_STATUS_OK) {
-    cgrpc__hdrs_add_status(&h, call->fail_code, call->fail_message);
-  } else {
-    cgrpc__hdrs_add_status(&h, call->code, call->status_message);
-    cgrpc__hdrs_add_metadata(&h, call->trailing_md);
-  }
-  if (h.failed ||
-      nghttp2_submit_trailer(session, call->stream_id, h.nv, h.len) != 0)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
-  cgrpc__hdrs_free(&h);
+  nghttp2_submit_response(call->ep.conn->session, call->ep.stream_id, &nv, 1,
+                          NULL);
+  cgrpc__h2conn_schedule_flush(call->ep.conn);
+  cgrpc__ep_stop(&call->ep);
 }
 
-/* The response body of a unary call: nghttp2 is told how much there is (no
- * copy here; the connection takes the bytes through server_body), then the
- * trailers follow. */
-static ssize_t response_read(nghttp2_session *session, int32_t stream_id,
-                             uint8_t *buf, size_t length, uint32_t *data_flags,
-                             nghttp2_data_source *source, void *user_data) {
-  call_t *call = source->ptr;
-  size_t n = call->response_len - call->response_off;
-  (void)session;
-  (void)stream_id;
-  (void)buf;
-  (void)user_data;
-  if (n > length)
-    n = length;
-  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-  if (call->response_off + n < call->response_len)
-    return (ssize_t)n;
-  *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-  cgrpc__server_submit_trailers(call);
-  return (ssize_t)n;
-}
-
-static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
-  call_t *call = source;
-  /* Streamed responses (headers first) read the queue; a single reply,
-   * streaming method or not, reads call->response. */
-  if (call->headers_submitted)
-    return cgrpc__stream_peek_send(call->st, iov, max, len);
-  iov[0].iov_base = call->response + call->response_off;
-  iov[0].iov_len = len;
-  return 1;
-}
-
-static void body_consume(void *source, size_t len) {
-  call_t *call = source;
-  if (!call->headers_submitted)
-    call->response_off += len;
-  else if (cgrpc__stream_consume_send(call->st, len))
-    cgrpc__loop_defer(call->loop, &call->notify);
-}
-
-/* How the connection reads response bodies (see h2/conn.h). */
-static const cgrpc__h2_body_ops server_body = {body_peek, body_consume};
-
-/* Submits the response headers |h| (and |prd|'s body).  If the client is
- * still sending, on_frame_send resets the stream once the response has gone
- * out: submitting RST_STREAM now would make nghttp2 drop the queued
- * response HEADERS (the stream turns "closing" at once). */
-static void submit_final(call_t *call, cgrpc__hdrs *h,
-                         const nghttp2_data_provider *prd) {
-  nghttp2_session *session = call->conn->h2.session;
-  int rv = h->failed ? -1
-                     : nghttp2_submit_response(session, call->stream_id, h->nv,
-                                               h->len, prd);
-  cgrpc__hdrs_free(h);
-  if (rv != 0)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
-  cgrpc__h2conn_schedule_flush(&call->conn->h2);
-}
-
-/* Sends the handler's outcome: headers + message + trailers when there is a
- * response message, otherwise a Trailers-Only response. */
-void cgrpc__server_call_respond(call_t *call) {
+void cgrpc__server_call_fail(call_t *call, cgrpc_status_code code,
+                             const char *message) {
+  nghttp2_session *session;
   cgrpc__hdrs h;
-  nghttp2_data_provider prd;
-  if (call->responded)
+  size_t n;
+  if (call->responded || call->fail_code != CGRPC_STATUS_OK ||
+      !cgrpc__ep_bound(&call->ep))
     return;
+  session = call->ep.conn->session;
+  cgrpc__log(&call->server->log, CGRPC_LOG_DEBUG, "%s: %s: %s",
+             call->path ? call->path : "?", cgrpc_status_code_name(code),
+             message);
+  /* A running handler's work no longer matters. */
+  atomic_store(&call->cancelled, 1);
+  if (call->headers_submitted) {
+    /* The response has begun: what is promised goes out, then trailers
+     * with |code| (the data provider's end, body_end). */
+    n = strlen(message) + 1;
+    call->fail_code = code;
+    call->fail_message = cgrpc__malloc(n);
+    if (call->fail_message)
+      memcpy(call->fail_message, message, n);
+    cgrpc__ep_stop(&call->ep);
+    nghttp2_session_resume_data(session, call->ep.stream_id);
+    cgrpc__h2conn_schedule_flush(call->ep.conn);
+    return;
+  }
+  /* Trailers-Only.  If the client is still sending, on_frame_send resets
+   * the stream once the response has gone out: submitting RST_STREAM now
+   * would make nghttp2 drop the queued response (the stream turns
+   * "closing" at once). */
   call->responded = 1;
   cgrpc__hdrs_init(&h);
   CGRPC__HDRS_ADD_LIT(&h, ":status", "200");
   CGRPC__HDRS_ADD_LIT(&h, "content-type", "application/grpc");
-  CGRPC__HDRS_ADD_LIT(&h, "grpc-accept-encoding", "identity,gzip");
-  cgrpc__hdrs_add_metadata(&h, call->initial_md);
-  if (call->code == CGRPC_STATUS_OK && call->response) {
-    prd.source.ptr = call;
-    prd.read_callback = response_read;
-    submit_final(call, &h, &prd);
-    return;
-  }
-  cgrpc__hdrs_add_status(&h, call->code, call->status_message);
-  cgrpc__hdrs_add_metadata(&h, call->trailing_md);
-  submit_final(call, &h, NULL);
+  cgrpc__hdrs_add_status(&h, code, message);
+  if (h.failed || nghttp2_submit_response(session, call->ep.stream_id, h.nv,
+                                          h.len, NULL) != 0)
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->ep.stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
+  cgrpc__hdrs_free(&h);
+  cgrpc__h2conn_schedule_flush(call->ep.conn);
+  cgrpc__ep_stop(&call->ep);
 }
 
-/* Ends a call with |code| and a Trailers-Only response, before or instead
- * of its handler.  Touches none of the fields a running handler owns. */
 static void call_fail(call_t *call, cgrpc_status_code code, const char *fmt,
                       ...) CGRPC_PRINTF(3, 4);
 static void call_fail(call_t *call, cgrpc_status_code code, const char *fmt,
                       ...) {
   char msg[512];
-  cgrpc__hdrs h;
   va_list ap;
-  if (call->responded)
-    return;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (call->headers_submitted) {
-    /* The response has begun: the status goes in its trailers. */
-    cgrpc__server_stream_fail(call, code, msg);
-    return;
-  }
-  call->responded = 1;
-  cgrpc__log(&call->server->log, CGRPC_LOG_DEBUG, "%s: %s: %s",
-             call->path ? call->path : "?", cgrpc_status_code_name(code), msg);
-  cgrpc__hdrs_init(&h);
-  CGRPC__HDRS_ADD_LIT(&h, ":status", "200");
-  CGRPC__HDRS_ADD_LIT(&h, "content-type", "application/grpc");
-  cgrpc__hdrs_add_status(&h, code, msg);
-  submit_final(call, &h, NULL);
+  cgrpc__server_call_fail(call, code, msg);
 }
 
-void cgrpc__server_call_abort(call_t *call, cgrpc_status_code code,
-                              const char *message) {
-  if (call->conn && !call->stream_closed)
-    call_fail(call, code, "%s", message);
-}
-
-/* Packs the response (on the handler's thread: off the loop). */
-void cgrpc__server_call_pack_response(call_t *call) {
-  int64_t limit = call->server->opts.max_send;
-  char buf[128];
-  int err = 0;
-  if (call->code != CGRPC_STATUS_OK || !call->response_msg)
-    return;
-  call->response = cgrpc__pack_framed(call->response_msg, limit, 0,
-                                      &call->response_len, &err);
-  if (call->response)
-    return;
-  call->code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
-  if (err == CGRPC_ERR_NOMEM) {
-    call->status_message = "out of memory packing the response";
-  } else if (limit < 0 || call->response_len - CGRPC__FRAME_PREFIX_LEN <=
-                              (size_t)limit) {
-    call->status_message = "response message larger than 4 GiB";
-  } else {
-    snprintf(buf, sizeof buf,
-             "response message of %zu bytes exceeds the limit of %lld bytes",
-             call->response_len - CGRPC__FRAME_PREFIX_LEN, (long long)limit);
-    call->status_message =
-        cgrpc__arena_memdup(&call->arena, buf, strlen(buf) + 1);
-  }
-  call->response_len = 0;
+static void ep_fail(cgrpc__ep *ep, cgrpc_status_code code,
+                    const char *message) {
+  cgrpc__server_call_fail(call_of(ep), code, message);
 }
 
 static void run_handler(call_t *call) {
@@ -331,43 +225,16 @@ static void run_handler(call_t *call) {
                           call->response_msg, m->service->user_data);
   if (atomic_load(&call->detached))
     return; /* cgrpc_server_ctx_finish() reports the outcome */
-  if ((unsigned)code > CGRPC_STATUS_UNAUTHENTICATED) {
-    call->status_message = "handler returned an invalid status code";
-    code = CGRPC_STATUS_UNKNOWN;
-  }
-  call->code = code;
-  if (code == CGRPC_STATUS_OK)
-    call->status_message = NULL;
-  cgrpc__server_call_pack_response(call);
-}
-
-/* Back on the loop after the handler. */
-static void handler_done(void *user_data) {
-  call_t *call = user_data;
-  call->handler_running = 0;
-  if (!atomic_load(&call->detached) && !call->stream_closed && call->conn &&
-      !atomic_load(&call->cancelled)) {
-    if (call->st)
-      cgrpc__server_stream_finish(call);
-    else
-      cgrpc__server_call_respond(call);
-  }
-  cgrpc__server_call_release(call);
+  cgrpc__server_call_set_outcome(call, code);
 }
 
 static void worker_run(cgrpc__job *job) {
-  call_t *call = (call_t *)job;
+  call_t *call = (call_t *)(void *)((char *)job - offsetof(call_t, job));
   run_handler(call);
   /* The loops outlive the pool (shutdown drains the pool first), so the
    * call's loop is there to take it back. */
-  call->done_task.cb = handler_done;
-  call->done_task.user_data = call;
-  call->done_task.allocated = 0;
-  cgrpc__loop_post_task(call->loop, &call->done_task);
+  cgrpc__ep_kick(&call->ep, SCALL_REQ_HANDLER_DONE);
 }
-
-/* Inflates a gzip message into a malloc'd buffer (*out, freed by the
- * caller), within the receive limit.  Returns a status code. */
 static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
                            uint8_t **out, size_t *out_len) {
   int64_t limit = call->server->opts.max_recv;
@@ -418,6 +285,8 @@ static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
 }
 
 /* Runs the handler: inline on the loop, or on the worker pool. */
+
+/* Runs the handler: inline on the loop, or on the worker pool. */
 static void start_handler(call_t *call) {
   const cgrpc_method_desc *desc = call->method->desc;
   if (desc->kind == CGRPC_METHOD_UNARY ||
@@ -430,15 +299,17 @@ static void start_handler(call_t *call) {
     }
     protobuf_c_message_init(desc->output, call->response_msg);
   }
-  call->handler_running = 1;
+  cgrpc__ep_ref(&call->ep); /* the handler's, until it is done */
   if (call->server->opts.max_workers == 0) {
     run_handler(call);
-    handler_done(call);
+    if (!atomic_load(&call->detached))
+      cgrpc__server_call_respond(call);
+    cgrpc__ep_unref(&call->ep);
   } else {
-    cgrpc__server_loop *sl = call->conn->sl;
+    cgrpc__server_loop *sl = call->sl;
     call->job.run = worker_run;
     cgrpc__job_batch_add(&sl->jobs, &call->job);
-    cgrpc__loop_defer(call->loop, &sl->submit_jobs);
+    cgrpc__loop_defer(sl->loop, &sl->submit_jobs);
   }
 }
 
@@ -447,8 +318,7 @@ static void start_handler(call_t *call) {
 static void call_dispatch(call_t *call) {
   const cgrpc_method_desc *desc = call->method->desc;
   ProtobufCAllocator alloc;
-  if (call->responded)
-    return;
+  cgrpc__msg *m;
   if (call->n_requests != 1) {
     call_fail(call, call->n_requests ? CGRPC_STATUS_UNIMPLEMENTED
                                      : CGRPC_STATUS_INTERNAL,
@@ -456,9 +326,17 @@ static void call_dispatch(call_t *call) {
               call->n_requests);
     return;
   }
+  pthread_mutex_lock(&call->ep.st.lock);
+  m = cgrpc__msgq_pop(&call->ep.st.recvq);
+  pthread_mutex_unlock(&call->ep.st.lock);
+  if (!m) {
+    call_fail(call, CGRPC_STATUS_INTERNAL, "request message lost");
+    return;
+  }
   cgrpc__arena_protobuf_allocator(&call->arena, &alloc);
-  call->request_msg = protobuf_c_message_unpack(desc->input, &alloc,
-                                                call->request_len, call->request);
+  call->request_msg =
+      protobuf_c_message_unpack(desc->input, &alloc, m->len, m->data);
+  cgrpc__free(m);
   if (!call->request_msg) {
     call_fail(call, CGRPC_STATUS_INTERNAL,
               "could not decode the request as %s", desc->input->name);
@@ -468,9 +346,7 @@ static void call_dispatch(call_t *call) {
 }
 
 static void deadline_fired(void *user_data) {
-  call_t *call = user_data;
-  atomic_store(&call->cancelled, 1);
-  call_fail(call, CGRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
+  call_fail(user_data, CGRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
 }
 
 /* After the request headers: check them and find the method. */
@@ -478,24 +354,23 @@ static void call_headers_done(call_t *call) {
   cgrpc_server *server = call->server;
   call->headers_done = 1;
   /* Not a gRPC request: answer in plain HTTP, as other gRPC servers do
-   * (405 for a method other than POST, 415 for another content-type). */
-  if (call->bad_method || call->bad_content_type) {
-    static const nghttp2_nv status_405 = {(uint8_t *)":status",
-                                          (uint8_t *)"405", 7, 3,
-                                          NGHTTP2_NV_FLAG_NONE};
-    static const nghttp2_nv status_415 = {(uint8_t *)":status",
-                                          (uint8_t *)"415", 7, 3,
-                                          NGHTTP2_NV_FLAG_NONE};
-    call->responded = 1;
-    nghttp2_submit_response(call->conn->h2.session, call->stream_id,
-                            call->bad_method ? &status_405 : &status_415, 1,
-                            NULL);
-    cgrpc__h2conn_schedule_flush(&call->conn->h2);
+   * (405 for a method other than POST, 415 for another or no
+   * content-type). */
+  if (call->bad_method) {
+    respond_http(call, "405");
+    return;
+  }
+  if (call->bad_content_type) {
+    respond_http(call, "415");
     return;
   }
   if (call->bad_encoding) {
     call_fail(call, CGRPC_STATUS_UNIMPLEMENTED,
               "unsupported grpc-encoding; this server accepts identity,gzip");
+    return;
+  }
+  if (call->bad_timeout) {
+    call_fail(call, CGRPC_STATUS_INTERNAL, "malformed grpc-timeout");
     return;
   }
   if (!call->path) {
@@ -509,15 +384,15 @@ static void call_headers_done(call_t *call) {
               call->path);
     return;
   }
-  if (cgrpc__server_stream_init(call) != 0) {
-    call->method = NULL;
-    call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return;
-  }
+  call->ep.recv_desc = call->method->desc->input;
+  call->ep.unary_recv = !cgrpc__server_call_reads_stream(call);
   if (call->deadline_ns) {
     call->deadline_timer.cb = deadline_fired;
-    cgrpc__loop_timer_start(call->loop, &call->deadline_timer,
-                            call->deadline_ns);
+    if (cgrpc__loop_timer_start(call->ep.loop, &call->deadline_timer,
+                                call->deadline_ns) != 0) {
+      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
   }
   /* A request stream is read by the running handler. */
   if (cgrpc__server_call_reads_stream(call))
@@ -525,6 +400,10 @@ static void call_headers_done(call_t *call) {
 }
 
 /* ---- nghttp2 callbacks ---- */
+
+static call_t *stream_call(nghttp2_session *session, int32_t stream_id) {
+  return nghttp2_session_get_stream_user_data(session, stream_id);
+}
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                             void *user_data) {
@@ -548,12 +427,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   (void)user_data;
   if (frame->hd.type != NGHTTP2_HEADERS)
     return 0;
-  call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  call = stream_call(session, frame->hd.stream_id);
   if (!call || call->headers_done)
     return 0; /* client trailers carry nothing for gRPC */
   /* Bounds what one request's headers may make us store. */
-  call->header_bytes += namelen + valuelen + 32;
-  if (call->header_bytes > MAX_HEADER_BYTES)
+  if (cgrpc__ep_header_over(&call->ep, namelen, valuelen))
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (name[0] == ':') {
     if (LIT_EQ(name, namelen, ":path")) {
@@ -574,12 +452,15 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
   }
   if (LIT_EQ(name, namelen, "content-type")) {
+    call->seen_content_type = 1;
     call->bad_content_type = !cgrpc__wire_content_type_ok(value, valuelen);
   } else if (LIT_EQ(name, namelen, "grpc-timeout")) {
     int64_t ns;
     if (cgrpc__timeout_parse((const char *)value, valuelen, &ns) == 0) {
       int64_t now = cgrpc__now_ns();
       call->deadline_ns = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+    } else {
+      call->bad_timeout = 1;
     }
   } else if (LIT_EQ(name, namelen, "grpc-encoding")) {
     if (LIT_EQ(value, valuelen, "gzip"))
@@ -606,85 +487,54 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   return 0;
 }
 
-static int on_message(void *user_data, int compressed, const uint8_t *data,
-                      size_t len) {
-  call_t *call = user_data;
-  call->n_requests++;
-  if (cgrpc__server_call_reads_stream(call)) {
-    uint8_t *plain = NULL;
-    int rv;
-    if (compressed) {
-      int code = call->compressed_gzip
-                     ? decompress_gzip(call, data, len, &plain, &len)
-                     : CGRPC_STATUS_INTERNAL;
-      if (code != CGRPC_STATUS_OK) {
-        call_fail(call, (cgrpc_status_code)code,
-                  "could not decompress a request message");
-        return 1;
-      }
-      data = plain;
-    }
-    rv = cgrpc__server_stream_on_message(call, data, len);
-    cgrpc__free(plain);
-    if (rv != 0) {
-      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-      return 1;
-    }
+/* A received message (cgrpc__ep_ops.message). */
+static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
+                        size_t len) {
+  call_t *call = call_of(ep);
+  cgrpc__msg *m;
+  /* A unary request keeps its first message; the count is checked at the
+   * end of the request. */
+  if (++call->n_requests > 1 && !cgrpc__server_call_reads_stream(call))
     return 0;
-  }
-  if (call->n_requests > 1)
-    return 0; /* reported at dispatch */
   if (compressed) {
+    uint8_t *plain = NULL;
     int code;
     if (!call->compressed_gzip) {
       call_fail(call, CGRPC_STATUS_INTERNAL,
                 "compressed message without grpc-encoding");
       return 1;
     }
-    code = decompress_gzip(call, data, len, &call->request_owned,
-                           &call->request_len);
-    call->request = call->request_owned;
+    code = decompress_gzip(call, data, len, &plain, &len);
     if (code != CGRPC_STATUS_OK) {
       call_fail(call, (cgrpc_status_code)code,
                 code == CGRPC_STATUS_RESOURCE_EXHAUSTED
-                    ? "decompressed request exceeds the receive limit"
-                    : "could not decompress the request");
+                    ? "decompressed request message exceeds the receive limit"
+                    : "could not decompress a request message");
       return 1;
     }
-    return 0;
+    m = cgrpc__msg_new(len);
+    if (m)
+      memcpy(m->data, plain, len);
+    cgrpc__free(plain);
+  } else {
+    m = cgrpc__msg_received(&ep->deframer, data, len);
   }
-  call->request = cgrpc__arena_memdup(&call->arena, data, len);
-  if (!call->request && len) {
-    call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    return 1;
-  }
-  call->request_len = len;
+  if (!m)
+    return CGRPC_ERR_NOMEM;
+  cgrpc__ep_push_received(ep, m);
   return 0;
 }
 
 static int on_data_chunk(nghttp2_session *session, uint8_t flags,
                          int32_t stream_id, const uint8_t *data, size_t len,
                          void *user_data) {
-  call_t *call = nghttp2_session_get_stream_user_data(session, stream_id);
+  call_t *call = stream_call(session, stream_id);
   size_t consume = len;
-  int rv;
   (void)flags;
   (void)user_data;
-  if (call && !call->responded && call->method) {
-    rv = cgrpc__deframer_feed(&call->deframer, data, len, on_message, call);
-    if (rv == CGRPC_ERR_TOO_LARGE) {
-      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED,
-                "received message larger than max (%lld bytes)",
-                (long long)call->server->opts.max_recv);
-    } else if (rv == CGRPC_ERR_PROTO) {
-      call_fail(call, CGRPC_STATUS_INTERNAL, "bad gRPC message framing");
-    } else if (rv == CGRPC_ERR_NOMEM) {
-      call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    } else if (rv == 0 && cgrpc__server_call_reads_stream(call)) {
-      /* Hold the window back while the handler lags behind. */
-      consume = cgrpc__server_stream_account(call, len);
-    }
-  }
+  if (call && !call->responded && call->fail_code == CGRPC_STATUS_OK &&
+      call->method)
+    consume = cgrpc__ep_on_data(&call->ep, data, len);
   /* Everything else is given back to the peer's window at once. */
   if (consume)
     nghttp2_session_consume(session, stream_id, consume);
@@ -714,46 +564,43 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   default:
     return 0;
   }
-  call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  call = stream_call(session, frame->hd.stream_id);
   if (!call)
     return 0;
-  if (frame->hd.type == NGHTTP2_HEADERS && !call->headers_done)
+  if (frame->hd.type == NGHTTP2_HEADERS && !call->headers_done) {
+    if (!call->seen_content_type)
+      call->bad_content_type = 1;
     call_headers_done(call);
+  }
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
     call->remote_closed = 1;
-    if (call->responded || !call->method)
+    if (call->responded || call->fail_code != CGRPC_STATUS_OK ||
+        !call->method)
       return 0;
-    if (!cgrpc__deframer_is_idle(&call->deframer)) {
+    if (!cgrpc__deframer_is_idle(&call->ep.deframer)) {
       call_fail(call, CGRPC_STATUS_INTERNAL,
                 "request stream ended inside a message");
       return 0;
     }
-    if (cgrpc__server_call_reads_stream(call))
-      cgrpc__server_stream_on_end(call);
-    else
+    if (cgrpc__server_call_reads_stream(call)) {
+      pthread_mutex_lock(&call->ep.st.lock);
+      call->ep.st.read_closed = 1;
+      pthread_cond_broadcast(&call->ep.st.cond);
+      pthread_mutex_unlock(&call->ep.st.lock);
+      cgrpc__ep_defer_notify(&call->ep);
+    } else {
       call_dispatch(call);
+    }
   }
   return 0;
 }
 
 static int on_stream_close(nghttp2_session *session, int32_t stream_id,
                            uint32_t error_code, void *user_data) {
-  call_t *call = nghttp2_session_get_stream_user_data(session, stream_id);
-  (void)error_code;
+  call_t *call = stream_call(session, stream_id);
   (void)user_data;
-  if (!call)
-    return 0;
-  nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-  /* A stream that closes before our response was sent was cancelled (a
-   * client reset); one that closes after it simply ended. */
-  if (!call->responded)
-    atomic_store(&call->cancelled, 1);
-  call->stream_closed = 1;
-  call_unlink(call);
-  cgrpc__loop_timer_stop(call->loop, &call->deadline_timer);
-  if (call->st)
-    cgrpc__server_stream_on_close(call);
-  cgrpc__server_call_release(call);
+  if (call)
+    cgrpc__ep_closed(&call->ep, error_code);
   return 0;
 }
 
@@ -766,12 +613,22 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
   if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
       !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
-  call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  call = stream_call(session, frame->hd.stream_id);
   if (call && !call->remote_closed)
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_NO_ERROR);
   return 0;
 }
+
+static const cgrpc__ep_ops call_ops = {cgrpc__server_call_kick,
+                                       call_message,
+                                       ep_fail,
+                                       cgrpc__server_call_body_end,
+                                       cgrpc__server_call_read_done,
+                                       cgrpc__server_call_write_done,
+                                       NULL,
+                                       call_unbound,
+                                       call_destroy};
 
 static nghttp2_session_callbacks *server_cbs;
 static pthread_once_t server_cbs_once = PTHREAD_ONCE_INIT;
@@ -804,20 +661,9 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__server_conn *conn = user_data;
   cgrpc__server_loop *sl = conn->sl;
   cgrpc_server *server = sl->server;
-  call_t *call, *next;
   (void)h2;
   cgrpc__loop_timer_stop(sl->loop, &conn->handshake_timer);
-  for (call = conn->calls; call; call = next) {
-    next = call->next;
-    if (!call->responded)
-      atomic_store(&call->cancelled, 1);
-    call_unlink(call);
-    call->stream_closed = 1;
-    call->conn = NULL;
-    if (call->st)
-      cgrpc__server_stream_on_close(call);
-    cgrpc__server_call_release(call);
-  }
+  cgrpc__ep_conn_lost(&conn->calls);
   if (conn->prev)
     conn->prev->next = conn->next;
   else
@@ -872,7 +718,7 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   sl->conns = conn;
   cgrpc__timer_init(&conn->handshake_timer, handshake_expired, conn);
   if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, conn_closed,
-                          &server_body, conn) != 0) {
+                          &cgrpc__ep_body, conn) != 0) {
     /* fd is closed; unwind through the normal close path. */
     conn_closed(&conn->h2, conn);
     return;

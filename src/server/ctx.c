@@ -66,17 +66,29 @@ static int add_md(cgrpc_metadata_array **md, const char *key, const void *value,
              : cgrpc_metadata_array_add(*md, key, value);
 }
 
+/* Initial metadata is final once the response headers are on their way
+ * (the loop reads it then). */
+static int add_initial(cgrpc_server_ctx *ctx, const char *key,
+                       const void *value, size_t len, int bin) {
+  int rv;
+  if (!ctx)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  pthread_mutex_lock(&ctx->ep.st.lock);
+  rv = ctx->headers_frozen ? CGRPC_ERR_INVALID_STATE
+                           : add_md(&ctx->initial_md, key, value, len, bin);
+  pthread_mutex_unlock(&ctx->ep.st.lock);
+  return rv;
+}
+
 int cgrpc_server_ctx_add_initial_metadata(cgrpc_server_ctx *ctx,
                                           const char *key, const char *value) {
-  return ctx ? add_md(&ctx->initial_md, key, value, 0, 0)
-             : CGRPC_ERR_INVALID_ARGUMENT;
+  return add_initial(ctx, key, value, 0, 0);
 }
 
 int cgrpc_server_ctx_add_initial_metadata_bin(cgrpc_server_ctx *ctx,
                                               const char *key,
                                               const void *value, size_t len) {
-  return ctx ? add_md(&ctx->initial_md, key, value, len, 1)
-             : CGRPC_ERR_INVALID_ARGUMENT;
+  return add_initial(ctx, key, value, len, 1);
 }
 
 int cgrpc_server_ctx_add_trailing_metadata(cgrpc_server_ctx *ctx,

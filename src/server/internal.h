@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Server internals shared by server.c (the server object, listeners,
- * shutdown), conn.c (one HTTP/2 connection and its calls) and ctx.c (the
+ * shutdown), conn.c (one HTTP/2 connection and its calls), stream.c (the
+ * handler's reads and writes, the response) and ctx.c (the rest of the
  * handler-facing cgrpc_server_ctx API).
+ *
+ * A call is an endpoint (call/endpoint.h): its memory goes with its last
+ * reference, which the stream, a running handler, a detached handler that
+ * has not finished, and every queued task hold.  All of those are dropped
+ * on the call's loop thread, so a call is always freed there.
  */
 #ifndef CGRPC_SERVER_INTERNAL_H
 #define CGRPC_SERVER_INTERNAL_H
@@ -10,8 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "call/deframer.h"
-#include "call/stream.h"
+#include "call/endpoint.h"
 #include "cgrpc/server.h"
 #include "h2/conn.h"
 #include "io/loop.h"
@@ -72,6 +77,8 @@ typedef struct cgrpc__server_loop {
   /* Handler jobs of this loop turn, submitted together at its end. */
   cgrpc__job_batch jobs;
   cgrpc__deferred submit_jobs;
+  /* Shutdown's steps, posted to the loop. */
+  cgrpc__task begin_shutdown, force_close;
 } cgrpc__server_loop;
 
 enum { SERVER_NEW, SERVER_STARTED, SERVER_SHUTTING_DOWN, SERVER_STOPPED };
@@ -93,97 +100,102 @@ struct cgrpc_server {
   int n_loops;
   cgrpc__pool pool;
 
-  pthread_mutex_t lock; /* guards state and live_conns */
+  pthread_mutex_t lock; /* guards state, live_conns and the shutdown thread */
   pthread_cond_t cond;
   int state;
   int live_conns;
   unsigned next_loop;
+  /* A shutdown begun from one of the server's own threads runs here. */
+  pthread_t shutdown_thread;
+  int has_shutdown_thread;
+  int64_t shutdown_grace_ms;
+};
+
+/* Kick requests of a server call (beyond the endpoint's own). */
+enum {
+  /* Send the response headers now (cgrpc_server_ctx_send_initial_metadata,
+   * or the first write). */
+  SCALL_REQ_HEADERS = CGRPC__EP_REQ_SIDE << 0,
+  /* The handler returned on a worker thread. */
+  SCALL_REQ_HANDLER_DONE = CGRPC__EP_REQ_SIDE << 1,
+  /* A detached call was finished. */
+  SCALL_REQ_FINISH = CGRPC__EP_REQ_SIDE << 2
 };
 
 /* One call (an HTTP/2 stream) on the server. */
 struct cgrpc_server_ctx {
-  cgrpc__job job; /* first: the worker pool hands it back */
-  cgrpc__task done_task;   /* the worker's way back to the loop */
-  cgrpc__task finish_node; /* cgrpc_server_ctx_finish()'s */
+  cgrpc__ep ep;   /* first: the endpoint is the call */
+  cgrpc__job job; /* the worker pool's node */
   cgrpc__server_conn *conn; /* NULL once the connection is gone */
   cgrpc_server *server;
-  cgrpc__loop *loop;
-  struct cgrpc_server_ctx *prev, *next;
-  int32_t stream_id;
+  struct cgrpc__server_loop *sl;
   const cgrpc__method_entry *method;
   char *path;
   char *authority;
-  const char *peer; /* the connection's, outlives the call */
+  const char *peer; /* a copy in the arena: outlives the connection */
   /* Request metadata: kept raw in the arena as it arrives, and turned into
    * |metadata| only if the handler asks (most never do). */
   struct cgrpc__raw_header *raw_headers, **raw_tail;
   cgrpc_metadata_array *metadata;
   int64_t deadline_ns; /* 0: none */
   cgrpc__timer deadline_timer;
-  cgrpc__deframer deframer;
-  const uint8_t *request; /* in the arena, or request_owned */
-  uint8_t *request_owned; /* a decompressed request */
-  size_t request_len;
   int n_requests;
-  size_t header_bytes; /* request headers seen so far, for the cap */
-  int compressed_gzip; /* grpc-encoding: gzip */
 
-  /* Request-header checks, decided at the end of the headers. */
-  unsigned bad_method : 1;
-  unsigned bad_content_type : 1;
+  /* Loop thread only. */
+  unsigned compressed_gzip : 1; /* grpc-encoding: gzip */
+  unsigned bad_method : 1;      /* request-header checks, decided at the */
+  unsigned bad_content_type : 1; /* end of the headers */
+  unsigned seen_content_type : 1;
   unsigned bad_encoding : 1;
+  unsigned bad_timeout : 1;
   unsigned headers_done : 1;
   unsigned remote_closed : 1;
-  unsigned handler_running : 1;
-  unsigned responded : 1;
+  unsigned responded : 1;        /* the final response or trailers are on
+                                    their way */
+  unsigned headers_submitted : 1; /* response headers with a body */
+  unsigned finished : 1;  /* the handler's work is over: what it queued is
+                             all there will be */
   unsigned stream_closed : 1;
-  unsigned linked : 1; /* in conn->calls */
-  atomic_int cancelled;
-
-  cgrpc__arena arena;
-
-  /* The handler's results. */
-  ProtobufCMessage *request_msg;
-  ProtobufCMessage *response_msg;
-  cgrpc_status_code code;
-  char *status_message;
-  cgrpc_metadata_array *initial_md;
-  cgrpc_metadata_array *trailing_md;
-  uint8_t *response;
-  size_t response_len, response_off;
-
-  /* Streaming methods only (st != NULL). */
-  cgrpc__stream *st;
-  cgrpc__deferred notify; /* async callbacks, loop thread */
-  atomic_int posted;      /* loop tasks in flight for this call */
-  cgrpc_server_read_cb read_cb;
-  void *read_user_data;
-  cgrpc_server_write_cb write_cb;
-  void *write_user_data;
-  /* Guarded by st->lock and written by application threads: kept out of
-   * the bitfields below, which the loop writes without the lock. */
-  unsigned char read_pending;
-  unsigned char want_headers;
-  unsigned headers_submitted : 1;
-  unsigned finished : 1;     /* no more messages: the provider may end */
-  unsigned app_finished : 1; /* a detached call's finish reached the loop */
   /* Set by the loop when it ends a call whose response had begun; the
    * trailers then carry this instead of the handler's outcome. */
   cgrpc_status_code fail_code;
   char *fail_message;
+
+  atomic_int cancelled;
   atomic_int detached;
   atomic_int finish_called;
+
+  cgrpc__arena arena;
+
+  /* The handler's results (its thread, then the loop's once it is done). */
+  ProtobufCMessage *request_msg;
+  ProtobufCMessage *response_msg;
+  cgrpc_status_code code;
+  char *status_message;
+  cgrpc_metadata_array *trailing_md;
+  cgrpc__msg *reply; /* the packed response_msg */
+
+  /* Guarded by ep.st.lock: handler threads and the loop. */
+  cgrpc_metadata_array *initial_md;
+  /* The response headers are on their way: initial metadata is final. */
+  unsigned char headers_frozen;
+  cgrpc_server_read_cb read_cb;
+  void *read_user_data;
+  cgrpc_server_write_cb write_cb;
+  void *write_user_data;
 };
 
 struct cgrpc__server_conn {
   cgrpc__h2conn h2;
   cgrpc__server_loop *sl;
   cgrpc__server_conn *prev, *next;
-  struct cgrpc_server_ctx *calls;
+  cgrpc__ep *calls; /* the calls bound to this connection's streams */
   int shutdown_ping_sent;
   /* Closes a connection that never completes the HTTP/2 handshake. */
   cgrpc__timer handshake_timer;
 };
+
+/* ---- conn.c ---- */
 
 /* Takes a freshly accepted socket onto |sl|'s loop.  Loop thread only. */
 void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
@@ -193,54 +205,41 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
  * final GOAWAY when the PING comes back. */
 void cgrpc__server_conn_begin_shutdown(cgrpc__server_conn *conn);
 
+/* Adds a method to the server's table.  Returns 0, CGRPC_ERR_ALREADY_EXISTS
+ * or CGRPC_ERR_NOMEM. */
+int cgrpc__server_methods_insert(cgrpc_server *server,
+                                 const cgrpc__method_entry *entry);
+
+/* Ends a call with |code| now, whatever its handler does: Trailers-Only, or
+ * the trailers after what was sent (loop thread). */
+void cgrpc__server_call_fail(struct cgrpc_server_ctx *call,
+                             cgrpc_status_code code, const char *message);
+
+/* ---- server.c ---- */
+
 /* Tells the server a connection went away (for shutdown's wait). */
 void cgrpc__server_conn_gone(cgrpc_server *server);
 
-/* Frees a call's memory.  Loop thread only. */
-void cgrpc__server_call_free(struct cgrpc_server_ctx *call);
-
-/* Frees |call| once nothing refers to it any more: the stream is closed,
- * no handler runs, a detached call was finished, no task is in flight.
- * Returns nonzero if it was freed.  Loop thread only. */
-int cgrpc__server_call_release(struct cgrpc_server_ctx *call);
-
-/* ---- streaming (stream.c) ---- */
+/* ---- stream.c: the response ---- */
 
 /* Nonzero when the method reads a request stream (client-streaming, bidi). */
 int cgrpc__server_call_reads_stream(const struct cgrpc_server_ctx *call);
 
-/* Allocates the stream queues when the method streams.  Returns 0 or
- * CGRPC_ERR_NOMEM. */
-int cgrpc__server_stream_init(struct cgrpc_server_ctx *call);
-
-/* Loop side: a received message, the end of the requests, the end of the
- * stream. */
-int cgrpc__server_stream_on_message(struct cgrpc_server_ctx *call,
-                                    const uint8_t *data, size_t len);
-void cgrpc__server_stream_on_end(struct cgrpc_server_ctx *call);
-void cgrpc__server_stream_on_close(struct cgrpc_server_ctx *call);
-/* How many of |len| received bytes may be given back to the peer now. */
-size_t cgrpc__server_stream_account(struct cgrpc_server_ctx *call, size_t len);
-
 /* The handler's work is over (returned, or finished when detached): send
- * what is left and the trailers.  Loop thread. */
-void cgrpc__server_stream_finish(struct cgrpc_server_ctx *call);
-
-/* From conn.c, for stream.c: the final response when no headers were sent
- * yet (Trailers-Only, or headers + reply + trailers). */
+ * the headers if they have not gone, what is queued, the reply, then the
+ * trailers; or a Trailers-Only response.  Loop thread. */
 void cgrpc__server_call_respond(struct cgrpc_server_ctx *call);
-/* Ends a call with |code| now, whatever its handler does (loop thread). */
-void cgrpc__server_call_abort(struct cgrpc_server_ctx *call,
-                              cgrpc_status_code code, const char *message);
-/* Packs the handler's reply (any thread). */
-void cgrpc__server_call_pack_response(struct cgrpc_server_ctx *call);
 
-/* Trailers of a call, submitted after the last message. */
-void cgrpc__server_submit_trailers(struct cgrpc_server_ctx *call);
+/* The kick of a server call (cgrpc__ep_ops.kick), its async completions,
+ * and its body's end (the trailers). */
+void cgrpc__server_call_kick(cgrpc__ep *ep, unsigned requests);
+void cgrpc__server_call_read_done(cgrpc__ep *ep, ProtobufCMessage *msg);
+void cgrpc__server_call_write_done(cgrpc__ep *ep, int ok);
+uint32_t cgrpc__server_call_body_end(cgrpc__ep *ep);
 
-/* Ends a call whose response headers went out: drops what is queued, stops
- * the handler's reads and writes, and sends |code| in the trailers. */
-void cgrpc__server_stream_fail(struct cgrpc_server_ctx *call,
-                               cgrpc_status_code code, const char *message);
+/* The handler's outcome: its status code checked and its reply packed (on
+ * the handler's thread, off the loop). */
+void cgrpc__server_call_set_outcome(struct cgrpc_server_ctx *call,
+                                    cgrpc_status_code code);
 
 #endif /* CGRPC_SERVER_INTERNAL_H */

@@ -4,8 +4,15 @@
 #include "cgrpc/error.h"
 #include "util/mem.h"
 
+static _Thread_local const cgrpc__pool *current_pool;
+
+int cgrpc__pool_in_worker(const cgrpc__pool *pool) {
+  return current_pool == pool;
+}
+
 static void *worker(void *arg) {
   cgrpc__pool *pool = arg;
+  current_pool = pool;
   pthread_mutex_lock(&pool->lock);
   for (;;) {
     cgrpc__job *job;

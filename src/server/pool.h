@@ -42,6 +42,9 @@ void cgrpc__job_batch_add(cgrpc__job_batch *b, cgrpc__job *job);
  * there are jobs, and empties |b|.  Any thread. */
 void cgrpc__pool_submit_batch(cgrpc__pool *pool, cgrpc__job_batch *b);
 
+/* Nonzero when called on one of |pool|'s worker threads. */
+int cgrpc__pool_in_worker(const cgrpc__pool *pool);
+
 /* Runs the jobs still queued, then joins every thread.  Idempotent. */
 void cgrpc__pool_stop(cgrpc__pool *pool);
 

@@ -14,9 +14,6 @@
 #include "util/clock.h"
 #include "util/mem.h"
 
-int cgrpc__server_methods_insert(cgrpc_server *server,
-                                 const cgrpc__method_entry *entry);
-
 /* ---- options ---- */
 
 static void options_defaults(struct cgrpc_server_options *o) {
@@ -191,6 +188,8 @@ int cgrpc_server_register_service(cgrpc_server *server,
 }
 
 static void accept_ready(void *user_data, unsigned events);
+static void loop_begin_shutdown(void *user_data);
+static void loop_force_close(void *user_data);
 
 /* Out of file descriptors: stop watching the listener for a moment, or
  * level-triggered epoll would wake us for the same pending connection in a
@@ -258,6 +257,8 @@ int cgrpc_server_start(cgrpc_server *server) {
     sl->server = server;
     sl->submit_jobs.cb = submit_jobs;
     sl->submit_jobs.user_data = sl;
+    cgrpc__task_init(&sl->begin_shutdown, loop_begin_shutdown, sl);
+    cgrpc__task_init(&sl->force_close, loop_force_close, sl);
     rv = cgrpc__loop_new(&sl->loop);
     if (rv != 0) {
       server_free_loops(server);
@@ -269,9 +270,9 @@ int cgrpc_server_start(cgrpc_server *server) {
       sl->listeners[j].fd = server->listen_fds[j];
       cgrpc__timer_init(&sl->listeners[j].pause, accept_resume,
                         &sl->listeners[j]);
-      /* Every loop watches every listener; the kernel wakes one of them
-       * (EPOLLEXCLUSIVE-like spreading via level-triggered accept races is
-       * harmless: a loser just sees EAGAIN). */
+      /* Every loop watches every listener, so a new connection may wake
+       * several of them; the ones that lose the race to accept() just see
+       * EAGAIN. */
       rv = cgrpc__loop_watch(sl->loop, &sl->listeners[j].watch,
                              server->listen_fds[j], CGRPC__IO_READ,
                              accept_ready, &sl->listeners[j]);
@@ -304,9 +305,23 @@ int cgrpc_server_start(cgrpc_server *server) {
   return 0;
 }
 
+/* Nonzero on one of |server|'s own threads (a loop or a pool worker),
+ * where waiting for the server to stop would wait for ourselves. */
+static int on_own_thread(const cgrpc_server *server) {
+  int i;
+  if (cgrpc__pool_in_worker(&server->pool))
+    return 1;
+  for (i = 0; i < server->n_loops; i++)
+    if (cgrpc__loop_in_thread(server->loops[i].loop))
+      return 1;
+  return 0;
+}
+
 int cgrpc_server_wait(cgrpc_server *server) {
   if (!server)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if (on_own_thread(server))
+    return CGRPC_ERR_WOULD_DEADLOCK;
   pthread_mutex_lock(&server->lock);
   if (server->state == SERVER_NEW) {
     pthread_mutex_unlock(&server->lock);
@@ -356,33 +371,13 @@ static void deadline_from_now(struct timespec *ts, int64_t ms) {
   }
 }
 
-int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
-  int i, state;
-  if (!server)
-    return CGRPC_ERR_INVALID_ARGUMENT;
-  pthread_mutex_lock(&server->lock);
-  state = server->state;
-  if (state == SERVER_STARTED)
-    server->state = SERVER_SHUTTING_DOWN;
-  pthread_mutex_unlock(&server->lock);
-  if (state == SERVER_NEW) {
-    pthread_mutex_lock(&server->lock);
-    server->state = SERVER_STOPPED;
-    pthread_cond_broadcast(&server->cond);
-    pthread_mutex_unlock(&server->lock);
-    return 0;
-  }
-  if (state != SERVER_STARTED) {
-    /* Another thread is shutting down: wait for it. */
-    pthread_mutex_lock(&server->lock);
-    while (server->state != SERVER_STOPPED)
-      pthread_cond_wait(&server->cond, &server->lock);
-    pthread_mutex_unlock(&server->lock);
-    return 0;
-  }
+/* The shutdown itself: GOAWAY everywhere, wait up to the grace, close
+ * what is left, drain the pool, stop the loops. */
+static void shutdown_run(cgrpc_server *server, int64_t grace_ms) {
+  int i;
   for (i = 0; i < server->n_loops; i++)
-    cgrpc__loop_post(server->loops[i].loop, loop_begin_shutdown,
-                     &server->loops[i]);
+    cgrpc__loop_post_task(server->loops[i].loop,
+                          &server->loops[i].begin_shutdown);
   /* Wait for the connections to finish their calls, up to the grace. */
   {
     int64_t deadline = grace_ms < 0 ? INT64_MAX : cgrpc__now_ms() + grace_ms;
@@ -398,8 +393,8 @@ int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
     pthread_mutex_unlock(&server->lock);
   }
   for (i = 0; i < server->n_loops; i++)
-    cgrpc__loop_post(server->loops[i].loop, loop_force_close,
-                     &server->loops[i]);
+    cgrpc__loop_post_task(server->loops[i].loop,
+                          &server->loops[i].force_close);
   /* Handlers finish (they see is_cancelled), then the loops take back the
    * calls they completed, then the loops stop. */
   cgrpc__pool_stop(&server->pool);
@@ -412,15 +407,77 @@ int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
   server->state = SERVER_STOPPED;
   pthread_cond_broadcast(&server->cond);
   pthread_mutex_unlock(&server->lock);
+}
+
+static void *shutdown_thread(void *arg) {
+  cgrpc_server *server = arg;
+  shutdown_run(server, server->shutdown_grace_ms);
+  return NULL;
+}
+
+int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
+  int state, own;
+  if (!server)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  own = on_own_thread(server);
+  pthread_mutex_lock(&server->lock);
+  state = server->state;
+  if (state == SERVER_STARTED)
+    server->state = SERVER_SHUTTING_DOWN;
+  else if (state == SERVER_NEW) {
+    server->state = SERVER_STOPPED;
+    pthread_cond_broadcast(&server->cond);
+  }
+  if (state == SERVER_STARTED && own) {
+    /* From a handler or a callback ("Quit" RPCs): the shutdown waits for
+     * handlers and joins the loops, so it runs on a thread of its own;
+     * cgrpc_server_wait() tells when it is over, cgrpc_server_del() joins
+     * it. */
+    server->shutdown_grace_ms = grace_ms;
+    if (pthread_create(&server->shutdown_thread, NULL, shutdown_thread,
+                       server) != 0) {
+      server->state = SERVER_STARTED;
+      pthread_mutex_unlock(&server->lock);
+      cgrpc__log(&server->log, CGRPC_LOG_ERROR,
+                 "cgrpc_server_shutdown: cannot start a thread for it");
+      return CGRPC_ERR_IO;
+    }
+    server->has_shutdown_thread = 1;
+  }
+  pthread_mutex_unlock(&server->lock);
+  if (state == SERVER_NEW || own)
+    return 0;
+  if (state != SERVER_STARTED) {
+    /* Another thread is shutting down: wait for it. */
+    pthread_mutex_lock(&server->lock);
+    while (server->state != SERVER_STOPPED)
+      pthread_cond_wait(&server->cond, &server->lock);
+    pthread_mutex_unlock(&server->lock);
+    return 0;
+  }
+  shutdown_run(server, grace_ms);
   return 0;
 }
 
 void cgrpc_server_del(cgrpc_server *server) {
   size_t i;
-  int j;
+  int j, joinable;
   if (!server)
     return;
+  if (on_own_thread(server)) {
+    cgrpc__log(&server->log, CGRPC_LOG_ERROR,
+               "cgrpc_server_del called from one of the server's own "
+               "threads; ignored (use cgrpc_server_shutdown there, and "
+               "delete the server from another thread)");
+    return;
+  }
   cgrpc_server_shutdown(server, 0);
+  pthread_mutex_lock(&server->lock);
+  joinable = server->has_shutdown_thread;
+  server->has_shutdown_thread = 0;
+  pthread_mutex_unlock(&server->lock);
+  if (joinable)
+    pthread_join(server->shutdown_thread, NULL);
   server_free_loops(server);
   for (j = 0; j < server->n_listeners; j++)
     close(server->listen_fds[j]);

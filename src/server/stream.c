@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Streaming on the server: the handler-facing read/write API (blocking and
- * async), detached handlers, and the loop side that turns the send queue
- * into DATA frames and the trailers.
+ * The response side of a server call and the handler-facing read/write
+ * API (blocking and async), detached handlers, and the loop side that
+ * sends the headers, what the handler queued, the reply and the trailers.
  */
+#include <stdio.h>
 #include <string.h>
 
+#include "call/wire.h"
 #include "cgrpc/error.h"
 #include "h2/hdrs.h"
 #include "server/internal.h"
@@ -13,6 +15,7 @@
 
 typedef struct cgrpc_server_ctx call_t;
 
+static call_t *call_of(cgrpc__ep *ep) { return (call_t *)ep; }
 
 int cgrpc__server_call_reads_stream(const call_t *call) {
   return call->method && (call->method->desc->kind ==
@@ -26,281 +29,206 @@ static int writes_stream(const call_t *call) {
                           call->method->desc->kind == CGRPC_METHOD_BIDI_STREAMING);
 }
 
-static void notify_run(void *user_data);
-static void notify_callbacks(call_t *call);
-
-int cgrpc__server_stream_init(call_t *call) {
-  if (call->method->desc->kind == CGRPC_METHOD_UNARY)
-    return 0;
-  call->st = cgrpc__malloc(sizeof *call->st);
-  if (!call->st)
-    return CGRPC_ERR_NOMEM;
-  cgrpc__stream_init(call->st, CGRPC__STREAM_SEND_LIMIT, CGRPC__STREAM_RECV_LIMIT);
-  if (cgrpc__server_call_reads_stream(call))
-    cgrpc__stream_deframer_init(&call->deframer);
-  call->notify.cb = notify_run;
-  call->notify.user_data = call;
-  return 0;
-}
-
 /* ---- loop side ---- */
 
-/* The response body: what the handler queued, then the trailers.  Only
- * the length is decided here; the connection takes the bytes through
- * cgrpc__stream_peek_send() and _consume_send(). */
-static ssize_t stream_read(nghttp2_session *session, int32_t stream_id,
-                           uint8_t *buf, size_t length, uint32_t *data_flags,
-                           nghttp2_data_source *source, void *user_data) {
-  call_t *call = source->ptr;
-  cgrpc__stream *st = call->st;
-  size_t n;
-  int eof;
-  (void)session;
-  (void)stream_id;
-  (void)buf;
-  (void)user_data;
-  pthread_mutex_lock(&st->lock);
-  n = st->sendq.bytes < length ? st->sendq.bytes : length;
-  eof = n == st->sendq.bytes && call->finished;
-  pthread_mutex_unlock(&st->lock);
-  if (eof) {
-    *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM |
-                   NGHTTP2_DATA_FLAG_NO_COPY;
-    cgrpc__server_submit_trailers(call);
-    return (ssize_t)n;
-  }
-  if (n == 0)
-    return NGHTTP2_ERR_DEFERRED;
-  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-  return (ssize_t)n;
+/* The response headers, with the initial metadata (final once
+ * headers_frozen is set, which the caller made sure of). */
+static void add_response_headers(call_t *call, cgrpc__hdrs *h) {
+  CGRPC__HDRS_ADD_LIT(h, ":status", "200");
+  CGRPC__HDRS_ADD_LIT(h, "content-type", "application/grpc");
+  CGRPC__HDRS_ADD_LIT(h, "grpc-accept-encoding", "identity,gzip");
+  cgrpc__hdrs_add_metadata(h, call->initial_md);
 }
 
 /* Response headers with a body that follows the send queue. */
 static void submit_headers(call_t *call) {
-  nghttp2_data_provider prd;
+  nghttp2_session *session = call->ep.conn->session;
+  nghttp2_data_provider prd = cgrpc__ep_provider(&call->ep);
   cgrpc__hdrs h;
   int rv;
   call->headers_submitted = 1;
   cgrpc__hdrs_init(&h);
-  CGRPC__HDRS_ADD_LIT(&h, ":status", "200");
-  CGRPC__HDRS_ADD_LIT(&h, "content-type", "application/grpc");
-  CGRPC__HDRS_ADD_LIT(&h, "grpc-accept-encoding", "identity,gzip");
-  cgrpc__hdrs_add_metadata(&h, call->initial_md);
-  prd.source.ptr = call;
-  prd.read_callback = stream_read;
+  add_response_headers(call, &h);
   rv = h.failed ? -1
-                : nghttp2_submit_response(call->conn->h2.session,
-                                          call->stream_id, h.nv, h.len, &prd);
+                : nghttp2_submit_response(session, call->ep.stream_id, h.nv,
+                                          h.len, &prd);
   cgrpc__hdrs_free(&h);
   if (rv != 0) {
     call->responded = 1;
-    nghttp2_submit_rst_stream(call->conn->h2.session, NGHTTP2_FLAG_NONE,
-                              call->stream_id, NGHTTP2_INTERNAL_ERROR);
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->ep.stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
   }
+  cgrpc__h2conn_schedule_flush(call->ep.conn);
 }
 
-static int stream_open(const call_t *call) {
-  return call->conn && !call->stream_closed && !call->conn->h2.closed;
+/* A Trailers-Only response with the handler's outcome. */
+static void submit_trailers_only(call_t *call) {
+  nghttp2_session *session = call->ep.conn->session;
+  cgrpc__hdrs h;
+  int rv;
+  call->responded = 1;
+  cgrpc__hdrs_init(&h);
+  add_response_headers(call, &h);
+  cgrpc__hdrs_add_status(&h, call->code, call->status_message);
+  cgrpc__hdrs_add_metadata(&h, call->trailing_md);
+  rv = h.failed ? -1
+                : nghttp2_submit_response(session, call->ep.stream_id, h.nv,
+                                          h.len, NULL);
+  cgrpc__hdrs_free(&h);
+  if (rv != 0)
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->ep.stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
+  cgrpc__h2conn_schedule_flush(call->ep.conn);
 }
 
-/* Loop task: headers or more DATA, window given back, async callbacks. */
-static void kick_task(void *user_data) {
-  call_t *call = user_data;
-  cgrpc__stream *st = call->st;
-  size_t consume;
-  int want_headers;
-  pthread_mutex_lock(&st->lock);
-  st->kick_pending = 0;
-  consume = st->to_consume;
-  st->to_consume = 0;
-  want_headers = call->want_headers || st->sendq.head != NULL;
-  pthread_mutex_unlock(&st->lock);
-  if (stream_open(call)) {
-    nghttp2_session *session = call->conn->h2.session;
-    if (consume)
-      nghttp2_session_consume(session, call->stream_id, consume);
-    if (!call->responded) {
-      if (!call->headers_submitted && want_headers)
-        submit_headers(call);
-      else if (call->headers_submitted)
-        nghttp2_session_resume_data(session, call->stream_id);
-    }
-    cgrpc__h2conn_schedule_flush(&call->conn->h2);
-  } else if (consume && call->conn && !call->conn->h2.closed) {
-    nghttp2_session_consume_connection(call->conn->h2.session, consume);
+/* The body's end (cgrpc__ep_ops.body_end): the trailers, with the loop's
+ * failure if it ended the call, else the handler's outcome. */
+uint32_t cgrpc__server_call_body_end(cgrpc__ep *ep) {
+  call_t *call = call_of(ep);
+  nghttp2_session *session = ep->conn->session;
+  cgrpc__hdrs h;
+  call->responded = 1;
+  cgrpc__hdrs_init(&h);
+  if (call->fail_code != CGRPC_STATUS_OK) {
+    cgrpc__hdrs_add_status(&h, call->fail_code, call->fail_message);
+  } else {
+    cgrpc__hdrs_add_status(&h, call->code, call->status_message);
+    cgrpc__hdrs_add_metadata(&h, call->trailing_md);
   }
-  notify_callbacks(call);
-  atomic_fetch_sub(&call->posted, 1);
-  cgrpc__server_call_release(call);
+  if (h.failed ||
+      nghttp2_submit_trailer(session, ep->stream_id, h.nv, h.len) != 0)
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, ep->stream_id,
+                              NGHTTP2_INTERNAL_ERROR);
+  cgrpc__hdrs_free(&h);
+  return NGHTTP2_DATA_FLAG_NO_END_STREAM;
 }
 
-/* Asks the loop to look at the call (any thread). */
-static void kick(call_t *call) {
-  atomic_fetch_add(&call->posted, 1);
-  if (cgrpc__loop_post(call->loop, kick_task, call) != 0)
-    atomic_fetch_sub(&call->posted, 1);
-}
-
-int cgrpc__server_stream_on_message(call_t *call, const uint8_t *data,
-                                    size_t len) {
-  cgrpc__msg *m = cgrpc__msg_received(&call->deframer, data, len);
-  if (!m)
-    return CGRPC_ERR_NOMEM;
-  pthread_mutex_lock(&call->st->lock);
-  cgrpc__msgq_push(&call->st->recvq, m);
-  pthread_cond_broadcast(&call->st->cond);
-  if (call->read_pending)
-    cgrpc__loop_defer(call->loop, &call->notify);
-  pthread_mutex_unlock(&call->st->lock);
-  return 0;
-}
-
-size_t cgrpc__server_stream_account(call_t *call, size_t len) {
-  size_t n;
-  pthread_mutex_lock(&call->st->lock);
-  n = cgrpc__stream_account_recv(call->st, len);
-  pthread_mutex_unlock(&call->st->lock);
-  return n;
-}
-
-void cgrpc__server_stream_on_end(call_t *call) {
-  pthread_mutex_lock(&call->st->lock);
-  call->st->read_closed = 1;
-  pthread_cond_broadcast(&call->st->cond);
-  if (call->read_pending)
-    cgrpc__loop_defer(call->loop, &call->notify);
-  pthread_mutex_unlock(&call->st->lock);
-}
-
-void cgrpc__server_stream_on_close(call_t *call) {
-  size_t held;
-  cgrpc__stream *st = call->st;
-  pthread_mutex_lock(&st->lock);
-  st->done = 1;
-  held = st->unconsumed + st->to_consume;
-  st->unconsumed = st->to_consume = 0;
-  pthread_cond_broadcast(&st->cond);
-  pthread_mutex_unlock(&st->lock);
-  /* Window held back for a slow handler goes back to the connection. */
-  if (held && call->conn && !call->conn->h2.closed)
-    nghttp2_session_consume_connection(call->conn->h2.session, held);
-  cgrpc__loop_defer(call->loop, &call->notify);
-}
-
-void cgrpc__server_stream_finish(call_t *call) {
-  cgrpc__stream *st = call->st;
+void cgrpc__server_call_respond(call_t *call) {
+  cgrpc__stream *st = &call->ep.st;
+  int queued;
   call->finished = 1;
   if (call->responded || call->fail_code != CGRPC_STATUS_OK ||
-      !stream_open(call))
+      !cgrpc__ep_bound(&call->ep))
     return;
-  if (!call->headers_submitted) {
-    int queued;
-    pthread_mutex_lock(&st->lock);
-    queued = st->sendq.head != NULL || call->want_headers;
-    pthread_mutex_unlock(&st->lock);
-    if (!queued) {
-      /* Nothing was written: Trailers-Only, or headers + reply. */
-      cgrpc__server_call_respond(call);
-      return;
-    }
-    submit_headers(call);
-  }
-  /* Headers went out early: the reply (client-streaming) goes through the
-   * queue, then the trailers. */
-  if (call->code == CGRPC_STATUS_OK && call->response) {
-    cgrpc__msg *m = cgrpc__msg_new(call->response_len);
-    if (m) {
-      memcpy(m->data, call->response, call->response_len);
-      pthread_mutex_lock(&st->lock);
-      cgrpc__msgq_push(&st->sendq, m);
-      pthread_mutex_unlock(&st->lock);
-    }
-  }
-  nghttp2_session_resume_data(call->conn->h2.session, call->stream_id);
-  cgrpc__h2conn_schedule_flush(&call->conn->h2);
-}
-
-void cgrpc__server_stream_fail(call_t *call, cgrpc_status_code code,
-                               const char *message) {
-  cgrpc__stream *st = call->st;
-  size_t n = strlen(message) + 1;
-  if (call->fail_code != CGRPC_STATUS_OK)
-    return;
-  call->fail_code = code;
-  call->fail_message = cgrpc__malloc(n);
-  if (call->fail_message)
-    memcpy(call->fail_message, message, n);
-  atomic_store(&call->cancelled, 1);
+  /* What the handler queued is all there will be; the reply goes last. */
   pthread_mutex_lock(&st->lock);
-  cgrpc__msgq_clear(&st->sendq);
-  st->done = 1;
-  pthread_cond_broadcast(&st->cond);
+  call->headers_frozen = 1;
+  if (call->reply) {
+    call->reply->seq = ++st->send_seq;
+    cgrpc__msgq_push(&st->sendq, call->reply);
+    call->reply = NULL;
+  }
+  st->write_closed = 1;
+  queued = st->sendq.head != NULL;
   pthread_mutex_unlock(&st->lock);
-  /* The provider now sees an empty queue and a finished call: EOF, then
-   * these trailers. */
-  call->finished = 1;
-  nghttp2_session_resume_data(call->conn->h2.session, call->stream_id);
-  cgrpc__h2conn_schedule_flush(&call->conn->h2);
-  cgrpc__loop_defer(call->loop, &call->notify);
-}
-
-/* Delivers what async callbacks are due (loop thread).  The caller keeps
- * the call alive: a callback may finish it. */
-static void notify_callbacks(call_t *call) {
-  cgrpc__stream *st = call->st;
-  for (;;) {
-    pthread_mutex_lock(&st->lock);
-    if (call->read_pending && (st->recvq.head || st->read_closed || st->done)) {
-      cgrpc__msg *m = cgrpc__msgq_pop(&st->recvq);
-      cgrpc_server_read_cb cb = call->read_cb;
-      int kick_needed = cgrpc__stream_release_recv(st);
-      ProtobufCMessage *msg = NULL;
-      call->read_pending = 0;
-      pthread_mutex_unlock(&st->lock);
-      if (kick_needed)
-        kick(call);
-      if (m) {
-        msg = protobuf_c_message_unpack(call->method->desc->input, NULL, m->len,
-                                        m->data);
-        cgrpc__free(m);
-        if (!msg)
-          cgrpc__server_call_abort(call, CGRPC_STATUS_INTERNAL,
-                                   "could not decode a request message");
-      }
-      cb(call, msg, call->read_user_data);
-      continue;
-    }
-    int ok;
-    if (cgrpc__stream_async_write_due(st, &ok)) {
-      cgrpc_server_write_cb cb = call->write_cb;
-      pthread_mutex_unlock(&st->lock);
-      if (cb)
-        cb(call, ok, call->write_user_data);
-      continue;
-    }
-    pthread_mutex_unlock(&st->lock);
-    return;
+  if (call->headers_submitted) {
+    nghttp2_session_resume_data(call->ep.conn->session, call->ep.stream_id);
+    cgrpc__h2conn_schedule_flush(call->ep.conn);
+  } else if (queued) {
+    submit_headers(call);
+  } else {
+    submit_trailers_only(call);
   }
 }
 
-/* The deferred entry point of notify_callbacks(). */
-static void notify_run(void *user_data) {
-  call_t *call = user_data;
-  atomic_fetch_add(&call->posted, 1);
-  notify_callbacks(call);
-  atomic_fetch_sub(&call->posted, 1);
-  cgrpc__server_call_release(call);
+/* Back on the loop after a pooled handler returned. */
+static void handler_done(call_t *call) {
+  if (!atomic_load(&call->detached))
+    cgrpc__server_call_respond(call);
+  cgrpc__ep_unref(&call->ep); /* the handler's */
+}
+
+void cgrpc__server_call_kick(cgrpc__ep *ep, unsigned requests) {
+  call_t *call = call_of(ep);
+  if ((requests & (SCALL_REQ_HEADERS | CGRPC__EP_REQ_SEND)) &&
+      !call->headers_submitted && !call->responded && !call->finished &&
+      cgrpc__ep_bound(ep))
+    submit_headers(call); /* the handler froze the initial metadata */
+  if (requests & CGRPC__EP_REQ_FAIL) {
+    cgrpc_status_code code;
+    const char *message;
+    pthread_mutex_lock(&ep->st.lock);
+    code = ep->fail_code;
+    message = ep->fail_message;
+    pthread_mutex_unlock(&ep->st.lock);
+    cgrpc__server_call_fail(call, code, message);
+  }
+  if (requests & SCALL_REQ_HANDLER_DONE)
+    handler_done(call);
+  if (requests & SCALL_REQ_FINISH) {
+    cgrpc__server_call_respond(call);
+    cgrpc__ep_unref(ep); /* the detached handler's */
+  }
+}
+
+void cgrpc__server_call_read_done(cgrpc__ep *ep, ProtobufCMessage *msg) {
+  call_t *call = call_of(ep);
+  cgrpc_server_read_cb cb;
+  void *user_data;
+  pthread_mutex_lock(&ep->st.lock);
+  cb = call->read_cb;
+  user_data = call->read_user_data;
+  pthread_mutex_unlock(&ep->st.lock);
+  cb(call, msg, user_data);
+}
+
+void cgrpc__server_call_write_done(cgrpc__ep *ep, int ok) {
+  call_t *call = call_of(ep);
+  cgrpc_server_write_cb cb;
+  void *user_data;
+  pthread_mutex_lock(&ep->st.lock);
+  cb = call->write_cb;
+  user_data = call->write_user_data;
+  pthread_mutex_unlock(&ep->st.lock);
+  if (cb)
+    cb(call, ok, user_data);
 }
 
 /* ---- the handler's side ---- */
 
+void cgrpc__server_call_set_outcome(call_t *call, cgrpc_status_code code) {
+  int64_t limit = call->server->opts.max_send;
+  char buf[128];
+  int err = 0;
+  if ((unsigned)code > CGRPC_STATUS_UNAUTHENTICATED) {
+    call->status_message = "handler returned an invalid status code";
+    code = CGRPC_STATUS_UNKNOWN;
+  }
+  call->code = code;
+  if (code != CGRPC_STATUS_OK)
+    return;
+  call->status_message = NULL;
+  if (!call->response_msg)
+    return;
+  call->reply = cgrpc__msg_pack(call->response_msg, limit, &err);
+  if (call->reply)
+    return;
+  call->code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
+  if (err == CGRPC_ERR_NOMEM) {
+    call->status_message = "out of memory packing the response";
+    return;
+  }
+  {
+    size_t len = protobuf_c_message_get_packed_size(call->response_msg);
+    if (limit < 0 || len <= (size_t)limit) {
+      call->status_message = "response message larger than 4 GiB";
+      return;
+    }
+    snprintf(buf, sizeof buf,
+             "response message of %zu bytes exceeds the limit of %lld bytes",
+             len, (long long)limit);
+    call->status_message =
+        cgrpc__arena_memdup(&call->arena, buf, strlen(buf) + 1);
+  }
+}
+
 static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
                         cgrpc_server_write_cb cb, void *user_data) {
   cgrpc__msg *m;
-  int rv, need_kick;
+  int rv = 0;
   if (!call || !msg)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if (!call->st || !writes_stream(call))
+  if (!writes_stream(call) || atomic_load(&call->finish_called))
     return CGRPC_ERR_INVALID_STATE;
   if (msg->descriptor != call->method->desc->output)
     return CGRPC_ERR_INVALID_ARGUMENT;
@@ -309,26 +237,24 @@ static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
   m = cgrpc__msg_pack(msg, call->server->opts.max_send, &rv);
   if (!m)
     return rv;
+  pthread_mutex_lock(&call->ep.st.lock);
+  /* The headers go with the first message: their metadata is final. */
+  call->headers_frozen = 1;
   if (!blocking) {
     /* Set before the push: the callback may be due at once. */
-    pthread_mutex_lock(&call->st->lock);
-    if (call->st->async_pending) {
-      pthread_mutex_unlock(&call->st->lock);
-      cgrpc__free(m);
-      return CGRPC_ERR_INVALID_STATE;
+    if (call->ep.st.async_pending)
+      rv = CGRPC_ERR_INVALID_STATE;
+    else {
+      call->write_cb = cb;
+      call->write_user_data = user_data;
     }
-    call->write_cb = cb;
-    call->write_user_data = user_data;
-    pthread_mutex_unlock(&call->st->lock);
   }
-  rv = cgrpc__stream_push_send(call->st, m, blocking, &need_kick);
-  if (rv != 0) {
+  pthread_mutex_unlock(&call->ep.st.lock);
+  if (rv == 0)
+    rv = cgrpc__ep_write(&call->ep, m, blocking);
+  if (rv != 0)
     cgrpc__free(m);
-    return rv;
-  }
-  if (need_kick)
-    kick(call);
-  return 0;
+  return rv;
 }
 
 int cgrpc_server_ctx_write(cgrpc_server_ctx *ctx, const ProtobufCMessage *msg) {
@@ -342,98 +268,70 @@ int cgrpc_server_ctx_write_async(cgrpc_server_ctx *ctx,
 }
 
 int cgrpc_server_ctx_read(cgrpc_server_ctx *ctx, ProtobufCMessage **msg) {
-  cgrpc__stream *st;
   cgrpc__msg *m;
-  int need_kick, done;
+  int ended;
   if (!msg)
     return CGRPC_ERR_INVALID_ARGUMENT;
   *msg = NULL;
   if (!ctx)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if (!ctx->st || !cgrpc__server_call_reads_stream(ctx))
+  if (!cgrpc__server_call_reads_stream(ctx))
     return CGRPC_ERR_INVALID_STATE;
   if (cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
-  st = ctx->st;
-  pthread_mutex_lock(&st->lock);
-  while (!st->recvq.head && !st->read_closed && !st->done)
-    pthread_cond_wait(&st->cond, &st->lock);
-  m = cgrpc__msgq_pop(&st->recvq);
-  need_kick = cgrpc__stream_release_recv(st);
-  done = st->done && !st->read_closed;
-  pthread_mutex_unlock(&st->lock);
-  if (need_kick)
-    kick(ctx);
-  if (!m)
-    return done ? CGRPC_ERR_CLOSED : 0;
-  *msg = protobuf_c_message_unpack(ctx->method->desc->input, NULL, m->len,
-                                   m->data);
-  cgrpc__free(m);
+  m = cgrpc__ep_read_wait(&ctx->ep);
+  if (!m) {
+    /* The end of the requests, or a call that ended before them. */
+    pthread_mutex_lock(&ctx->ep.st.lock);
+    ended = ctx->ep.st.done && !ctx->ep.st.read_closed;
+    pthread_mutex_unlock(&ctx->ep.st.lock);
+    return ended ? CGRPC_ERR_CLOSED : 0;
+  }
+  *msg = cgrpc__ep_decode(&ctx->ep, m);
   return *msg ? 1 : CGRPC_ERR_PROTO;
 }
 
 int cgrpc_server_ctx_read_async(cgrpc_server_ctx *ctx, cgrpc_server_read_cb cb,
                                 void *user_data) {
-  int rv = 0;
+  int busy;
   if (!ctx || !cb)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if (!ctx->st || !cgrpc__server_call_reads_stream(ctx))
+  if (!cgrpc__server_call_reads_stream(ctx))
     return CGRPC_ERR_INVALID_STATE;
-  pthread_mutex_lock(&ctx->st->lock);
-  if (ctx->read_pending)
-    rv = CGRPC_ERR_INVALID_STATE;
-  else {
-    ctx->read_pending = 1;
+  pthread_mutex_lock(&ctx->ep.st.lock);
+  busy = ctx->ep.read_pending;
+  if (!busy) {
     ctx->read_cb = cb;
     ctx->read_user_data = user_data;
   }
-  pthread_mutex_unlock(&ctx->st->lock);
-  if (rv == 0) {
-    if (cgrpc__loop_in_thread(ctx->loop))
-      cgrpc__loop_defer(ctx->loop, &ctx->notify);
-    else
-      kick(ctx);
-  }
-  return rv;
+  pthread_mutex_unlock(&ctx->ep.st.lock);
+  return busy ? CGRPC_ERR_INVALID_STATE : cgrpc__ep_read_async(&ctx->ep);
 }
 
 int cgrpc_server_ctx_send_initial_metadata(cgrpc_server_ctx *ctx) {
-  int rv = 0, need_kick = 0;
+  int rv = 0, post = 0;
   if (!ctx)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if (!ctx->st)
+  if (!ctx->method || ctx->method->desc->kind == CGRPC_METHOD_UNARY)
     return CGRPC_ERR_INVALID_STATE; /* unary: headers go with the reply */
-  pthread_mutex_lock(&ctx->st->lock);
-  if (ctx->want_headers)
+  pthread_mutex_lock(&ctx->ep.st.lock);
+  if (ctx->headers_frozen)
     rv = CGRPC_ERR_INVALID_STATE;
   else {
-    ctx->want_headers = 1;
-    need_kick = cgrpc__stream_want_kick(ctx->st);
+    ctx->headers_frozen = 1;
+    post = cgrpc__ep_want_kick(&ctx->ep, SCALL_REQ_HEADERS);
   }
-  pthread_mutex_unlock(&ctx->st->lock);
-  if (need_kick)
-    kick(ctx);
+  pthread_mutex_unlock(&ctx->ep.st.lock);
+  if (post)
+    cgrpc__ep_post_kick(&ctx->ep);
   return rv;
 }
 
 void cgrpc_server_ctx_detach(cgrpc_server_ctx *ctx) {
-  if (ctx)
-    atomic_store(&ctx->detached, 1);
-}
-
-/* Loop task: a detached call was finished. */
-static void finish_task(void *user_data) {
-  call_t *call = user_data;
-  atomic_fetch_sub(&call->posted, 1);
-  call->app_finished = 1;
-  if (call->st)
-    cgrpc__server_stream_finish(call);
-  else {
-    call->finished = 1;
-    if (!call->responded && stream_open(call))
-      cgrpc__server_call_respond(call);
-  }
-  cgrpc__server_call_release(call);
+  /* The call lives on until cgrpc_server_ctx_finish() has reached the
+   * loop. */
+  if (ctx && !atomic_exchange(&ctx->detached, 1))
+    cgrpc__ep_ref(&ctx->ep);
 }
 
 int cgrpc_server_ctx_finish(cgrpc_server_ctx *ctx, cgrpc_status_code code) {
@@ -441,27 +339,7 @@ int cgrpc_server_ctx_finish(cgrpc_server_ctx *ctx, cgrpc_status_code code) {
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (!atomic_load(&ctx->detached) || atomic_exchange(&ctx->finish_called, 1))
     return CGRPC_ERR_INVALID_STATE;
-  if (ctx->st) {
-    pthread_mutex_lock(&ctx->st->lock);
-    ctx->st->write_closed = 1;
-    pthread_mutex_unlock(&ctx->st->lock);
-  }
-  if ((unsigned)code > CGRPC_STATUS_UNAUTHENTICATED) {
-    ctx->status_message = "handler returned an invalid status code";
-    code = CGRPC_STATUS_UNKNOWN;
-  }
-  ctx->code = code;
-  if (code == CGRPC_STATUS_OK)
-    ctx->status_message = NULL;
-  cgrpc__server_call_pack_response(ctx);
-  atomic_fetch_add(&ctx->posted, 1);
-  if (cgrpc__loop_in_thread(ctx->loop)) {
-    finish_task(ctx);
-    return 0;
-  }
-  ctx->finish_node.cb = finish_task;
-  ctx->finish_node.user_data = ctx;
-  ctx->finish_node.allocated = 0;
-  cgrpc__loop_post_task(ctx->loop, &ctx->finish_node);
+  cgrpc__server_call_set_outcome(ctx, code);
+  cgrpc__ep_kick(&ctx->ep, SCALL_REQ_FINISH);
   return 0;
 }
