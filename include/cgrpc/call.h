@@ -29,7 +29,8 @@ typedef struct cgrpc_call cgrpc_call;
 /*
  * Per-call options; a NULL pointer or a zeroed struct means the defaults.
  * |timeout_ms| > 0 sets a deadline that far in the future (sent as
- * grpc-timeout); 0 means none.  |metadata|, when not NULL, is sent with the
+ * grpc-timeout; values too far ahead to represent, such as INT64_MAX, are
+ * cut to the farthest representable deadline); 0 means none.  |metadata|, when not NULL, is sent with the
  * request; it is read before the call function returns.
  */
 typedef struct cgrpc_call_options {
@@ -170,9 +171,10 @@ CGRPC_EXTERN const cgrpc_metadata_array *
 cgrpc_call_initial_metadata(cgrpc_call *call);
 
 /*
- * Waits for the end of the call and moves its outcome into |status| (when
+ * Waits for the end of the call and copies its outcome into |status| (when
  * not NULL; release with cgrpc_status_clear()).  Messages not read are
- * dropped.  Half-closes the call first if the caller has not.
+ * dropped.  Half-closes the call first if the caller has not.  Calling it
+ * again reports the same outcome again.
  *
  * Returns the status code.  Thread safety: any thread but the library's.
  */

@@ -62,9 +62,16 @@ CGRPC_EXTERN int cgrpc_channel_new(cgrpc_channel **channel_ptr,
 
 /*
  * Cancels the calls still in flight (their callbacks see CANCELLED), closes
- * the connection, stops the channel's thread and frees |channel|.  Blocks
- * until done.  Passing NULL does nothing.
- * Thread safety: any thread except the channel's own (not from a callback).
+ * the connections and releases the application's hold on |channel|.  From
+ * an application thread it waits for the connections to close; then, unless
+ * the application still holds calls, the channel's thread and memory are
+ * gone when it returns.  Calls still held stay usable until released: they
+ * have ended (cgrpc_call_finish() reports CANCELLED, writes return
+ * CGRPC_ERR_CLOSED, reads the end), and the channel's memory goes with the
+ * last of them.  |channel| itself must not be used afterwards.  Passing NULL
+ * does nothing.
+ * Thread safety: any thread, including the channel's own callbacks (then it
+ * returns at once and the rest happens once the callback has returned).
  */
 CGRPC_EXTERN void cgrpc_channel_del(cgrpc_channel *channel);
 

@@ -117,9 +117,11 @@ CGRPC_EXTERN int cgrpc_server_start(cgrpc_server *server);
 
 /*
  * Blocks until the server has shut down (cgrpc_server_shutdown() from
- * another thread, or a signal handler's write to a pipe the application
- * watches).  Returns 0, or CGRPC_ERR_INVALID_STATE if it never started.
- * Thread safety: any thread except the server's own.
+ * another thread or from a handler, or a signal handler's write to a pipe
+ * the application watches).  Returns 0, CGRPC_ERR_INVALID_STATE if it never
+ * started, or CGRPC_ERR_WOULD_DEADLOCK from one of the server's own threads
+ * (a handler or a callback).
+ * Thread safety: any thread.
  */
 CGRPC_EXTERN int cgrpc_server_wait(cgrpc_server *server);
 
@@ -163,8 +165,13 @@ CGRPC_EXTERN int cgrpc_server_ctx_is_cancelled(const cgrpc_server_ctx *ctx);
 /*
  * Adds metadata to the response headers (initial) or trailers (trailing).
  * The rules of cgrpc_metadata_array_add() apply; a "-bin" key takes binary
- * values through the _bin forms.
- * Returns 0, CGRPC_ERR_INVALID_ARGUMENT or CGRPC_ERR_NOMEM.
+ * values through the _bin forms.  Initial metadata can be added until the
+ * response headers are on their way: the first cgrpc_server_ctx_write() or
+ * _write_async(), cgrpc_server_ctx_send_initial_metadata(), or the end of
+ * the handler (a detached one: cgrpc_server_ctx_finish()).
+ * Returns 0, CGRPC_ERR_INVALID_ARGUMENT, CGRPC_ERR_NOMEM, or
+ * CGRPC_ERR_INVALID_STATE for initial metadata after the headers went.
+ * Thread safety: the handler's thread, or one thread at a time.
  */
 CGRPC_EXTERN int cgrpc_server_ctx_add_initial_metadata(cgrpc_server_ctx *ctx,
                                                        const char *key,

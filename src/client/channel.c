@@ -169,8 +169,9 @@ static void connect_failed(cgrpc__client_conn *conn) {
   /* Backoff: 1 s, x1.6, +-20% jitter, at most 120 s. */
   jitter = 1.0 + 0.2 * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
   wait = (int64_t)((double)ch->backoff_ms * jitter);
-  cgrpc__loop_timer_start(ch->loop, &ch->backoff_timer,
-                          cgrpc__now_ns() + wait * 1000000);
+  if (cgrpc__loop_timer_start(ch->loop, &ch->backoff_timer,
+                              cgrpc__now_ns() + wait * 1000000) != 0)
+    ch->state = CHANNEL_IDLE; /* no timer to end the backoff: skip it */
   ch->backoff_ms = (int64_t)((double)ch->backoff_ms * 1.6);
   if (ch->backoff_ms > BACKOFF_MAX_MS)
     ch->backoff_ms = BACKOFF_MAX_MS;

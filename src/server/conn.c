@@ -723,8 +723,10 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
     conn_closed(&conn->h2, conn);
     return;
   }
-  cgrpc__loop_timer_start(sl->loop, &conn->handshake_timer,
-                          cgrpc__now_ns() + HANDSHAKE_TIMEOUT_NS);
+  /* A connection whose handshake cannot be timed is not kept. */
+  if (cgrpc__loop_timer_start(sl->loop, &conn->handshake_timer,
+                              cgrpc__now_ns() + HANDSHAKE_TIMEOUT_NS) != 0)
+    cgrpc__h2conn_close(&conn->h2);
   return;
 fail:
   cgrpc__log(&server->log, CGRPC_LOG_ERROR, "could not set up connection from %s",

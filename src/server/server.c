@@ -213,9 +213,10 @@ static void accept_ready(void *user_data, unsigned events) {
           errno == ENOMEM) {
         cgrpc__log(&l->sl->server->log, CGRPC_LOG_WARNING,
                    "accept: %s; pausing accepts for 100 ms", strerror(errno));
-        cgrpc__loop_unwatch(l->sl->loop, &l->watch);
-        cgrpc__loop_timer_start(l->sl->loop, &l->pause,
-                                cgrpc__now_ns() + 100 * 1000000LL);
+        /* Without the timer that re-arms it, the listener stays watched. */
+        if (cgrpc__loop_timer_start(l->sl->loop, &l->pause,
+                                    cgrpc__now_ns() + 100 * 1000000LL) == 0)
+          cgrpc__loop_unwatch(l->sl->loop, &l->watch);
       } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                  errno != ECONNABORTED) {
         cgrpc__log(&l->sl->server->log, CGRPC_LOG_WARNING, "accept: %s",
