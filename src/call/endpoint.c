@@ -38,12 +38,15 @@ void cgrpc__ep_init(cgrpc__ep *ep, const cgrpc__ep_ops *ops, cgrpc__loop *loop,
   cgrpc__stream_deframer_init(&ep->deframer);
   ep->header_bytes = 0;
   ep->unary_recv = 0;
+  ep->unary_msg = NULL;
+  ep->async = 0;
   ep->max_recv = max_recv;
   ep->recv_desc = recv_desc;
   ep->recv_what = recv_what;
 }
 
 void cgrpc__ep_free(cgrpc__ep *ep) {
+  cgrpc__free(ep->unary_msg);
   cgrpc__deframer_free(&ep->deframer);
   cgrpc__stream_free(&ep->st);
 }
@@ -199,10 +202,13 @@ static void unbind(cgrpc__ep *ep, cgrpc__ep_end how, uint32_t error_code) {
   size_t held;
   if (!ep->conn)
     return;
-  pthread_mutex_lock(&ep->st.lock);
-  held = ep->st.unconsumed + ep->st.to_consume;
-  ep->st.unconsumed = ep->st.to_consume = 0;
-  pthread_mutex_unlock(&ep->st.lock);
+  held = 0;
+  if (!ep->unary_recv) { /* else nothing was held back */
+    pthread_mutex_lock(&ep->st.lock);
+    held = ep->st.unconsumed + ep->st.to_consume;
+    ep->st.unconsumed = ep->st.to_consume = 0;
+    pthread_mutex_unlock(&ep->st.lock);
+  }
   /* Window held back for a slow reader goes back to the connection. */
   if (held && !ep->conn->closed)
     nghttp2_session_consume_connection(ep->conn->session, held);
@@ -236,11 +242,6 @@ void cgrpc__ep_conn_lost(cgrpc__ep **list) {
                                              ep->stream_id) == ep;
     unbind(ep, opened ? CGRPC__EP_CONN_LOST : CGRPC__EP_CONN_LOST_UNSENT, 0);
   }
-}
-
-int cgrpc__ep_header_over(cgrpc__ep *ep, size_t namelen, size_t valuelen) {
-  ep->header_bytes += namelen + valuelen + 32;
-  return ep->header_bytes > CGRPC__EP_MAX_HEADER_BYTES;
 }
 
 static int on_message(void *user_data, int compressed, const uint8_t *data,
@@ -313,34 +314,42 @@ nghttp2_data_provider cgrpc__ep_provider(cgrpc__ep *ep) {
   return prd;
 }
 
-static int body_peek(void *source, struct iovec *iov, int max, size_t len) {
+static size_t body_take(void *source, uint8_t *dst, size_t len) {
   cgrpc__ep *ep = source;
-  return cgrpc__stream_peek_send(&ep->st, iov, max, len);
-}
-
-static void body_consume(void *source, size_t len) {
-  cgrpc__ep *ep = source;
-  if (cgrpc__stream_consume_send(&ep->st, len))
+  int due;
+  size_t n = cgrpc__stream_take_body(&ep->st, dst, len, &due);
+  if (due)
     cgrpc__ep_defer_notify(ep);
+  return n;
 }
 
-const cgrpc__h2_body_ops cgrpc__ep_body = {body_peek, body_consume};
+const cgrpc__h2_body_ops cgrpc__ep_body = {body_take};
 
 void cgrpc__ep_stop(cgrpc__ep *ep) {
+  int notify;
   pthread_mutex_lock(&ep->st.lock);
   cgrpc__stream_drop_unpromised(&ep->st);
   ep->st.done = 1;
   ep->st.write_closed = 1;
-  pthread_cond_broadcast(&ep->st.cond);
+  cgrpc__stream_wake(&ep->st);
+  notify = ep->async || ep->read_pending || ep->st.async_pending;
   pthread_mutex_unlock(&ep->st.lock);
-  cgrpc__ep_defer_notify(ep);
+  if (notify)
+    cgrpc__ep_defer_notify(ep);
 }
 
 void cgrpc__ep_push_received(cgrpc__ep *ep, cgrpc__msg *m) {
   int notify;
+  if (ep->unary_recv) {
+    if (!ep->unary_msg)
+      ep->unary_msg = m;
+    else
+      cgrpc__free(m);
+    return;
+  }
   pthread_mutex_lock(&ep->st.lock);
   cgrpc__msgq_push(&ep->st.recvq, m);
-  pthread_cond_broadcast(&ep->st.cond);
+  cgrpc__stream_wake(&ep->st);
   notify = ep->read_pending;
   pthread_mutex_unlock(&ep->st.lock);
   if (notify)
@@ -355,7 +364,7 @@ int cgrpc__ep_write(cgrpc__ep *ep, cgrpc__msg *m, int blocking) {
   pthread_mutex_lock(&st->lock);
   if (blocking)
     while (st->sendq.bytes >= st->send_limit && !st->done)
-      pthread_cond_wait(&st->cond, &st->lock);
+      cgrpc__stream_wait(st);
   if (st->done)
     rv = CGRPC_ERR_CLOSED;
   else if (st->write_closed || (!blocking && st->async_pending))
@@ -396,7 +405,7 @@ cgrpc__msg *cgrpc__ep_read_wait(cgrpc__ep *ep) {
   int post;
   pthread_mutex_lock(&st->lock);
   while (!st->recvq.head && !st->read_closed && !st->done)
-    pthread_cond_wait(&st->cond, &st->lock);
+    cgrpc__stream_wait(st);
   m = cgrpc__msgq_pop(&st->recvq);
   post = cgrpc__stream_release_recv(st);
   pthread_mutex_unlock(&st->lock);

@@ -130,8 +130,13 @@ struct cgrpc__ep {
   cgrpc__ep **list;
   cgrpc__deframer deframer;
   size_t header_bytes;
-  /* One message is expected: the window is never held back for it. */
+  /* One message is expected: the window is never held back for it, and
+   * it waits in |unary_msg| (loop thread only) for the side to take. */
   unsigned char unary_recv;
+  cgrpc__msg *unary_msg;
+  /* The side has async completions beyond pending reads and writes (the
+   * client's on_done): the notify runs when the call stops. */
+  unsigned char async;
   int64_t max_recv;
   const ProtobufCMessageDescriptor *recv_desc;
   const char *recv_what; /* "request" or "response", for messages */
@@ -193,7 +198,11 @@ int cgrpc__ep_bound(const cgrpc__ep *ep);
 
 /* Counts a received header against the per-call cap; nonzero when over
  * (then reset the stream: NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE). */
-int cgrpc__ep_header_over(cgrpc__ep *ep, size_t namelen, size_t valuelen);
+static inline int cgrpc__ep_header_over(cgrpc__ep *ep, size_t namelen,
+                                        size_t valuelen) {
+  ep->header_bytes += namelen + valuelen + 32;
+  return ep->header_bytes > CGRPC__EP_MAX_HEADER_BYTES;
+}
 
 /* Received DATA: feeds the deframer (messages go to ops->message; a
  * framing error ends the call through ops->fail with its status) and
@@ -212,7 +221,8 @@ extern const cgrpc__h2_body_ops cgrpc__ep_body;
  * dropped.  Wakes waiters and schedules the async completions. */
 void cgrpc__ep_stop(cgrpc__ep *ep);
 
-/* Queues the received message |m| for the reader (loop thread). */
+/* Queues the received message |m| for the reader, or keeps it in
+ * |unary_msg| (loop thread). */
 void cgrpc__ep_push_received(cgrpc__ep *ep, cgrpc__msg *m);
 
 /* Schedules ops' async completions at the end of this loop turn (holds a

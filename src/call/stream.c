@@ -10,9 +10,13 @@
 
 void cgrpc__stream_init(cgrpc__stream *st, size_t send_limit,
                         size_t recv_limit) {
+  /* The static initializers: the default attributes, and cheaper than
+   * the init calls on the per-call path. */
+  static const pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  static const pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
   memset(st, 0, sizeof *st);
-  pthread_mutex_init(&st->lock, NULL);
-  pthread_cond_init(&st->cond, NULL);
+  st->lock = lock;
+  st->cond = cond;
   st->send_limit = send_limit;
   st->recv_limit = recv_limit;
 }
@@ -63,6 +67,12 @@ cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
   if (m)
     memcpy(m->data, data, len);
   return m;
+}
+
+void cgrpc__stream_wait(cgrpc__stream *st) {
+  st->waiters++;
+  pthread_cond_wait(&st->cond, &st->lock);
+  st->waiters--;
 }
 
 void cgrpc__msgq_push(cgrpc__msgq *q, cgrpc__msg *m) {
@@ -116,35 +126,19 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
     }
   }
   if (was_full && st->sendq.bytes < st->send_limit)
-    pthread_cond_broadcast(&st->cond);
+    cgrpc__stream_wake(st);
   return copied;
 }
 
-int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
-                            size_t len) {
-  cgrpc__msg *m;
-  int n = 0;
+size_t cgrpc__stream_take_body(cgrpc__stream *st, uint8_t *dst, size_t len,
+                               int *write_due) {
+  size_t n;
   pthread_mutex_lock(&st->lock);
-  for (m = st->sendq.head; m && len > 0 && n < max; m = m->next) {
-    size_t l = m->len - m->off;
-    if (l > len)
-      l = len;
-    iov[n].iov_base = m->data + m->off;
-    iov[n++].iov_len = l;
-    len -= l;
-  }
+  n = cgrpc__stream_take_send(st, dst, len);
+  st->promised = n < st->promised ? st->promised - n : 0;
+  *write_due = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   return n;
-}
-
-int cgrpc__stream_consume_send(cgrpc__stream *st, size_t len) {
-  int due;
-  pthread_mutex_lock(&st->lock);
-  cgrpc__stream_take_send(st, NULL, len);
-  st->promised = len < st->promised ? st->promised - len : 0;
-  due = st->async_pending && st->sent_seq >= st->async_seq;
-  pthread_mutex_unlock(&st->lock);
-  return due;
 }
 
 void cgrpc__stream_drop_unpromised(cgrpc__stream *st) {
@@ -168,7 +162,7 @@ void cgrpc__stream_drop_unpromised(cgrpc__stream *st) {
     m = next;
   }
   st->sendq.bytes = st->promised;
-  pthread_cond_broadcast(&st->cond);
+  cgrpc__stream_wake(st);
 }
 
 size_t cgrpc__stream_account_recv(cgrpc__stream *st, size_t len) {

@@ -61,6 +61,7 @@ typedef struct cgrpc__stream {
    * they stay queued whatever happens to the call. */
   size_t promised;
   uint64_t sent_bytes;  /* taken from the send queue so far */
+  int waiters;          /* threads in cgrpc__stream_wait() */
   unsigned write_closed : 1; /* no more messages will be queued */
   unsigned read_closed : 1;  /* the peer half-closed */
   unsigned done : 1;         /* the call is over */
@@ -93,21 +94,30 @@ cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
                                 size_t len);
 
 /*
- * The send queue as a no-copy body (see h2/conn.h): peek points up to |max|
- * iovecs at the next |len| queued bytes without taking them and returns
- * their number; consume then drops |len| bytes and returns nonzero when
- * that completed the pending async write (its callback is due).  Both take
- * the lock.
+ * The send queue as a no-copy body (see h2/conn.h): copies the next |len|
+ * queued bytes to |dst| and drops them (the promise they were made under
+ * with them); returns the number copied, and sets |*write_due| when that
+ * completed the pending async write (its callback is due).  Takes the
+ * lock.
  */
-int cgrpc__stream_peek_send(cgrpc__stream *st, struct iovec *iov, int max,
-                            size_t len);
-int cgrpc__stream_consume_send(cgrpc__stream *st, size_t len);
+size_t cgrpc__stream_take_body(cgrpc__stream *st, uint8_t *dst, size_t len,
+                               int *write_due);
 
 /* With st->lock held: drops every queued send byte but the promised ones
  * (a message they end inside is cut short) and wakes blocked writers. */
 void cgrpc__stream_drop_unpromised(cgrpc__stream *st);
 
 /* ---- called with st->lock held ---- */
+
+/* Waits on st->cond (cgrpc__stream_wake() ends it). */
+void cgrpc__stream_wait(cgrpc__stream *st);
+
+/* Wakes every waiter, if there is one (a broadcast costs even when nobody
+ * waits, and most calls never have a waiter). */
+static inline void cgrpc__stream_wake(cgrpc__stream *st) {
+  if (st->waiters > 0)
+    pthread_cond_broadcast(&st->cond);
+}
 
 /* Nonzero when the pending async write has gone to the transport (or can
  * no longer), i.e. its callback is due; |*ok| tells which.  Clears it. */

@@ -425,6 +425,7 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
     return CGRPC_ERR_NOMEM;
   if (cbs) {
     call->async = 1;
+    call->ep.async = 1;
     call->cbs = *cbs;
     call->user_data = user_data;
   }
@@ -528,7 +529,7 @@ const cgrpc_metadata_array *cgrpc_call_initial_metadata(cgrpc_call *call) {
   st = &call->ep.st;
   pthread_mutex_lock(&st->lock);
   while (!call->headers_received && !st->done)
-    pthread_cond_wait(&st->cond, &st->lock);
+    cgrpc__stream_wait(st);
   md = call->headers_received ? call->status.initial_metadata : NULL;
   pthread_mutex_unlock(&st->lock);
   return md;
@@ -579,7 +580,7 @@ cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
         continue;
       }
     }
-    pthread_cond_wait(&st->cond, &st->lock);
+    cgrpc__stream_wait(st);
   }
   pthread_mutex_unlock(&st->lock);
   /* The outcome is final (done is set after it, under the lock), and stays
@@ -773,10 +774,8 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
                call->n_responses);
       set_message(call, msg);
     } else {
-      cgrpc__msg *m;
-      pthread_mutex_lock(&call->ep.st.lock);
-      m = cgrpc__msgq_pop(&call->ep.st.recvq);
-      pthread_mutex_unlock(&call->ep.st.lock);
+      cgrpc__msg *m = call->ep.unary_msg;
+      call->ep.unary_msg = NULL;
       reply = m ? cgrpc__ep_decode(&call->ep, m) : NULL;
       if (!reply) {
         call->status.code = CGRPC_STATUS_INTERNAL;
@@ -885,7 +884,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   if (call && !call->unary) {
     pthread_mutex_lock(&call->ep.st.lock);
     call->headers_received = 1;
-    pthread_cond_broadcast(&call->ep.st.cond);
+    cgrpc__stream_wake(&call->ep.st);
     pthread_mutex_unlock(&call->ep.st.lock);
   }
   return 0;

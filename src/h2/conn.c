@@ -122,28 +122,6 @@ ssize_t cgrpc__h2conn_send_cb(nghttp2_session *session, const uint8_t *data,
   return (ssize_t)n;
 }
 
-/* Copies the next |len| body bytes to |dst| and consumes them.  Returns 0,
- * or -1 when the source holds fewer than it promised (a bug above; the
- * stream is then reset rather than retried for ever). */
-static int copy_body(cgrpc__h2conn *conn, void *source, uint8_t *dst,
-                     size_t len) {
-  struct iovec iov[16];
-  while (len > 0) {
-    int i, n = conn->body->peek(source, iov, 16, len);
-    size_t got = 0;
-    if (n <= 0)
-      return -1;
-    for (i = 0; i < n; i++) {
-      memcpy(dst + got, iov[i].iov_base, iov[i].iov_len);
-      got += iov[i].iov_len;
-    }
-    conn->body->consume(source, got);
-    dst += got;
-    len -= got;
-  }
-  return 0;
-}
-
 int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
                                const uint8_t *framehd, size_t length,
                                nghttp2_data_source *source, void *user_data) {
@@ -157,7 +135,10 @@ int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
   if (rv != 0)
     return rv;
   memcpy(conn->batch + conn->blen, framehd, 9);
-  if (copy_body(conn, source->ptr, conn->batch + conn->blen + 9, length) != 0)
+  /* A source holding fewer bytes than it promised is a bug above; the
+   * stream is then reset rather than the frame retried for ever. */
+  if (conn->body->take(source->ptr, conn->batch + conn->blen + 9, length) !=
+      length)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   conn->blen += 9 + length;
   return 0;

@@ -29,19 +29,17 @@ typedef void (*cgrpc__h2conn_close_cb)(cgrpc__h2conn *conn, void *user_data);
 /*
  * A request or response body as the connection reads it.  The body's data
  * source read callback only promises a length (it returns it with
- * NGHTTP2_DATA_FLAG_NO_COPY and copies nothing); the connection then copies
- * the bytes straight from the call's queue into its write batch, so a
- * payload is copied once on its way to the socket.  (Frames larger than
+ * NGHTTP2_DATA_FLAG_NO_COPY and copies nothing); the connection then has
+ * the bytes copied straight from the call's queue into its write batch, so
+ * a payload is copied once on its way to the socket.  (Frames larger than
  * 16 KiB, with writev() from the queue, measured no faster on loopback.)
  * |source| is the data source's ptr.
  */
 typedef struct cgrpc__h2_body_ops {
-  /* Points up to |max| iovecs at the next |len| bytes without consuming
-   * them (they may cover less than |len| when |max| runs out); returns the
-   * number of iovecs. */
-  int (*peek)(void *source, struct iovec *iov, int max, size_t len);
-  /* Consumes the next |len| bytes. */
-  void (*consume)(void *source, size_t len);
+  /* Copies the next |len| bytes to |dst| and consumes them; returns the
+   * number copied (less than |len| only when the source broke its
+   * promise). */
+  size_t (*take)(void *source, uint8_t *dst, size_t len);
 } cgrpc__h2_body_ops;
 
 struct cgrpc__h2conn {

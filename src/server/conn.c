@@ -316,9 +316,6 @@ static void start_handler(call_t *call) {
 /* The one request of a unary or server-streaming call is complete: decode
  * it and run the handler. */
 static void call_dispatch(call_t *call) {
-  const cgrpc_method_desc *desc = call->method->desc;
-  ProtobufCAllocator alloc;
-  cgrpc__msg *m;
   if (call->n_requests != 1) {
     call_fail(call, call->n_requests ? CGRPC_STATUS_UNIMPLEMENTED
                                      : CGRPC_STATUS_INTERNAL,
@@ -326,23 +323,22 @@ static void call_dispatch(call_t *call) {
               call->n_requests);
     return;
   }
-  pthread_mutex_lock(&call->ep.st.lock);
-  m = cgrpc__msgq_pop(&call->ep.st.recvq);
-  pthread_mutex_unlock(&call->ep.st.lock);
-  if (!m) {
-    call_fail(call, CGRPC_STATUS_INTERNAL, "request message lost");
-    return;
-  }
-  cgrpc__arena_protobuf_allocator(&call->arena, &alloc);
-  call->request_msg =
-      protobuf_c_message_unpack(desc->input, &alloc, m->len, m->data);
-  cgrpc__free(m);
-  if (!call->request_msg) {
-    call_fail(call, CGRPC_STATUS_INTERNAL,
-              "could not decode the request as %s", desc->input->name);
-    return;
-  }
   start_handler(call);
+}
+
+/* The one request of a unary or server-streaming call, decoded into the
+ * call's arena as it arrives (protobuf-c copies what it keeps).  Returns 0,
+ * or 1 after failing the call. */
+static int decode_request(call_t *call, const uint8_t *data, size_t len) {
+  const ProtobufCMessageDescriptor *input = call->method->desc->input;
+  ProtobufCAllocator alloc;
+  cgrpc__arena_protobuf_allocator(&call->arena, &alloc);
+  call->request_msg = protobuf_c_message_unpack(input, &alloc, len, data);
+  if (call->request_msg)
+    return 0;
+  call_fail(call, CGRPC_STATUS_INTERNAL, "could not decode the request as %s",
+            input->name);
+  return 1;
 }
 
 static void deadline_fired(void *user_data) {
@@ -491,13 +487,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
                         size_t len) {
   call_t *call = call_of(ep);
-  cgrpc__msg *m;
+  int one = !cgrpc__server_call_reads_stream(call);
+  uint8_t *plain = NULL;
+  cgrpc__msg *m = NULL;
   /* A unary request keeps its first message; the count is checked at the
    * end of the request. */
-  if (++call->n_requests > 1 && !cgrpc__server_call_reads_stream(call))
+  if (++call->n_requests > 1 && one)
     return 0;
   if (compressed) {
-    uint8_t *plain = NULL;
     int code;
     if (!call->compressed_gzip) {
       call_fail(call, CGRPC_STATUS_INTERNAL,
@@ -512,6 +509,14 @@ static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
                     : "could not decompress a request message");
       return 1;
     }
+    data = plain;
+  }
+  if (one) {
+    int rv = decode_request(call, data, len);
+    cgrpc__free(plain);
+    return rv;
+  }
+  if (plain) {
     m = cgrpc__msg_new(len);
     if (m)
       memcpy(m->data, plain, len);
@@ -585,7 +590,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     if (cgrpc__server_call_reads_stream(call)) {
       pthread_mutex_lock(&call->ep.st.lock);
       call->ep.st.read_closed = 1;
-      pthread_cond_broadcast(&call->ep.st.cond);
+      cgrpc__stream_wake(&call->ep.st);
       pthread_mutex_unlock(&call->ep.st.lock);
       cgrpc__ep_defer_notify(&call->ep);
     } else {
