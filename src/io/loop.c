@@ -329,9 +329,10 @@ static void run_deferred(cgrpc__loop *loop) {
 
 static void loop_run(cgrpc__loop *loop) {
   struct epoll_event events[64];
+  int i;
   current_loop = loop;
   while (!atomic_load(&loop->stop)) {
-    int i, n = epoll_wait(loop->epfd, events, 64, next_timeout_ms(loop));
+    int n = epoll_wait(loop->epfd, events, 64, next_timeout_ms(loop));
     if (n < 0 && errno != EINTR)
       break;
     for (i = 0; i < n; i++) {
@@ -350,8 +351,18 @@ static void loop_run(cgrpc__loop *loop) {
     run_timers(loop);
     run_deferred(loop);
   }
-  run_posted(loop);
-  run_deferred(loop);
+  /* What was posted before the stop runs, and what that posts in turn
+   * (a connection's close, the calls it releases), within a bound. */
+  for (i = 0; i < 1000; i++) {
+    int more;
+    run_posted(loop);
+    run_deferred(loop);
+    pthread_mutex_lock(&loop->lock);
+    more = loop->head != NULL;
+    pthread_mutex_unlock(&loop->lock);
+    if (!more)
+      break;
+  }
   current_loop = NULL;
 }
 

@@ -104,6 +104,7 @@ struct cgrpc_server {
   pthread_cond_t cond;
   int state;
   int live_conns;
+  int closed_loops; /* loops that closed their connections at shutdown */
   unsigned next_loop;
   /* A shutdown begun from one of the server's own threads runs here. */
   pthread_t shutdown_thread;

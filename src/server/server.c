@@ -357,9 +357,15 @@ static void loop_begin_shutdown(void *user_data) {
 /* Loop task: the grace period is over; close what is left. */
 static void loop_force_close(void *user_data) {
   cgrpc__server_loop *sl = user_data;
+  cgrpc_server *server = sl->server;
   cgrpc__server_conn *conn;
   for (conn = sl->conns; conn; conn = conn->next)
     cgrpc__h2conn_close(&conn->h2);
+  /* No call starts on this loop any more. */
+  pthread_mutex_lock(&server->lock);
+  server->closed_loops++;
+  pthread_cond_broadcast(&server->cond);
+  pthread_mutex_unlock(&server->lock);
 }
 
 static void deadline_from_now(struct timespec *ts, int64_t ms) {
@@ -396,8 +402,13 @@ static void shutdown_run(cgrpc_server *server, int64_t grace_ms) {
   for (i = 0; i < server->n_loops; i++)
     cgrpc__loop_post_task(server->loops[i].loop,
                           &server->loops[i].force_close);
-  /* Handlers finish (they see is_cancelled), then the loops take back the
+  /* Once every loop has closed its connections, no handler job can come:
+   * the handlers finish (they see is_cancelled), the loops take back the
    * calls they completed, then the loops stop. */
+  pthread_mutex_lock(&server->lock);
+  while (server->closed_loops < server->n_loops)
+    pthread_cond_wait(&server->cond, &server->lock);
+  pthread_mutex_unlock(&server->lock);
   cgrpc__pool_stop(&server->pool);
   for (i = 0; i < server->n_loops; i++)
     cgrpc__loop_stop_join(server->loops[i].loop);
