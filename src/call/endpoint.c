@@ -31,6 +31,7 @@ void cgrpc__ep_init(cgrpc__ep *ep, const cgrpc__ep_ops *ops, cgrpc__loop *loop,
   ep->notify.next = NULL;
   ep->conn = NULL;
   ep->stream_id = -1;
+  ep->peer_reset = 0;
   ep->prev = ep->next = NULL;
   ep->list = NULL;
   cgrpc__deframer_init(&ep->deframer, max_recv);
@@ -227,6 +228,8 @@ static void unbind(cgrpc__ep *ep, cgrpc__ep_end how, uint32_t error_code) {
 }
 
 void cgrpc__ep_closed(cgrpc__ep *ep, uint32_t error_code) {
+  if (cgrpc__ep_bound(ep))
+    cgrpc__h2conn_stream_closed(ep->conn, ep->stream_id, ep->peer_reset);
   unbind(ep, CGRPC__EP_CLOSED, error_code);
 }
 

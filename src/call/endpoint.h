@@ -126,6 +126,7 @@ struct cgrpc__ep {
   cgrpc__deferred notify;
   cgrpc__h2conn *conn; /* the stream's connection while bound, else NULL */
   int32_t stream_id;
+  unsigned char peer_reset; /* the peer sent RST_STREAM */
   cgrpc__ep *prev, *next; /* in the connection's list */
   cgrpc__ep **list;
   cgrpc__deframer deframer;
@@ -188,6 +189,14 @@ cgrpc__ep *cgrpc__ep_find(cgrpc__ep *list, int32_t stream_id);
  * drops the stream's reference.  No-op when not bound. */
 void cgrpc__ep_closed(cgrpc__ep *ep, uint32_t error_code);
 void cgrpc__ep_not_sent(cgrpc__ep *ep);
+
+/* A frame the side's on_frame_recv got for |ep|'s stream (bookkeeping
+ * both sides share). */
+static inline void cgrpc__ep_frame_recv(cgrpc__ep *ep,
+                                        const nghttp2_frame *frame) {
+  if (frame->hd.type == NGHTTP2_RST_STREAM)
+    ep->peer_reset = 1;
+}
 
 /* The connection of every endpoint in |*list| is going (before its session
  * is deleted): unbinds them all. */

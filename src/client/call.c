@@ -876,6 +876,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     cgrpc__channel_conn_goaway(user_data);
     return 0;
   }
+  if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    call = stream_call(session, frame->hd.stream_id);
+    if (call)
+      cgrpc__ep_frame_recv(&call->ep, frame);
+    return 0;
+  }
   if (frame->hd.type != NGHTTP2_HEADERS ||
       frame->headers.cat != NGHTTP2_HCAT_RESPONSE ||
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))

@@ -12,6 +12,7 @@
 #define READ_CHUNK (64 * 1024)
 
 static void conn_flush(void *user_data);
+static int scan_frames(cgrpc__h2conn *conn, const uint8_t *p, size_t n);
 
 static void closed_task(void *user_data) {
   cgrpc__h2conn *conn = user_data;
@@ -210,8 +211,10 @@ static void conn_io(void *user_data, unsigned events) {
         cgrpc__h2conn_close(conn);
         return;
       }
-      if (nghttp2_session_mem_recv(conn->session, buf, (size_t)n) < 0) {
-        /* Bad framing: nghttp2 queued a GOAWAY; try to send it, then close. */
+      if (scan_frames(conn, buf, (size_t)n) != 0 ||
+          nghttp2_session_mem_recv(conn->session, buf, (size_t)n) < 0) {
+        /* A connection error: nghttp2 (or scan_frames) queued a GOAWAY;
+         * try to send it, then close. */
         conn_flush(conn);
         cgrpc__h2conn_close(conn);
         return;
@@ -232,6 +235,98 @@ static void conn_io(void *user_data, unsigned events) {
     cgrpc__h2conn_schedule_flush(conn);
 }
 
+enum { CLOSED_NONE, CLOSED_BY_RESET, CLOSED_BY_END_STREAM };
+
+void cgrpc__h2conn_stream_closed(cgrpc__h2conn *conn, int32_t stream_id,
+                                 int peer_reset) {
+  unsigned i;
+  uint8_t how;
+  if (peer_reset)
+    how = CLOSED_BY_RESET;
+  else if (nghttp2_session_get_stream_remote_close(conn->session,
+                                                   stream_id) == 1)
+    how = CLOSED_BY_END_STREAM;
+  else
+    return; /* we reset it: whatever still comes is ignored */
+  i = conn->closed_next++ % CGRPC__H2_CLOSED_STREAMS;
+  conn->closed_ids[i] = stream_id;
+  conn->closed_how[i] = how;
+  if (stream_id > conn->closed_max)
+    conn->closed_max = stream_id;
+}
+
+/* A DATA or HEADERS frame arrived for |stream_id|: the answer if it is a
+ * stream we remember closing.  Returns 0, or -1 for a connection error
+ * (the GOAWAY is queued). */
+static int closed_stream_frame(cgrpc__h2conn *conn, int32_t stream_id) {
+  unsigned i;
+  for (i = 0; i < CGRPC__H2_CLOSED_STREAMS; i++) {
+    if (conn->closed_ids[i] != stream_id)
+      continue;
+    if (conn->closed_how[i] == CLOSED_BY_RESET) {
+      /* A stream error, once; nghttp2 then ignores the frame. */
+      conn->closed_how[i] = CLOSED_NONE;
+      nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, stream_id,
+                                NGHTTP2_STREAM_CLOSED);
+    } else if (conn->closed_how[i] == CLOSED_BY_END_STREAM) {
+      static const char why[] = "frame on a closed stream";
+      nghttp2_submit_goaway(
+          conn->session, NGHTTP2_FLAG_NONE,
+          nghttp2_session_get_last_proc_stream_id(conn->session),
+          NGHTTP2_STREAM_CLOSED, (const uint8_t *)why, sizeof why - 1);
+      return -1;
+    }
+    return 0;
+  }
+  return 0;
+}
+
+/*
+ * Follows the frame headers in the received bytes (RFC 9113 4.1) beside
+ * nghttp2, which says nothing about frames on streams it has forgotten,
+ * so that those on recently closed streams get their answer.  Cheap: a
+ * header every frame, the payloads skipped.  Returns 0 or -1 as above.
+ */
+static int scan_frames(cgrpc__h2conn *conn, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    const uint8_t *h;
+    int32_t id;
+    if (conn->scan_skip > 0) {
+      size_t k = n < conn->scan_skip ? n : conn->scan_skip;
+      conn->scan_skip -= k;
+      p += k;
+      n -= k;
+      continue;
+    }
+    if (conn->scan_hd_len == 0 && n >= sizeof conn->scan_hd) {
+      h = p; /* the usual case: a whole header in this read */
+      p += sizeof conn->scan_hd;
+      n -= sizeof conn->scan_hd;
+    } else {
+      size_t k = sizeof conn->scan_hd - conn->scan_hd_len;
+      if (k > n)
+        k = n;
+      memcpy(conn->scan_hd + conn->scan_hd_len, p, k);
+      conn->scan_hd_len += k;
+      p += k;
+      n -= k;
+      if (conn->scan_hd_len < sizeof conn->scan_hd)
+        break;
+      conn->scan_hd_len = 0;
+      h = conn->scan_hd;
+    }
+    conn->scan_skip = ((size_t)h[0] << 16) | ((size_t)h[1] << 8) | h[2];
+    if (h[3] != NGHTTP2_DATA && h[3] != NGHTTP2_HEADERS)
+      continue;
+    id = (int32_t)(((uint32_t)(h[5] & 0x7f) << 24) | ((uint32_t)h[6] << 16) |
+                   ((uint32_t)h[7] << 8) | h[8]);
+    /* Frames of new streams, most of them, skip the ring. */
+    if (id <= conn->closed_max && closed_stream_frame(conn, id) != 0)
+      return -1;
+  }
+  return 0;
+}
+
 int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
                         nghttp2_session *session,
                         cgrpc__h2conn_close_cb on_close,
@@ -246,6 +341,14 @@ int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
   conn->flush_task.user_data = conn;
   conn->flush_task.queued = 0;
   conn->closed = 0;
+  memset(conn->closed_ids, 0, sizeof conn->closed_ids);
+  conn->closed_next = 0;
+  conn->closed_max = 0;
+  /* A server reads the client's preface first; it is not framed. */
+  conn->scan_skip = nghttp2_session_check_server_session(session)
+                        ? NGHTTP2_CLIENT_MAGIC_LEN
+                        : 0;
+  conn->scan_hd_len = 0;
   if (cgrpc__loop_watch(loop, &conn->watch, fd, CGRPC__IO_READ, conn_io,
                         conn) != 0) {
     close(fd);

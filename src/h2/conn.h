@@ -42,6 +42,10 @@ typedef struct cgrpc__h2_body_ops {
   size_t (*take)(void *source, uint8_t *dst, size_t len);
 } cgrpc__h2_body_ops;
 
+/* How many recently closed streams a connection remembers (RFC 9113 5.1:
+ * what a frame on one of them gets). */
+#define CGRPC__H2_CLOSED_STREAMS 16
+
 struct cgrpc__h2conn {
   cgrpc__loop *loop;
   cgrpc__watch watch;
@@ -57,6 +61,17 @@ struct cgrpc__h2conn {
   const cgrpc__h2_body_ops *body;
   int closed;
   cgrpc__task close_task; /* carries on_close */
+  /* Streams closed lately whose peer had ended or reset them, in a ring:
+   * nghttp2 keeps no closed streams (no_closed_streams), and remembering
+   * these few costs 80 bytes a connection. */
+  int32_t closed_ids[CGRPC__H2_CLOSED_STREAMS];
+  uint8_t closed_how[CGRPC__H2_CLOSED_STREAMS];
+  unsigned closed_next;
+  int32_t closed_max; /* the highest id in the ring */
+  /* Where the received bytes are in their framing (scan_frames). */
+  size_t scan_skip;
+  uint8_t scan_hd[9];
+  size_t scan_hd_len;
   cgrpc__h2conn_close_cb on_close;
   void *user_data;
   char peer[64];
@@ -79,6 +94,17 @@ ssize_t cgrpc__h2conn_send_cb(nghttp2_session *session, const uint8_t *data,
 int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
                                const uint8_t *framehd, size_t length,
                                nghttp2_data_source *source, void *user_data);
+
+/*
+ * Remembers that |stream_id| closed (call it from on_stream_close, while
+ * nghttp2 still knows the stream).  |peer_reset| tells that the peer ended
+ * it with RST_STREAM.  Then, as RFC 9113 5.1 says, DATA or HEADERS on it
+ * get a stream error STREAM_CLOSED after the peer's reset, and a connection
+ * error STREAM_CLOSED after its END_STREAM; after our own reset they are
+ * ignored (nghttp2's default for streams it no longer knows).
+ */
+void cgrpc__h2conn_stream_closed(cgrpc__h2conn *conn, int32_t stream_id,
+                                 int peer_reset);
 
 /* Asks for the session's pending frames to be written at the end of this
  * loop turn.  Call after every nghttp2_submit_*() or resume. */

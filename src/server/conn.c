@@ -565,12 +565,16 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
   case NGHTTP2_HEADERS:
   case NGHTTP2_DATA:
+  case NGHTTP2_RST_STREAM:
     break;
   default:
     return 0;
   }
   call = stream_call(session, frame->hd.stream_id);
   if (!call)
+    return 0;
+  cgrpc__ep_frame_recv(&call->ep, frame);
+  if (frame->hd.type == NGHTTP2_RST_STREAM)
     return 0;
   if (frame->hd.type == NGHTTP2_HEADERS && !call->headers_done) {
     if (!call->seen_content_type)
