@@ -24,6 +24,7 @@ void cgrpc__ep_init(cgrpc__ep *ep, const cgrpc__ep_ops *ops, cgrpc__loop *loop,
   ep->fail_message = NULL;
   ep->read_pending = 0;
   ep->reads_ended = 0;
+  ep->reads_started = 0;
   cgrpc__task_init(&ep->kick_node, kick_run, ep);
   ep->notify.cb = notify_run;
   ep->notify.user_data = ep;
@@ -299,7 +300,9 @@ static ssize_t provider_read(nghttp2_session *session, int32_t stream_id,
   pthread_mutex_lock(&st->lock);
   avail = st->sendq.bytes - st->promised;
   n = avail < length ? avail : length;
-  eof = n == avail && st->write_closed;
+  /* The end: no more writes, or the call is over (a server sends its
+   * failure's trailers then; a client's stream is reset first). */
+  eof = n == avail && (st->write_closed || st->done);
   st->promised += n;
   pthread_mutex_unlock(&st->lock);
   if (n == 0 && !eof)
@@ -333,7 +336,6 @@ void cgrpc__ep_stop(cgrpc__ep *ep) {
   pthread_mutex_lock(&ep->st.lock);
   cgrpc__stream_drop_unpromised(&ep->st);
   ep->st.done = 1;
-  ep->st.write_closed = 1;
   cgrpc__stream_wake(&ep->st);
   notify = ep->async || ep->read_pending || ep->st.async_pending;
   pthread_mutex_unlock(&ep->st.lock);
@@ -424,6 +426,7 @@ int cgrpc__ep_read_async(cgrpc__ep *ep) {
     rv = CGRPC_ERR_INVALID_STATE;
   else {
     ep->read_pending = 1;
+    ep->reads_started = 1;
     if (!cgrpc__loop_in_thread(ep->loop))
       post = cgrpc__ep_want_kick(ep, CGRPC__EP_REQ_NOTIFY);
   }

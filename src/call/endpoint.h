@@ -120,6 +120,7 @@ struct cgrpc__ep {
   const char *fail_message; /* static */
   unsigned char read_pending; /* an async read waits for its message */
   unsigned char reads_ended;  /* the side takes no more async reads */
+  unsigned char reads_started; /* an async read was ever asked for */
 
   /* Loop thread only. */
   cgrpc__task kick_node;
@@ -226,8 +227,8 @@ nghttp2_data_provider cgrpc__ep_provider(cgrpc__ep *ep);
 extern const cgrpc__h2_body_ops cgrpc__ep_body;
 
 /* The call is over for the application: writers get CGRPC_ERR_CLOSED,
- * readers the end, and queued bytes not yet promised to nghttp2 are
- * dropped.  Wakes waiters and schedules the async completions. */
+ * readers what is queued and then the end, and queued bytes not yet
+ * promised to nghttp2 are dropped (the body then ends).  Wakes waiters and schedules the async completions. */
 void cgrpc__ep_stop(cgrpc__ep *ep);
 
 /* Queues the received message |m| for the reader, or keeps it in
