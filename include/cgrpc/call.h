@@ -200,10 +200,12 @@ CGRPC_EXTERN cgrpc_status_code cgrpc_call_finish_with_reply(
  * stream.  |on_write_done| reports each cgrpc_call_write_async(): |ok| is 0
  * when the call ended before the message could be sent.  |on_done| runs once,
  * last, with the outcome (valid during the callback; see
- * cgrpc_call_take_status()), once no read or write is pending; until the
- * application has asked for its first message (or cancelled, or released
- * the call), it also waits for the messages already received, so that a
- * call that ends quickly does not skip them.  Any member may be NULL.
+ * cgrpc_call_take_status()), as soon as the call is over and no read or
+ * write is pending: messages received but not asked for are dropped then.
+ * So a call that ends quickly can report on_done before the application's
+ * first cgrpc_call_read_async() (which then returns
+ * CGRPC_ERR_INVALID_STATE); a reader that must see every message asks for
+ * the next one from on_read.  Any member may be NULL.
  */
 typedef struct cgrpc_call_callbacks {
   void (*on_read)(cgrpc_call *call, ProtobufCMessage *msg, void *user_data);

@@ -24,7 +24,6 @@ void cgrpc__ep_init(cgrpc__ep *ep, const cgrpc__ep_ops *ops, cgrpc__loop *loop,
   ep->fail_message = NULL;
   ep->read_pending = 0;
   ep->reads_ended = 0;
-  ep->reads_started = 0;
   cgrpc__task_init(&ep->kick_node, kick_run, ep);
   ep->notify.cb = notify_run;
   ep->notify.user_data = ep;
@@ -426,7 +425,6 @@ int cgrpc__ep_read_async(cgrpc__ep *ep) {
     rv = CGRPC_ERR_INVALID_STATE;
   else {
     ep->read_pending = 1;
-    ep->reads_started = 1;
     if (!cgrpc__loop_in_thread(ep->loop))
       post = cgrpc__ep_want_kick(ep, CGRPC__EP_REQ_NOTIFY);
   }

@@ -120,7 +120,6 @@ struct cgrpc__ep {
   const char *fail_message; /* static */
   unsigned char read_pending; /* an async read waits for its message */
   unsigned char reads_ended;  /* the side takes no more async reads */
-  unsigned char reads_started; /* an async read was ever asked for */
 
   /* Loop thread only. */
   cgrpc__task kick_node;

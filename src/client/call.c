@@ -32,24 +32,9 @@ static void call_destroy(cgrpc__ep *ep) {
   cgrpc__channel_unref(ch);
 }
 
-/* The application gave up on the messages it has not asked for (cancel,
- * unref); an async stream's on_done may then come (call_idle). */
-static void mark_let_go(cgrpc_call *call) {
-  int post;
-  pthread_mutex_lock(&call->ep.st.lock);
-  call->let_go = 1;
-  post = cgrpc__ep_want_kick(&call->ep, CGRPC__EP_REQ_NOTIFY);
-  pthread_mutex_unlock(&call->ep.st.lock);
-  if (post)
-    cgrpc__ep_post_kick(&call->ep);
-}
-
 void cgrpc_call_unref(cgrpc_call *call) {
-  if (!call)
-    return;
-  if (call->async && !call->unary)
-    mark_let_go(call); /* on_done may be waiting on the application */
-  cgrpc__ep_unref(&call->ep);
+  if (call)
+    cgrpc__ep_unref(&call->ep);
 }
 
 static int set_message(cgrpc_call *call, const char *message) {
@@ -184,11 +169,8 @@ static void call_kick(cgrpc__ep *ep, unsigned requests) {
 }
 
 void cgrpc_call_cancel(cgrpc_call *call) {
-  if (!call)
-    return;
-  if (call->async && !call->unary)
-    mark_let_go(call);
-  cgrpc__ep_kick(&call->ep, CALL_REQ_CANCEL);
+  if (call)
+    cgrpc__ep_kick(&call->ep, CALL_REQ_CANCEL);
 }
 
 void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst) {
@@ -410,21 +392,15 @@ static void call_write_done(cgrpc__ep *ep, int ok) {
     call->cbs.on_write_done(call, ok, call->user_data);
 }
 
-/*
- * After the due completions: an async stream's on_done, once, last: when
- * no read or write is pending and, until the application has asked for a
- * first message (or cancelled, or released the call), no message waits
- * for it: a call that ends at once must not skip the messages its reader
- * was about to ask for.
- */
+/* After the due completions: an async stream's on_done, once, last, when
+ * no read or write is pending. */
 static void call_idle(cgrpc__ep *ep) {
   cgrpc_call *call = call_of(ep);
   int due;
   if (!call->async || !call->completed || call->done_delivered)
     return;
   pthread_mutex_lock(&ep->st.lock);
-  due = !ep->read_pending && !ep->st.async_pending &&
-        (!ep->st.recvq.head || ep->reads_started || call->let_go);
+  due = !ep->read_pending && !ep->st.async_pending;
   if (due)
     ep->reads_ended = 1; /* nothing is delivered after on_done */
   pthread_mutex_unlock(&ep->st.lock);

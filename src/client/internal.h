@@ -122,9 +122,6 @@ struct cgrpc_call {
   cgrpc_status status;
   /* Guarded by ep.st.lock. */
   unsigned char headers_received;
-  /* The application cancelled the call or let go of it: an async call's
-   * on_done no longer waits for messages it has not asked for. */
-  unsigned char let_go;
 };
 
 /* ---- from call.c, for channel.c (loop thread) ---- */
