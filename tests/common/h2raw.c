@@ -166,8 +166,8 @@ void h2raw_headers(h2raw_buf *b, uint32_t stream, int end_stream,
 
 void h2raw_data(h2raw_buf *b, uint32_t stream, int end_stream, const void *p,
                 size_t n) {
-  h2raw_frame(b, H2RAW_DATA, end_stream ? H2RAW_FLAG_END_STREAM : 0, stream,
-              p, n);
+  h2raw_frame(b, H2RAW_DATA, end_stream ? H2RAW_FLAG_END_STREAM : 0, stream, p,
+              n);
 }
 
 void h2raw_rst_stream(h2raw_buf *b, uint32_t stream, uint32_t error_code) {
