@@ -82,6 +82,7 @@ typedef struct soak_opts {
   int threads;
   int channels;
   int restart_min_ms, restart_max_ms; /* 0/0: no restarts */
+  int recycle_min_ms, recycle_max_ms; /* 0/0 (default): no recycling */
   int cancels, deadlines;             /* 0 turns them off */
   int sample_s;
   int watchdog_s;
@@ -212,10 +213,14 @@ typedef struct soak_channel {
   int index;
   int server;
   char target[64];
+  pthread_rwlock_t use; /* read: starting a call; write: replacing |ch| */
   cgrpc_channel *ch;
-  pthread_mutex_t lock;
+  int gen;              /* how many times |ch| was replaced */
+  pthread_mutex_t lock; /* the windows and |del_at| */
   window *w;
   size_t n_w, cap_w;
+  int64_t *del_at; /* when generation i began to be deleted */
+  size_t cap_del;
 } soak_channel;
 
 enum {
@@ -254,13 +259,15 @@ static struct {
   atomic_llong cancels_issued, deadlines_set, deadlines_short;
   atomic_llong calls_in_restart;
   atomic_int unavailable_seen[MAX_THREADS]; /* per worker, see worker_main */
-  tracker main_trk, restart_trk;
+  tracker main_trk, restart_trk, recycle_trk;
+  int recycles;
 } G;
 
 /* ---- call records and the verdict ------------------------------------- */
 
 typedef struct callrec {
   int kind, tid, chan;
+  int gen0; /* the channel's generation when the call started */
   unsigned long long seq;
   int64_t t0_us, t1_us;
   int timeout_ms;         /* 0: no deadline */
@@ -317,6 +324,18 @@ static int in_restart_window(int chan, int64_t t0, int64_t t1) {
     if (w->recovered_us < t0)
       break; /* windows are in time order */
   }
+  pthread_mutex_unlock(&c->lock);
+  return hit;
+}
+
+/* Nonzero when the channel the call started on began to be deleted before
+ * the call ended. */
+static int deleted_during(const callrec *r) {
+  soak_channel *c = &G.chans[r->chan];
+  int hit;
+  pthread_mutex_lock(&c->lock);
+  hit = (size_t)r->gen0 < c->cap_del && c->del_at[r->gen0] != 0 &&
+        c->del_at[r->gen0] <= r->t1_us;
   pthread_mutex_unlock(&c->lock);
   return hit;
 }
@@ -392,7 +411,9 @@ static void report_failure(const callrec *r, const char *what,
  * check that failed.  Any other status must be one the scenario explains:
  *
  *  CANCELLED          only when this call was cancelled (by its thread, the
- *                     canceller thread or a callback) before it ended.  A
+ *                     canceller thread or a callback) before it ended, or
+ *                     its channel was deleted (--recycle) before it ended:
+ *                     cgrpc_channel_del() cancels the calls in flight.  A
  *                     server shutdown never produces it: after the grace
  *                     the server closes the sockets (UNAVAILABLE), and a
  *                     deadline on either side is DEADLINE_EXCEEDED.
@@ -433,6 +454,8 @@ static void classify(callrec *r) {
   switch (r->got) {
   case CGRPC_STATUS_CANCELLED:
     if (cancel_at != 0 && cancel_at <= r->t1_us)
+      return;
+    if (deleted_during(r))
       return;
     why = "CANCELLED without a cancel";
     break;
@@ -679,7 +702,20 @@ static int on_pool(const callrec *r) {
   return G.chans[r->chan].server == SRV_POOL;
 }
 
-static cgrpc_channel *chan_of(const callrec *r) { return G.chans[r->chan].ch; }
+/* The channel of |r|, held (for reading) until chan_leave(): the recycler
+ * replaces a channel only between the calls' starts, never during one, so
+ * every call starts on a live channel; what happens to a call after that is
+ * the library's business.  Records the channel's generation in |r|. */
+static cgrpc_channel *chan_enter(callrec *r) {
+  soak_channel *c = &G.chans[r->chan];
+  pthread_rwlock_rdlock(&c->use);
+  r->gen0 = c->gen;
+  return c->ch;
+}
+
+static void chan_leave(const callrec *r) {
+  pthread_rwlock_unlock(&G.chans[r->chan].use);
+}
 
 /* An error the servers never produce on their own, for requests that ask
  * for one. */
@@ -844,8 +880,11 @@ static void op_unary(worker *w) {
   plan_echo(w, &r, p);
   trk_note(&w->trk, "unary #%llu ch%d %s", r.seq, r.chan, r.params);
   r.t0_us = now_us();
-  cgrpc__test__echo_service__echo__call(chan_of(&r), &p->req, &reply, &p->opts,
-                                        &st);
+  /* Held for the whole call: a blocking unary call has no handle, so the
+   * channel is never deleted under it. */
+  cgrpc__test__echo_service__echo__call(chan_enter(&r), &p->req, &reply,
+                                        &p->opts, &st);
+  chan_leave(&r);
   r.t1_us = now_us();
   take_got(&r, &st);
   check_echo(&r, p, reply, &st);
@@ -919,8 +958,9 @@ static void op_unary_async(worker *w) {
     calls[i] = NULL;
     u[i]->rec.t0_us = now_us();
     rv = cgrpc__test__echo_service__echo__start(
-        chan_of(&u[i]->rec), &u[i]->plan.req, &u[i]->plan.opts, unary_done,
+        chan_enter(&u[i]->rec), &u[i]->plan.req, &u[i]->plan.opts, unary_done,
         u[i], &calls[i]);
+    chan_leave(&u[i]->rec);
     if (rv != 0) {
       u[i]->rec.t1_us = now_us();
       set_bad(&u[i]->rec, "echo__start returned %s", cgrpc_err_name(rv));
@@ -1113,8 +1153,9 @@ static void op_download(worker *w) {
   trk_note(&w->trk, "download #%llu ch%d %s cancel=%s/%d", r.seq, r.chan,
            r.params, cancel_names[r.cancel_mode], r.cancel_after);
   r.t0_us = now_us();
-  rv = cgrpc__test__stream_service__download__open(chan_of(&r), &req, &p.opts,
-                                                   &call);
+  rv = cgrpc__test__stream_service__download__open(chan_enter(&r), &req,
+                                                   &p.opts, &call);
+  chan_leave(&r);
   if (rv != 0) {
     r.t1_us = now_us();
     set_bad(&r, "download__open returned %s", cgrpc_err_name(rv));
@@ -1218,10 +1259,11 @@ static void op_upload(worker *w) {
   /* Bulk uploads to the pool go to SlowUpload: the sender then waits for
    * window. */
   rv = p.bulk && on_pool(&r)
-           ? cgrpc__test__stream_service__slow_upload__open(chan_of(&r),
+           ? cgrpc__test__stream_service__slow_upload__open(chan_enter(&r),
                                                             &p.opts, &call)
-           : cgrpc__test__stream_service__upload__open(chan_of(&r), &p.opts,
+           : cgrpc__test__stream_service__upload__open(chan_enter(&r), &p.opts,
                                                        &call);
+  chan_leave(&r);
   if (rv != 0) {
     r.t1_us = now_us();
     set_bad(&r, "upload__open returned %s", cgrpc_err_name(rv));
@@ -1300,7 +1342,8 @@ static void op_chat(worker *w) {
   trk_note(&w->trk, "chat #%llu ch%d %s cancel=%s/%d", r.seq, r.chan, r.params,
            cancel_names[r.cancel_mode], r.cancel_after);
   r.t0_us = now_us();
-  rv = cgrpc__test__stream_service__chat__open(chan_of(&r), &p.opts, &call);
+  rv = cgrpc__test__stream_service__chat__open(chan_enter(&r), &p.opts, &call);
+  chan_leave(&r);
   if (rv != 0) {
     r.t1_us = now_us();
     set_bad(&r, "chat__open returned %s", cgrpc_err_name(rv));
@@ -1657,7 +1700,8 @@ static void op_stream_async(worker *w, int kind) {
   case K_DOWNLOAD_ASYNC:
     download_request(r, &a->plan, &req);
     rv = cgrpc__test__stream_service__download__open_async(
-        chan_of(r), &req, &a->plan.opts, &dl_cbs, a, &call);
+        chan_enter(r), &req, &a->plan.opts, &dl_cbs, a, &call);
+    chan_leave(r);
     if (rv == 0 && a->plan.reader == READ_STALL && a->plan.stall_after == 0)
       a->stalled = 1;
     else if (rv == 0)
@@ -1665,7 +1709,8 @@ static void op_stream_async(worker *w, int kind) {
     break;
   case K_CHAT_ASYNC:
     rv = cgrpc__test__stream_service__chat__open_async(
-        chan_of(r), &a->plan.opts, &chat_cbs, a, &call);
+        chan_enter(r), &a->plan.opts, &chat_cbs, a, &call);
+    chan_leave(r);
     if (rv != 0)
       break;
     /* The read first: the call cannot end before the half-close or the
@@ -1683,9 +1728,10 @@ static void op_stream_async(worker *w, int kind) {
   default:
     rv = a->plan.bulk && on_pool(r)
              ? cgrpc__test__stream_service__slow_upload__open_async(
-                   chan_of(r), &a->plan.opts, &up_cbs, a, &call)
+                   chan_enter(r), &a->plan.opts, &up_cbs, a, &call)
              : cgrpc__test__stream_service__upload__open_async(
-                   chan_of(r), &a->plan.opts, &up_cbs, a, &call);
+                   chan_enter(r), &a->plan.opts, &up_cbs, a, &call);
+    chan_leave(r);
     if (rv != 0)
       break;
     if (a->plan.n == 0)
@@ -1872,6 +1918,74 @@ static void *restarter_main(void *arg) {
           G.servers[srv].name, grace, down, (double)(now_us() - t) / 1000);
   }
   atomic_store(&G.restart_trk.active, 0);
+  return NULL;
+}
+
+/* A new channel to |c|'s target, or NULL. */
+static cgrpc_channel *channel_new(const soak_channel *c) {
+  cgrpc_channel_options *co = NULL;
+  cgrpc_channel *ch = NULL;
+  if (cgrpc_channel_options_new(&co) != 0)
+    return NULL;
+  if (log_cb())
+    cgrpc_channel_options_set_log(co, log_cb(), NULL);
+  if (cgrpc_channel_new(&ch, c->target, co) != 0)
+    ch = NULL;
+  cgrpc_channel_options_del(co);
+  return ch;
+}
+
+/* --recycle: now and then a channel is replaced by a new one, and the old
+ * one deleted while its calls are in flight and the workers still hold
+ * them (to read, write, cancel, finish and release).  cgrpc_channel_del()
+ * says it cancels the calls in flight; nothing says the calls' handles die
+ * with it. */
+static void *recycler_main(void *arg) {
+  rng g = {G.o.seed ^ 0x6368616e6e656c21ULL};
+  (void)arg;
+  for (;;) {
+    soak_channel *c;
+    cgrpc_channel *fresh, *old;
+    int64_t t;
+    trk_note(&G.recycle_trk, "waiting for the next channel replacement");
+    if (nap(1000LL * rng_range(&g, G.o.recycle_min_ms, G.o.recycle_max_ms),
+            &G.stop_services))
+      break;
+    c = &G.chans[rng_range(&g, 0, G.o.channels - 1)];
+    fresh = channel_new(c);
+    if (!fresh) {
+      fail_plain("channel recycle", "could not create a channel to %s",
+                 c->target);
+      continue;
+    }
+    trk_note(&G.recycle_trk, "replacing channel %d", c->index);
+    pthread_rwlock_wrlock(&c->use);
+    t = now_us();
+    old = c->ch;
+    pthread_mutex_lock(&c->lock);
+    if ((size_t)c->gen >= c->cap_del) {
+      size_t cap = c->cap_del ? c->cap_del * 2 : 64;
+      int64_t *nd = realloc(c->del_at, cap * sizeof *nd);
+      if (!nd)
+        abort();
+      memset(nd + c->cap_del, 0, (cap - c->cap_del) * sizeof *nd);
+      c->del_at = nd;
+      c->cap_del = cap;
+    }
+    c->del_at[c->gen] = t;
+    pthread_mutex_unlock(&c->lock);
+    c->ch = fresh;
+    c->gen++;
+    pthread_rwlock_unlock(&c->use);
+    trk_note(&G.recycle_trk, "deleting the old channel %d (generation %d)",
+             c->index, c->gen - 1);
+    cgrpc_channel_del(old);
+    G.recycles++;
+    if (G.o.verbose)
+      say("replaced channel %d; the old one deleted in %.0f ms", c->index,
+          (double)(now_us() - t) / 1000);
+  }
+  atomic_store(&G.recycle_trk.active, 0);
   return NULL;
 }
 
@@ -2098,24 +2212,28 @@ static void install_crash_handlers(void) {
 /* ---- main ------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: soak [options]\n"
-             "  --duration=S        run time in seconds (default 60)\n"
-             "  --seed=N            random seed (default: from the clock)\n"
-             "  --threads=N         client threads (default 8)\n"
-             "  --channels=N        channels, alternating between the two "
-             "servers (default 3)\n"
-             "  --restart=MIN,MAX   ms between server restarts (default "
-             "3000,8000);\n"
-             "                      --restart=0 turns restarts off\n"
-             "  --cancels=0|1       random cancels (default 1)\n"
-             "  --deadlines=0|1     random deadlines (default 1)\n"
-             "  --sample=S          resource sample period (default 10)\n"
-             "  --watchdog=S        abort after S s without progress "
-             "(default 30)\n"
-             "  --rss-check=0|1     fail on RSS growth (default 1; 0 under "
-             "ASan)\n"
-             "  --log               library log to stderr\n"
-             "  --verbose           print every restart\n");
+  fprintf(f,
+          "usage: soak [options]\n"
+          "  --duration=S        run time in seconds (default 60)\n"
+          "  --seed=N            random seed (default: from the clock)\n"
+          "  --threads=N         client threads (default 8)\n"
+          "  --channels=N        channels, alternating between the two "
+          "servers (default 3)\n"
+          "  --restart=MIN,MAX   ms between server restarts (default "
+          "3000,8000);\n"
+          "                      --restart=0 turns restarts off\n"
+          "  --recycle=MIN,MAX   ms between replacing a channel, the old one\n"
+          "                      deleted with calls in flight (default 0: "
+          "off)\n"
+          "  --cancels=0|1       random cancels (default 1)\n"
+          "  --deadlines=0|1     random deadlines (default 1)\n"
+          "  --sample=S          resource sample period (default 10)\n"
+          "  --watchdog=S        abort after S s without progress "
+          "(default 30)\n"
+          "  --rss-check=0|1     fail on RSS growth (default 1; 0 under "
+          "ASan)\n"
+          "  --log               library log to stderr\n"
+          "  --verbose           print every restart\n");
 }
 
 static int parse_int(const char *arg, const char *name, long long lo,
@@ -2165,7 +2283,16 @@ static void parse_args(int argc, char **argv) {
       o->threads = (int)v;
     else if (parse_int(a, "--channels", 1, MAX_CHANNELS, &v))
       o->channels = (int)v;
-    else if (strcmp(a, "--restart=0") == 0)
+    else if (strcmp(a, "--recycle=0") == 0)
+      o->recycle_min_ms = o->recycle_max_ms = 0;
+    else if (strncmp(a, "--recycle=", 10) == 0) {
+      if (sscanf(a + 10, "%d,%d", &o->recycle_min_ms, &o->recycle_max_ms) !=
+              2 ||
+          o->recycle_min_ms < 100 || o->recycle_max_ms < o->recycle_min_ms) {
+        fprintf(stderr, "soak: bad %s (MIN,MAX ms, MIN >= 100)\n", a);
+        exit(2);
+      }
+    } else if (strcmp(a, "--restart=0") == 0)
       o->restart_min_ms = o->restart_max_ms = 0;
     else if (strncmp(a, "--restart=", 10) == 0) {
       if (sscanf(a + 10, "%d,%d", &o->restart_min_ms, &o->restart_max_ms) !=
@@ -2229,8 +2356,9 @@ static void print_summary(void) {
     say("  failures of the kind \"%s\": %lld", fail_kinds.what[k],
         fail_kinds.n[k]);
   pthread_mutex_unlock(&fail_kinds.lock);
-  say("  restarts: %s %d, %s %d", G.servers[0].name, G.servers[0].restarts,
-      G.servers[1].name, G.servers[1].restarts);
+  say("  restarts: %s %d, %s %d; channels replaced: %d", G.servers[0].name,
+      G.servers[0].restarts, G.servers[1].name, G.servers[1].restarts,
+      G.recycles);
   pthread_mutex_lock(&samples_lock);
   {
     size_t i;
@@ -2279,7 +2407,8 @@ static void final_probe(void) {
 }
 
 int main(int argc, char **argv) {
-  pthread_t canceller, restarter, sampler, watchdog;
+  pthread_t canceller, restarter, recycler, sampler, watchdog;
+  pthread_rwlockattr_t rwa;
   int i, fds_start, fds_end, rv;
   long rss_start;
   char name[24];
@@ -2290,16 +2419,20 @@ int main(int argc, char **argv) {
   fds_start = count_fds();
   rss_start = rss_kib();
   say("seed %" PRIu64 ", %d s, %d threads, %d channels, restarts %d..%d ms, "
-      "cancels %d, deadlines %d%s",
+      "channel recycling %d..%d ms, cancels %d, deadlines %d%s",
       G.o.seed, G.o.duration_s, G.o.threads, G.o.channels, G.o.restart_min_ms,
-      G.o.restart_max_ms, G.o.cancels, G.o.deadlines,
-      SOAK_ASAN ? ", ASan build" : "");
+      G.o.restart_max_ms, G.o.recycle_min_ms, G.o.recycle_max_ms, G.o.cancels,
+      G.o.deadlines, SOAK_ASAN ? ", ASan build" : "");
   say("replay: soak --seed=%" PRIu64 " --duration=%d --threads=%d "
-      "--channels=%d",
-      G.o.seed, G.o.duration_s, G.o.threads, G.o.channels);
+      "--channels=%d --restart=%d,%d --recycle=%d,%d --cancels=%d "
+      "--deadlines=%d",
+      G.o.seed, G.o.duration_s, G.o.threads, G.o.channels, G.o.restart_min_ms,
+      G.o.restart_max_ms, G.o.recycle_min_ms, G.o.recycle_max_ms, G.o.cancels,
+      G.o.deadlines);
   say("start: rss=%ld KiB fds=%d", rss_start, fds_start);
   trk_init(&G.main_trk, "main");
   trk_init(&G.restart_trk, "restarter");
+  trk_init(&G.recycle_trk, "recycler");
 
   G.servers[SRV_POOL].name = "pool";
   G.servers[SRV_INLINE].name = "inline";
@@ -2317,25 +2450,25 @@ int main(int argc, char **argv) {
     }
     say("%s server on 127.0.0.1:%d", G.servers[i].name, G.servers[i].port);
   }
+  /* Writers first: the recycler must not starve behind the workers. */
+  pthread_rwlockattr_init(&rwa);
+  pthread_rwlockattr_setkind_np(&rwa,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   for (i = 0; i < G.o.channels; i++) {
     soak_channel *c = &G.chans[i];
-    cgrpc_channel_options *co = NULL;
     c->index = i;
     c->server = i % N_SERVERS;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_rwlock_init(&c->use, &rwa);
     snprintf(c->target, sizeof c->target, "127.0.0.1:%d",
              G.servers[c->server].port);
-    if (cgrpc_channel_options_new(&co) != 0)
-      abort();
-    if (log_cb())
-      cgrpc_channel_options_set_log(co, log_cb(), NULL);
-    rv = cgrpc_channel_new(&c->ch, c->target, co);
-    cgrpc_channel_options_del(co);
-    if (rv != 0) {
-      say("FAIL channel %d: %s", i, cgrpc_err_name(rv));
+    c->ch = channel_new(c);
+    if (!c->ch) {
+      say("FAIL could not create channel %d", i);
       return 1;
     }
   }
+  pthread_rwlockattr_destroy(&rwa);
 
   pthread_create(&watchdog, NULL, watchdog_main, NULL);
   pthread_create(&sampler, NULL, sampler_main, NULL);
@@ -2344,6 +2477,10 @@ int main(int argc, char **argv) {
     pthread_create(&restarter, NULL, restarter_main, NULL);
   else
     atomic_store(&G.restart_trk.active, 0);
+  if (G.o.recycle_max_ms > 0)
+    pthread_create(&recycler, NULL, recycler_main, NULL);
+  else
+    atomic_store(&G.recycle_trk.active, 0);
   for (i = 0; i < G.o.threads; i++) {
     worker *w = &workers[i];
     int j;
@@ -2369,10 +2506,12 @@ int main(int argc, char **argv) {
   atomic_store(&G.stopping, 1);
   for (i = 0; i < G.o.threads; i++)
     pthread_join(workers[i].thread, NULL);
-  trk_note(&G.main_trk, "stopping the restarter and the canceller");
+  trk_note(&G.main_trk, "stopping the restarter, recycler and canceller");
   atomic_store(&G.stop_services, 1);
   if (G.o.restart_max_ms > 0)
     pthread_join(restarter, NULL);
+  if (G.o.recycle_max_ms > 0)
+    pthread_join(recycler, NULL);
   pthread_join(canceller, NULL);
   final_probe();
 
@@ -2409,7 +2548,9 @@ int main(int argc, char **argv) {
   print_summary();
   for (i = 0; i < G.o.channels; i++) {
     free(G.chans[i].w);
+    free(G.chans[i].del_at);
     pthread_mutex_destroy(&G.chans[i].lock);
+    pthread_rwlock_destroy(&G.chans[i].use);
   }
   free(samples);
   if (atomic_load(&G.failures)) {
