@@ -1852,14 +1852,17 @@ static void *canceller_main(void *arg) {
   return NULL;
 }
 
-/* Sleeps |us| unless told to stop; returns nonzero when told. */
-static int nap(int64_t us, atomic_int *stop) {
+/* Sleeps |us| unless told to stop; returns nonzero when told.  A planned
+ * sleep is progress for the watchdog (|t| may be NULL). */
+static int nap(int64_t us, atomic_int *stop, tracker *t) {
   int64_t end = now_us() + us;
   while (!atomic_load(stop)) {
     int64_t left = end - now_us();
     if (left <= 0)
       return 0;
     sleep_us(left < 100000 ? left : 100000);
+    if (t)
+      trk_bump(t);
   }
   return 1;
 }
@@ -1872,7 +1875,7 @@ static void *restarter_main(void *arg) {
     int64_t t;
     trk_note(&G.restart_trk, "waiting for the next restart");
     if (nap(1000LL * rng_range(&g, G.o.restart_min_ms, G.o.restart_max_ms),
-            &G.stop_services))
+            &G.stop_services, &G.restart_trk))
       break;
     srv = rng_range(&g, 0, N_SERVERS - 1);
     /* Grace: none (cut everything), short (some calls cut), or long
@@ -1949,7 +1952,7 @@ static void *recycler_main(void *arg) {
     int64_t t;
     trk_note(&G.recycle_trk, "waiting for the next channel replacement");
     if (nap(1000LL * rng_range(&g, G.o.recycle_min_ms, G.o.recycle_max_ms),
-            &G.stop_services))
+            &G.stop_services, &G.recycle_trk))
       break;
     c = &G.chans[rng_range(&g, 0, G.o.channels - 1)];
     fresh = channel_new(c);
@@ -2087,7 +2090,7 @@ static void take_sample(const char *label) {
 
 static void *sampler_main(void *arg) {
   (void)arg;
-  while (!nap(G.o.sample_s * 1000000LL, &G.stop_monitors))
+  while (!nap(G.o.sample_s * 1000000LL, &G.stop_monitors, NULL))
     take_sample("sample");
   return NULL;
 }
@@ -2157,7 +2160,7 @@ static void print_trackers(void) {
 
 static void *watchdog_main(void *arg) {
   (void)arg;
-  while (!nap(1000000, &G.stop_monitors)) {
+  while (!nap(1000000, &G.stop_monitors, NULL)) {
     int i, n = atomic_load(&n_trackers);
     int64_t now = now_us();
     for (i = 0; i < n && i < MAX_TRACKERS; i++) {
