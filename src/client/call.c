@@ -334,6 +334,7 @@ cgrpc_status_code cgrpc_unary_call(cgrpc_channel *ch,
                                    const cgrpc_call_options *opts,
                                    cgrpc_status *status) {
   sync_wait w;
+  cgrpc_status_code code;
   int rv;
   if (reply)
     *reply = NULL;
@@ -368,11 +369,12 @@ cgrpc_status_code cgrpc_unary_call(cgrpc_channel *ch,
   pthread_mutex_destroy(&w.lock);
   pthread_cond_destroy(&w.cond);
   *reply = w.reply;
+  code = w.status.code; /* cgrpc_status_clear() resets it */
   if (status)
     *status = w.status;
   else
     cgrpc_status_clear(&w.status);
-  return w.status.code;
+  return code;
 }
 
 /* ---- streaming calls ---- */
@@ -607,6 +609,7 @@ cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
                                                cgrpc_status *status) {
   ProtobufCMessage *msg = NULL, *extra = NULL;
   cgrpc_status st;
+  cgrpc_status_code code;
   const char *problem = NULL;
   if (reply)
     *reply = NULL;
@@ -631,11 +634,12 @@ cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
     msg = NULL;
   }
   *reply = msg;
+  code = st.code; /* cgrpc_status_clear() resets it */
   if (status)
     *status = st;
   else
     cgrpc_status_clear(&st);
-  return st.code;
+  return code;
 }
 
 /* ---- nghttp2 callbacks ---- */
