@@ -2,6 +2,8 @@
 
 #include "cgrpc_service.h"
 
+#include <functional>
+
 #include "cgrpc_helpers.h"
 
 namespace cgrpc {
@@ -124,8 +126,8 @@ ServiceGenerator::Vars ServiceGenerator::MethodVars(int index) const {
   vars["output_desc"] = MessageDescriptorName(method->output_type());
   vars["method_ref"] = "&" + vars_.at("methods") + "[" + vars["index"] + "]";
   for (const char* suffix :
-       {"call", "start", "open", "open_async", "write", "write_async", "read",
-        "finish", "recv", "send", "dispatch"}) {
+       {"call", "start", "open", "open_async", "new_async", "write",
+        "write_async", "read", "finish", "recv", "send", "dispatch"}) {
     vars[suffix] = scope + "__" + suffix;
   }
   return vars;
@@ -384,6 +386,7 @@ std::vector<ServiceGenerator::Function> ServiceGenerator::ClientFunctions(
   open_async.ret = "int";
   open_async.name = v["open_async"];
   open_async.what = "the async streaming stub";
+  std::function<std::string(const std::string&)> async_body;
   if (kind == Kind::kServerStreaming) {
     open.params = {"cgrpc_channel *channel",
                    "const " + v["input_type"] + " *request",
@@ -456,18 +459,20 @@ std::vector<ServiceGenerator::Function> ServiceGenerator::ClientFunctions(
                 "    rv = cgrpc_call_writes_done(call);\n"
                 "  }\n" +
                 finish_setup;
-    open_async.body =
-        guards +
-        Statement("rv = cgrpc_call_open_async(",
-                  {"channel", ref, "opts", "cbs", "user_data", "&call"}, ");") +
-        "  if (rv != 0) {\n"
-        "    return rv;\n"
-        "  }\n"
-        "  rv = cgrpc_call_write_async(call, &request->base);\n"
-        "  if (rv == 0) {\n"
-        "    rv = cgrpc_call_writes_done(call);\n"
-        "  }\n" +
-        finish_setup;
+    async_body = [=](const std::string& opener) {
+      return guards +
+             Statement("rv = " + opener + "(",
+                       {"channel", ref, "opts", "cbs", "user_data", "&call"},
+                       ");") +
+             "  if (rv != 0) {\n"
+             "    return rv;\n"
+             "  }\n"
+             "  rv = cgrpc_call_write_async(call, &request->base);\n"
+             "  if (rv == 0) {\n"
+             "    rv = cgrpc_call_writes_done(call);\n"
+             "  }\n" +
+             finish_setup;
+    };
   } else {
     open.params = {"cgrpc_channel *channel", "const cgrpc_call_options *opts",
                    "cgrpc_call **call_ptr"};
@@ -491,12 +496,34 @@ std::vector<ServiceGenerator::Function> ServiceGenerator::ClientFunctions(
              &open_async.doc);
     open.body = Statement("return cgrpc_call_open(",
                           {"channel", ref, "opts", "call_ptr"}, ");");
-    open_async.body = Statement(
-        "return cgrpc_call_open_async(",
-        {"channel", ref, "opts", "cbs", "user_data", "call_ptr"}, ");");
+    async_body = [=](const std::string& opener) {
+      return Statement("return " + opener + "(",
+                       {"channel", ref, "opts", "cbs", "user_data", "call_ptr"},
+                       ");");
+    };
   }
+  open_async.body = async_body("cgrpc_call_open_async");
+  // The same call, not started yet: the first read can be asked for before
+  // any message can arrive.
+  Function new_async = open_async;
+  new_async.name = v["new_async"];
+  new_async.what = "the unstarted async streaming stub";
+  new_async.doc.clear();
+  AddProse("Like " + v["open_async"] +
+               "(), but the call does not start until cgrpc_call_start() "
+               "(see cgrpc_call_new_async()): ask for the first message "
+               "with cgrpc_call_read_async() in between, and no message "
+               "can be missed.  A call released without being started is "
+               "freed and reports nothing.",
+           0, &new_async.doc);
+  AddProse("Returns as " + v["open_async"] +
+               "(), except that a call that could not be set up has been "
+               "released without reporting anything.",
+           0, &new_async.doc);
+  new_async.body = async_body("cgrpc_call_new_async");
   functions.push_back(open);
   functions.push_back(open_async);
+  functions.push_back(new_async);
 
   if (StreamsRequests(kind)) {
     std::string why = kind == Kind::kClientStreaming

@@ -202,10 +202,13 @@ CGRPC_EXTERN cgrpc_status_code cgrpc_call_finish_with_reply(
  * last, with the outcome (valid during the callback; see
  * cgrpc_call_take_status()), as soon as the call is over and no read or
  * write is pending: messages received but not asked for are dropped then.
- * So a call that ends quickly can report on_done before the application's
- * first cgrpc_call_read_async() (which then returns
- * CGRPC_ERR_INVALID_STATE); a reader that must see every message asks for
- * the next one from on_read.  Any member may be NULL.
+ * A call from cgrpc_call_open_async() starts at once, so one that ends
+ * quickly can report on_done before the application's first
+ * cgrpc_call_read_async() (which then returns CGRPC_ERR_INVALID_STATE):
+ * a reader that must see every message creates the call with
+ * cgrpc_call_new_async(), asks for its first read, then starts it with
+ * cgrpc_call_start(), and asks for each next message from on_read.  Any
+ * member may be NULL.
  */
 typedef struct cgrpc_call_callbacks {
   void (*on_read)(cgrpc_call *call, ProtobufCMessage *msg, void *user_data);
@@ -223,6 +226,33 @@ CGRPC_EXTERN int cgrpc_call_open_async(cgrpc_channel *channel,
                                        const cgrpc_call_options *opts,
                                        const cgrpc_call_callbacks *cbs,
                                        void *user_data, cgrpc_call **call_ptr);
+
+/*
+ * Like cgrpc_call_open_async(), but the call does not start (nothing is
+ * sent and no callback runs) until cgrpc_call_start(): reads and writes
+ * asked for in between are carried out from the start on, so that none of
+ * the server's messages can come before the first read was asked for (as
+ * grpc++'s StartRead() before StartCall()).  A call released without being
+ * started is freed and reports nothing.
+ * Returns 0, or as cgrpc_call_open().  Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_new_async(cgrpc_channel *channel,
+                                      const cgrpc_method_desc *method,
+                                      const cgrpc_call_options *opts,
+                                      const cgrpc_call_callbacks *cbs,
+                                      void *user_data, cgrpc_call **call_ptr);
+
+/*
+ * Starts a call from cgrpc_call_new_async(); from then on it runs as one
+ * from cgrpc_call_open_async() (on_done will run).  A cancel asked for
+ * before makes it end at once with CANCELLED.
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_STATE  already started (or not from new_async).
+ *   CGRPC_ERR_CLOSED         the channel is being deleted; the call will
+ *                            not start, and no callback runs.
+ * Thread safety: any thread; once.
+ */
+CGRPC_EXTERN int cgrpc_call_start(cgrpc_call *call);
 
 /*
  * Asks for the next message: |on_read| runs when it arrives (or at the end).

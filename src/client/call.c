@@ -153,6 +153,14 @@ static void call_start(cgrpc_call *call) {
 /* The kick: the start, a cancel or a failure from another thread. */
 static void call_kick(cgrpc__ep *ep, unsigned requests) {
   cgrpc_call *call = call_of(ep);
+  if (atomic_load(&call->start_state) == CALL_NEW) {
+    /* Not started: nothing runs yet; a cancel waits for the start. */
+    if (requests & CALL_REQ_CANCEL) {
+      call->early_code = CGRPC_STATUS_CANCELLED;
+      call->early_message = "Cancelled";
+    }
+    return;
+  }
   if (requests & CALL_REQ_CANCEL)
     cgrpc__call_fail(call, CGRPC_STATUS_CANCELLED, "Cancelled");
   if (requests & CGRPC__EP_REQ_FAIL) {
@@ -239,12 +247,29 @@ static void call_discard(cgrpc_call *call) {
 static int call_post_start(cgrpc_call *call) {
   cgrpc_channel *ch = call->ch;
   int rv = 0;
+  atomic_store(&call->start_called, 1);
   pthread_mutex_lock(&ch->lock);
   if (ch->closing)
     rv = CGRPC_ERR_CLOSED;
-  else
+  else {
+    atomic_store(&call->start_state, CALL_STARTED);
     cgrpc__ep_kick(&call->ep, CALL_REQ_START);
+  }
   pthread_mutex_unlock(&ch->lock);
+  return rv;
+}
+
+int cgrpc_call_start(cgrpc_call *call) {
+  int rv;
+  if (!call || call->unary)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (atomic_exchange(&call->start_called, 1))
+    return CGRPC_ERR_INVALID_STATE;
+  /* The loop's reference: until the outcome is delivered. */
+  cgrpc__ep_ref(&call->ep);
+  rv = call_post_start(call);
+  if (rv != 0)
+    cgrpc__ep_unref(&call->ep);
   return rv;
 }
 
@@ -414,16 +439,18 @@ static void call_idle(cgrpc__ep *ep) {
   cgrpc__ep_unref(ep); /* the loop's reference */
 }
 
+/* A streaming call; |start| 0 leaves it to cgrpc_call_start(). */
 static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
                        const cgrpc_call_options *opts,
                        const cgrpc_call_callbacks *cbs, void *user_data,
-                       cgrpc_call **call_ptr) {
+                       int start, cgrpc_call **call_ptr) {
   cgrpc_call *call;
   int rv;
   if (!ch || !method || !method->path || !method->output || !call_ptr)
     return CGRPC_ERR_INVALID_ARGUMENT;
   *call_ptr = NULL;
-  call = call_new(ch, method, 2);
+  /* The application's reference, and the loop's once started. */
+  call = call_new(ch, method, start ? 2 : 1);
   if (!call)
     return CGRPC_ERR_NOMEM;
   if (cbs) {
@@ -433,7 +460,7 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
     call->user_data = user_data;
   }
   rv = call_prepare_headers(call, opts);
-  if (rv == 0)
+  if (rv == 0 && start)
     rv = call_post_start(call);
   if (rv != 0) {
     call_discard(call);
@@ -445,7 +472,7 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
 
 int cgrpc_call_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
                     const cgrpc_call_options *opts, cgrpc_call **call_ptr) {
-  return stream_open(channel, method, opts, NULL, NULL, call_ptr);
+  return stream_open(channel, method, opts, NULL, NULL, 1, call_ptr);
 }
 
 int cgrpc_call_open_async(cgrpc_channel *channel,
@@ -454,7 +481,17 @@ int cgrpc_call_open_async(cgrpc_channel *channel,
                           const cgrpc_call_callbacks *cbs, void *user_data,
                           cgrpc_call **call_ptr) {
   static const cgrpc_call_callbacks none = {NULL, NULL, NULL};
-  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data,
+  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data, 1,
+                     call_ptr);
+}
+
+int cgrpc_call_new_async(cgrpc_channel *channel,
+                         const cgrpc_method_desc *method,
+                         const cgrpc_call_options *opts,
+                         const cgrpc_call_callbacks *cbs, void *user_data,
+                         cgrpc_call **call_ptr) {
+  static const cgrpc_call_callbacks none = {NULL, NULL, NULL};
+  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data, 0,
                      call_ptr);
 }
 

@@ -82,6 +82,8 @@ struct cgrpc__client_conn {
   cgrpc__ep *calls; /* the calls bound to a stream of this connection */
 };
 
+enum { CALL_NEW, CALL_STARTED };
+
 /* Kick requests of a client call (beyond the endpoint's own). */
 enum {
   CALL_REQ_START = CGRPC__EP_REQ_SIDE << 0,
@@ -97,6 +99,8 @@ struct cgrpc_call {
   cgrpc_call_callbacks cbs;
   unsigned unary : 1;
   unsigned async : 1;
+  atomic_int start_state; /* CALL_NEW until cgrpc_call_start() */
+  atomic_int start_called;
 
   /* Loop thread only. */
   struct cgrpc_call *prev, *next; /* in ch->pending */

@@ -165,6 +165,79 @@ static void test_async_download(void **state) {
   actx_fini(&a);
 }
 
+/* A call that is not started yet: the first read is asked for before any
+ * message can arrive, so even a stream that ends at once loses none.  (With
+ * open_async, on_done may come before a read asked for right after it.) */
+static void test_async_unstarted_reads_everything(void **state) {
+  st_fixture *f = *state;
+  static const cgrpc_call_callbacks cbs = {dl_on_read, NULL, on_done};
+  int i, n = st_quick() ? 50 : 200;
+  for (i = 0; i < n; i++) {
+    download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
+    cgrpc_call *call = NULL;
+    actx a;
+    actx_init(&a);
+    req.count = 1 + i % 5;
+    req.size = 16;
+    assert_int_equal(cgrpc__test__stream_service__download__new_async(
+                         f->ch, &req, &guard, &cbs, &a, &call),
+                     0);
+    assert_int_equal(cgrpc_call_read_async(call), 0);
+    it_sleep_ms(i % 3 == 0 ? 1 : 0); /* nothing runs before the start */
+    assert_int_equal(a.done, 0);
+    assert_int_equal(cgrpc_call_start(call), 0);
+    assert_int_equal(cgrpc_call_start(call), CGRPC_ERR_INVALID_STATE);
+    assert_int_equal(actx_wait(&a, IT_WAIT_MS), 1);
+    IT_ASSERT_STATUS(a.status, CGRPC_STATUS_OK);
+    assert_int_equal(a.bad, 0);
+    assert_int_equal(a.reads, req.count);
+    assert_int_equal(a.eos, 1);
+    cgrpc_call_unref(call);
+    actx_fini(&a);
+  }
+}
+
+/* Released before its start: freed, and no callback runs; cancelled
+ * before its start: it ends at once when started. */
+static void test_async_unstarted_release_and_cancel(void **state) {
+  st_fixture *f = *state;
+  static const cgrpc_call_callbacks cbs = {dl_on_read, NULL, on_done};
+  download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
+  cgrpc_call *call = NULL;
+  actx a;
+  actx_init(&a);
+  req.count = 3;
+  req.size = 16;
+  assert_int_equal(cgrpc__test__stream_service__download__new_async(
+                       f->ch, &req, &guard, &cbs, &a, &call),
+                   0);
+  assert_int_equal(cgrpc_call_read_async(call), 0);
+  cgrpc_call_unref(call);
+  it_sleep_ms(50);
+  assert_int_equal(a.done, 0);
+  assert_int_equal(a.reads, 0);
+
+  assert_int_equal(cgrpc__test__stream_service__download__new_async(
+                       f->ch, &req, &guard, &cbs, &a, &call),
+                   0);
+  cgrpc_call_cancel(call);
+  assert_int_equal(cgrpc_call_start(call), 0);
+  assert_int_equal(actx_wait(&a, IT_WAIT_MS), 1);
+  IT_ASSERT_STATUS(a.status, CGRPC_STATUS_CANCELLED);
+  cgrpc_call_unref(call);
+  actx_fini(&a);
+
+  /* A call from open_async has started already. */
+  actx_init(&a);
+  assert_int_equal(cgrpc__test__stream_service__download__open_async(
+                       f->ch, &req, &guard, &cbs, &a, &call),
+                   0);
+  assert_int_equal(cgrpc_call_start(call), CGRPC_ERR_INVALID_STATE);
+  assert_int_equal(actx_wait(&a, IT_WAIT_MS), 1);
+  cgrpc_call_unref(call);
+  actx_fini(&a);
+}
+
 /* Chat in lockstep, every step started from a callback. */
 static void chat_on_read(cgrpc_call *call, ProtobufCMessage *msg, void *ud) {
   actx *a = ud;
@@ -493,6 +566,8 @@ int main(int argc, char **argv) {
 #define I(name)                                                                \
   cmocka_unit_test_setup_teardown(name, setup_inline, st_fixture_teardown)
       B(test_async_download),
+      B(test_async_unstarted_reads_everything),
+      B(test_async_unstarted_release_and_cancel),
       B(test_async_chat_chained),
       B(test_async_upload_chained),
       B(test_async_cancel_from_callback),

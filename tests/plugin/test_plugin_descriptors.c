@@ -179,6 +179,25 @@ int cgrpc_call_open_async(cgrpc_channel *channel,
   return stream.open_rv;
 }
 
+int cgrpc_call_new_async(cgrpc_channel *channel,
+                         const cgrpc_method_desc *method,
+                         const cgrpc_call_options *opts,
+                         const cgrpc_call_callbacks *cbs, void *user_data,
+                         cgrpc_call **call_ptr) {
+  stream_log("new_async");
+  stream.channel = channel;
+  stream.method = method;
+  stream.opts = opts;
+  stream.cbs = cbs;
+  stream.user_data = user_data;
+  stream.call_ptr = call_ptr;
+  if (call_ptr == NULL) {
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  *call_ptr = stream.open_rv == 0 ? FAKE_CALL : NULL;
+  return stream.open_rv;
+}
+
 int cgrpc_call_write(cgrpc_call *call, const ProtobufCMessage *msg) {
   stream_log("write");
   stream.call = call;
@@ -919,6 +938,19 @@ static void test_plugin_server_stream_open_async(void **state) {
                    CGRPC_ERR_NOMEM);
   assert_string_equal(stream.log, "open_async,write_async,cancel,unref");
   assert_null(call);
+
+  /* The unstarted form queues the same request and half-close. */
+  memset(stream.log, 0, sizeof stream.log);
+  stream.write_rv = 0;
+  assert_int_equal(plugin_test__kinds__server_stream__new_async(
+                       FAKE_CHANNEL, &request, &opts, &callbacks, &user_data,
+                       &call),
+                   0);
+  assert_string_equal(stream.log, "new_async,write_async,writes_done");
+  assert_ptr_equal(stream.method, &plugin_test__kinds__service__methods[2]);
+  assert_ptr_equal(stream.cbs, &callbacks);
+  assert_ptr_equal(call, FAKE_CALL);
+  stream.write_rv = CGRPC_ERR_NOMEM;
 
   memset(stream.log, 0, sizeof stream.log);
   assert_int_equal(plugin_test__kinds__server_stream__open_async(

@@ -209,6 +209,13 @@ int plugin_test__kinds__client_stream__open_async(
                                cbs, user_data, call_ptr);
 }
 
+int plugin_test__kinds__client_stream__new_async(
+    cgrpc_channel *channel, const cgrpc_call_options *opts,
+    const cgrpc_call_callbacks *cbs, void *user_data, cgrpc_call **call_ptr) {
+  return cgrpc_call_new_async(channel, &plugin_test__kinds__service__methods[1],
+                              opts, cbs, user_data, call_ptr);
+}
+
 int plugin_test__kinds__client_stream__write(cgrpc_call *call,
                                              const PluginTest__Req *request) {
   if (request == NULL) {
@@ -307,6 +314,40 @@ int plugin_test__kinds__server_stream__open_async(
   return 0;
 }
 
+int plugin_test__kinds__server_stream__new_async(
+    cgrpc_channel *channel, const PluginTest__Req *request,
+    const cgrpc_call_options *opts, const cgrpc_call_callbacks *cbs,
+    void *user_data, cgrpc_call **call_ptr) {
+  cgrpc_call *call = NULL;
+  int rv;
+
+  if (call_ptr == NULL) {
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  *call_ptr = NULL;
+  if (request == NULL) {
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  rv = cgrpc_call_new_async(channel, &plugin_test__kinds__service__methods[2],
+                            opts, cbs, user_data, &call);
+  if (rv != 0) {
+    return rv;
+  }
+  rv = cgrpc_call_write_async(call, &request->base);
+  if (rv == 0) {
+    rv = cgrpc_call_writes_done(call);
+  }
+  /* CGRPC_ERR_CLOSED: the call has already ended and reports its own
+   * status, so hand it over rather than fail. */
+  if (rv != 0 && rv != CGRPC_ERR_CLOSED) {
+    cgrpc_call_cancel(call);
+    cgrpc_call_unref(call);
+    return rv;
+  }
+  *call_ptr = call;
+  return 0;
+}
+
 int plugin_test__kinds__server_stream__read(cgrpc_call *call,
                                             PluginTest__Resp **reply) {
   ProtobufCMessage *msg = NULL;
@@ -337,6 +378,15 @@ int plugin_test__kinds__bidi__open_async(cgrpc_channel *channel,
   return cgrpc_call_open_async(channel,
                                &plugin_test__kinds__service__methods[3], opts,
                                cbs, user_data, call_ptr);
+}
+
+int plugin_test__kinds__bidi__new_async(cgrpc_channel *channel,
+                                        const cgrpc_call_options *opts,
+                                        const cgrpc_call_callbacks *cbs,
+                                        void *user_data,
+                                        cgrpc_call **call_ptr) {
+  return cgrpc_call_new_async(channel, &plugin_test__kinds__service__methods[3],
+                              opts, cbs, user_data, call_ptr);
 }
 
 int plugin_test__kinds__bidi__write(cgrpc_call *call,

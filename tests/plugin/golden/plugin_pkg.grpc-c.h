@@ -185,6 +185,19 @@ int plugin_test__kinds__client_stream__open_async(
     const cgrpc_call_callbacks *cbs, void *user_data, cgrpc_call **call_ptr);
 
 /*
+ * Like plugin_test__kinds__client_stream__open_async(), but the call does not
+ * start until cgrpc_call_start() (see cgrpc_call_new_async()): ask for the
+ * first message with cgrpc_call_read_async() in between, and no message can be
+ * missed.  A call released without being started is freed and reports nothing.
+ *
+ * Returns as plugin_test__kinds__client_stream__open_async(), except that a
+ * call that could not be set up has been released without reporting anything.
+ */
+int plugin_test__kinds__client_stream__new_async(
+    cgrpc_channel *channel, const cgrpc_call_options *opts,
+    const cgrpc_call_callbacks *cbs, void *user_data, cgrpc_call **call_ptr);
+
+/*
  * Sends |request| on a call from plugin_test__kinds__client_stream__open() (see
  * cgrpc_call_write()).  |request| is serialized before this returns and stays
  * the caller's; this blocks while the call's send buffer is full.  Returns 0,
@@ -258,6 +271,20 @@ int plugin_test__kinds__server_stream__open_async(
     void *user_data, cgrpc_call **call_ptr);
 
 /*
+ * Like plugin_test__kinds__server_stream__open_async(), but the call does not
+ * start until cgrpc_call_start() (see cgrpc_call_new_async()): ask for the
+ * first message with cgrpc_call_read_async() in between, and no message can be
+ * missed.  A call released without being started is freed and reports nothing.
+ *
+ * Returns as plugin_test__kinds__server_stream__open_async(), except that a
+ * call that could not be set up has been released without reporting anything.
+ */
+int plugin_test__kinds__server_stream__new_async(
+    cgrpc_channel *channel, const PluginTest__Req *request,
+    const cgrpc_call_options *opts, const cgrpc_call_callbacks *cbs,
+    void *user_data, cgrpc_call **call_ptr);
+
+/*
  * Waits for the next response on a call from
  * plugin_test__kinds__server_stream__open() (see cgrpc_call_read()).  Returns 1
  * and sets |*reply| to a PluginTest__Resp that the caller frees with
@@ -301,6 +328,20 @@ int plugin_test__kinds__bidi__open_async(cgrpc_channel *channel,
                                          const cgrpc_call_callbacks *cbs,
                                          void *user_data,
                                          cgrpc_call **call_ptr);
+
+/*
+ * Like plugin_test__kinds__bidi__open_async(), but the call does not start
+ * until cgrpc_call_start() (see cgrpc_call_new_async()): ask for the first
+ * message with cgrpc_call_read_async() in between, and no message can be
+ * missed.  A call released without being started is freed and reports nothing.
+ *
+ * Returns as plugin_test__kinds__bidi__open_async(), except that a call that
+ * could not be set up has been released without reporting anything.
+ */
+int plugin_test__kinds__bidi__new_async(cgrpc_channel *channel,
+                                        const cgrpc_call_options *opts,
+                                        const cgrpc_call_callbacks *cbs,
+                                        void *user_data, cgrpc_call **call_ptr);
 
 /*
  * Sends |request| on a call from plugin_test__kinds__bidi__open() (see
