@@ -82,7 +82,7 @@ typedef struct soak_opts {
   int threads;
   int channels;
   int restart_min_ms, restart_max_ms; /* 0/0: no restarts */
-  int recycle_min_ms, recycle_max_ms; /* 0/0 (default): no recycling */
+  int recycle_min_ms, recycle_max_ms; /* 0/0: no recycling */
   int cancels, deadlines;             /* 0 turns them off */
   int sample_s;
   int watchdog_s;
@@ -2228,8 +2228,9 @@ static void usage(FILE *f) {
           "3000,8000);\n"
           "                      --restart=0 turns restarts off\n"
           "  --recycle=MIN,MAX   ms between replacing a channel, the old one\n"
-          "                      deleted with calls in flight (default 0: "
-          "off)\n"
+          "                      deleted with calls in flight (default "
+          "4000,10000);\n"
+          "                      --recycle=0 turns it off\n"
           "  --cancels=0|1       random cancels (default 1)\n"
           "  --deadlines=0|1     random deadlines (default 1)\n"
           "  --sample=S          resource sample period (default 10)\n"
@@ -2267,6 +2268,8 @@ static void parse_args(int argc, char **argv) {
   o->channels = 3;
   o->restart_min_ms = 3000;
   o->restart_max_ms = 8000;
+  o->recycle_min_ms = 4000;
+  o->recycle_max_ms = 10000;
   o->cancels = o->deadlines = 1;
   o->sample_s = 10;
   o->watchdog_s = 30;
