@@ -78,6 +78,7 @@ static atomic_uint_fast64_t calls[FI_N_SITES];
 static int fail_site;
 static uint64_t fail_at;
 static atomic_int injected;
+static atomic_int tearing_down;
 static atomic_uint_fast64_t bad_frees;
 
 int fi_backtrace(void **frames, int max) { return backtrace(frames, max); }
@@ -99,7 +100,8 @@ static int should_fail(fi_site site) {
   k = atomic_fetch_add(&calls[site], 1) + 1;
   if (fail_at == 0 || (int)site != fail_site)
     return 0;
-  if (k != fail_at && !(config.persist && k > fail_at))
+  if (k != fail_at &&
+      !(config.persist && k > fail_at && !atomic_load(&tearing_down)))
     return 0;
   if (atomic_fetch_add(&injected, 1) == 0) {
     fi_event ev;
@@ -118,6 +120,7 @@ void fi_start(fi_site site, uint64_t n) {
   for (i = 0; i < FI_N_SITES; i++)
     atomic_store(&calls[i], 0);
   atomic_store(&injected, 0);
+  atomic_store(&tearing_down, 0);
   atomic_store(&bad_frees, 0);
   fail_site = site;
   fail_at = n;
@@ -126,6 +129,8 @@ void fi_start(fi_site site, uint64_t n) {
 }
 
 void fi_stop(void) { atomic_store(&active, 0); }
+
+void fi_teardown_begins(void) { atomic_store(&tearing_down, 1); }
 
 uint64_t fi_count(fi_site site) { return atomic_load(&calls[site]); }
 
@@ -349,9 +354,11 @@ int __wrap_epoll_create1(int flags) {
 }
 
 int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
-  if (should_fail(FI_EPOLL_CTL)) {
-    /* ENOSPC is what ADD returns at fs.epoll.max_user_watches. */
-    errno = op == EPOLL_CTL_ADD ? ENOSPC : ENOMEM;
+  /* Only ADD allocates in the kernel (ENOSPC at fs.epoll.max_user_watches,
+   * or ENOMEM); MOD and DEL of a registered fd do not fail that way, so
+   * they are neither counted nor failed. */
+  if (op == EPOLL_CTL_ADD && should_fail(FI_EPOLL_CTL)) {
+    errno = ENOSPC;
     return -1;
   }
   return __real_epoll_ctl(epfd, op, fd, ev);

@@ -25,7 +25,7 @@
 typedef enum fi_site {
   FI_MALLOC,         /* malloc, calloc, realloc: fail with NULL / ENOMEM */
   FI_EPOLL_CREATE,   /* epoll_create1: EMFILE */
-  FI_EPOLL_CTL,      /* epoll_ctl: ENOSPC for ADD, ENOMEM for MOD and DEL */
+  FI_EPOLL_CTL,      /* epoll_ctl(EPOLL_CTL_ADD): ENOSPC (MOD, DEL: never) */
   FI_EVENTFD,        /* eventfd: EMFILE */
   FI_PTHREAD_CREATE, /* pthread_create: EAGAIN */
   FI_SOCKET,         /* socket: EMFILE */
@@ -42,7 +42,7 @@ int fi_site_parse(const char *name);
 
 /* Options fixed before fi_start(), in the process that forks the children. */
 typedef struct fi_config {
-  int backtraces; /* keep a backtrace per allocation (for leak sites) */
+  int backtraces; /* keep a backtrace per allocation (else: the caller) */
   int persist;    /* fail every call of the site from the Nth on */
   int report_fd;  /* events are written here as fi_event records; -1: none */
 } fi_config;
@@ -70,6 +70,7 @@ typedef struct fi_event {
   uint64_t live;
   uint64_t bad_frees;
   char text[256];
+  char calls[256];
 } fi_event;
 
 /*
@@ -80,6 +81,11 @@ void fi_start(fi_site site, uint64_t n);
 
 /* Stops counting and injecting.  Frees still update the table. */
 void fi_stop(void);
+
+/* The scenario starts its teardown: in persist mode no call fails from now
+ * on (the teardown needs memory too, and would otherwise always hang).  A
+ * single injected failure may still hit the teardown. */
+void fi_teardown_begins(void);
 
 /* Calls of |site| counted since fi_start(). */
 uint64_t fi_count(fi_site site);
