@@ -16,6 +16,7 @@
 #include <cgrpc/cgrpc.h>
 
 #include "echo_service.h"
+#include "fi_wrap.h"
 #include "stream_service.h"
 
 int fi_call_timeout_ms = 1000;
@@ -38,10 +39,19 @@ static void note(fi_outcome *out, fi_verdict v, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Appends "|what|=|result|" to out->calls. */
+static void log_call(fi_outcome *out, const char *what, const char *result) {
+  size_t len = strlen(out->calls);
+  if (len < sizeof out->calls - 1)
+    snprintf(out->calls + len, sizeof out->calls - len, "%s%s=%s",
+             len ? ", " : "", what, result);
+}
+
 /* A library call's return value must be 0 or one of the error codes. */
 static int check_rv(fi_outcome *out, const char *what, int rv) {
   if (rv == 0)
     return 0;
+  log_call(out, what, cgrpc_err_name(rv));
   if (rv > 0 || strcmp(cgrpc_err_name(rv), "UNKNOWN") == 0)
     note(out, FI_WRONG, "%s returned %d, not a cgrpc error code", what, rv);
   return -1;
@@ -51,6 +61,7 @@ static int check_rv(fi_outcome *out, const char *what, int rv) {
  * stalled (nothing here is slow).  Returns 0 for OK. */
 static int check_code(fi_outcome *out, const char *what, cgrpc_status_code code,
                       const cgrpc_status *st) {
+  log_call(out, what, cgrpc_status_code_name(code));
   if (code == CGRPC_STATUS_OK)
     return 0;
   if ((int)code < 0 || (int)code > 16)
@@ -136,12 +147,20 @@ static void setup(fi_outcome *out, server_kind kind, cgrpc_server **server_ptr,
     *ch_ptr = NULL;
 }
 
-static void teardown(cgrpc_server *server, cgrpc_channel *ch) {
-  cgrpc_channel_del(ch);
+/* Deletes the channel and then the server, or with |server_first| shuts the
+ * server down while the channel's connection is still open (GOAWAY, the
+ * connection closed under the channel) and deletes the channel after. */
+static void teardown(cgrpc_server *server, cgrpc_channel *ch,
+                     int server_first) {
+  fi_teardown_begins();
+  if (!server_first)
+    cgrpc_channel_del(ch);
   if (server) {
     cgrpc_server_shutdown(server, 100);
     cgrpc_server_del(server);
   }
+  if (server_first)
+    cgrpc_channel_del(ch);
 }
 
 /* ---- unary: EchoService ---- */
@@ -230,7 +249,7 @@ static void run_unary(fi_outcome *out) {
   /* One failure is enough for this N: later calls would only add time. */
   for (i = 0; ch && i < N_ECHO && out->verdict == FI_PASS; i++)
     echo_blocking(out, ch, i);
-  teardown(server, ch);
+  teardown(server, ch, 0);
 }
 
 /* ---- streaming: StreamService, blocking client ---- */
@@ -416,6 +435,44 @@ static void chat_blocking(fi_outcome *out, cgrpc_channel *ch) {
   cgrpc_call_unref(call);
 }
 
+/* A Chat cancelled after one echo: it must end CANCELLED (or with another
+ * error), never OK, since the client never half-closed. */
+static void chat_cancel(fi_outcome *out, cgrpc_channel *ch) {
+  cgrpc_call_options o = call_opts();
+  cgrpc_call *call = NULL;
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  uint8_t buf[CHUNK_SIZE];
+  chunk_t c, *r = NULL;
+  int rv;
+
+  rv = cgrpc__test__stream_service__chat__open(ch, &o, &call);
+  if (check_rv(out, "cancelled chat open", rv) != 0)
+    return;
+  fill_chunk(&c, buf, 0);
+  rv = cgrpc__test__stream_service__chat__write(call, &c);
+  if (check_rv(out, "cancelled chat write", rv) == 0) {
+    rv = cgrpc__test__stream_service__chat__read(call, &r);
+    if (rv == 1) {
+      check_chunk(out, "cancelled chat", r, 0);
+      protobuf_c_message_free_unpacked(&r->base, NULL);
+    } else if (rv != 0) {
+      check_rv(out, "cancelled chat read", rv);
+    }
+  }
+  cgrpc_call_cancel(call);
+  code = cgrpc_call_finish(call, &st);
+  if (code != st.code)
+    note(out, FI_WRONG, "cancelled chat: returned %d but status says %d",
+         (int)code, (int)st.code);
+  if (check_code(out, "cancelled chat", code, &st) == 0)
+    note(out, FI_WRONG, "cancelled chat: OK after cgrpc_call_cancel()");
+  else
+    out->calls_ok++;
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+}
+
 static void run_stream(fi_outcome *out) {
   cgrpc_server *server;
   cgrpc_channel *ch;
@@ -426,7 +483,9 @@ static void run_stream(fi_outcome *out) {
     upload_blocking(out, ch);
   if (ch && out->verdict == FI_PASS)
     chat_blocking(out, ch);
-  teardown(server, ch);
+  if (ch && out->verdict == FI_PASS)
+    chat_cancel(out, ch);
+  teardown(server, ch, 1);
 }
 
 /* ---- inline server (max_workers 0, async servicer), async client ---- */
@@ -696,18 +755,18 @@ static void run_inline(fi_outcome *out) {
     upload_async(out, ch);
   if (ch && out->verdict == FI_PASS)
     chat_async(out, ch);
-  teardown(server, ch);
+  teardown(server, ch, 1);
 }
 
 const fi_scenario fi_scenarios[] = {
     {"unary", "EchoService on the default worker pool, 3 blocking Echo calls",
      run_unary},
     {"stream",
-     "StreamService on the default worker pool: Download, Upload, Chat "
-     "(blocking client)",
+     "StreamService on the default worker pool: Download, Upload, Chat, a "
+     "cancelled Chat (blocking client); server shut down first",
      run_stream},
     {"inline",
      "inline server (max_workers 0, async servicer): async Echo, Download, "
-     "Upload, Chat",
+     "Upload, Chat; server shut down first",
      run_inline},
     {NULL, NULL, NULL}};

@@ -20,8 +20,9 @@ typedef enum fi_verdict {
 
 typedef struct fi_outcome {
   fi_verdict verdict;
-  int calls_ok;   /* calls that ended OK with a correct reply */
-  char text[240]; /* what went wrong first */
+  int calls_ok;    /* calls that ended OK with a correct reply */
+  char text[240];  /* what went wrong first */
+  char calls[240]; /* how each call ended: "echo 0=OK echo 1=UNAVAILABLE" */
 } fi_outcome;
 
 typedef struct fi_scenario {
