@@ -33,16 +33,24 @@
  * Environment:
  *   CGRPC_FAILINJECT_FULL=1     every N, no time budget
  *   CGRPC_FAILINJECT_MAX_RUNS   N per site in the default run (200)
- *   CGRPC_FAILINJECT_BUDGET     seconds per site in the default run (20;
+ *   CGRPC_FAILINJECT_BUDGET     seconds per site in the default run (12;
  *                               120 under sanitizers)
- *   CGRPC_FAILINJECT_TIMEOUT    seconds before a child counts as hung (8;
+ *   CGRPC_FAILINJECT_TIMEOUT    seconds before a child counts as hung (5;
  *                               30 under sanitizers).  Calls have a deadline
  *                               of 1 s (3 s), so a call that stalls ends
  *                               long before.
- *   CGRPC_FAILINJECT_BT=1       keep a backtrace per allocation (leak sites)
- *   CGRPC_FAILINJECT_PERSIST=1  fail every call from the Nth on
+ *   CGRPC_FAILINJECT_BT=0       keep only the caller of each allocation, not
+ *                               a backtrace (for leak sites)
+ *   CGRPC_FAILINJECT_PERSIST=1  fail every call from the Nth on, until the
+ *                               scenario's teardown begins
+ *   CGRPC_FAILINJECT_REPEAT=K   run each N up to K times until it fails
+ *                               (default 1 for malloc, 3 for the system
+ *                               calls: the client's and the server's
+ *                               calls race, so N does not always hit the
+ *                               same one)
  *   CGRPC_FAILINJECT_GDB=1      print the threads of a hung child (gdb)
- *   CGRPC_FAILINJECT_VERBOSE=1  print a failing child's stderr
+ *   CGRPC_FAILINJECT_VERBOSE=1  print a failing child's stderr (2, or -v -v:
+ *                               and a line for every N that passed)
  *   CGRPC_TEST_LOG=1            give the server and channel a stderr logger
  * With -n N a single child runs with its stderr shown, for debugging.
  */
@@ -54,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -89,8 +98,8 @@ const char *__ubsan_default_options(void) {
 
 /* ---- options ---- */
 
-static int opt_full, opt_max_runs = 200, opt_timeout_s = 8, opt_budget_s = 20,
-                     opt_bt, opt_persist, opt_gdb, opt_verbose;
+static int opt_full, opt_max_runs = 200, opt_timeout_s = 5, opt_budget_s = 12,
+                     opt_bt, opt_persist, opt_gdb, opt_verbose, opt_repeat;
 
 static int env_int(const char *name, int dflt) {
   const char *v = getenv(name);
@@ -151,7 +160,8 @@ static void child_main(fi_site site, uint64_t n, int timeout_s) {
 
   sigemptyset(&all);
   sigprocmask(SIG_SETMASK, &all, NULL);
-  alarm((unsigned)timeout_s + 10); /* the parent kills us first */
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan when the sweep is killed */
+  alarm((unsigned)timeout_s + 10);  /* the parent kills us first */
   if (!FI_SANITIZED) {
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
     for (i = 0; i < (int)(sizeof sigs / sizeof sigs[0]); i++)
@@ -177,6 +187,7 @@ static void child_main(fi_site site, uint64_t n, int timeout_s) {
   ev.live = fi_live();
   ev.bad_frees = fi_bad_frees();
   snprintf(ev.text, sizeof ev.text, "%s", out.text);
+  snprintf(ev.calls, sizeof ev.calls, "%s", out.calls);
   if (ev.live)
     fi_report_leaks(8);
   fi_emit(&ev);
@@ -405,6 +416,8 @@ static void run_one(fi_site site, uint64_t n, int show_stderr, run_result *r) {
     else
       r->kind = n && !r->have_injected ? O_NOT_REACHED : O_PASS;
   }
+  if (errfd < 0 && r->kind == O_SANITIZER)
+    snprintf(r->san, sizeof r->san, "(the report is above)");
   if (errfd >= 0) {
     if (r->kind != O_PASS && r->kind != O_NOT_REACHED)
       find_summary(errfd, r->san, sizeof r->san, opt_verbose);
@@ -412,12 +425,15 @@ static void run_one(fi_site site, uint64_t n, int show_stderr, run_result *r) {
   }
 }
 
+static void usage(void);
+
 /* ---- symbols ---- */
 
 typedef struct sym_cache_entry {
   void *addr;
   char text[200];
-  int skip; /* a frame of the wrappers or the allocator glue */
+  char fn[128]; /* the function, for a frame of the executable; else "" */
+  int skip;     /* a frame of the wrappers or the allocator glue */
 } sym_cache_entry;
 
 static sym_cache_entry sym_cache[2048];
@@ -454,6 +470,7 @@ static const sym_cache_entry *symbolize(void *addr) {
   e = &sym_cache[n_sym_cache++];
   e->addr = addr;
   e->skip = 0;
+  e->fn[0] = '\0';
   snprintf(e->text, sizeof e->text, "%p", addr);
   if (dladdr(addr, &info) && info.dli_fname) {
     uintptr_t off = (uintptr_t)addr - (uintptr_t)info.dli_fbase - 1;
@@ -461,7 +478,9 @@ static const sym_cache_entry *symbolize(void *addr) {
     char cmd[1200], fn[256] = "", loc[512] = "";
     FILE *p;
     base = base ? base + 1 : info.dli_fname;
-    if (strstr(info.dli_fname, ".so")) {
+    Dl_info self;
+    if (!dladdr((void *)(uintptr_t)usage, &self) ||
+        self.dli_fbase != info.dli_fbase) {
       if (info.dli_sname)
         snprintf(e->text, sizeof e->text, "%s:%s", base, info.dli_sname);
       else
@@ -469,10 +488,12 @@ static const sym_cache_entry *symbolize(void *addr) {
       e->skip = uninteresting(e->text);
       return e;
     }
-    /* The executable: addr2line, keeping the outermost function of an
+    /* The executable (through /proc, so that a rebuild during the sweep
+     * does not matter): addr2line, keeping the outermost function of an
      * inline chain that is not allocator glue (-i prints inner first). */
-    snprintf(cmd, sizeof cmd, "addr2line -f -i -C -e '%s' 0x%lx 2>/dev/null",
-             info.dli_fname, (unsigned long)off);
+    snprintf(cmd, sizeof cmd,
+             "addr2line -f -i -C -e /proc/%d/exe 0x%lx 2>/dev/null",
+             (int)getpid(), (unsigned long)off);
     p = popen(cmd, "r");
     if (p) {
       char f[256], l[512];
@@ -497,6 +518,7 @@ static const sym_cache_entry *symbolize(void *addr) {
       if (disc)
         *disc = '\0';
       snprintf(e->text, sizeof e->text, "%.120s (%.76s)", fn, loc);
+      snprintf(e->fn, sizeof e->fn, "%.127s", fn);
       e->skip = uninteresting(fn);
     }
   }
@@ -514,6 +536,25 @@ static void frames_text(const fi_event *ev, int max, char *buf, size_t size) {
       continue;
     len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s",
                             shown ? " < " : "", e->text);
+    if (len >= size)
+      break;
+    shown++;
+  }
+}
+
+/* The names of the first |max| interesting frames of |ev| in the
+ * executable (the library's path, whatever nghttp2 did in between),
+ * " < "-joined: the grouping key. */
+static void path_key(const fi_event *ev, int max, char *buf, size_t size) {
+  int i, shown = 0;
+  size_t len = 0;
+  buf[0] = '\0';
+  for (i = 0; i < ev->n_frames && shown < max; i++) {
+    const sym_cache_entry *e = symbolize(ev->frames[i]);
+    if (e->skip || !e->fn[0])
+      continue;
+    len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s",
+                            shown ? " < " : "", e->fn);
     if (len >= size)
       break;
     shown++;
@@ -608,7 +649,7 @@ static void group_add(const run_result *r, uint64_t n) {
   char key[700], where[400] = "", what[300] = "";
   int i;
   if (r->have_injected)
-    frames_text(&r->injected, 2, where, sizeof where);
+    path_key(&r->injected, 2, where, sizeof where);
   switch (r->kind) {
   case O_CRASH:
     if (r->have_crash)
@@ -621,10 +662,16 @@ static void group_add(const run_result *r, uint64_t n) {
     break;
   }
   case O_WRONG:
-  case O_STALL:
+  case O_STALL: {
+    /* "echo 1: DEADLINE_EXCEEDED ..." -> "echo" */
+    char *d;
     snprintf(what, sizeof what, "%.40s", r->result.text);
-    what[strcspn(what, ":")] = '\0';
+    what[strcspn(what, ":0123456789")] = '\0';
+    d = what + strlen(what);
+    while (d > what && d[-1] == ' ')
+      *--d = '\0';
     break;
+  }
   case O_LEAK:
     if (r->n_leaks)
       top_function(&r->leaks[0], what, sizeof what);
@@ -690,6 +737,7 @@ static int sweep(fi_site site, int64_t from, int64_t to, int64_t stride,
   run_result r;
   uint64_t counts[3] = {0, 0, 0}, max_count = 0;
   int64_t n, m, g, top, idx;
+  int rep, repeat = opt_repeat > 0 ? opt_repeat : site == FI_MALLOC ? 1 : 3;
   int i, runs = 0, passed = 0, not_reached = 0, failed = 0, over_budget = 0;
   int64_t start, budget_ms = opt_full ? 0 : (int64_t)opt_budget_s * 1000;
 
@@ -716,10 +764,10 @@ static int sweep(fi_site site, int64_t from, int64_t to, int64_t stride,
                  : (span + opt_max_runs - 1) / opt_max_runs;
   }
   printf("%s: %llu/%llu/%llu calls of %s without failures; failing "
-         "N = %lld..%lld, stride %lld%s\n",
+         "N = %lld..%lld, stride %lld, up to %d run(s) per N%s\n",
          label, (unsigned long long)counts[0], (unsigned long long)counts[1],
          (unsigned long long)counts[2], fi_site_name(site), (long long)from,
-         (long long)to, (long long)stride,
+         (long long)to, (long long)stride, repeat,
          stride > 1 ? " (CGRPC_FAILINJECT_FULL=1 for every N)" : "");
   fflush(stdout);
   /* Every N of from, from + stride, ... once, in an order that spreads
@@ -736,8 +784,17 @@ static int sweep(fi_site site, int64_t from, int64_t to, int64_t stride,
         break;
       }
       n = from + idx * stride;
-      run_one(site, (uint64_t)n, 0, &r);
+      /* Which call is the Nth depends on how the threads interleave (the
+       * client's connect and the server's accept race), so an N may be
+       * run more than once; the first failing run counts. */
+      for (rep = 0; rep < repeat; rep++) {
+        run_one(site, (uint64_t)n, 0, &r);
+        if (r.kind != O_PASS && r.kind != O_NOT_REACHED)
+          break;
+      }
       runs++;
+      if (opt_verbose > 1 && (r.kind == O_PASS || r.kind == O_NOT_REACHED))
+        describe(&r, (uint64_t)n, site);
       if (r.kind == O_PASS) {
         passed++;
         continue;
@@ -798,7 +855,7 @@ int main(int argc, char **argv) {
       stride = atoll(optarg);
       break;
     case 'v':
-      opt_verbose = 1;
+      opt_verbose++;
       break;
     default:
       usage();
@@ -827,13 +884,15 @@ int main(int argc, char **argv) {
 
   opt_full = env_int("CGRPC_FAILINJECT_FULL", 0);
   opt_max_runs = env_int("CGRPC_FAILINJECT_MAX_RUNS", 200);
-  opt_timeout_s = env_int("CGRPC_FAILINJECT_TIMEOUT", FI_SANITIZED ? 30 : 8);
-  opt_budget_s = env_int("CGRPC_FAILINJECT_BUDGET", FI_SANITIZED ? 120 : 20);
+  opt_timeout_s = env_int("CGRPC_FAILINJECT_TIMEOUT", FI_SANITIZED ? 30 : 5);
+  opt_budget_s = env_int("CGRPC_FAILINJECT_BUDGET", FI_SANITIZED ? 120 : 12);
   fi_call_timeout_ms = FI_SANITIZED ? 3000 : 1000;
-  opt_bt = env_int("CGRPC_FAILINJECT_BT", 0);
+  opt_bt = env_int("CGRPC_FAILINJECT_BT", 1);
+  opt_repeat = env_int("CGRPC_FAILINJECT_REPEAT", 0);
   opt_persist = env_int("CGRPC_FAILINJECT_PERSIST", 0);
   opt_gdb = env_int("CGRPC_FAILINJECT_GDB", 0);
-  opt_verbose |= env_int("CGRPC_FAILINJECT_VERBOSE", 0);
+  if (!opt_verbose)
+    opt_verbose = env_int("CGRPC_FAILINJECT_VERBOSE", 0);
   fi_log = getenv("CGRPC_TEST_LOG") != NULL;
   if (opt_max_runs < 1)
     opt_max_runs = 1;
@@ -858,6 +917,7 @@ int main(int argc, char **argv) {
       describe(&r, (uint64_t)single, (fi_site)sites[i]);
       if (r.have_result) {
         int k;
+        printf("  outcome: %s\n", r.result.calls);
         printf("  calls:");
         for (k = 0; k < FI_N_SITES; k++)
           printf(" %s=%llu", fi_site_name((fi_site)k),
