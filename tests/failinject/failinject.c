@@ -32,7 +32,7 @@
  *
  * Environment:
  *   CGRPC_FAILINJECT_FULL=1     every N, no time budget
- *   CGRPC_FAILINJECT_MAX_RUNS   N per site in the default run (200)
+ *   CGRPC_FAILINJECT_MAX_RUNS   N per site in the default run (300)
  *   CGRPC_FAILINJECT_BUDGET     seconds per site in the default run (12;
  *                               120 under sanitizers)
  *   CGRPC_FAILINJECT_TIMEOUT    seconds before a child counts as hung (5;
@@ -98,7 +98,7 @@ const char *__ubsan_default_options(void) {
 
 /* ---- options ---- */
 
-static int opt_full, opt_max_runs = 200, opt_timeout_s = 5, opt_budget_s = 12,
+static int opt_full, opt_max_runs = 300, opt_timeout_s = 5, opt_budget_s = 12,
                      opt_bt, opt_persist, opt_gdb, opt_verbose, opt_repeat;
 
 static int env_int(const char *name, int dflt) {
@@ -883,7 +883,7 @@ int main(int argc, char **argv) {
   }
 
   opt_full = env_int("CGRPC_FAILINJECT_FULL", 0);
-  opt_max_runs = env_int("CGRPC_FAILINJECT_MAX_RUNS", 200);
+  opt_max_runs = env_int("CGRPC_FAILINJECT_MAX_RUNS", 300);
   opt_timeout_s = env_int("CGRPC_FAILINJECT_TIMEOUT", FI_SANITIZED ? 30 : 5);
   opt_budget_s = env_int("CGRPC_FAILINJECT_BUDGET", FI_SANITIZED ? 120 : 12);
   fi_call_timeout_ms = FI_SANITIZED ? 3000 : 1000;
