@@ -33,8 +33,10 @@ static void call_destroy(cgrpc__ep *ep) {
 }
 
 void cgrpc_call_unref(cgrpc_call *call) {
-  if (call)
-    cgrpc__ep_unref(&call->ep);
+  if (!call)
+    return;
+  atomic_fetch_sub(&call->ch->app_calls, 1); /* before the call may go */
+  cgrpc__ep_unref(&call->ep);
 }
 
 static int set_message(cgrpc_call *call, const char *message) {
@@ -308,9 +310,14 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
     }
     call->ep.st.write_closed = 1;
   }
+  /* Counted before the start: the channel's delete may be waiting. */
+  if (call_ptr)
+    atomic_fetch_add(&ch->app_calls, 1);
   if (rv == 0)
     rv = call_post_start(call);
   if (rv != 0) {
+    if (call_ptr)
+      atomic_fetch_sub(&ch->app_calls, 1);
     call_discard(call);
     return rv;
   }
@@ -459,10 +466,13 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
     call->cbs = *cbs;
     call->user_data = user_data;
   }
+  /* Counted before the start: the channel's delete may be waiting. */
+  atomic_fetch_add(&ch->app_calls, 1);
   rv = call_prepare_headers(call, opts);
   if (rv == 0 && start)
     rv = call_post_start(call);
   if (rv != 0) {
+    atomic_fetch_sub(&ch->app_calls, 1);
     call_discard(call);
     return rv;
   }

@@ -403,8 +403,14 @@ static void channel_free(void *user_data) {
 void cgrpc__channel_ref(cgrpc_channel *ch) { atomic_fetch_add(&ch->refs, 1); }
 
 void cgrpc__channel_unref(cgrpc_channel *ch) {
-  if (atomic_fetch_sub(&ch->refs, 1) != 1)
+  if (atomic_fetch_sub(&ch->refs, 1) != 1) {
+    if (atomic_load(&ch->del_waiting)) {
+      pthread_mutex_lock(&ch->lock);
+      pthread_cond_broadcast(&ch->cond);
+      pthread_mutex_unlock(&ch->lock);
+    }
     return;
+  }
   /* Nothing refers to the channel any more: stop its thread and free it;
    * from that very thread, once its loop has returned. */
   if (cgrpc__loop_in_thread(ch->loop)) {
@@ -448,6 +454,8 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     return rv;
   }
   atomic_init(&ch->refs, 1);
+  atomic_init(&ch->app_calls, 0);
+  atomic_init(&ch->del_waiting, 0);
   pthread_mutex_init(&ch->lock, NULL);
   pthread_cond_init(&ch->cond, NULL);
   cgrpc__task_init(&ch->close_task, close_task, ch);
@@ -517,10 +525,14 @@ void cgrpc_channel_del(cgrpc_channel *ch) {
   cgrpc__channel_ref(ch);
   cgrpc__loop_post_task(ch->loop, &ch->close_task);
   if (!cgrpc__loop_in_thread(ch->loop)) {
-    /* Wait for the connections, so that the channel's memory and thread
-     * are gone at return unless the application still holds calls. */
+    /* Wait for the connections, and for every reference but ours and the
+     * calls the application holds (tasks on their way, calls ending), so
+     * that the channel's memory and thread are gone at return unless the
+     * application still holds calls. */
+    atomic_store(&ch->del_waiting, 1);
     pthread_mutex_lock(&ch->lock);
-    while (!ch->closed)
+    while (!ch->closed ||
+           atomic_load(&ch->refs) > 1 + atomic_load(&ch->app_calls))
       pthread_cond_wait(&ch->cond, &ch->lock);
     pthread_mutex_unlock(&ch->lock);
   }

@@ -44,6 +44,10 @@ enum {
 
 struct cgrpc_channel {
   atomic_int refs;
+  /* Calls the application holds (returned to it, not yet released): the
+   * references cgrpc_channel_del() does not wait for. */
+  atomic_int app_calls;
+  atomic_int del_waiting; /* cgrpc_channel_del() waits for references */
   struct cgrpc_channel_options opts;
   cgrpc__logger log;
   char host[256];
