@@ -227,9 +227,15 @@ static void unbind(cgrpc__ep *ep, cgrpc__ep_end how, uint32_t error_code) {
   cgrpc__ep_unref(ep);
 }
 
-void cgrpc__ep_closed(cgrpc__ep *ep, uint32_t error_code) {
-  if (cgrpc__ep_bound(ep))
+void cgrpc__ep_closed(cgrpc__ep *ep, int32_t stream_id, uint32_t error_code) {
+  if (ep->stream_id != stream_id)
+    return;
+  if (cgrpc__ep_bound(ep)) {
     cgrpc__h2conn_stream_closed(ep->conn, ep->stream_id, ep->peer_reset);
+    /* Whatever nghttp2 still reports for the stream finds nothing. */
+    nghttp2_session_set_stream_user_data(ep->conn->session, ep->stream_id,
+                                         NULL);
+  }
   unbind(ep, CGRPC__EP_CLOSED, error_code);
 }
 

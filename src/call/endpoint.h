@@ -184,10 +184,12 @@ void cgrpc__ep_bind(cgrpc__ep *ep, cgrpc__h2conn *conn, cgrpc__ep **list,
  * nghttp2 has not opened, whose user data it does not report). */
 cgrpc__ep *cgrpc__ep_find(cgrpc__ep *list, int32_t stream_id);
 
-/* nghttp2 closed the stream (on_stream_close) or dropped its unsent
+/* nghttp2 closed |stream_id| (on_stream_close) or dropped its unsent
  * request HEADERS (on_frame_not_send): unbinds, with ops->unbound, and
- * drops the stream's reference.  No-op when not bound. */
-void cgrpc__ep_closed(cgrpc__ep *ep, uint32_t error_code);
+ * drops the stream's reference.  No-op when |ep| is not bound to that
+ * stream (a retried request is bound to its new one by the time nghttp2
+ * closes the old). */
+void cgrpc__ep_closed(cgrpc__ep *ep, int32_t stream_id, uint32_t error_code);
 void cgrpc__ep_not_sent(cgrpc__ep *ep);
 
 /* A frame the side's on_frame_recv got for |ep|'s stream (bookkeeping

@@ -609,7 +609,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   call_t *call = stream_call(session, stream_id);
   (void)user_data;
   if (call)
-    cgrpc__ep_closed(&call->ep, error_code);
+    cgrpc__ep_closed(&call->ep, stream_id, error_code);
   return 0;
 }
 
