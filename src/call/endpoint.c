@@ -63,12 +63,22 @@ void cgrpc__ep_unref(cgrpc__ep *ep) {
 
 int cgrpc__ep_want_kick(cgrpc__ep *ep, unsigned requests) {
   ep->requests |= requests;
-  return cgrpc__stream_want_kick(&ep->st);
+  if (!cgrpc__stream_want_kick(&ep->st))
+    return 0;
+  /* Taken under the lock: from here until the kick has run, the endpoint
+   * stays whatever the other threads do with theirs. */
+  cgrpc__ep_ref(ep);
+  return 1;
+}
+
+int cgrpc__ep_release_recv(cgrpc__ep *ep) {
+  if (!cgrpc__stream_release_recv(&ep->st))
+    return 0;
+  cgrpc__ep_ref(ep);
+  return 1;
 }
 
 void cgrpc__ep_post_kick(cgrpc__ep *ep) {
-  /* The queued node holds a reference until it has run. */
-  cgrpc__ep_ref(ep);
   cgrpc__loop_post_task(ep->loop, &ep->kick_node);
 }
 
@@ -144,7 +154,7 @@ static void notify_run(void *user_data) {
       cgrpc__msg *m = cgrpc__msgq_pop(&st->recvq);
       ProtobufCMessage *msg = NULL;
       ep->read_pending = 0;
-      post = cgrpc__stream_release_recv(st);
+      post = cgrpc__ep_release_recv(ep);
       pthread_mutex_unlock(&st->lock);
       if (post)
         cgrpc__ep_post_kick(ep);
@@ -417,7 +427,7 @@ cgrpc__msg *cgrpc__ep_read_wait(cgrpc__ep *ep) {
   while (!st->recvq.head && !st->read_closed && !st->done)
     cgrpc__stream_wait(st);
   m = cgrpc__msgq_pop(&st->recvq);
-  post = cgrpc__stream_release_recv(st);
+  post = cgrpc__ep_release_recv(ep);
   pthread_mutex_unlock(&st->lock);
   if (post)
     cgrpc__ep_post_kick(ep);
@@ -425,20 +435,21 @@ cgrpc__msg *cgrpc__ep_read_wait(cgrpc__ep *ep) {
 }
 
 int cgrpc__ep_read_async(cgrpc__ep *ep) {
-  int rv = 0, post = 0;
+  int rv = 0, post = 0, on_loop = cgrpc__loop_in_thread(ep->loop);
   pthread_mutex_lock(&ep->st.lock);
   if (ep->read_pending || ep->reads_ended)
     rv = CGRPC_ERR_INVALID_STATE;
   else {
     ep->read_pending = 1;
-    if (!cgrpc__loop_in_thread(ep->loop))
+    if (!on_loop)
       post = cgrpc__ep_want_kick(ep, CGRPC__EP_REQ_NOTIFY);
   }
   pthread_mutex_unlock(&ep->st.lock);
-  if (rv == 0 && cgrpc__loop_in_thread(ep->loop))
-    cgrpc__ep_defer_notify(ep);
+  /* From another thread, only the kick's reference keeps |ep| now. */
   if (post)
     cgrpc__ep_post_kick(ep);
+  else if (rv == 0 && on_loop)
+    cgrpc__ep_defer_notify(ep); /* the caller's reference holds it */
   return rv;
 }
 

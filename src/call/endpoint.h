@@ -164,8 +164,12 @@ void cgrpc__ep_unref(cgrpc__ep *ep);
 void cgrpc__ep_kick(cgrpc__ep *ep, unsigned requests);
 
 /* With st.lock held: adds |requests|; returns nonzero when the caller must
- * then call cgrpc__ep_post_kick() (after unlocking). */
+ * then call cgrpc__ep_post_kick() (after unlocking), with the reference the
+ * kick will hold already taken. */
 int cgrpc__ep_want_kick(cgrpc__ep *ep, unsigned requests);
+/* With st.lock held: cgrpc__stream_release_recv(), and when window is due
+ * back, a kick to post as above. */
+int cgrpc__ep_release_recv(cgrpc__ep *ep);
 void cgrpc__ep_post_kick(cgrpc__ep *ep);
 
 /* Ends the call with |code| and the static |message|: at once on the loop

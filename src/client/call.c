@@ -622,7 +622,7 @@ cgrpc_status_code cgrpc_call_finish(cgrpc_call *call, cgrpc_status *status) {
        * server with more to send would otherwise wait for ever. */
       int post;
       cgrpc__msgq_clear(&st->recvq);
-      post = cgrpc__stream_release_recv(st);
+      post = cgrpc__ep_release_recv(&call->ep);
       if (post) {
         pthread_mutex_unlock(&st->lock);
         cgrpc__ep_post_kick(&call->ep);
