@@ -72,6 +72,7 @@ typedef struct cgrpc__server_loop {
   /* Handler jobs of this loop turn, submitted together at its end. */
   cgrpc__job_batch jobs;
   cgrpc__deferred submit_jobs;
+  cgrpc__task force_close; /* shutdown's last task (posting cannot fail) */
 } cgrpc__server_loop;
 
 enum { SERVER_NEW, SERVER_STARTED, SERVER_SHUTTING_DOWN, SERVER_STOPPED };
@@ -93,10 +94,11 @@ struct cgrpc_server {
   int n_loops;
   cgrpc__pool pool;
 
-  pthread_mutex_t lock; /* guards state and live_conns */
+  pthread_mutex_t lock; /* guards state, live_conns and quiet_loops */
   pthread_cond_t cond;
   int state;
   int live_conns;
+  int quiet_loops; /* loops that closed their connections at shutdown */
   unsigned next_loop;
 };
 

@@ -234,6 +234,8 @@ static void submit_jobs(void *user_data) {
   cgrpc__pool_submit_batch(&sl->server->pool, &sl->jobs);
 }
 
+static void loop_force_close(void *user_data);
+
 static void server_free_loops(cgrpc_server *server) {
   int i;
   for (i = 0; i < server->n_loops; i++)
@@ -258,6 +260,8 @@ int cgrpc_server_start(cgrpc_server *server) {
     sl->server = server;
     sl->submit_jobs.cb = submit_jobs;
     sl->submit_jobs.user_data = sl;
+    sl->force_close.cb = loop_force_close;
+    sl->force_close.user_data = sl;
     rv = cgrpc__loop_new(&sl->loop);
     if (rv != 0) {
       server_free_loops(server);
@@ -338,12 +342,21 @@ static void loop_begin_shutdown(void *user_data) {
     cgrpc__server_conn_begin_shutdown(conn);
 }
 
-/* Loop task: the grace period is over; close what is left. */
+/* Loop task: the grace period is over; close what is left.  Once this has
+ * run the loop starts no more handlers, so the pool may be stopped. */
 static void loop_force_close(void *user_data) {
   cgrpc__server_loop *sl = user_data;
   cgrpc__server_conn *conn;
   for (conn = sl->conns; conn; conn = conn->next)
     cgrpc__h2conn_close(&conn->h2);
+  /* Handlers started in this turn go to the pool now, not after it. */
+  cgrpc__loop_undefer(sl->loop, &sl->submit_jobs);
+  if (sl->server->opts.max_workers > 0)
+    cgrpc__pool_submit_batch(&sl->server->pool, &sl->jobs);
+  pthread_mutex_lock(&sl->server->lock);
+  sl->server->quiet_loops++;
+  pthread_cond_broadcast(&sl->server->cond);
+  pthread_mutex_unlock(&sl->server->lock);
 }
 
 static void deadline_from_now(struct timespec *ts, int64_t ms) {
@@ -398,8 +411,13 @@ int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
     pthread_mutex_unlock(&server->lock);
   }
   for (i = 0; i < server->n_loops; i++)
-    cgrpc__loop_post(server->loops[i].loop, loop_force_close,
-                     &server->loops[i]);
+    cgrpc__loop_post_task(server->loops[i].loop, &server->loops[i].force_close);
+  /* No job may reach the pool after it stops: wait for every loop to have
+   * closed its connections. */
+  pthread_mutex_lock(&server->lock);
+  while (server->quiet_loops < server->n_loops)
+    pthread_cond_wait(&server->cond, &server->lock);
+  pthread_mutex_unlock(&server->lock);
   /* Handlers finish (they see is_cancelled), then the loops take back the
    * calls they completed, then the loops stop. */
   cgrpc__pool_stop(&server->pool);
