@@ -35,9 +35,25 @@ CGRPC_EXTERN int cgrpc_server_options_new(cgrpc_server_options **opts_ptr);
 CGRPC_EXTERN void cgrpc_server_options_del(cgrpc_server_options *opts);
 
 /*
- * Number of handler threads, like grpcio's ThreadPoolExecutor(max_workers).
- * Default 8.  0 runs handlers inline on the event-loop thread: fastest, but a
- * handler must then never block.
+ * The most handler threads the server runs at once (default 1024).  The
+ * pool grows on demand: a call whose handler is ready gets an idle thread,
+ * or a new one while fewer than |max_workers| exist, so a unary call never
+ * waits behind handlers that block (streams waiting for their clients) as
+ * long as a thread can be made.  Threads idle for a few seconds exit, down
+ * to a floor of 2.  At the maximum, or when the system refuses a new thread
+ * (pthread_create() fails; a warning is logged), the call waits until a
+ * running handler returns.  Each thread takes a stack of the system's
+ * default size (virtual memory; only the pages a handler touches are
+ * resident).
+ *
+ * 0 runs handlers inline on the event-loop thread: fastest, but a handler
+ * must then never block.  Negative values are ignored.
+ *
+ * Changed: this used to be a fixed pool of exactly |max_workers| threads
+ * (default 8), which 8 blocked handlers could starve; it is now the
+ * pool's upper bound.
+ *
+ * Thread safety: one thread at a time per object.
  */
 CGRPC_EXTERN void cgrpc_server_options_set_max_workers(cgrpc_server_options *opts,
                                                        int max_workers);
@@ -128,12 +144,16 @@ CGRPC_EXTERN int cgrpc_server_wait(cgrpc_server *server);
  * finish for up to |grace_ms| milliseconds, then cancels the rest and closes
  * every connection.  Blocks until done.  |grace_ms| < 0 waits for ever.
  *
- * Returns 0.  Calling it twice is harmless.
+ * Returns 0, or CGRPC_ERR_WOULD_DEADLOCK when called from one of the
+ * server's own threads (a handler), which it would wait for.  Calling it
+ * twice is harmless.
  * Thread safety: any thread except the server's own.
  */
 CGRPC_EXTERN int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms);
 
-/* Shuts down (grace 0) if needed and frees |server|.  NULL does nothing. */
+/* Shuts down (grace 0) if needed and frees |server|.  NULL does nothing.
+ * Thread safety: any thread except the server's own (from a handler it
+ * logs an error and frees nothing). */
 CGRPC_EXTERN void cgrpc_server_del(cgrpc_server *server);
 
 /* ---- inside a handler ------------------------------------------------- */

@@ -21,6 +21,11 @@
 
 #define CGRPC__MAX_LISTENERS 16
 
+/* The default max_workers: the most handler threads the pool grows to.
+ * More than one connection's default stream limit (1000), so one client
+ * cannot starve the others by holding blocked streams. */
+#define CGRPC__DEFAULT_MAX_WORKERS 1024
+
 struct cgrpc_server_options {
   int max_workers;
   int num_loops;

@@ -22,7 +22,7 @@ int cgrpc__server_methods_insert(cgrpc_server *server,
 static void options_defaults(struct cgrpc_server_options *o) {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   memset(o, 0, sizeof *o);
-  o->max_workers = 8;
+  o->max_workers = CGRPC__DEFAULT_MAX_WORKERS;
   o->num_loops = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
   o->max_recv = 4 * 1024 * 1024;
   o->max_send = -1;
@@ -286,7 +286,8 @@ int cgrpc_server_start(cgrpc_server *server) {
     }
   }
   if (server->opts.max_workers > 0) {
-    rv = cgrpc__pool_start(&server->pool, server->opts.max_workers);
+    rv = cgrpc__pool_start(&server->pool, server->opts.max_workers,
+                           server->n_loops, &server->log);
     if (rv != 0) {
       server_free_loops(server);
       return rv;
@@ -369,10 +370,22 @@ static void deadline_from_now(struct timespec *ts, int64_t ms) {
   }
 }
 
+/* Nonzero on one of |server|'s loop or worker threads, which shutdown
+ * would wait for. */
+static int on_server_thread(const cgrpc_server *server) {
+  int i;
+  for (i = 0; i < server->n_loops; i++)
+    if (cgrpc__loop_in_thread(server->loops[i].loop))
+      return 1;
+  return cgrpc__pool_in_worker(&server->pool);
+}
+
 int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
   int i, state;
   if (!server)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if (on_server_thread(server))
+    return CGRPC_ERR_WOULD_DEADLOCK;
   pthread_mutex_lock(&server->lock);
   state = server->state;
   if (state == SERVER_STARTED)
@@ -438,7 +451,11 @@ void cgrpc_server_del(cgrpc_server *server) {
   int j;
   if (!server)
     return;
-  cgrpc_server_shutdown(server, 0);
+  if (cgrpc_server_shutdown(server, 0) == CGRPC_ERR_WOULD_DEADLOCK) {
+    cgrpc__log(&server->log, CGRPC_LOG_ERROR,
+               "cgrpc_server_del() from a handler; the server is not freed");
+    return;
+  }
   server_free_loops(server);
   for (j = 0; j < server->n_listeners; j++)
     close(server->listen_fds[j]);
