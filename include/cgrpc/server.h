@@ -44,7 +44,8 @@ CGRPC_EXTERN void cgrpc_server_options_del(cgrpc_server_options *opts);
  * (pthread_create() fails; a warning is logged), the call waits until a
  * running handler returns.  Each thread takes a stack of the system's
  * default size (virtual memory; only the pages a handler touches are
- * resident).
+ * resident).  To turn calls away rather than let them wait, see
+ * cgrpc_server_options_set_max_concurrent_rpcs().
  *
  * 0 runs handlers inline on the event-loop thread: fastest, but a handler
  * must then never block.  Negative values are ignored.
@@ -57,6 +58,21 @@ CGRPC_EXTERN void cgrpc_server_options_del(cgrpc_server_options *opts);
  */
 CGRPC_EXTERN void cgrpc_server_options_set_max_workers(cgrpc_server_options *opts,
                                                        int max_workers);
+
+/*
+ * Limits the calls the server handles at once, across all connections, like
+ * grpcio's maximum_concurrent_rpcs (default 0: no limit).  A call counts
+ * from the moment its handler is about to run until the call has ended and
+ * its memory is freed; a call that arrives past the limit fails at once
+ * with RESOURCE_EXHAUSTED (a Trailers-Only response whose message says the
+ * limit was reached) and its handler never runs.  Values <= 0 mean no
+ * limit.
+ *
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void
+cgrpc_server_options_set_max_concurrent_rpcs(cgrpc_server_options *opts,
+                                             int max_rpcs);
 
 /* Largest request message accepted, in bytes (default 4 MiB).  A larger one
  * fails the call with RESOURCE_EXHAUSTED.  -1 means no limit. */

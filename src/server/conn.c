@@ -133,6 +133,7 @@ static void call_unlink(call_t *call) {
 }
 
 void cgrpc__server_call_free(call_t *call) {
+  cgrpc__server_call_leave(call);
   call_unlink(call);
   if (call->st) {
     cgrpc__loop_undefer(call->loop, &call->notify);
@@ -420,6 +421,8 @@ static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
 /* Runs the handler: inline on the loop, or on the worker pool. */
 static void start_handler(call_t *call) {
   const cgrpc_method_desc *desc = call->method->desc;
+  if (!cgrpc__server_call_admit(call))
+    return; /* turned away: RESOURCE_EXHAUSTED */
   if (desc->kind == CGRPC_METHOD_UNARY ||
       desc->kind == CGRPC_METHOD_CLIENT_STREAMING) {
     call->response_msg =

@@ -28,6 +28,7 @@
 
 struct cgrpc_server_options {
   int max_workers;
+  int max_rpcs; /* max_concurrent_rpcs; 0: no limit */
   int num_loops;
   int64_t max_recv;
   int64_t max_send;
@@ -99,6 +100,8 @@ struct cgrpc_server {
   int n_loops;
   cgrpc__pool pool;
 
+  atomic_int active_rpcs; /* admitted calls not freed, under max_rpcs */
+
   pthread_mutex_t lock; /* guards state, live_conns and quiet_loops */
   pthread_cond_t cond;
   int state;
@@ -146,6 +149,7 @@ struct cgrpc_server_ctx {
   unsigned stream_closed : 1;
   unsigned linked : 1; /* in conn->calls */
   atomic_int cancelled;
+  unsigned char admitted; /* counted in server->active_rpcs; loop thread */
 
   cgrpc__arena arena;
 
@@ -202,6 +206,15 @@ void cgrpc__server_conn_begin_shutdown(cgrpc__server_conn *conn);
 
 /* Tells the server a connection went away (for shutdown's wait). */
 void cgrpc__server_conn_gone(cgrpc_server *server);
+
+/* Counts |call| in the server's concurrent RPCs before its handler runs.
+ * Returns 1, or 0 when max_concurrent_rpcs calls are running already: the
+ * call has then been answered RESOURCE_EXHAUSTED (Trailers-Only) and its
+ * handler must not run.  Loop thread only. */
+int cgrpc__server_call_admit(struct cgrpc_server_ctx *call);
+/* Gives back the slot cgrpc__server_call_admit() took, if it took one.
+ * Loop thread only. */
+void cgrpc__server_call_leave(struct cgrpc_server_ctx *call);
 
 /* Frees a call's memory.  Loop thread only. */
 void cgrpc__server_call_free(struct cgrpc_server_ctx *call);

@@ -4,6 +4,7 @@
  * the handler pool, and graceful shutdown.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,12 @@ void cgrpc_server_options_set_max_workers(cgrpc_server_options *opts,
     opts->max_workers = max_workers;
 }
 
+void cgrpc_server_options_set_max_concurrent_rpcs(cgrpc_server_options *opts,
+                                                  int max_rpcs) {
+  if (opts)
+    opts->max_rpcs = max_rpcs > 0 ? max_rpcs : 0;
+}
+
 void cgrpc_server_options_set_max_receive_message_length(
     cgrpc_server_options *opts, int64_t max_bytes) {
   if (opts)
@@ -73,6 +80,34 @@ void cgrpc_server_options_set_log(cgrpc_server_options *opts, cgrpc_log_cb cb,
     opts->log_cb = cb;
     opts->log_user_data = user_data;
   }
+}
+
+/* ---- max_concurrent_rpcs ---- */
+
+int cgrpc__server_call_admit(struct cgrpc_server_ctx *call) {
+  cgrpc_server *server = call->server;
+  int limit = server->opts.max_rpcs;
+  int n = atomic_load_explicit(&server->active_rpcs, memory_order_relaxed);
+  if (limit == 0)
+    return 1;
+  do {
+    if (n >= limit) {
+      char msg[96];
+      snprintf(msg, sizeof msg,
+               "concurrent RPC limit exceeded (max_concurrent_rpcs %d)", limit);
+      cgrpc__server_call_abort(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+      return 0;
+    }
+  } while (!atomic_compare_exchange_weak(&server->active_rpcs, &n, n + 1));
+  call->admitted = 1;
+  return 1;
+}
+
+void cgrpc__server_call_leave(struct cgrpc_server_ctx *call) {
+  if (!call->admitted)
+    return;
+  call->admitted = 0;
+  atomic_fetch_sub(&call->server->active_rpcs, 1);
 }
 
 /* ---- the server ---- */

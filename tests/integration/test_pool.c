@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The handler pool: it grows while handlers block, so unary calls are not
- * starved by streams whose handlers wait in a read, and idle threads go
+ * starved by streams whose handlers wait in a read; max_concurrent_rpcs
+ * turns calls past the limit away with RESOURCE_EXHAUSTED; idle threads go
  * away again.
  *
  * The blocked streams come from a raw HTTP/2 client: request headers for
@@ -41,7 +42,7 @@ typedef struct pool_fixture {
   cgrpc_channel *ch;
 } pool_fixture;
 
-static pool_fixture *fixture_start(void) {
+static pool_fixture *fixture_start(int max_rpcs) {
   pool_fixture *f = calloc(1, sizeof *f);
   cgrpc_server_options *o = NULL;
   assert_non_null(f);
@@ -50,6 +51,8 @@ static pool_fixture *fixture_start(void) {
   assert_int_equal(cgrpc_server_options_new(&o), 0);
   if (getenv("CGRPC_TEST_LOG"))
     cgrpc_server_options_set_log(o, cgrpc_log_stderr, NULL);
+  if (max_rpcs > 0)
+    cgrpc_server_options_set_max_concurrent_rpcs(o, max_rpcs);
   assert_int_equal(cgrpc_server_new(&f->server, o), 0);
   cgrpc_server_options_del(o);
   assert_int_equal(
@@ -63,7 +66,7 @@ static pool_fixture *fixture_start(void) {
 }
 
 static int setup_default(void **state) {
-  *state = fixture_start();
+  *state = fixture_start(0);
   return 0;
 }
 
@@ -230,6 +233,67 @@ static void test_pool_unary_not_starved_by_blocked_streams(void **state) {
   assert_int_equal(atomic_load(&f->streams.closed_seen), HELD_STREAMS);
 }
 
+#define MAX_RPCS 4
+
+static int setup_limited(void **state) {
+  *state = fixture_start(MAX_RPCS);
+  return 0;
+}
+
+/* max_concurrent_rpcs: the call past the limit fails at once, and calls go
+ * through again once others have finished. */
+static void test_pool_max_concurrent_rpcs(void **state) {
+  pool_fixture *f = *state;
+  char msg[256];
+  int64_t ms, end;
+  int fd, fd_last;
+  cgrpc_status_code code;
+  /* MAX_RPCS - 1 streams held: the Echo is the MAX_RPCS-th call. */
+  fd = open_half_sent_streams(f->port, MAX_RPCS - 1);
+  assert_true(fd >= 0);
+  assert_int_equal(it_wait_flag(&f->streams.handlers, MAX_RPCS - 1, IT_WAIT_MS),
+                   MAX_RPCS - 1);
+  code = timed_echo(f, "at the limit", &ms, msg, sizeof msg);
+  if (code != CGRPC_STATUS_OK)
+    fail_msg("the call at the limit: %s (\"%s\")", cgrpc_status_code_name(code),
+             msg);
+  /* One more stream: the limit is reached, the next call is turned away. */
+  fd_last = open_half_sent_streams(f->port, 1);
+  assert_true(fd_last >= 0);
+  assert_int_equal(it_wait_flag(&f->streams.handlers, MAX_RPCS, IT_WAIT_MS),
+                   MAX_RPCS);
+  code = timed_echo(f, "past the limit", &ms, msg, sizeof msg);
+  print_message("past the limit: %s (\"%s\") after %lld ms\n",
+                cgrpc_status_code_name(code), msg, (long long)ms);
+  assert_int_equal(code, CGRPC_STATUS_RESOURCE_EXHAUSTED);
+  assert_true(ms <= UNARY_MS);
+  assert_non_null(strstr(msg, "concurrent"));
+  assert_int_equal(atomic_load(&f->echo.calls), 1); /* no handler ran */
+  /* A stream past the limit is refused too: its handler never starts. */
+  {
+    int fd_extra = open_half_sent_streams(f->port, 1);
+    assert_true(fd_extra >= 0);
+    it_sleep_ms(50);
+    assert_int_equal(atomic_load(&f->streams.handlers), MAX_RPCS);
+    close(fd_extra);
+  }
+  /* Let one stream go: a call fits again.  The slot is given back when the
+   * server has freed the call, which may come a moment after the client
+   * sees it end, so allow a bounded retry. */
+  release_streams(f, fd_last, MAX_RPCS - 1);
+  end = it_now_ms() + 2000 * SLOW;
+  do {
+    code = timed_echo(f, "room again", &ms, msg, sizeof msg);
+  } while (code == CGRPC_STATUS_RESOURCE_EXHAUSTED && it_now_ms() < end &&
+           (it_sleep_ms(5), 1));
+  if (code != CGRPC_STATUS_OK)
+    fail_msg("after a stream ended: %s (\"%s\")", cgrpc_status_code_name(code),
+             msg);
+  release_streams(f, fd, 0);
+  code = timed_echo(f, "all free", &ms, msg, sizeof msg);
+  assert_int_equal(code, CGRPC_STATUS_OK);
+}
+
 #define GROW_STREAMS 200
 
 /* Idle threads exit: after a burst of blocked handlers the process is back
@@ -273,6 +337,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_pool_unary_not_starved_by_blocked_streams, setup_default,
           teardown),
+      cmocka_unit_test_setup_teardown(test_pool_max_concurrent_rpcs,
+                                      setup_limited, teardown),
       cmocka_unit_test_setup_teardown(test_pool_shrinks_when_idle,
                                       setup_default, teardown),
   };
