@@ -2,8 +2,8 @@
 /*
  * The handler pool: threads made on demand up to a maximum and fed from one
  * FIFO of intrusive jobs.  A worker spins briefly on the queue before it
- * sleeps, and threads idle for POOL_IDLE_MS exit, down to a floor of
- * POOL_MIN_THREADS (see pool.c).  Like grpc++'s sync server, which grows its
+ * sleeps when a CPU is left over by the event loops, and threads idle for
+ * POOL_IDLE_MS exit, down to a floor of POOL_MIN_THREADS (see pool.c).  Like grpc++'s sync server, which grows its
  * pool, rather than grpcio's fixed ThreadPoolExecutor(max_workers): a
  * handler that blocks (a stream waiting for its client) takes a thread, and
  * the calls behind it get another.
