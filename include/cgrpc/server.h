@@ -35,12 +35,44 @@ CGRPC_EXTERN int cgrpc_server_options_new(cgrpc_server_options **opts_ptr);
 CGRPC_EXTERN void cgrpc_server_options_del(cgrpc_server_options *opts);
 
 /*
- * Number of handler threads, like grpcio's ThreadPoolExecutor(max_workers).
- * Default 8.  0 runs handlers inline on the event-loop thread: fastest, but a
- * handler must then never block.
+ * The most handler threads the server runs at once (default 1024).  The
+ * pool grows on demand: a call whose handler is ready gets an idle thread,
+ * or a new one while fewer than |max_workers| exist, so a unary call never
+ * waits behind handlers that block (streams waiting for their clients) as
+ * long as a thread can be made.  Threads idle for a few seconds exit, down
+ * to a floor of 2.  At the maximum, or when the system refuses a new thread
+ * (pthread_create() fails; a warning is logged), the call waits until a
+ * running handler returns.  Each thread takes a stack of the system's
+ * default size (virtual memory; only the pages a handler touches are
+ * resident).  To turn calls away rather than let them wait, see
+ * cgrpc_server_options_set_max_concurrent_rpcs().
+ *
+ * 0 runs handlers inline on the event-loop thread: fastest, but a handler
+ * must then never block.  Negative values are ignored.
+ *
+ * Changed: this used to be a fixed pool of exactly |max_workers| threads
+ * (default 8), which 8 blocked handlers could starve; it is now the
+ * pool's upper bound.
+ *
+ * Thread safety: one thread at a time per object.
  */
 CGRPC_EXTERN void cgrpc_server_options_set_max_workers(cgrpc_server_options *opts,
                                                        int max_workers);
+
+/*
+ * Limits the calls the server handles at once, across all connections, like
+ * grpcio's maximum_concurrent_rpcs (default 0: no limit).  A call counts
+ * from the moment its handler is about to run until the call has ended and
+ * its memory is freed; a call that arrives past the limit fails at once
+ * with RESOURCE_EXHAUSTED (a Trailers-Only response whose message says the
+ * limit was reached) and its handler never runs.  Values <= 0 mean no
+ * limit.
+ *
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void
+cgrpc_server_options_set_max_concurrent_rpcs(cgrpc_server_options *opts,
+                                             int max_rpcs);
 
 /* Largest request message accepted, in bytes (default 4 MiB).  A larger one
  * fails the call with RESOURCE_EXHAUSTED.  -1 means no limit. */
@@ -129,13 +161,21 @@ CGRPC_EXTERN int cgrpc_server_wait(cgrpc_server *server);
  * Stops accepting connections and new calls (GOAWAY), lets calls in flight
  * finish for up to |grace_ms| milliseconds, then cancels the rest and closes
  * every connection.  Blocks until done.  |grace_ms| < 0 waits for ever.
- *
- * Returns 0.  Calling it twice is harmless.
- * Thread safety: any thread except the server's own.
+ * Called from one of the server's own threads (a handler, say for a "Quit"
+ * method, or an async callback), it only begins the shutdown, which goes on
+ * in the background, and returns at once; cgrpc_server_wait() on another
+ * thread returns when it is over.  Calling it twice is harmless.
+ * Returns 0, or CGRPC_ERR_IO when a background shutdown could not start a
+ * thread.  Thread safety: any thread.
  */
 CGRPC_EXTERN int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms);
 
-/* Shuts down (grace 0) if needed and frees |server|.  NULL does nothing. */
+/*
+ * Shuts down (grace 0) if needed and frees |server|.  NULL does nothing.
+ * Thread safety: any thread except the server's own; called from a handler
+ * or a callback of |server| it logs an error and does nothing (shut down
+ * from there, and delete from the thread that waits).
+ */
 CGRPC_EXTERN void cgrpc_server_del(cgrpc_server *server);
 
 /* ---- inside a handler ------------------------------------------------- */

@@ -119,6 +119,7 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
 /* The last reference went (always on the loop thread). */
 static void call_destroy(cgrpc__ep *ep) {
   call_t *call = call_of(ep);
+  cgrpc__server_call_leave(call);
   cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
   cgrpc__free(call->fail_message);
   cgrpc__free(call->reply);
@@ -289,6 +290,8 @@ static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
 /* Runs the handler: inline on the loop, or on the worker pool. */
 static void start_handler(call_t *call) {
   const cgrpc_method_desc *desc = call->method->desc;
+  if (!cgrpc__server_call_admit(call))
+    return; /* turned away: RESOURCE_EXHAUSTED */
   if (desc->kind == CGRPC_METHOD_UNARY ||
       desc->kind == CGRPC_METHOD_CLIENT_STREAMING) {
     call->response_msg =

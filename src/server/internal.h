@@ -26,8 +26,14 @@
 
 #define CGRPC__MAX_LISTENERS 16
 
+/* The default max_workers: the most handler threads the pool grows to.
+ * More than one connection's default stream limit (1000), so one client
+ * cannot starve the others by holding blocked streams. */
+#define CGRPC__DEFAULT_MAX_WORKERS 1024
+
 struct cgrpc_server_options {
   int max_workers;
+  int max_rpcs; /* max_concurrent_rpcs; 0: no limit */
   int num_loops;
   int64_t max_recv;
   int64_t max_send;
@@ -100,6 +106,8 @@ struct cgrpc_server {
   int n_loops;
   cgrpc__pool pool;
 
+  atomic_int active_rpcs; /* admitted calls not freed, under max_rpcs */
+
   pthread_mutex_t lock; /* guards state, live_conns and the shutdown thread */
   pthread_cond_t cond;
   int state;
@@ -165,6 +173,7 @@ struct cgrpc_server_ctx {
   atomic_int cancelled;
   atomic_int detached;
   atomic_int finish_called;
+  unsigned char admitted; /* counted in server->active_rpcs; loop thread */
 
   cgrpc__arena arena;
 
@@ -220,6 +229,15 @@ void cgrpc__server_call_fail(struct cgrpc_server_ctx *call,
 
 /* Tells the server a connection went away (for shutdown's wait). */
 void cgrpc__server_conn_gone(cgrpc_server *server);
+
+/* Counts |call| in the server's concurrent RPCs before its handler runs.
+ * Returns 1, or 0 when max_concurrent_rpcs calls are running already: the
+ * call has then been answered RESOURCE_EXHAUSTED (Trailers-Only) and its
+ * handler must not run.  Loop thread only. */
+int cgrpc__server_call_admit(struct cgrpc_server_ctx *call);
+/* Gives back the slot cgrpc__server_call_admit() took, if it took one.
+ * Loop thread only. */
+void cgrpc__server_call_leave(struct cgrpc_server_ctx *call);
 
 /* ---- stream.c: the response ---- */
 

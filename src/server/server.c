@@ -4,6 +4,7 @@
  * the handler pool, and graceful shutdown.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +20,7 @@
 static void options_defaults(struct cgrpc_server_options *o) {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   memset(o, 0, sizeof *o);
-  o->max_workers = 8;
+  o->max_workers = CGRPC__DEFAULT_MAX_WORKERS;
   o->num_loops = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
   o->max_recv = 4 * 1024 * 1024;
   o->max_send = -1;
@@ -46,6 +47,12 @@ void cgrpc_server_options_set_max_workers(cgrpc_server_options *opts,
     opts->max_workers = max_workers;
 }
 
+void cgrpc_server_options_set_max_concurrent_rpcs(cgrpc_server_options *opts,
+                                                  int max_rpcs) {
+  if (opts)
+    opts->max_rpcs = max_rpcs > 0 ? max_rpcs : 0;
+}
+
 void cgrpc_server_options_set_max_receive_message_length(
     cgrpc_server_options *opts, int64_t max_bytes) {
   if (opts)
@@ -70,6 +77,34 @@ void cgrpc_server_options_set_log(cgrpc_server_options *opts, cgrpc_log_cb cb,
     opts->log_cb = cb;
     opts->log_user_data = user_data;
   }
+}
+
+/* ---- max_concurrent_rpcs ---- */
+
+int cgrpc__server_call_admit(struct cgrpc_server_ctx *call) {
+  cgrpc_server *server = call->server;
+  int limit = server->opts.max_rpcs;
+  int n = atomic_load_explicit(&server->active_rpcs, memory_order_relaxed);
+  if (limit == 0)
+    return 1;
+  do {
+    if (n >= limit) {
+      char msg[96];
+      snprintf(msg, sizeof msg,
+               "concurrent RPC limit exceeded (max_concurrent_rpcs %d)", limit);
+      cgrpc__server_call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+      return 0;
+    }
+  } while (!atomic_compare_exchange_weak(&server->active_rpcs, &n, n + 1));
+  call->admitted = 1;
+  return 1;
+}
+
+void cgrpc__server_call_leave(struct cgrpc_server_ctx *call) {
+  if (!call->admitted)
+    return;
+  call->admitted = 0;
+  atomic_fetch_sub(&call->server->active_rpcs, 1);
 }
 
 /* ---- the server ---- */
@@ -284,7 +319,8 @@ int cgrpc_server_start(cgrpc_server *server) {
     }
   }
   if (server->opts.max_workers > 0) {
-    rv = cgrpc__pool_start(&server->pool, server->opts.max_workers);
+    rv = cgrpc__pool_start(&server->pool, server->opts.max_workers,
+                           server->n_loops, &server->log);
     if (rv != 0) {
       server_free_loops(server);
       return rv;
@@ -361,6 +397,10 @@ static void loop_force_close(void *user_data) {
   cgrpc__server_conn *conn;
   for (conn = sl->conns; conn; conn = conn->next)
     cgrpc__h2conn_close(&conn->h2);
+  /* Handlers started in this turn go to the pool now, not after it. */
+  cgrpc__loop_undefer(sl->loop, &sl->submit_jobs);
+  if (server->opts.max_workers > 0)
+    cgrpc__pool_submit_batch(&server->pool, &sl->jobs);
   /* No call starts on this loop any more. */
   pthread_mutex_lock(&server->lock);
   server->closed_loops++;

@@ -15,7 +15,7 @@
 #include "stream_service.h"
 
 typedef struct st_config {
-  int max_workers;         /* 0: inline server; < 0: the default (8) */
+  int max_workers;         /* 0: inline server; < 0: the default pool */
   int async;               /* register the async servicer */
   int64_t max_recv;        /* 0: the default */
   uint32_t max_streams;    /* 0: the default */
