@@ -4,9 +4,10 @@
  *
  *   greeter_server [--port=N] [--max_workers=N]
  *
- * --port defaults to 50051.  --max_workers sets the handler thread pool
- * (default 8); 0 runs handlers on the server's own threads, which suits
- * handlers like these that never block.
+ * --port defaults to 50051.  --max_workers caps the handler thread pool,
+ * which grows on demand (default: the library's, 1024); 0 runs handlers on
+ * the server's own threads, which suits handlers like these that never
+ * block.
  *
  * Stops cleanly on SIGINT or SIGTERM.
  */
@@ -48,7 +49,7 @@ int main(int argc, char **argv) {
   cgrpc_server *server = NULL;
   char addr[64];
   sigset_t stop_signals;
-  int port = 50051, max_workers = 8, sig, rv;
+  int port = 50051, max_workers = -1, sig, rv;
 
   for (int i = 1; i < argc; i++) {
     if (strncmp(argv[i], "--port=", 7) == 0) {
@@ -72,7 +73,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "greeter_server: %s\n", cgrpc_strerror(rv));
     return 1;
   }
-  cgrpc_server_options_set_max_workers(options, max_workers);
+  if (max_workers >= 0)
+    cgrpc_server_options_set_max_workers(options, max_workers);
   rv = cgrpc_server_new(&server, options);
   cgrpc_server_options_del(options);
   if (rv != 0 ||
