@@ -129,6 +129,15 @@ static void kick_run(void *user_data) {
       nghttp2_session_resume_data(session, ep->stream_id);
     cgrpc__h2conn_schedule_flush(ep->conn);
   }
+  if (requests & CGRPC__EP_REQ_FAIL) {
+    cgrpc_status_code code;
+    const char *message;
+    pthread_mutex_lock(&ep->st.lock);
+    code = ep->fail_code;
+    message = ep->fail_message;
+    pthread_mutex_unlock(&ep->st.lock);
+    ep->ops->fail(ep, code, message);
+  }
   ep->ops->kick(ep, requests);
   if (requests & CGRPC__EP_REQ_NOTIFY)
     cgrpc__ep_defer_notify(ep);

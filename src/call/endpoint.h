@@ -79,8 +79,8 @@ enum {
  * runs on the loop thread. */
 typedef struct cgrpc__ep_ops {
   /* A kick with |requests| (cleared before the call).  The shared part
-   * (window given back, body resumed) has run; FAIL is the side's to act
-   * on. */
+   * (window given back, body resumed, a FAIL through ops->fail) has
+   * run. */
   void (*kick)(cgrpc__ep *ep, unsigned requests);
   /* A received message, valid during the call only.  Returns 0 to go on,
    * CGRPC_ERR_NOMEM, or 1 after the side has ended the call itself. */

@@ -94,7 +94,16 @@ void cgrpc__call_fail(cgrpc_call *call, cgrpc_status_code code,
 
 static void ep_fail(cgrpc__ep *ep, cgrpc_status_code code,
                     const char *message) {
-  cgrpc__call_fail(call_of(ep), code, message);
+  cgrpc_call *call = call_of(ep);
+  if (atomic_load(&call->start_state) == CALL_NEW) {
+    /* Not started: it ends with this as soon as it starts. */
+    if (call->early_code == CGRPC_STATUS_OK) {
+      call->early_code = code;
+      call->early_message = message;
+    }
+    return;
+  }
+  cgrpc__call_fail(call, code, message);
 }
 
 /* ---- sending ---- */
@@ -152,7 +161,7 @@ static void call_start(cgrpc_call *call) {
   cgrpc__channel_enqueue(call->ch, call);
 }
 
-/* The kick: the start, a cancel or a failure from another thread. */
+/* The kick: the start, or a cancel from another thread. */
 static void call_kick(cgrpc__ep *ep, unsigned requests) {
   cgrpc_call *call = call_of(ep);
   if (atomic_load(&call->start_state) == CALL_NEW) {
@@ -165,15 +174,6 @@ static void call_kick(cgrpc__ep *ep, unsigned requests) {
   }
   if (requests & CALL_REQ_CANCEL)
     cgrpc__call_fail(call, CGRPC_STATUS_CANCELLED, "Cancelled");
-  if (requests & CGRPC__EP_REQ_FAIL) {
-    cgrpc_status_code code;
-    const char *message;
-    pthread_mutex_lock(&ep->st.lock);
-    code = ep->fail_code;
-    message = ep->fail_message;
-    pthread_mutex_unlock(&ep->st.lock);
-    cgrpc__call_fail(call, code, message);
-  }
   if ((requests & CALL_REQ_START) && !call->completed)
     call_start(call);
 }
@@ -485,14 +485,22 @@ int cgrpc_call_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
   return stream_open(channel, method, opts, NULL, NULL, 1, call_ptr);
 }
 
+/* The callback form; NULL |cbs| means no callbacks. */
+static int async_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
+                      const cgrpc_call_options *opts,
+                      const cgrpc_call_callbacks *cbs, void *user_data,
+                      int start, cgrpc_call **call_ptr) {
+  static const cgrpc_call_callbacks none = {NULL, NULL, NULL};
+  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data,
+                     start, call_ptr);
+}
+
 int cgrpc_call_open_async(cgrpc_channel *channel,
                           const cgrpc_method_desc *method,
                           const cgrpc_call_options *opts,
                           const cgrpc_call_callbacks *cbs, void *user_data,
                           cgrpc_call **call_ptr) {
-  static const cgrpc_call_callbacks none = {NULL, NULL, NULL};
-  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data, 1,
-                     call_ptr);
+  return async_open(channel, method, opts, cbs, user_data, 1, call_ptr);
 }
 
 int cgrpc_call_new_async(cgrpc_channel *channel,
@@ -500,9 +508,7 @@ int cgrpc_call_new_async(cgrpc_channel *channel,
                          const cgrpc_call_options *opts,
                          const cgrpc_call_callbacks *cbs, void *user_data,
                          cgrpc_call **call_ptr) {
-  static const cgrpc_call_callbacks none = {NULL, NULL, NULL};
-  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data, 0,
-                     call_ptr);
+  return async_open(channel, method, opts, cbs, user_data, 0, call_ptr);
 }
 
 /* Queues one message; |blocking| waits for room. */

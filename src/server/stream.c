@@ -144,15 +144,6 @@ void cgrpc__server_call_kick(cgrpc__ep *ep, unsigned requests) {
       !call->headers_submitted && !call->responded && !call->finished &&
       cgrpc__ep_bound(ep))
     submit_headers(call); /* the handler froze the initial metadata */
-  if (requests & CGRPC__EP_REQ_FAIL) {
-    cgrpc_status_code code;
-    const char *message;
-    pthread_mutex_lock(&ep->st.lock);
-    code = ep->fail_code;
-    message = ep->fail_message;
-    pthread_mutex_unlock(&ep->st.lock);
-    cgrpc__server_call_fail(call, code, message);
-  }
   if (requests & SCALL_REQ_HANDLER_DONE)
     handler_done(call);
   if (requests & SCALL_REQ_FINISH) {
