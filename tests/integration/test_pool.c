@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "h2raw.h"
 #include "harness.h"
 #include "stream_harness.h"
 
@@ -81,68 +82,32 @@ static int teardown(void **state) {
 
 /* ---- a raw HTTP/2 client that leaves streams half-sent ---- */
 
-static uint8_t *frame_header(uint8_t *p, uint32_t len, uint8_t type,
-                             uint8_t flags, uint32_t stream_id) {
-  p[0] = (uint8_t)(len >> 16);
-  p[1] = (uint8_t)(len >> 8);
-  p[2] = (uint8_t)len;
-  p[3] = type;
-  p[4] = flags;
-  p[5] = (uint8_t)(stream_id >> 24);
-  p[6] = (uint8_t)(stream_id >> 16);
-  p[7] = (uint8_t)(stream_id >> 8);
-  p[8] = (uint8_t)stream_id;
-  return p + 9;
-}
-
-/* HPACK "literal header field without indexing, new name", no Huffman
- * coding; names and values are shorter than 127 bytes. */
-static uint8_t *hpack_literal(uint8_t *p, const char *name, const char *value) {
-  size_t n = strlen(name), v = strlen(value);
-  *p++ = 0x00;
-  *p++ = (uint8_t)n;
-  memcpy(p, name, n);
-  p += n;
-  *p++ = (uint8_t)v;
-  memcpy(p, value, v);
-  return p + v;
-}
-
 /*
  * Connects to |port| and opens |n| Upload streams, each with its headers and
  * a DATA frame that holds the 5-byte prefix of a 16-byte message and 3 of
  * its bytes.  Returns the socket (close it to end the streams), or -1.
  */
 static int open_half_sent_streams(int port, int n) {
-  static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  static const char *const headers[] = {
+      ":method",      "POST",      ":scheme",      "http",
+      ":path",        "/cgrpc.test.StreamService/Upload",
+      ":authority",   "pool.test", "content-type", "application/grpc",
+      "te",           "trailers",  NULL};
   static const uint8_t half_message[] = {0, 0, 0, 0, 16, 0x0a, 0x0e, 'x'};
-  size_t per_stream = 9 + 200 + 9 + sizeof half_message;
-  uint8_t *buf = malloc(sizeof preface + 18 + (size_t)n * per_stream), *p;
+  h2raw_buf b;
   int fd, i, rv;
-  if (!buf)
-    return -1;
-  p = buf;
-  memcpy(p, preface, sizeof preface - 1);
-  p += sizeof preface - 1;
-  p = frame_header(p, 0, 0x4, 0, 0);   /* SETTINGS */
-  p = frame_header(p, 0, 0x4, 0x1, 0); /* SETTINGS ACK */
+  h2raw_buf_init(&b);
+  h2raw_preface(&b);
+  h2raw_settings(&b, NULL, 0);
+  h2raw_settings_ack(&b);
   for (i = 0; i < n; i++) {
     uint32_t id = 2 * (uint32_t)i + 1;
-    uint8_t *hdr = p, *block = p + 9;
-    p = hpack_literal(block, ":method", "POST");
-    p = hpack_literal(p, ":scheme", "http");
-    p = hpack_literal(p, ":path", "/cgrpc.test.StreamService/Upload");
-    p = hpack_literal(p, ":authority", "pool.test");
-    p = hpack_literal(p, "content-type", "application/grpc");
-    p = hpack_literal(p, "te", "trailers");
-    frame_header(hdr, (uint32_t)(p - block), 0x1, 0x4, id); /* END_HEADERS */
-    p = frame_header(p, sizeof half_message, 0x0, 0, id);   /* DATA */
-    memcpy(p, half_message, sizeof half_message);
-    p += sizeof half_message;
+    h2raw_headers(&b, id, 0, headers);
+    h2raw_data(&b, id, 0, half_message, sizeof half_message);
   }
-  fd = it_tcp_connect(port);
-  rv = fd < 0 ? -1 : it_tcp_send_all(fd, buf, (size_t)(p - buf));
-  free(buf);
+  fd = h2raw_connect(port, 0);
+  rv = fd < 0 ? -1 : h2raw_send_buf(fd, &b);
+  h2raw_buf_free(&b);
   if (rv != 0 && fd >= 0) {
     close(fd);
     fd = -1;
@@ -231,6 +196,40 @@ static void test_pool_unary_not_starved_by_blocked_streams(void **state) {
   assert_int_equal(atomic_load(&f->streams.in_flight), HELD_STREAMS);
   release_streams(f, fd, 0);
   assert_int_equal(atomic_load(&f->streams.closed_seen), HELD_STREAMS);
+}
+
+/* The same with 500 clients, a connection each, every one holding a
+ * half-sent stream. */
+static void test_pool_unary_not_starved_by_500_clients(void **state) {
+  pool_fixture *f = *state;
+  int fds[HELD_STREAMS], i, started;
+  int64_t worst = 0;
+  for (i = 0; i < HELD_STREAMS; i++) {
+    fds[i] = open_half_sent_streams(f->port, 1);
+    assert_true(fds[i] >= 0);
+  }
+  started = it_wait_flag(&f->streams.handlers, HELD_STREAMS, 5000 * SLOW);
+  print_message("%d of %d clients' handlers running (%d threads)\n", started,
+                HELD_STREAMS, thread_count());
+  for (i = 0; i < 20; i++) {
+    char text[32];
+    int64_t ms;
+    cgrpc_status_code code;
+    snprintf(text, sizeof text, "unary %d", i);
+    code = timed_echo(f, text, &ms, NULL, 0);
+    if (code != CGRPC_STATUS_OK || ms > UNARY_MS)
+      fail_msg("Echo #%d: %s after %lld ms (limit %d ms) with %d clients' "
+               "handlers blocked in a read",
+               i, cgrpc_status_code_name(code), (long long)ms, UNARY_MS,
+               atomic_load(&f->streams.handlers));
+    if (ms > worst)
+      worst = ms;
+  }
+  print_message("20 Echo calls, the slowest %lld ms\n", (long long)worst);
+  assert_int_equal(atomic_load(&f->streams.handlers), HELD_STREAMS);
+  for (i = 0; i < HELD_STREAMS - 1; i++)
+    close(fds[i]);
+  release_streams(f, fds[HELD_STREAMS - 1], 0);
 }
 
 #define MAX_RPCS 4
@@ -336,6 +335,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
           test_pool_unary_not_starved_by_blocked_streams, setup_default,
+          teardown),
+      cmocka_unit_test_setup_teardown(
+          test_pool_unary_not_starved_by_500_clients, setup_default,
           teardown),
       cmocka_unit_test_setup_teardown(test_pool_max_concurrent_rpcs,
                                       setup_limited, teardown),
