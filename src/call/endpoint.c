@@ -218,6 +218,16 @@ int cgrpc__ep_bound(const cgrpc__ep *ep) {
   return ep->conn && !ep->conn->closed;
 }
 
+void cgrpc__ep_reset(cgrpc__ep *ep, uint32_t error_code) {
+  if (!cgrpc__ep_bound(ep))
+    return;
+  if (nghttp2_submit_rst_stream(ep->conn->session, NGHTTP2_FLAG_NONE,
+                                ep->stream_id, error_code) != 0)
+    cgrpc__h2conn_close(ep->conn);
+  else
+    cgrpc__h2conn_schedule_flush(ep->conn);
+}
+
 static void unbind(cgrpc__ep *ep, cgrpc__ep_end how, uint32_t error_code) {
   size_t held;
   if (!ep->conn)

@@ -208,6 +208,11 @@ static inline void cgrpc__ep_frame_recv(cgrpc__ep *ep,
  * is deleted): unbinds them all. */
 void cgrpc__ep_conn_lost(cgrpc__ep **list);
 
+/* Resets |ep|'s stream with |error_code| (loop thread; nothing when not
+ * bound).  When even that cannot be queued (out of memory), the connection
+ * is closed: the peer must not wait for a stream nobody will end. */
+void cgrpc__ep_reset(cgrpc__ep *ep, uint32_t error_code);
+
 /* Nonzero while |ep| is bound to an open connection. */
 int cgrpc__ep_bound(const cgrpc__ep *ep);
 

@@ -81,12 +81,8 @@ void cgrpc__call_fail(cgrpc_call *call, cgrpc_status_code code,
                       const char *message) {
   if (call->completed)
     return;
-  if (cgrpc__ep_bound(&call->ep)) {
-    /* nghttp2 drops request HEADERS still queued, and reports them. */
-    nghttp2_submit_rst_stream(call->ep.conn->session, NGHTTP2_FLAG_NONE,
-                              call->ep.stream_id, NGHTTP2_CANCEL);
-    cgrpc__h2conn_schedule_flush(call->ep.conn);
-  }
+  /* nghttp2 drops request HEADERS still queued, and reports them. */
+  cgrpc__ep_reset(&call->ep, NGHTTP2_CANCEL);
   call->status.code = code;
   set_message(call, message);
   call_complete(call, NULL);

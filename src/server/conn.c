@@ -151,8 +151,9 @@ static void respond_http(call_t *call, const char *status) {
   nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)(uintptr_t)status, 7,
                    strlen(status), NGHTTP2_NV_FLAG_NONE};
   call->responded = 1;
-  nghttp2_submit_response(call->ep.conn->session, call->ep.stream_id, &nv, 1,
-                          NULL);
+  if (nghttp2_submit_response(call->ep.conn->session, call->ep.stream_id, &nv,
+                              1, NULL) != 0)
+    cgrpc__ep_reset(&call->ep, NGHTTP2_INTERNAL_ERROR);
   cgrpc__h2conn_schedule_flush(call->ep.conn);
   cgrpc__ep_stop(&call->ep);
 }
@@ -160,7 +161,6 @@ static void respond_http(call_t *call, const char *status) {
 void cgrpc__server_call_fail(call_t *call, cgrpc_status_code code,
                              const char *message) {
   nghttp2_session *session;
-  cgrpc__hdrs h;
   size_t n;
   if (call->responded || call->fail_code != CGRPC_STATUS_OK ||
       !cgrpc__ep_bound(&call->ep))
@@ -184,21 +184,11 @@ void cgrpc__server_call_fail(call_t *call, cgrpc_status_code code,
     cgrpc__h2conn_schedule_flush(call->ep.conn);
     return;
   }
-  /* Trailers-Only.  If the client is still sending, on_frame_send resets
-   * the stream once the response has gone out: submitting RST_STREAM now
-   * would make nghttp2 drop the queued response (the stream turns
-   * "closing" at once). */
-  call->responded = 1;
-  cgrpc__hdrs_init(&h);
-  CGRPC__HDRS_ADD_LIT(&h, ":status", "200");
-  CGRPC__HDRS_ADD_LIT(&h, "content-type", "application/grpc");
-  cgrpc__hdrs_add_status(&h, code, message);
-  if (h.failed || nghttp2_submit_response(session, call->ep.stream_id, h.nv,
-                                          h.len, NULL) != 0)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->ep.stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
-  cgrpc__hdrs_free(&h);
-  cgrpc__h2conn_schedule_flush(call->ep.conn);
+  /* Trailers-Only, without the handler's metadata (it may be running).  If
+   * the client is still sending, on_frame_send resets the stream once the
+   * response has gone out: submitting RST_STREAM now would make nghttp2
+   * drop the queued response (the stream turns "closing" at once). */
+  cgrpc__server_trailers_only(call, code, message, NULL, NULL);
   cgrpc__ep_stop(&call->ep);
 }
 
@@ -627,8 +617,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
   call = stream_call(session, frame->hd.stream_id);
   if (call && !call->remote_closed)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                              NGHTTP2_NO_ERROR);
+    cgrpc__ep_reset(&call->ep, NGHTTP2_NO_ERROR);
   return 0;
 }
 

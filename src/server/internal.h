@@ -249,6 +249,13 @@ int cgrpc__server_call_reads_stream(const struct cgrpc_server_ctx *call);
  * trailers; or a Trailers-Only response.  Loop thread. */
 void cgrpc__server_call_respond(struct cgrpc_server_ctx *call);
 
+/* A Trailers-Only response: one HEADERS frame with END_STREAM, |code|
+ * and |message|, and the metadata given (NULL for none).  Loop thread. */
+void cgrpc__server_trailers_only(struct cgrpc_server_ctx *call,
+                                 cgrpc_status_code code, const char *message,
+                                 const cgrpc_metadata_array *initial,
+                                 const cgrpc_metadata_array *trailing);
+
 /* The kick of a server call (cgrpc__ep_ops.kick), its async completions,
  * and its body's end (the trailers). */
 void cgrpc__server_call_kick(cgrpc__ep *ep, unsigned requests);

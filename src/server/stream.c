@@ -31,53 +31,54 @@ static int writes_stream(const call_t *call) {
 
 /* ---- loop side ---- */
 
-/* The response headers, with the initial metadata (final once
- * headers_frozen is set, which the caller made sure of). */
-static void add_response_headers(call_t *call, cgrpc__hdrs *h) {
+/* The response headers, with |initial| metadata. */
+static void add_response_headers(cgrpc__hdrs *h,
+                                 const cgrpc_metadata_array *initial) {
   CGRPC__HDRS_ADD_LIT(h, ":status", "200");
   CGRPC__HDRS_ADD_LIT(h, "content-type", "application/grpc");
   CGRPC__HDRS_ADD_LIT(h, "grpc-accept-encoding", "identity,gzip");
-  cgrpc__hdrs_add_metadata(h, call->initial_md);
+  cgrpc__hdrs_add_metadata(h, initial);
 }
 
-/* Response headers with a body that follows the send queue. */
+/* Response headers with a body that follows the send queue (the initial
+ * metadata is final: headers_frozen is set). */
 static void submit_headers(call_t *call) {
-  nghttp2_session *session = call->ep.conn->session;
   nghttp2_data_provider prd = cgrpc__ep_provider(&call->ep);
   cgrpc__hdrs h;
   int rv;
   call->headers_submitted = 1;
   cgrpc__hdrs_init(&h);
-  add_response_headers(call, &h);
+  add_response_headers(&h, call->initial_md);
   rv = h.failed ? -1
-                : nghttp2_submit_response(session, call->ep.stream_id, h.nv,
-                                          h.len, &prd);
+                : nghttp2_submit_response(call->ep.conn->session,
+                                          call->ep.stream_id, h.nv, h.len,
+                                          &prd);
   cgrpc__hdrs_free(&h);
   if (rv != 0) {
     call->responded = 1;
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->ep.stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
+    cgrpc__ep_reset(&call->ep, NGHTTP2_INTERNAL_ERROR);
   }
   cgrpc__h2conn_schedule_flush(call->ep.conn);
 }
 
-/* A Trailers-Only response with the handler's outcome. */
-static void submit_trailers_only(call_t *call) {
-  nghttp2_session *session = call->ep.conn->session;
+void cgrpc__server_trailers_only(call_t *call, cgrpc_status_code code,
+                                 const char *message,
+                                 const cgrpc_metadata_array *initial,
+                                 const cgrpc_metadata_array *trailing) {
   cgrpc__hdrs h;
   int rv;
   call->responded = 1;
   cgrpc__hdrs_init(&h);
-  add_response_headers(call, &h);
-  cgrpc__hdrs_add_status(&h, call->code, call->status_message);
-  cgrpc__hdrs_add_metadata(&h, call->trailing_md);
+  add_response_headers(&h, initial);
+  cgrpc__hdrs_add_status(&h, code, message);
+  cgrpc__hdrs_add_metadata(&h, trailing);
   rv = h.failed ? -1
-                : nghttp2_submit_response(session, call->ep.stream_id, h.nv,
-                                          h.len, NULL);
+                : nghttp2_submit_response(call->ep.conn->session,
+                                          call->ep.stream_id, h.nv, h.len,
+                                          NULL);
   cgrpc__hdrs_free(&h);
   if (rv != 0)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->ep.stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
+    cgrpc__ep_reset(&call->ep, NGHTTP2_INTERNAL_ERROR);
   cgrpc__h2conn_schedule_flush(call->ep.conn);
 }
 
@@ -85,7 +86,6 @@ static void submit_trailers_only(call_t *call) {
  * failure if it ended the call, else the handler's outcome. */
 uint32_t cgrpc__server_call_body_end(cgrpc__ep *ep) {
   call_t *call = call_of(ep);
-  nghttp2_session *session = ep->conn->session;
   cgrpc__hdrs h;
   call->responded = 1;
   cgrpc__hdrs_init(&h);
@@ -96,9 +96,9 @@ uint32_t cgrpc__server_call_body_end(cgrpc__ep *ep) {
     cgrpc__hdrs_add_metadata(&h, call->trailing_md);
   }
   if (h.failed ||
-      nghttp2_submit_trailer(session, ep->stream_id, h.nv, h.len) != 0)
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, ep->stream_id,
-                              NGHTTP2_INTERNAL_ERROR);
+      nghttp2_submit_trailer(ep->conn->session, ep->stream_id, h.nv, h.len) !=
+          0)
+    cgrpc__ep_reset(ep, NGHTTP2_INTERNAL_ERROR);
   cgrpc__hdrs_free(&h);
   return NGHTTP2_DATA_FLAG_NO_END_STREAM;
 }
@@ -127,7 +127,9 @@ void cgrpc__server_call_respond(call_t *call) {
   } else if (queued) {
     submit_headers(call);
   } else {
-    submit_trailers_only(call);
+    /* Nothing was sent: the handler's outcome in one HEADERS frame. */
+    cgrpc__server_trailers_only(call, call->code, call->status_message,
+                                call->initial_md, call->trailing_md);
   }
 }
 
