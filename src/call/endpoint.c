@@ -251,8 +251,10 @@ static void unbind(cgrpc__ep *ep, cgrpc__ep_end how, uint32_t error_code) {
   ep->prev = ep->next = NULL;
   ep->list = NULL;
   ep->conn = NULL;
-  ep->ops->unbound(ep, how, error_code);
   ep->stream_id = -1;
+  /* May bind |ep| again (a retried request) before the old stream's
+   * reference goes. */
+  ep->ops->unbound(ep, how, error_code);
   cgrpc__ep_unref(ep);
 }
 
