@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nghttp2/nghttp2.h>
+
 /* ---- buffer ---- */
 
 void h2raw_buf_init(h2raw_buf *b) { memset(b, 0, sizeof *b); }
@@ -317,4 +319,211 @@ long h2raw_drain(int fd, int ms) {
     }
     total += (long)n;
   }
+}
+
+/* ---- reading ---- */
+
+/* Reads exactly |n| bytes into |p| by |end| (a now_ms() time).  Returns 1
+ * when done; 0 when the peer closed (EOF or reset) before the first byte;
+ * -1 on timeout, an error or a close after some bytes. */
+static int read_exact(int fd, uint8_t *p, size_t n, int64_t end) {
+  size_t got = 0;
+  while (got < n) {
+    struct pollfd pfd;
+    int64_t left = end - now_ms();
+    ssize_t r;
+    int rv;
+    if (left <= 0)
+      return -1;
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    rv = poll(&pfd, 1, (int)left);
+    if (rv < 0 && errno == EINTR)
+      continue;
+    if (rv <= 0)
+      return -1;
+    r = recv(fd, p + got, n - got, 0);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (r == 0 || (r < 0 && errno == ECONNRESET))
+      return got == 0 ? 0 : -1;
+    if (r < 0)
+      return -1;
+    got += (size_t)r;
+  }
+  return 1;
+}
+
+int h2raw_read_preface(int fd, int ms) {
+  static const char magic[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  uint8_t buf[sizeof magic - 1];
+  if (read_exact(fd, buf, sizeof buf, now_ms() + ms) != 1)
+    return -1;
+  return memcmp(buf, magic, sizeof buf) == 0 ? 0 : -1;
+}
+
+int h2raw_read_frame(int fd, int ms, h2raw_rframe *f) {
+  int64_t end = now_ms() + ms;
+  uint8_t hd[9], *payload = NULL;
+  size_t len;
+  int rv = read_exact(fd, hd, sizeof hd, end);
+  if (rv != 1)
+    return rv;
+  len = ((size_t)hd[0] << 16) | ((size_t)hd[1] << 8) | hd[2];
+  if (len > 0) {
+    payload = malloc(len);
+    if (!payload || read_exact(fd, payload, len, end) != 1) {
+      free(payload);
+      return -1;
+    }
+  }
+  f->type = hd[3];
+  f->flags = hd[4];
+  f->stream = ((uint32_t)(hd[5] & 0x7f) << 24) | ((uint32_t)hd[6] << 16) |
+              ((uint32_t)hd[7] << 8) | hd[8];
+  f->payload = payload;
+  f->len = len;
+  return 1;
+}
+
+void h2raw_rframe_free(h2raw_rframe *f) {
+  free(f->payload);
+  f->payload = NULL;
+  f->len = 0;
+}
+
+uint32_t h2raw_rframe_u32(const h2raw_rframe *f, size_t off) {
+  const uint8_t *p = f->payload + off;
+  if (f->len < off + 4)
+    return 0;
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+         ((uint32_t)p[2] << 8) | p[3];
+}
+
+int h2raw_ack_settings(int fd, const h2raw_rframe *f) {
+  static const uint8_t ack[9] = {0, 0, 0, H2RAW_SETTINGS, H2RAW_FLAG_ACK, 0,
+                                 0, 0, 0};
+  if (f->type != H2RAW_SETTINGS || (f->flags & H2RAW_FLAG_ACK))
+    return 0;
+  return h2raw_send(fd, ack, sizeof ack) == 0 ? 1 : -1;
+}
+
+/* ---- HPACK decoding ---- */
+
+struct h2raw_hpack {
+  nghttp2_hd_inflater *inflater;
+};
+
+int h2raw_hpack_new(h2raw_hpack **hp) {
+  h2raw_hpack *d = calloc(1, sizeof *d);
+  if (!d)
+    return -1;
+  if (nghttp2_hd_inflate_new(&d->inflater) != 0) {
+    free(d);
+    return -1;
+  }
+  *hp = d;
+  return 0;
+}
+
+void h2raw_hpack_del(h2raw_hpack *hp) {
+  if (!hp)
+    return;
+  nghttp2_hd_inflate_del(hp->inflater);
+  free(hp);
+}
+
+static char *dup_bytes(const uint8_t *p, size_t n) {
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, p, n);
+    s[n] = '\0';
+  }
+  return s;
+}
+
+/* Appends a copy of |nv| to |l|; returns 0 or -1. */
+static int fields_add(h2raw_fields *l, const nghttp2_nv *nv) {
+  h2raw_field *v = realloc(l->v, (l->n + 1) * sizeof *v), *fl;
+  if (!v)
+    return -1;
+  l->v = v;
+  fl = &v[l->n];
+  fl->name = dup_bytes(nv->name, nv->namelen);
+  fl->value = dup_bytes(nv->value, nv->valuelen);
+  fl->name_len = nv->namelen;
+  fl->value_len = nv->valuelen;
+  l->n++; /* even half-filled, so that h2raw_fields_free() frees it */
+  return fl->name && fl->value ? 0 : -1;
+}
+
+int h2raw_hpack_decode(h2raw_hpack *hp, const h2raw_rframe *f,
+                       h2raw_fields *out) {
+  const uint8_t *p = f->payload;
+  size_t n = f->len, pad = 0;
+  out->v = NULL;
+  out->n = 0;
+  if (f->type != H2RAW_HEADERS || !(f->flags & H2RAW_FLAG_END_HEADERS))
+    return -1;
+  if (f->flags & H2RAW_FLAG_PADDED) { /* RFC 9113 6.2 */
+    if (n < 1)
+      return -1;
+    pad = p[0];
+    p++;
+    n--;
+  }
+  if (f->flags & H2RAW_FLAG_PRIORITY) { /* dependency and weight */
+    if (n < 5)
+      return -1;
+    p += 5;
+    n -= 5;
+  }
+  if (pad > n)
+    return -1;
+  n -= pad;
+  for (;;) {
+    nghttp2_nv nv;
+    int flags = 0;
+    ssize_t rv = nghttp2_hd_inflate_hd2(hp->inflater, &nv, &flags, p, n, 1);
+    if (rv < 0)
+      goto fail;
+    p += rv;
+    n -= (size_t)rv;
+    if ((flags & NGHTTP2_HD_INFLATE_EMIT) && fields_add(out, &nv) != 0)
+      goto fail;
+    if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+      nghttp2_hd_inflate_end_headers(hp->inflater);
+      return 0;
+    }
+    if (!(flags & NGHTTP2_HD_INFLATE_EMIT) && n == 0)
+      goto fail; /* cannot happen with in_final set */
+  }
+fail:
+  h2raw_fields_free(out);
+  return -1;
+}
+
+void h2raw_fields_free(h2raw_fields *l) {
+  size_t i;
+  for (i = 0; i < l->n; i++) {
+    free(l->v[i].name);
+    free(l->v[i].value);
+  }
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
+
+int h2raw_fields_find(const h2raw_fields *l, const char *name) {
+  size_t i;
+  for (i = 0; i < l->n; i++)
+    if (strcmp(l->v[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+const char *h2raw_fields_get(const h2raw_fields *l, const char *name) {
+  int i = h2raw_fields_find(l, name);
+  return i < 0 ? NULL : l->v[i].value;
 }

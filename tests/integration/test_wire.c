@@ -1,0 +1,1370 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wire conformance: what our server and client put on the wire, checked
+ * frame by frame by a raw HTTP/2 peer (tests/common/h2raw) on loopback.
+ * The peer is a real socket and the other side a real cgrpc server or
+ * channel; nothing is mocked.  Each test names the rule it checks, from
+ * gRPC's PROTOCOL-HTTP2.md ("the gRPC spec"), gRFC A6 (transparent retry)
+ * or RFC 9113 (HTTP/2).
+ *
+ * Server tests play a raw client against an EchoService server; client
+ * tests play a raw server (on the test thread, while an async call runs on
+ * the channel's loop).  Every wait is bounded: reads take a timeout, and a
+ * watchdog (alarm) ends a test that is stuck anyway.  Outcomes are checked
+ * with CHECK(), which records a failure and lets the test clean up first.
+ *
+ * Each test is its own CTest entry (the executable takes a cmocka test
+ * filter as its argument).
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "h2raw.h"
+#include "harness.h"
+
+#ifdef CGRPC_TEST_SANITIZED
+#define SLOW 3
+#else
+#define SLOW 1
+#endif
+
+/* The longest any single wait in a test may take. */
+#define BOUND_MS (5000 * SLOW)
+/* How long a raw server keeps listening after the call has ended, to catch
+ * attempts that should not come. */
+#define GRACE_MS (300 * SLOW)
+/* The watchdog: a test still running after this long ends the process. */
+#define WATCHDOG_S (30 * SLOW)
+
+#define ECHO_PATH "/cgrpc.test.EchoService/Echo"
+
+/* ---- failure collection (as in test_lifetime.c) ---- */
+
+static char first_failure[512];
+static int n_failures;
+
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      check_failed(__LINE__, __VA_ARGS__);                                     \
+  } while (0)
+
+static void check_failed(int line, const char *fmt, ...) CGRPC_PRINTF(2, 3);
+static void check_failed(int line, const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  print_message("  check failed (line %d): %s\n", line, msg);
+  if (n_failures++ == 0)
+    snprintf(first_failure, sizeof first_failure, "line %d: %s", line, msg);
+}
+
+#define CHECKS_DONE()                                                          \
+  do {                                                                         \
+    if (n_failures)                                                            \
+      fail_msg("%d check(s) failed; first: %s", n_failures, first_failure);    \
+  } while (0)
+
+/* |s| or "(none)", for messages. */
+static const char *str_or_none(const char *s) { return s ? s : "(none)"; }
+
+/* ---- watchdog ---- */
+
+static void watchdog_fired(int sig) {
+  static const char msg[] =
+      "\nwatchdog: the test did not finish in time (a hang); aborting\n";
+  ssize_t r;
+  (void)sig;
+  r = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)r;
+  _exit(3);
+}
+
+static int wd_setup(void **state) {
+  (void)state;
+  n_failures = 0;
+  first_failure[0] = '\0';
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGALRM, watchdog_fired);
+  alarm(WATCHDOG_S);
+  return 0;
+}
+
+static int wd_teardown(void **state) {
+  (void)state;
+  alarm(0);
+  return 0;
+}
+
+/* ---- messages ---- */
+
+/* A gRPC message holding |msg|, packed, appended to |b|. */
+static void put_grpc_message(h2raw_buf *b, const ProtobufCMessage *msg) {
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  uint8_t *p = malloc(n ? n : 1);
+  assert_non_null(p);
+  protobuf_c_message_pack(msg, p);
+  h2raw_grpc_message(b, p, n);
+  free(p);
+}
+
+/* The EchoRequest {message: |text|} as a DATA frame with END_STREAM. */
+static void put_echo_request(h2raw_buf *b, uint32_t stream, const char *text) {
+  Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+  h2raw_buf m;
+  req.message = (char *)(uintptr_t)text;
+  h2raw_buf_init(&m);
+  put_grpc_message(&m, &req.base);
+  h2raw_data(b, stream, 1, m.data, m.len);
+  h2raw_buf_free(&m);
+}
+
+/* The one EchoReply in the gRPC message bytes |p| (|n| of them), or NULL. */
+static Cgrpc__Test__EchoReply *parse_echo_reply(const uint8_t *p, size_t n) {
+  size_t len;
+  if (n < 5 || p[0] != 0)
+    return NULL;
+  len =
+      ((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4];
+  if (len != n - 5)
+    return NULL;
+  return cgrpc__test__echo_reply__unpack(NULL, len, p + 5);
+}
+
+/* ==== a raw client, for the server tests ============================== */
+
+typedef struct rclient {
+  int fd, port;
+  h2raw_hpack *hp; /* decodes the server's header blocks */
+} rclient;
+
+/* Connects to 127.0.0.1:|port| and sends the preface and an empty
+ * SETTINGS frame. */
+static void rc_open(rclient *c, int port) {
+  h2raw_buf b;
+  c->port = port;
+  c->fd = h2raw_connect(port, 0);
+  assert_true(c->fd >= 0);
+  assert_int_equal(h2raw_hpack_new(&c->hp), 0);
+  h2raw_buf_init(&b);
+  h2raw_preface(&b);
+  h2raw_settings(&b, NULL, 0);
+  assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
+  h2raw_buf_free(&b);
+}
+
+static void rc_close(rclient *c) {
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+  h2raw_hpack_del(c->hp);
+  c->hp = NULL;
+}
+
+/* Appends request HEADERS for stream |stream| to |b|: :method |method|,
+ * the usual :scheme, :path and :authority, then content-type (left out when
+ * |ctype| is NULL), te: trailers and, when |timeout| is not NULL,
+ * grpc-timeout: |timeout| (which may be empty). */
+static void put_request_headers(h2raw_buf *b, const rclient *c, uint32_t stream,
+                                const char *method, const char *ctype,
+                                const char *timeout, int end_stream) {
+  char authority[32];
+  const char *kv[20];
+  int n = 0;
+  snprintf(authority, sizeof authority, "127.0.0.1:%d", c->port);
+  kv[n++] = ":method";
+  kv[n++] = method;
+  kv[n++] = ":scheme";
+  kv[n++] = "http";
+  kv[n++] = ":path";
+  kv[n++] = ECHO_PATH;
+  kv[n++] = ":authority";
+  kv[n++] = authority;
+  if (ctype) {
+    kv[n++] = "content-type";
+    kv[n++] = ctype;
+  }
+  kv[n++] = "te";
+  kv[n++] = "trailers";
+  if (timeout) {
+    kv[n++] = "grpc-timeout";
+    kv[n++] = timeout;
+  }
+  kv[n++] = NULL;
+  h2raw_headers(b, stream, end_stream, kv);
+}
+
+/* Sends a whole Echo request (HEADERS, then DATA with END_STREAM). */
+static void rc_send_echo(rclient *c, uint32_t stream, const char *ctype,
+                         const char *timeout, const char *text) {
+  h2raw_buf b;
+  h2raw_buf_init(&b);
+  put_request_headers(&b, c, stream, "POST", ctype, timeout, 0);
+  put_echo_request(&b, stream, text);
+  assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
+  h2raw_buf_free(&b);
+}
+
+/* What a raw client saw of one stream, and of the connection. */
+typedef struct seen {
+  h2raw_fields hdrs[2]; /* the stream's HEADERS: response (or Trailers-Only)
+                           and trailers */
+  int hdrs_end[2];      /* END_STREAM on them */
+  int n_hdrs;
+  h2raw_buf data; /* the stream's DATA payloads, concatenated */
+  int n_data;
+  int ended;            /* END_STREAM seen on the stream */
+  long rst;             /* its RST_STREAM error code; -1: none */
+  long goaway;          /* GOAWAY error code; -1: none */
+  uint32_t goaway_last; /* and its last stream id */
+  int ping_acked;
+  int closed;    /* the server closed the connection */
+  int timed_out; /* a read timed out or failed */
+  int bad_block; /* a header block did not decode */
+} seen;
+
+static void seen_init(seen *s) {
+  memset(s, 0, sizeof *s);
+  h2raw_buf_init(&s->data);
+  s->rst = -1;
+  s->goaway = -1;
+}
+
+static void seen_free(seen *s) {
+  int i;
+  for (i = 0; i < s->n_hdrs; i++)
+    h2raw_fields_free(&s->hdrs[i]);
+  h2raw_buf_free(&s->data);
+  seen_init(s);
+}
+
+enum {
+  UNTIL_STREAM_END = 1, /* END_STREAM or RST_STREAM on the stream */
+  UNTIL_GOAWAY = 2,
+  UNTIL_CLOSE = 4,
+  UNTIL_PING_ACK = 8
+};
+
+static int seen_done(const seen *s, unsigned until) {
+  return ((until & UNTIL_STREAM_END) && (s->ended || s->rst >= 0)) ||
+         ((until & UNTIL_GOAWAY) && s->goaway >= 0) ||
+         ((until & UNTIL_CLOSE) && s->closed) ||
+         ((until & UNTIL_PING_ACK) && s->ping_acked);
+}
+
+/*
+ * Reads frames on |c| for at most |ms|, noting those of |stream| and of
+ * the connection in |s|, until one of the |until| events.  SETTINGS are
+ * acknowledged; every header block is decoded (to keep the HPACK table in
+ * step).  Returns 1 when an |until| event happened, else 0.
+ */
+static int rc_read(rclient *c, uint32_t stream, seen *s, unsigned until,
+                   int ms) {
+  int64_t end = it_now_ms() + ms;
+  for (;;) {
+    h2raw_rframe f;
+    int64_t left;
+    int rv;
+    if (seen_done(s, until))
+      return 1;
+    if (s->closed)
+      return 0;
+    left = end - it_now_ms();
+    if (left <= 0 || (rv = h2raw_read_frame(c->fd, (int)left, &f)) < 0) {
+      s->timed_out = 1;
+      return 0;
+    }
+    if (rv == 0) {
+      s->closed = 1;
+      continue;
+    }
+    h2raw_ack_settings(c->fd, &f);
+    switch (f.type) {
+    case H2RAW_HEADERS: {
+      h2raw_fields l;
+      if (h2raw_hpack_decode(c->hp, &f, &l) != 0) {
+        s->bad_block = 1;
+        break;
+      }
+      if (f.stream == stream && s->n_hdrs < 2) {
+        s->hdrs_end[s->n_hdrs] = (f.flags & H2RAW_FLAG_END_STREAM) != 0;
+        s->hdrs[s->n_hdrs++] = l;
+      } else {
+        h2raw_fields_free(&l);
+      }
+      if (f.stream == stream && (f.flags & H2RAW_FLAG_END_STREAM))
+        s->ended = 1;
+      break;
+    }
+    case H2RAW_DATA:
+      if (f.stream == stream) {
+        h2raw_append(&s->data, f.payload, f.len); /* our servers never pad */
+        s->n_data++;
+        if (f.flags & H2RAW_FLAG_END_STREAM)
+          s->ended = 1;
+      }
+      break;
+    case H2RAW_RST_STREAM:
+      if (f.stream == stream)
+        s->rst = (long)h2raw_rframe_u32(&f, 0);
+      break;
+    case H2RAW_GOAWAY:
+      s->goaway_last = h2raw_rframe_u32(&f, 0) & 0x7fffffffu;
+      s->goaway = (long)h2raw_rframe_u32(&f, 4);
+      break;
+    case H2RAW_PING:
+      if ((f.flags & H2RAW_FLAG_ACK) && f.len == 8 &&
+          memcmp(f.payload, "wiresync", 8) == 0)
+        s->ping_acked = 1;
+      break;
+    default:
+      break;
+    }
+    h2raw_rframe_free(&f);
+  }
+}
+
+/* A PING and its ACK: the server has processed everything sent before.
+ * Returns 1, or 0 when no ACK came in time. */
+static int rc_sync(rclient *c) {
+  h2raw_buf b;
+  seen s;
+  int ok;
+  h2raw_buf_init(&b);
+  h2raw_ping(&b, 0, (const uint8_t *)"wiresync");
+  assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
+  h2raw_buf_free(&b);
+  seen_init(&s);
+  ok = rc_read(c, 0, &s, UNTIL_PING_ACK, BOUND_MS);
+  CHECK(ok, "no PING ACK from the server (closed %d, GOAWAY %ld)", s.closed,
+        s.goaway);
+  seen_free(&s);
+  return ok;
+}
+
+/* Checks that |s| is a complete, successful Echo response on |what|: a
+ * :status 200 HEADERS, one EchoReply carrying |text| (returned, or NULL),
+ * then trailers with grpc-status 0. */
+static Cgrpc__Test__EchoReply *check_echo_ok(const seen *s, const char *text,
+                                             const char *what) {
+  Cgrpc__Test__EchoReply *reply;
+  const char *st0 =
+      s->n_hdrs > 0 ? h2raw_fields_get(&s->hdrs[0], ":status") : NULL;
+  const char *gs =
+      s->n_hdrs > 1 ? h2raw_fields_get(&s->hdrs[1], "grpc-status") : NULL;
+  CHECK(s->ended,
+        "%s: the response did not end (rst %ld, goaway %ld, "
+        "closed %d, timed out %d)",
+        what, s->rst, s->goaway, s->closed, s->timed_out);
+  CHECK(st0 && strcmp(st0, "200") == 0, "%s: :status %s", what,
+        str_or_none(st0));
+  CHECK(s->n_hdrs == 2 && s->hdrs_end[1], "%s: %d HEADERS frames", what,
+        s->n_hdrs);
+  CHECK(gs && strcmp(gs, "0") == 0, "%s: grpc-status %s (grpc-message %s)",
+        what, str_or_none(gs),
+        str_or_none(s->n_hdrs > 1
+                        ? h2raw_fields_get(&s->hdrs[1], "grpc-message")
+                    : s->n_hdrs ? h2raw_fields_get(&s->hdrs[0], "grpc-message")
+                                : NULL));
+  reply = parse_echo_reply(s->data.data, s->data.len);
+  CHECK(reply && reply->message && strcmp(reply->message, text) == 0,
+        "%s: the reply is %s", what,
+        reply ? str_or_none(reply->message) : "not one EchoReply");
+  return reply;
+}
+
+/* ==== 1. Not a gRPC request: plain HTTP answers =========================
+ *
+ * The gRPC spec (PROTOCOL-HTTP2.md, Requests): "If Content-Type does not
+ * begin with "application/grpc", gRPC servers SHOULD respond with HTTP
+ * status of 415 (Unsupported Media Type)" -- so that a non-gRPC client does
+ * not read the usual :status 200 error response as a success.  The spec
+ * allows only ":method POST"; a GET is answered 405 (Method Not Allowed,
+ * RFC 9110 15.5.6), as other gRPC servers do.  The answer is a stream-level
+ * one: the handler never runs and the connection goes on serving. */
+static void http_reject(const char *method, const char *ctype,
+                        const char *want) {
+  it_server srv;
+  rclient c;
+  seen s;
+  h2raw_buf b;
+  Cgrpc__Test__EchoReply *reply;
+  const char *st;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  h2raw_buf_init(&b);
+  if (strcmp(method, "POST") == 0) {
+    put_request_headers(&b, &c, 1, method, ctype, NULL, 0);
+    put_echo_request(&b, 1, "not grpc");
+  } else {
+    put_request_headers(&b, &c, 1, method, ctype, NULL, 1);
+  }
+  assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
+  h2raw_buf_free(&b);
+
+  seen_init(&s);
+  rc_read(&c, 1, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  st = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], ":status") : NULL;
+  CHECK(st && strcmp(st, want) == 0,
+        "%s with content-type %s: :status %s, "
+        "expected %s (rst %ld, goaway %ld)",
+        method, str_or_none(ctype), str_or_none(st), want, s.rst, s.goaway);
+  CHECK(s.ended, "the %s response did not end the stream", want);
+  CHECK(s.goaway < 0, "GOAWAY(%ld) instead of a stream-level answer", s.goaway);
+  CHECK(atomic_load(&srv.stats.calls) == 0, "the Echo handler ran %d times",
+        atomic_load(&srv.stats.calls));
+  seen_free(&s);
+
+  /* The same connection still serves gRPC. */
+  rc_send_echo(&c, 3, "application/grpc", NULL, "after");
+  seen_init(&s);
+  rc_read(&c, 3, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  reply = check_echo_ok(&s, "after", "a gRPC call after the rejected one");
+  if (reply)
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+  seen_free(&s);
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+}
+
+static void test_wire_server_no_content_type_415(void **state) {
+  (void)state;
+  http_reject("POST", NULL, "415");
+  CHECKS_DONE();
+}
+
+static void test_wire_server_text_html_415(void **state) {
+  (void)state;
+  http_reject("POST", "text/html", "415");
+  CHECKS_DONE();
+}
+
+static void test_wire_server_get_405(void **state) {
+  (void)state;
+  http_reject("GET", "application/grpc", "405");
+  CHECKS_DONE();
+}
+
+/* ==== 2. grpc-timeout ==================================================
+ *
+ * The gRPC spec: Timeout -> "grpc-timeout" TimeoutValue TimeoutUnit, with
+ * TimeoutValue -> {positive integer as ASCII string of at most 8 digits}
+ * and TimeoutUnit one of H M S m u n.  A value outside that grammar is a
+ * malformed request: it gets a Trailers-Only response (one HEADERS frame
+ * with END_STREAM: :status 200, grpc-status, grpc-message; no DATA) with
+ * INTERNAL and a message saying the timeout is malformed, and the handler
+ * never runs.  Valid values work and set the deadline. */
+static void test_wire_server_timeout_malformed(void **state) {
+  static const char *const bad[] = {"1X", "123456789S", "", "-1S"};
+  it_server srv;
+  rclient c;
+  size_t i;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint32_t stream = 1 + 2 * (uint32_t)i;
+    const char *st, *gs, *gm;
+    seen s;
+    rc_send_echo(&c, stream, "application/grpc", bad[i], "bad timeout");
+    seen_init(&s);
+    rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+    st = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], ":status") : NULL;
+    gs = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-status") : NULL;
+    gm = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-message") : NULL;
+    print_message("  grpc-timeout \"%s\": :status %s, grpc-status %s, "
+                  "grpc-message \"%s\"\n",
+                  bad[i], str_or_none(st), str_or_none(gs), str_or_none(gm));
+    CHECK(s.n_hdrs == 1 && s.hdrs_end[0] && s.n_data == 0,
+          "grpc-timeout \"%s\": not Trailers-Only (%d HEADERS, END_STREAM "
+          "on the first %d, %d DATA, rst %ld, goaway %ld)",
+          bad[i], s.n_hdrs, s.hdrs_end[0], s.n_data, s.rst, s.goaway);
+    CHECK(st && strcmp(st, "200") == 0, "grpc-timeout \"%s\": :status %s",
+          bad[i], str_or_none(st));
+    CHECK(gs && strcmp(gs, "13") == 0,
+          "grpc-timeout \"%s\": grpc-status %s, expected 13 (INTERNAL)", bad[i],
+          str_or_none(gs));
+    CHECK(gm && strcasestr(gm, "malformed") && strcasestr(gm, "timeout"),
+          "grpc-timeout \"%s\": grpc-message \"%s\" does not say the timeout "
+          "is malformed",
+          bad[i], str_or_none(gm));
+    seen_free(&s);
+  }
+  CHECK(atomic_load(&srv.stats.calls) == 0, "the Echo handler ran %d times",
+        atomic_load(&srv.stats.calls));
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+static void test_wire_server_timeout_valid(void **state) {
+  static const struct {
+    const char *value;
+    int64_t ms;
+  } good[] = {{"1S", 1000}, {"100m", 100}};
+  it_server srv;
+  rclient c;
+  size_t i;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+    uint32_t stream = 1 + 2 * (uint32_t)i;
+    Cgrpc__Test__EchoReply *reply;
+    char what[64];
+    seen s;
+    snprintf(what, sizeof what, "grpc-timeout \"%s\"", good[i].value);
+    rc_send_echo(&c, stream, "application/grpc", good[i].value, "timely");
+    seen_init(&s);
+    rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+    reply = check_echo_ok(&s, "timely", what);
+    if (reply) {
+      CHECK(reply->time_remaining_ms > 0 &&
+                reply->time_remaining_ms <= good[i].ms,
+            "%s: the handler saw %lld ms left", what,
+            (long long)reply->time_remaining_ms);
+      protobuf_c_message_free_unpacked(&reply->base, NULL);
+    }
+    seen_free(&s);
+  }
+  CHECK(atomic_load(&srv.stats.calls) == 2, "the Echo handler ran %d times",
+        atomic_load(&srv.stats.calls));
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* ==== 3. Frames on closed streams (RFC 9113 5.1) ========================
+ *
+ * "closed": a stream closed by END_STREAM in both directions takes no more
+ * frames; one that arrives is a connection error of type STREAM_CLOSED
+ * (5.1, and 5.4.1: GOAWAY, then the TCP connection is closed).  A stream
+ * closed because the peer sent RST_STREAM is different: a frame the peer
+ * sends on it afterwards is a stream error of type STREAM_CLOSED
+ * (RST_STREAM), and the connection lives on (RFC 7540 5.1, kept in spirit
+ * by RFC 9113 5.1/5.4.2). */
+
+/* A complete Echo exchange on |stream|. */
+static void rc_echo_round(rclient *c, uint32_t stream, const char *text) {
+  Cgrpc__Test__EchoReply *reply;
+  seen s;
+  rc_send_echo(c, stream, "application/grpc", NULL, text);
+  seen_init(&s);
+  rc_read(c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  reply = check_echo_ok(&s, text, "the Echo exchange");
+  if (reply)
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+  seen_free(&s);
+}
+
+/* After a full exchange on stream 1, sends |frame_type| on it: expects
+ * GOAWAY(STREAM_CLOSED), then the close. */
+static void frame_after_end_stream(uint8_t frame_type) {
+  it_server srv;
+  rclient c;
+  h2raw_buf b;
+  seen s;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  rc_echo_round(&c, 1, "first");
+  rc_sync(&c);
+
+  h2raw_buf_init(&b);
+  if (frame_type == H2RAW_DATA) {
+    static const uint8_t junk[5] = {0, 0, 0, 0, 0}; /* an empty message */
+    h2raw_data(&b, 1, 0, junk, sizeof junk);
+  } else {
+    put_request_headers(&b, &c, 1, "POST", "application/grpc", NULL, 0);
+  }
+  assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
+  h2raw_buf_free(&b);
+
+  seen_init(&s);
+  rc_read(&c, 1, &s, UNTIL_GOAWAY, BOUND_MS);
+  print_message("  %s on the closed stream: GOAWAY %ld (last stream %u), "
+                "RST_STREAM %ld, closed %d\n",
+                frame_type == H2RAW_DATA ? "DATA" : "HEADERS", s.goaway,
+                (unsigned)s.goaway_last, s.rst, s.closed);
+  CHECK(s.goaway == H2RAW_STREAM_CLOSED,
+        "%s on a stream closed by END_STREAM both ways: GOAWAY %ld, "
+        "RST_STREAM %ld, expected GOAWAY(STREAM_CLOSED = 5)",
+        frame_type == H2RAW_DATA ? "DATA" : "HEADERS", s.goaway, s.rst);
+  CHECK(s.goaway < 0 || s.goaway_last == 1,
+        "GOAWAY's last stream id is %u, expected 1", (unsigned)s.goaway_last);
+  if (s.goaway >= 0) {
+    rc_read(&c, 1, &s, UNTIL_CLOSE, BOUND_MS);
+    CHECK(s.closed, "the server kept the connection open after its GOAWAY");
+  }
+  seen_free(&s);
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+}
+
+static void test_wire_server_data_after_end_stream(void **state) {
+  (void)state;
+  frame_after_end_stream(H2RAW_DATA);
+  CHECKS_DONE();
+}
+
+static void test_wire_server_headers_after_end_stream(void **state) {
+  (void)state;
+  frame_after_end_stream(H2RAW_HEADERS);
+  CHECKS_DONE();
+}
+
+/* The client opens stream 1 (headers only), resets it, waits until the
+ * server has processed the reset (a PING round trip), then sends DATA on
+ * it: RST_STREAM(STREAM_CLOSED) on stream 1, no GOAWAY, and the connection
+ * still serves. */
+static void test_wire_server_data_after_client_rst(void **state) {
+  it_server srv;
+  rclient c;
+  h2raw_buf b;
+  seen s;
+  long goaway;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  h2raw_buf_init(&b);
+  put_request_headers(&b, &c, 1, "POST", "application/grpc", NULL, 0);
+  assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
+  rc_sync(&c);
+  h2raw_buf_reset(&b);
+  h2raw_rst_stream(&b, 1, H2RAW_CANCEL);
+  assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
+  rc_sync(&c);
+  h2raw_buf_reset(&b);
+  put_echo_request(&b, 1, "too late");
+  assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
+  h2raw_buf_free(&b);
+
+  seen_init(&s);
+  rc_read(&c, 1, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  print_message("  DATA after our RST_STREAM: RST_STREAM %ld, GOAWAY %ld, "
+                "%d HEADERS, closed %d\n",
+                s.rst, s.goaway, s.n_hdrs, s.closed);
+  CHECK(s.rst == H2RAW_STREAM_CLOSED,
+        "DATA on a stream the client reset: RST_STREAM %ld, GOAWAY %ld, "
+        "expected RST_STREAM(STREAM_CLOSED = 5)",
+        s.rst, s.goaway);
+  CHECK(s.goaway < 0, "GOAWAY(%ld): a stream error became a connection one",
+        s.goaway);
+  goaway = s.goaway;
+  seen_free(&s);
+  if (goaway < 0)
+    rc_echo_round(&c, 3, "still open");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* ==== a raw server, for the client tests ============================== */
+
+#define RS_MAX_CONNS 8
+
+typedef struct rs_conn {
+  int fd; /* -1 once closed */
+  h2raw_hpack *hp;
+} rs_conn;
+
+typedef struct rserver {
+  int lfd, port;
+  char target[64];
+  rs_conn c[RS_MAX_CONNS];
+  int n; /* connections accepted */
+} rserver;
+
+enum { RS_NONE, RS_HEADERS, RS_DATA, RS_RST, RS_GOAWAY, RS_CLOSED };
+
+/* One thing the client did. */
+typedef struct rs_event {
+  int kind;
+  int conn;
+  uint32_t stream;
+  uint8_t flags;
+  h2raw_fields hdrs; /* RS_HEADERS: the decoded block (the event owns it) */
+  uint32_t code;     /* RS_RST, RS_GOAWAY: the error code */
+  size_t len;        /* RS_DATA: the payload length */
+} rs_event;
+
+static void rs_start(rserver *rs) {
+  memset(rs, 0, sizeof *rs);
+  rs->lfd = h2raw_listen(&rs->port, 0);
+  assert_true(rs->lfd >= 0);
+  snprintf(rs->target, sizeof rs->target, "127.0.0.1:%d", rs->port);
+}
+
+static void rs_conn_close(rs_conn *c) {
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+}
+
+static void rs_stop(rserver *rs) {
+  int i;
+  for (i = 0; i < rs->n; i++) {
+    rs_conn_close(&rs->c[i]);
+    h2raw_hpack_del(rs->c[i].hp);
+  }
+  close(rs->lfd);
+}
+
+static void rs_send(rserver *rs, int conn, const h2raw_buf *b) {
+  if (rs->c[conn].fd >= 0 && h2raw_send_buf(rs->c[conn].fd, b) != 0)
+    print_message("  (raw server: send on connection %d failed)\n", conn);
+}
+
+/* Accepts a connection: reads the client preface, sends our SETTINGS. */
+static void rs_accept(rserver *rs) {
+  h2raw_buf b;
+  rs_conn *c;
+  int fd = h2raw_accept(rs->lfd, 0, 0);
+  if (fd < 0)
+    return;
+  if (rs->n == RS_MAX_CONNS) {
+    CHECK(0, "the client opened more than %d connections", RS_MAX_CONNS);
+    close(fd);
+    return;
+  }
+  c = &rs->c[rs->n];
+  c->fd = fd;
+  assert_int_equal(h2raw_hpack_new(&c->hp), 0);
+  rs->n++;
+  if (h2raw_read_preface(fd, BOUND_MS) != 0) {
+    CHECK(0, "connection %d: no HTTP/2 client preface", rs->n - 1);
+    rs_conn_close(c);
+    return;
+  }
+  h2raw_buf_init(&b);
+  h2raw_settings(&b, NULL, 0);
+  rs_send(rs, rs->n - 1, &b);
+  h2raw_buf_free(&b);
+}
+
+/*
+ * The next thing the client does on any connection within |ms| (RS_NONE
+ * when nothing): new connections are accepted on the way, SETTINGS
+ * acknowledged, PINGs answered, WINDOW_UPDATEs skipped.
+ */
+static void rs_next(rserver *rs, int ms, rs_event *ev) {
+  int64_t end = it_now_ms() + ms;
+  memset(ev, 0, sizeof *ev);
+  ev->kind = RS_NONE;
+  for (;;) {
+    struct pollfd pfd[RS_MAX_CONNS + 1];
+    int map[RS_MAX_CONNS + 1], n = 0, i, rv;
+    int64_t left = end - it_now_ms();
+    if (left < 0)
+      return;
+    pfd[n].fd = rs->lfd;
+    pfd[n].events = POLLIN;
+    map[n++] = -1;
+    for (i = 0; i < rs->n; i++) {
+      if (rs->c[i].fd < 0)
+        continue;
+      pfd[n].fd = rs->c[i].fd;
+      pfd[n].events = POLLIN;
+      map[n++] = i;
+    }
+    rv = poll(pfd, (nfds_t)n, (int)left);
+    if (rv <= 0) {
+      if (rv == 0)
+        return;
+      continue; /* EINTR */
+    }
+    if (pfd[0].revents) {
+      rs_accept(rs);
+      continue;
+    }
+    for (i = 1; i < n; i++) {
+      rs_conn *c;
+      h2raw_rframe f;
+      int conn = map[i];
+      if (!pfd[i].revents)
+        continue;
+      c = &rs->c[conn];
+      rv = h2raw_read_frame(c->fd, BOUND_MS, &f);
+      if (rv <= 0) {
+        rs_conn_close(c);
+        ev->kind = RS_CLOSED;
+        ev->conn = conn;
+        return;
+      }
+      ev->conn = conn;
+      ev->stream = f.stream;
+      ev->flags = f.flags;
+      if (h2raw_ack_settings(c->fd, &f) != 0) {
+        h2raw_rframe_free(&f);
+        break;
+      }
+      switch (f.type) {
+      case H2RAW_HEADERS:
+        if (h2raw_hpack_decode(c->hp, &f, &ev->hdrs) != 0)
+          CHECK(0, "connection %d: an undecodable header block", conn);
+        else
+          ev->kind = RS_HEADERS;
+        break;
+      case H2RAW_DATA:
+        ev->kind = RS_DATA;
+        ev->len = f.len;
+        break;
+      case H2RAW_RST_STREAM:
+        ev->kind = RS_RST;
+        ev->code = h2raw_rframe_u32(&f, 0);
+        break;
+      case H2RAW_GOAWAY:
+        ev->kind = RS_GOAWAY;
+        ev->code = h2raw_rframe_u32(&f, 4);
+        break;
+      case H2RAW_PING:
+        if (!(f.flags & H2RAW_FLAG_ACK) && f.len == 8) {
+          h2raw_buf b;
+          h2raw_buf_init(&b);
+          h2raw_ping(&b, 1, f.payload);
+          rs_send(rs, conn, &b);
+          h2raw_buf_free(&b);
+        }
+        break;
+      default:
+        break;
+      }
+      h2raw_rframe_free(&f);
+      if (ev->kind != RS_NONE)
+        return;
+      break; /* poll again */
+    }
+  }
+}
+
+static void rs_event_free(rs_event *ev) { h2raw_fields_free(&ev->hdrs); }
+
+/* A proper answer to an Echo call on |stream|: :status 200 and
+ * content-type, one EchoReply {message: |text|}, trailers grpc-status 0. */
+static void rs_answer(rserver *rs, int conn, uint32_t stream,
+                      const char *text) {
+  static const char *const head[] = {":status", "200", "content-type",
+                                     "application/grpc", NULL};
+  static const char *const trailers[] = {"grpc-status", "0", NULL};
+  Cgrpc__Test__EchoReply reply = CGRPC__TEST__ECHO_REPLY__INIT;
+  h2raw_buf b, m;
+  reply.message = (char *)(uintptr_t)text;
+  h2raw_buf_init(&b);
+  h2raw_buf_init(&m);
+  put_grpc_message(&m, &reply.base);
+  h2raw_headers(&b, stream, 0, head);
+  h2raw_data(&b, stream, 0, m.data, m.len);
+  h2raw_headers(&b, stream, 1, trailers);
+  rs_send(rs, conn, &b);
+  h2raw_buf_free(&m);
+  h2raw_buf_free(&b);
+}
+
+/* What the raw server does with each request attempt. */
+enum rs_action {
+  ANSWER,        /* rs_answer() once the request has ended */
+  GOAWAY_CLOSE,  /* GOAWAY(last stream 0, NO_ERROR), then close */
+  REFUSE,        /* RST_STREAM(REFUSED_STREAM) at once */
+  HEADERS_REFUSE /* response HEADERS, then RST_STREAM(REFUSED_STREAM) */
+};
+
+typedef struct rs_attempt {
+  int conn;
+  uint32_t stream;
+  char path[128];
+  size_t data_bytes; /* request DATA received on the attempt's stream */
+  int ended;         /* with END_STREAM */
+} rs_attempt;
+
+typedef struct scenario {
+  enum rs_action act[4]; /* per attempt; the last one repeats */
+  int n_act;
+  rs_attempt att[8];
+  int n_att;
+  h2raw_fields first; /* the first request's header block */
+  int answered_conn;  /* where ANSWER answered (-1: nowhere) */
+  uint32_t answered_stream;
+} scenario;
+
+static void scenario_init(scenario *sc) {
+  memset(sc, 0, sizeof *sc);
+  sc->answered_conn = -1;
+}
+
+/* Ends connection |conn| after a GOAWAY: a FIN, what the client still
+ * sends read and dropped (so that the close sends no TCP reset over the
+ * GOAWAY), then the close. */
+static void rs_goaway_close(rserver *rs, int conn) {
+  h2raw_buf b;
+  h2raw_buf_init(&b);
+  h2raw_goaway(&b, 0, H2RAW_NO_ERROR);
+  rs_send(rs, conn, &b);
+  h2raw_buf_free(&b);
+  shutdown(rs->c[conn].fd, SHUT_WR);
+  print_message("  connection %d: %ld more bytes from the client after the "
+                "GOAWAY\n",
+                conn, h2raw_drain(rs->c[conn].fd, 200 * SLOW));
+  rs_conn_close(&rs->c[conn]);
+}
+
+/*
+ * Serves the requests of the async call |a| as |sc| says, until the call
+ * has ended and GRACE_MS more have passed (or BOUND_MS in all).  Records
+ * each attempt (a request HEADERS frame) in |sc|.
+ */
+static void rs_run(rserver *rs, it_async *a, scenario *sc) {
+  int64_t end = it_now_ms() + BOUND_MS, done_at = -1;
+  int pend_conn = -1; /* an ANSWER waiting for its request's end */
+  uint32_t pend_stream = 0;
+  for (;;) {
+    rs_event ev;
+    int64_t now = it_now_ms();
+    if (done_at < 0 && it_async_wait(a, 0))
+      done_at = now;
+    if (now >= end || (done_at >= 0 && now - done_at >= GRACE_MS))
+      return;
+    rs_next(rs, 20, &ev);
+    if (ev.kind == RS_HEADERS && ev.stream % 2 == 1 &&
+        h2raw_fields_find(&ev.hdrs, ":method") >= 0) {
+      enum rs_action act =
+          sc->act[sc->n_att < sc->n_act ? sc->n_att : sc->n_act - 1];
+      const char *path = h2raw_fields_get(&ev.hdrs, ":path");
+      if (sc->n_att < 8) {
+        rs_attempt *at = &sc->att[sc->n_att];
+        at->conn = ev.conn;
+        at->stream = ev.stream;
+        snprintf(at->path, sizeof at->path, "%s", path ? path : "");
+      }
+      if (sc->n_att++ == 0) {
+        sc->first = ev.hdrs;
+        memset(&ev.hdrs, 0, sizeof ev.hdrs);
+      }
+      print_message("  attempt %d: connection %d, stream %u, %s\n", sc->n_att,
+                    ev.conn, (unsigned)ev.stream,
+                    act == ANSWER         ? "answered"
+                    : act == GOAWAY_CLOSE ? "GOAWAY(0) and close"
+                    : act == REFUSE       ? "refused"
+                                          : "headers, then refused");
+      if (act == GOAWAY_CLOSE) {
+        rs_goaway_close(rs, ev.conn);
+      } else if (act == REFUSE || act == HEADERS_REFUSE) {
+        static const char *const head[] = {":status", "200", "content-type",
+                                           "application/grpc", NULL};
+        h2raw_buf b;
+        h2raw_buf_init(&b);
+        if (act == HEADERS_REFUSE)
+          h2raw_headers(&b, ev.stream, 0, head);
+        h2raw_rst_stream(&b, ev.stream, H2RAW_REFUSED_STREAM);
+        rs_send(rs, ev.conn, &b);
+        h2raw_buf_free(&b);
+      } else {
+        pend_conn = ev.conn;
+        pend_stream = ev.stream;
+      }
+    }
+    if (ev.kind == RS_DATA) {
+      int i;
+      for (i = 0; i < sc->n_att && i < 8; i++)
+        if (sc->att[i].conn == ev.conn && sc->att[i].stream == ev.stream) {
+          sc->att[i].data_bytes += ev.len;
+          sc->att[i].ended |= (ev.flags & H2RAW_FLAG_END_STREAM) != 0;
+        }
+    }
+    if ((ev.kind == RS_HEADERS || ev.kind == RS_DATA) && ev.conn == pend_conn &&
+        ev.stream == pend_stream && (ev.flags & H2RAW_FLAG_END_STREAM)) {
+      rs_answer(rs, pend_conn, pend_stream, "wire ok");
+      sc->answered_conn = pend_conn;
+      sc->answered_stream = pend_stream;
+      pend_conn = -1;
+    }
+    rs_event_free(&ev);
+  }
+}
+
+/* A channel to the raw server. */
+static cgrpc_channel *rs_channel(const rserver *rs) {
+  cgrpc_channel *ch = NULL;
+  cgrpc_channel_options *o = NULL;
+  assert_int_equal(cgrpc_channel_options_new(&o), 0);
+  if (getenv("CGRPC_TEST_LOG"))
+    cgrpc_channel_options_set_log(o, cgrpc_log_stderr, NULL);
+  assert_int_equal(cgrpc_channel_new(&ch, rs->target, o), 0);
+  cgrpc_channel_options_del(o);
+  return ch;
+}
+
+/* Starts an async Echo {message: "hi"} on |ch| with |opts|. */
+static void start_echo(cgrpc_channel *ch, const cgrpc_call_options *opts,
+                       it_async *a) {
+  Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+  req.message = "hi";
+  it_async_init(a);
+  assert_int_equal(cgrpc__test__echo_service__echo__start(
+                       ch, &req, opts, it_async_done, a, NULL),
+                   0);
+}
+
+/* The call's outcome, for messages. */
+#define CALL_OUTCOME(a)                                                        \
+  cgrpc_status_code_name((a)->status.code), str_or_none((a)->status.message)
+
+/* Checks that |a| completed OK with the reply rs_answer() sends. */
+static void check_call_ok(it_async *a, const char *what) {
+  CHECK(a->done == 1, "%s: the call completed %d times", what, a->done);
+  CHECK(a->status.code == CGRPC_STATUS_OK, "%s: status %s (\"%s\")", what,
+        CALL_OUTCOME(a));
+  CHECK(a->status.code != CGRPC_STATUS_OK ||
+            (a->reply && a->reply->message &&
+             strcmp(a->reply->message, "wire ok") == 0),
+        "%s: the reply is not the one sent", what);
+}
+
+static const cgrpc_call_options call_10s = {10000, NULL};
+
+/* ---- 3 (client side): DATA after the server's END_STREAM ----
+ *
+ * RFC 9113 5.1: once a stream is closed by END_STREAM both ways, a frame
+ * on it is a connection error of type STREAM_CLOSED.  The raw server
+ * completes the response, waits until the call has completed (OK), then
+ * sends DATA on the stream: the client answers GOAWAY(STREAM_CLOSED) and
+ * closes. */
+static void test_wire_client_data_after_end_stream(void **state) {
+  static const uint8_t junk[5] = {0, 0, 0, 0, 0};
+  rserver rs;
+  scenario sc;
+  cgrpc_channel *ch;
+  it_async a;
+  h2raw_buf b;
+  int64_t end;
+  long goaway = -1;
+  int closed = 0;
+  (void)state;
+  rs_start(&rs);
+  ch = rs_channel(&rs);
+  scenario_init(&sc);
+  sc.act[sc.n_act++] = ANSWER;
+  start_echo(ch, &call_10s, &a);
+  rs_run(&rs, &a, &sc);
+  check_call_ok(&a, "the call before the stray DATA");
+  CHECK(sc.answered_conn >= 0, "the request was never answered");
+
+  if (sc.answered_conn >= 0) {
+    h2raw_buf_init(&b);
+    h2raw_data(&b, sc.answered_stream, 0, junk, sizeof junk);
+    rs_send(&rs, sc.answered_conn, &b);
+    h2raw_buf_free(&b);
+    end = it_now_ms() + BOUND_MS;
+    while (it_now_ms() < end && !closed) {
+      rs_event ev;
+      rs_next(&rs, 50, &ev);
+      if (ev.conn == sc.answered_conn && ev.kind == RS_GOAWAY)
+        goaway = (long)ev.code;
+      if (ev.conn == sc.answered_conn && ev.kind == RS_CLOSED)
+        closed = 1;
+      rs_event_free(&ev);
+    }
+    print_message("  the client's answer to the stray DATA: GOAWAY %ld, "
+                  "closed %d\n",
+                  goaway, closed);
+    CHECK(goaway == H2RAW_STREAM_CLOSED,
+          "DATA on a stream closed both ways: the client sent GOAWAY %ld, "
+          "expected GOAWAY(STREAM_CLOSED = 5)",
+          goaway);
+    CHECK(closed, "the client did not close the connection");
+  }
+  CHECK(a.done == 1, "the call completed %d times", a.done);
+  CHECK(a.status.code == CGRPC_STATUS_OK,
+        "the completed call's status changed to %s (\"%s\")", CALL_OUTCOME(&a));
+  it_async_fini(&a);
+  cgrpc_channel_del(ch);
+  h2raw_fields_free(&sc.first);
+  rs_stop(&rs);
+  CHECKS_DONE();
+}
+
+/* ==== 4. Request header order ==========================================
+ *
+ * The gRPC spec, Requests: Request-Headers -> Call-Definition
+ * *Custom-Metadata, and Call-Definition -> Method Scheme Path TE
+ * [Authority] [Timeout] Content-Type [Message-Type] [Message-Encoding]
+ * [Message-Accept-Encoding] [User-Agent]; with RFC 9113 8.3, which puts
+ * every pseudo-header (:authority too) before the regular fields.  So: the
+ * pseudo-headers first (:method POST, :scheme, :path, :authority), then
+ * te: trailers, grpc-timeout (TimeoutValue: 1 to 8 digits, then a unit),
+ * content-type, the encodings and user-agent, and the custom metadata last.
+ * Then a proper answer completes the call. */
+
+/* Nonzero when |name| is one of the Call-Definition headers. */
+static int call_definition_header(const char *name) {
+  static const char *const names[] = {"te",
+                                      "grpc-timeout",
+                                      "content-type",
+                                      "grpc-encoding",
+                                      "grpc-accept-encoding",
+                                      "user-agent",
+                                      "grpc-message-type"};
+  size_t i;
+  if (name[0] == ':')
+    return 1;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(name, names[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* Nonzero when |v| is a valid grpc-timeout value. */
+static int timeout_value_ok(const char *v) {
+  size_t n = strlen(v), i;
+  if (n < 2 || n > 9 || !strchr("HMSmun", v[n - 1]))
+    return 0;
+  for (i = 0; i + 1 < n; i++)
+    if (v[i] < '0' || v[i] > '9')
+      return 0;
+  return 1;
+}
+
+static void test_wire_client_header_order(void **state) {
+  static const char *const pseudo[][2] = {{":method", "POST"},
+                                          {":scheme", NULL},
+                                          {":path", ECHO_PATH},
+                                          {":authority", NULL}};
+  rserver rs;
+  scenario sc;
+  cgrpc_channel *ch;
+  cgrpc_metadata_array *md = NULL;
+  cgrpc_call_options opts = {5000, NULL};
+  it_async a;
+  h2raw_fields *h;
+  int i, te, to, ct, xa;
+  char listing[1024];
+  size_t off = 0;
+  (void)state;
+  rs_start(&rs);
+  ch = rs_channel(&rs);
+  assert_int_equal(cgrpc_metadata_array_new(&md), 0);
+  assert_int_equal(cgrpc_metadata_array_add(md, "x-a", "1"), 0);
+  opts.metadata = md;
+  scenario_init(&sc);
+  sc.act[sc.n_act++] = ANSWER;
+  start_echo(ch, &opts, &a);
+  rs_run(&rs, &a, &sc);
+  h = &sc.first;
+
+  for (i = 0; i < (int)h->n && off < sizeof listing - 1; i++)
+    off += (size_t)snprintf(listing + off, sizeof listing - off, "%s%s: %s",
+                            i ? ", " : "", h->v[i].name, h->v[i].value);
+  print_message("  request headers: %s\n", h->n ? listing : "(none)");
+  CHECK(sc.n_att == 1, "%d request attempts, expected 1", sc.n_att);
+
+  /* Pseudo-headers first, in the order of the spec. */
+  for (i = 0; i < 4; i++) {
+    const char *name = pseudo[i][0], *want = pseudo[i][1];
+    CHECK(i < (int)h->n && strcmp(h->v[i].name, name) == 0,
+          "field %d is %s, expected %s", i,
+          i < (int)h->n ? h->v[i].name : "(missing)", name);
+    if (i < (int)h->n && strcmp(h->v[i].name, name) == 0 && want)
+      CHECK(strcmp(h->v[i].value, want) == 0, "%s is \"%s\", expected \"%s\"",
+            name, h->v[i].value, want);
+  }
+  {
+    const char *auth = h2raw_fields_get(h, ":authority");
+    CHECK(auth && strcmp(auth, rs.target) == 0, ":authority is %s, not %s",
+          str_or_none(auth), rs.target);
+  }
+  for (i = 4; i < (int)h->n; i++)
+    CHECK(h->v[i].name[0] != ':', "pseudo-header %s after regular fields",
+          h->v[i].name);
+
+  te = h2raw_fields_find(h, "te");
+  to = h2raw_fields_find(h, "grpc-timeout");
+  ct = h2raw_fields_find(h, "content-type");
+  xa = h2raw_fields_find(h, "x-a");
+  CHECK(te == 4, "te is field %d, expected 4 (right after the pseudo-headers)",
+        te);
+  CHECK(te < 0 || strcmp(h->v[te].value, "trailers") == 0, "te: %s",
+        h->v[te].value);
+  CHECK(to > te, "grpc-timeout is field %d, te %d", to, te);
+  CHECK(to < 0 || timeout_value_ok(h->v[to].value),
+        "grpc-timeout \"%s\" is not 1-8 digits and a unit",
+        to < 0 ? "" : h->v[to].value);
+  CHECK(ct > to && to >= 0, "content-type is field %d, grpc-timeout %d", ct,
+        to);
+  CHECK(ct < 0 || strcmp(h->v[ct].value, "application/grpc") == 0,
+        "content-type: %s", h->v[ct].value);
+  CHECK(xa > ct && xa > to,
+        "x-a is field %d (content-type %d, grpc-timeout "
+        "%d)",
+        xa, ct, to);
+  CHECK(xa < 0 || strcmp(h->v[xa].value, "1") == 0, "x-a: %s", h->v[xa].value);
+  /* Custom metadata last: no Call-Definition header after x-a. */
+  for (i = xa < 0 ? (int)h->n : xa + 1; i < (int)h->n; i++)
+    CHECK(!call_definition_header(h->v[i].name),
+          "%s (field %d) comes after the custom metadata (x-a, field %d)",
+          h->v[i].name, i, xa);
+
+  check_call_ok(&a, "the call");
+  it_async_fini(&a);
+  cgrpc_metadata_array_del(md);
+  cgrpc_channel_del(ch);
+  h2raw_fields_free(&sc.first);
+  rs_stop(&rs);
+  CHECKS_DONE();
+}
+
+/* ==== 5. Transparent retry (gRFC A6) ===================================
+ *
+ * gRFC A6, "Transparent Retries": an RPC that never left the client, or
+ * that reached the server but was never seen by its application (a GOAWAY
+ * whose last stream id is below it, RST_STREAM(REFUSED_STREAM); RFC 9113
+ * 6.8 and 8.7: such a request "has not been processed" and "can be safely
+ * retried"), is retried transparently -- once, then it counts against the
+ * retry policy, which this library does not have.  Once the server has
+ * answered anything (response HEADERS), the RPC is committed: no retry. */
+
+/* Runs a scenario of |n| actions against one async Echo; fills |sc|. */
+static void retry_run(const enum rs_action *acts, int n, scenario *sc,
+                      it_async *a, rserver *rs) {
+  cgrpc_channel *ch;
+  int i;
+  rs_start(rs);
+  ch = rs_channel(rs);
+  scenario_init(sc);
+  for (i = 0; i < n; i++)
+    sc->act[sc->n_act++] = acts[i];
+  start_echo(ch, &call_10s, a);
+  rs_run(rs, a, sc);
+  CHECK(a->done == 1, "the call completed %d times", a->done);
+  print_message("  outcome: %s (\"%s\") after %d attempt(s) on %d "
+                "connection(s)\n",
+                CALL_OUTCOME(a), sc->n_att, rs->n);
+  /* Evidence for a missing retry: the request body was already on the
+   * wire when the server refused it (which does not commit the RPC). */
+  for (i = 0; i < sc->n_att && i < 8; i++)
+    print_message("  attempt %d: %zu bytes of request DATA%s seen on "
+                  "connection %d stream %u\n",
+                  i + 1, sc->att[i].data_bytes,
+                  sc->att[i].ended ? " (with END_STREAM)" : "", sc->att[i].conn,
+                  (unsigned)sc->att[i].stream);
+  cgrpc_channel_del(ch);
+}
+
+static void retry_done(scenario *sc, it_async *a, rserver *rs) {
+  it_async_fini(a);
+  h2raw_fields_free(&sc->first);
+  rs_stop(rs);
+}
+
+/* (a) GOAWAY(last_stream_id 0, NO_ERROR) and a close: the channel connects
+ * again to the same address and the request goes there. */
+static void test_wire_retry_goaway_last_stream_0(void **state) {
+  static const enum rs_action acts[] = {GOAWAY_CLOSE, ANSWER};
+  rserver rs;
+  scenario sc;
+  it_async a;
+  (void)state;
+  retry_run(acts, 2, &sc, &a, &rs);
+  check_call_ok(&a, "the call refused by GOAWAY(0)");
+  CHECK(rs.n == 2, "the raw server saw %d connections, expected 2", rs.n);
+  CHECK(sc.n_att == 2, "%d request attempts, expected 2", sc.n_att);
+  CHECK(sc.n_att < 2 || sc.att[1].conn == 1,
+        "the retry went to connection %d, expected the second (1)",
+        sc.att[1].conn);
+  CHECK(sc.n_att < 2 || strcmp(sc.att[1].path, sc.att[0].path) == 0,
+        "the retry asked for %s, the first attempt for %s", sc.att[1].path,
+        sc.att[0].path);
+  retry_done(&sc, &a, &rs);
+  CHECKS_DONE();
+}
+
+/* (b) RST_STREAM(REFUSED_STREAM) on the first attempt, a proper answer to
+ * the retry (a new stream, on this connection or another). */
+static void test_wire_retry_refused_stream(void **state) {
+  static const enum rs_action acts[] = {REFUSE, ANSWER};
+  rserver rs;
+  scenario sc;
+  it_async a;
+  (void)state;
+  retry_run(acts, 2, &sc, &a, &rs);
+  check_call_ok(&a, "the call refused with REFUSED_STREAM once");
+  CHECK(sc.n_att == 2, "%d request attempts, expected 2", sc.n_att);
+  CHECK(sc.n_att < 2 || sc.att[1].conn != sc.att[0].conn ||
+            sc.att[1].stream > sc.att[0].stream,
+        "the retry reused stream %u", (unsigned)sc.att[1].stream);
+  CHECK(sc.n_att < 2 || strcmp(sc.att[1].path, sc.att[0].path) == 0,
+        "the retry asked for %s, the first attempt for %s", sc.att[1].path,
+        sc.att[0].path);
+  retry_done(&sc, &a, &rs);
+  CHECKS_DONE();
+}
+
+/* (c) Only once: every attempt refused; the call fails UNAVAILABLE after
+ * exactly 2. */
+static void test_wire_retry_only_once(void **state) {
+  static const enum rs_action acts[] = {REFUSE};
+  rserver rs;
+  scenario sc;
+  it_async a;
+  (void)state;
+  retry_run(acts, 1, &sc, &a, &rs);
+  CHECK(a.status.code == CGRPC_STATUS_UNAVAILABLE,
+        "a call refused every time ended %s (\"%s\"), expected UNAVAILABLE",
+        CALL_OUTCOME(&a));
+  CHECK(sc.n_att == 2, "%d request attempts, expected exactly 2", sc.n_att);
+  retry_done(&sc, &a, &rs);
+  CHECKS_DONE();
+}
+
+/* (d) Committed: REFUSED_STREAM after the response HEADERS is not retried;
+ * the call fails. */
+static void test_wire_retry_not_after_headers(void **state) {
+  static const enum rs_action acts[] = {HEADERS_REFUSE, ANSWER};
+  rserver rs;
+  scenario sc;
+  it_async a;
+  (void)state;
+  retry_run(acts, 2, &sc, &a, &rs);
+  CHECK(a.done == 1 && a.status.code != CGRPC_STATUS_OK,
+        "a call reset after its response HEADERS ended %s (\"%s\")",
+        CALL_OUTCOME(&a));
+  CHECK(sc.n_att == 1, "%d request attempts, expected 1 (no retry)", sc.n_att);
+  retry_done(&sc, &a, &rs);
+  CHECKS_DONE();
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, wd_setup, wd_teardown)
+      T(test_wire_server_no_content_type_415),
+      T(test_wire_server_text_html_415),
+      T(test_wire_server_get_405),
+      T(test_wire_server_timeout_malformed),
+      T(test_wire_server_timeout_valid),
+      T(test_wire_server_data_after_end_stream),
+      T(test_wire_server_headers_after_end_stream),
+      T(test_wire_server_data_after_client_rst),
+      T(test_wire_client_data_after_end_stream),
+      T(test_wire_client_header_order),
+      T(test_wire_retry_goaway_last_stream_0),
+      T(test_wire_retry_refused_stream),
+      T(test_wire_retry_only_once),
+      T(test_wire_retry_not_after_headers),
+#undef T
+  };
+  /* One test (a cmocka filter pattern) per CTest entry. */
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
