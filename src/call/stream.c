@@ -22,6 +22,7 @@ void cgrpc__stream_init(cgrpc__stream *st, size_t send_limit,
 }
 
 void cgrpc__stream_free(cgrpc__stream *st) {
+  cgrpc__free(st->kept);
   cgrpc__msgq_clear(&st->sendq);
   cgrpc__msgq_clear(&st->recvq);
   pthread_mutex_destroy(&st->lock);
@@ -122,7 +123,10 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
       st->sendq.head = m->next;
       if (!st->sendq.head)
         st->sendq.tail = NULL;
-      cgrpc__free(m);
+      if (st->keep_sent && !st->kept)
+        st->kept = m;
+      else
+        cgrpc__free(m);
     }
   }
   if (was_full && st->sendq.bytes < st->send_limit)
@@ -139,6 +143,28 @@ size_t cgrpc__stream_take_body(cgrpc__stream *st, uint8_t *dst, size_t len,
   *write_due = st->async_pending && st->sent_seq >= st->async_seq;
   pthread_mutex_unlock(&st->lock);
   return n;
+}
+
+int cgrpc__stream_rewind(cgrpc__stream *st) {
+  cgrpc__msg *m = st->kept;
+  if (st->sent_bytes == 0)
+    return 0;
+  if (!st->keep_sent)
+    return -1;
+  if (m) { /* sent in full: first in the queue again */
+    st->kept = NULL;
+    m->next = st->sendq.head;
+    st->sendq.head = m;
+    if (!st->sendq.tail)
+      st->sendq.tail = m;
+  } else {
+    m = st->sendq.head; /* sent in part */
+  }
+  st->sendq.bytes += m->off;
+  m->off = 0;
+  st->sent_bytes = 0;
+  st->promised = 0;
+  return 0;
 }
 
 void cgrpc__stream_drop_unpromised(cgrpc__stream *st) {

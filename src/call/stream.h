@@ -61,6 +61,10 @@ typedef struct cgrpc__stream {
    * they stay queued whatever happens to the call. */
   size_t promised;
   uint64_t sent_bytes;  /* taken from the send queue so far */
+  /* A one-message body (a unary request) that must be sendable again:
+   * once taken, the message waits in |kept| (cgrpc__stream_rewind). */
+  cgrpc__msg *kept;
+  unsigned keep_sent : 1;
   int waiters;          /* threads in cgrpc__stream_wait() */
   unsigned write_closed : 1; /* no more messages will be queued */
   unsigned read_closed : 1;  /* the peer half-closed */
@@ -102,6 +106,11 @@ cgrpc__msg *cgrpc__msg_received(cgrpc__deframer *d, const uint8_t *data,
  */
 size_t cgrpc__stream_take_body(cgrpc__stream *st, uint8_t *dst, size_t len,
                                int *write_due);
+
+/* With st->lock held: puts the send queue back as it was before anything
+ * was taken (for a new stream; nothing is promised any more).  Returns 0,
+ * or -1 when bytes were taken that were not kept (keep_sent). */
+int cgrpc__stream_rewind(cgrpc__stream *st);
 
 /* With st->lock held: drops every queued send byte but the promised ones
  * (a message they end inside is cut short) and wakes blocked writers. */

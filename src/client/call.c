@@ -295,9 +295,10 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   if (rv == 0) {
     m = cgrpc__msg_pack(request, ch->opts.max_send, &err);
     if (m) {
-      /* Not yet shared with any thread. */
+      /* Not yet shared with any thread.  Kept once sent, for a retry. */
       m->seq = ++call->ep.st.send_seq;
       cgrpc__msgq_push(&call->ep.st.sendq, m);
+      call->ep.st.keep_sent = 1;
     } else if (err == CGRPC_ERR_TOO_LARGE) {
       call->early_code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
       call->early_message = "request message larger than the send limit";
@@ -844,18 +845,20 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
 
 /*
  * gRFC A6's transparent retry: a request the server provably never
- * processed goes once more, on whatever connection the channel has next.
- * Only while nothing of it has been sent as DATA and nothing answered.
+ * processed goes once more, on whatever connection the channel has next,
+ * while nothing was answered and its body can be sent again: a unary
+ * request is kept until the call ends; a stream only while none of it was
+ * sent yet.
  */
 static int call_retry(cgrpc_call *call) {
-  uint64_t sent;
+  int rv;
   if (call->completed || call->attempts > 1 || call->http_status != 0 ||
       call->n_responses > 0)
     return 0;
   pthread_mutex_lock(&call->ep.st.lock);
-  sent = call->ep.st.sent_bytes;
+  rv = cgrpc__stream_rewind(&call->ep.st);
   pthread_mutex_unlock(&call->ep.st.lock);
-  if (sent > 0)
+  if (rv != 0)
     return 0;
   call->ep.header_bytes = 0;
   call->in_trailers = 0;

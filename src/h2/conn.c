@@ -211,8 +211,7 @@ static void conn_io(void *user_data, unsigned events) {
         cgrpc__h2conn_close(conn);
         return;
       }
-      if (scan_frames(conn, buf, (size_t)n) != 0 ||
-          nghttp2_session_mem_recv(conn->session, buf, (size_t)n) < 0) {
+      if (scan_frames(conn, buf, (size_t)n) != 0) {
         /* A connection error: nghttp2 (or scan_frames) queued a GOAWAY;
          * try to send it, then close. */
         conn_flush(conn);
@@ -282,12 +281,17 @@ static int closed_stream_frame(cgrpc__h2conn *conn, int32_t stream_id) {
 }
 
 /*
- * Follows the frame headers in the received bytes (RFC 9113 4.1) beside
- * nghttp2, which says nothing about frames on streams it has forgotten,
- * so that those on recently closed streams get their answer.  Cheap: a
- * header every frame, the payloads skipped.  Returns 0 or -1 as above.
+ * Feeds the received bytes to nghttp2, following their frame headers (RFC
+ * 9113 4.1) on the way: nghttp2 says nothing about frames on streams it
+ * has forgotten, so those on recently closed streams get their answer here,
+ * once nghttp2 has taken what came before them.  Cheap: a header every
+ * frame, the payloads skipped, and one nghttp2 call a read (two when the
+ * peer reset a stream in it).  Returns 0, or -1 for a connection error (a GOAWAY is
+ * queued, by nghttp2 or closed_stream_frame).
  */
-static int scan_frames(cgrpc__h2conn *conn, const uint8_t *p, size_t n) {
+static int scan_frames(cgrpc__h2conn *conn, const uint8_t *buf, size_t n) {
+  const uint8_t *p = buf, *fed = buf;
+  int reset_unfed = 0; /* an RST_STREAM not yet given to nghttp2 */
   while (n > 0) {
     const uint8_t *h;
     int32_t id;
@@ -316,14 +320,31 @@ static int scan_frames(cgrpc__h2conn *conn, const uint8_t *p, size_t n) {
       h = conn->scan_hd;
     }
     conn->scan_skip = ((size_t)h[0] << 16) | ((size_t)h[1] << 8) | h[2];
+    if (h[3] == NGHTTP2_RST_STREAM)
+      reset_unfed = 1;
     if (h[3] != NGHTTP2_DATA && h[3] != NGHTTP2_HEADERS)
       continue;
     id = (int32_t)(((uint32_t)(h[5] & 0x7f) << 24) | ((uint32_t)h[6] << 16) |
                    ((uint32_t)h[7] << 8) | h[8]);
+    /* The peer's reset of a stream just before this frame closes it only
+     * once nghttp2 has taken the reset: give it what came before. */
+    if (reset_unfed && h == p - sizeof conn->scan_hd && h > fed) {
+      reset_unfed = 0;
+      if (nghttp2_session_mem_recv(conn->session, fed, (size_t)(h - fed)) < 0)
+        return -1;
+      fed = h;
+      if (conn->closed)
+        return 0;
+    }
     /* Frames of new streams, most of them, skip the ring. */
-    if (id <= conn->closed_max && closed_stream_frame(conn, id) != 0)
+    if (id > conn->closed_max)
+      continue;
+    if (closed_stream_frame(conn, id) != 0)
       return -1;
   }
+  if (p > fed &&
+      nghttp2_session_mem_recv(conn->session, fed, (size_t)(p - fed)) < 0)
+    return -1;
   return 0;
 }
 

@@ -628,13 +628,14 @@ static void test_wire_server_headers_after_end_stream(void **state) {
  * server has processed the reset (a PING round trip), then sends DATA on
  * it: RST_STREAM(STREAM_CLOSED) on stream 1, no GOAWAY, and the connection
  * still serves. */
-static void test_wire_server_data_after_client_rst(void **state) {
+/* |one_write|: the reset and the DATA go in one write, so they reach the
+ * server in one read (the reset must still be taken first). */
+static void data_after_client_rst(int one_write) {
   it_server srv;
   rclient c;
   h2raw_buf b;
   seen s;
   long goaway;
-  (void)state;
   assert_int_equal(it_server_start(&srv, NULL, 0), 0);
   rc_open(&c, srv.port);
   h2raw_buf_init(&b);
@@ -643,9 +644,11 @@ static void test_wire_server_data_after_client_rst(void **state) {
   rc_sync(&c);
   h2raw_buf_reset(&b);
   h2raw_rst_stream(&b, 1, H2RAW_CANCEL);
-  assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
-  rc_sync(&c);
-  h2raw_buf_reset(&b);
+  if (!one_write) {
+    assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
+    rc_sync(&c);
+    h2raw_buf_reset(&b);
+  }
   put_echo_request(&b, 1, "too late");
   assert_int_equal(h2raw_send_buf(c.fd, &b), 0);
   h2raw_buf_free(&b);
@@ -668,6 +671,16 @@ static void test_wire_server_data_after_client_rst(void **state) {
   rc_close(&c);
   it_server_stop(&srv, 0);
   CHECKS_DONE();
+}
+
+static void test_wire_server_data_after_client_rst(void **state) {
+  (void)state;
+  data_after_client_rst(0);
+}
+
+static void test_wire_server_data_after_client_rst_same_read(void **state) {
+  (void)state;
+  data_after_client_rst(1);
 }
 
 /* ==== a raw server, for the client tests ============================== */
@@ -1355,6 +1368,7 @@ int main(int argc, char **argv) {
       T(test_wire_server_data_after_end_stream),
       T(test_wire_server_headers_after_end_stream),
       T(test_wire_server_data_after_client_rst),
+      T(test_wire_server_data_after_client_rst_same_read),
       T(test_wire_client_data_after_end_stream),
       T(test_wire_client_header_order),
       T(test_wire_retry_goaway_last_stream_0),
