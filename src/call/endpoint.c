@@ -270,7 +270,14 @@ void cgrpc__ep_closed(cgrpc__ep *ep, int32_t stream_id, uint32_t error_code) {
   unbind(ep, CGRPC__EP_CLOSED, error_code);
 }
 
-void cgrpc__ep_not_sent(cgrpc__ep *ep) { unbind(ep, CGRPC__EP_NOT_SENT, 0); }
+void cgrpc__ep_not_sent(cgrpc__ep *ep) {
+  /* nghttp2 may close the stream the HEADERS had opened right after: by
+   * then |ep| may be bound elsewhere (retried), or gone. */
+  if (cgrpc__ep_bound(ep))
+    nghttp2_session_set_stream_user_data(ep->conn->session, ep->stream_id,
+                                         NULL);
+  unbind(ep, CGRPC__EP_NOT_SENT, 0);
+}
 
 void cgrpc__ep_conn_lost(cgrpc__ep **list) {
   while (*list) {
