@@ -582,11 +582,13 @@ static void d2_deadline(int peer_resumes) {
   assert_non_null(h);
   h->ch = raw_peer_channel(peer);
   assert_non_null(h->ch);
-  h->timeout_ms = 700;
+  /* Packing 64 MiB counts against the deadline too: slower under the
+   * sanitizers. */
+  h->timeout_ms = 700 * SLOW;
   job = bg_start(huge_call_main, h);
   if (!bg_wait(job, 5000 * SLOW)) {
-    CHECK(0, "a unary call with a 700 ms deadline did not return in %d ms",
-          5000 * SLOW);
+    CHECK(0, "a unary call with a %lld ms deadline did not return in %d ms",
+          (long long)h->timeout_ms, 5000 * SLOW);
     raw_peer_stop(peer);
     CHECKS_DONE(); /* |h| and the channel stay with the stuck thread */
     return;
@@ -642,8 +644,9 @@ static void d2_cancel(int peer_resumes) {
                        ch, &req, NULL, it_async_done, a, &call),
                    0);
   free(req.payload.data);
-  it_sleep_ms(300);
-  CHECK(atomic_load(&peer->accepted), "the channel never connected");
+  CHECK(it_wait_flag(&peer->accepted, 1, 5000 * SLOW),
+        "the channel never connected");
+  it_sleep_ms(300); /* the request's DATA fills the windows and stops */
   t0 = it_now_ms();
   cgrpc_call_cancel(call);
   if (it_async_wait(a, 3000 * SLOW) != 1) {
