@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -212,4 +213,50 @@ int it_tcp_wait_closed(int fd, int ms) {
       return errno == ECONNRESET ? 1 : -1;
     }
   }
+}
+
+/* ---- soft checks and the watchdog ---- */
+
+static char first_failure[512];
+static int n_failures;
+
+void it_check_failed(int line, const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  print_message("  check failed (line %d): %s\n", line, msg);
+  if (n_failures++ == 0)
+    snprintf(first_failure, sizeof first_failure, "line %d: %s", line, msg);
+}
+
+int it_checks_failed(void) { return n_failures; }
+
+const char *it_first_failure(void) { return first_failure; }
+
+static void watchdog_fired(int sig) {
+  static const char msg[] =
+      "\nwatchdog: the test did not finish in time (a hang); aborting\n";
+  ssize_t r;
+  (void)sig;
+  r = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)r;
+  _exit(3);
+}
+
+int it_watchdog_setup(void **state) {
+  (void)state;
+  n_failures = 0;
+  first_failure[0] = '\0';
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGALRM, watchdog_fired);
+  alarm(IT_WATCHDOG_S);
+  return 0;
+}
+
+int it_watchdog_teardown(void **state) {
+  (void)state;
+  alarm(0);
+  return 0;
 }

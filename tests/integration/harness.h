@@ -110,4 +110,37 @@ int it_tcp_wait_closed(int fd, int ms);
                cgrpc_status_code_name(want));                                  \
   } while (0)
 
+/*
+ * Soft checks for tests that must clean up (threads, raw peers) before they
+ * fail: IT_CHECK records and prints a failed expectation and goes on;
+ * IT_CHECKS_DONE fails the test if any check failed.
+ */
+void it_check_failed(int line, const char *fmt, ...) CGRPC_PRINTF(2, 3);
+/* The number of failed checks since it_watchdog_setup(), and the first. */
+int it_checks_failed(void);
+const char *it_first_failure(void);
+#define IT_CHECK(cond, ...)                                                    \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      it_check_failed(__LINE__, __VA_ARGS__);                                  \
+  } while (0)
+#define IT_CHECKS_DONE()                                                       \
+  do {                                                                         \
+    if (it_checks_failed())                                                    \
+      fail_msg("%d check(s) failed; first: %s", it_checks_failed(),            \
+               it_first_failure());                                            \
+  } while (0)
+
+/* cmocka setup and teardown for tests that may hang on a broken library:
+ * the setup resets the checks, ignores SIGPIPE and arms an alarm that ends
+ * the process after IT_WATCHDOG_S seconds (30, three times that under the
+ * sanitizers) with a message; the teardown disarms it. */
+int it_watchdog_setup(void **state);
+int it_watchdog_teardown(void **state);
+#ifdef CGRPC_TEST_SANITIZED
+#define IT_WATCHDOG_S 90
+#else
+#define IT_WATCHDOG_S 30
+#endif
+
 #endif /* CGRPC_TEST_HARNESS_H */

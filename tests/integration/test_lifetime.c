@@ -46,41 +46,13 @@
 
 /* The longest any single wait in a test may take. */
 #define BOUND_MS (10000 * SLOW)
-/* The watchdog: a test still running after this long ends the process. */
-#define WATCHDOG_S (30 * SLOW)
 
 static const cgrpc_call_options guard = {30000, NULL};
 
-/* ---- failure collection ---- */
+/* ---- soft checks (harness.h) ---- */
 
-static char first_failure[512];
-static int n_failures;
-
-/* Records a failed expectation (printed at once) without leaving the test,
- * which fails in CHECKS_DONE() once it has cleaned up. */
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      check_failed(__LINE__, __VA_ARGS__);                                     \
-  } while (0)
-
-static void check_failed(int line, const char *fmt, ...) CGRPC_PRINTF(2, 3);
-static void check_failed(int line, const char *fmt, ...) {
-  char msg[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  print_message("  check failed (line %d): %s\n", line, msg);
-  if (n_failures++ == 0)
-    snprintf(first_failure, sizeof first_failure, "line %d: %s", line, msg);
-}
-
-#define CHECKS_DONE()                                                          \
-  do {                                                                         \
-    if (n_failures)                                                            \
-      fail_msg("%d check(s) failed; first: %s", n_failures, first_failure);    \
-  } while (0)
+#define CHECK IT_CHECK
+#define CHECKS_DONE IT_CHECKS_DONE
 
 /* The name of a library return value: an error's, or "ok" for >= 0. */
 static const char *rv_name(int rv) {
@@ -98,31 +70,6 @@ static const char *rv_name(int rv) {
 
 /* ---- watchdog ---- */
 
-static void watchdog_fired(int sig) {
-  static const char msg[] =
-      "\nwatchdog: the test did not finish in time (a hang); aborting\n";
-  ssize_t r;
-  (void)sig;
-  r = write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)r;
-  _exit(3);
-}
-
-static int wd_setup(void **state) {
-  (void)state;
-  n_failures = 0;
-  first_failure[0] = '\0';
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGALRM, watchdog_fired);
-  alarm(WATCHDOG_S);
-  return 0;
-}
-
-static int wd_teardown(void **state) {
-  (void)state;
-  alarm(0);
-  return 0;
-}
 
 /* ---- helper threads with a bounded wait ---- */
 
@@ -1727,10 +1674,10 @@ static void test_lifetime_d5_initial_metadata_after_headers(void **state) {
         CHECK(found && strcmp(seen, expect[mode]) == 0,
               "%s: the client saw x-when \"%s\", expected \"%s\"", names[mode],
               found ? seen : "(none)", expect[mode]);
-      if (n_failures)
+      if (it_checks_failed())
         break;
     }
-    if (n_failures)
+    if (it_checks_failed())
       break;
   }
   cgrpc_channel_del(ch);
@@ -2164,7 +2111,7 @@ static void test_lifetime_peer_vanishes_mid_frame(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, wd_setup, wd_teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
       T(test_lifetime_d1_unread_flood_no_spin),
       T(test_lifetime_d1_flood_client_reads_later),
       T(test_lifetime_d2_deadline_unread_peer),

@@ -43,70 +43,19 @@
 /* How long a raw server keeps listening after the call has ended, to catch
  * attempts that should not come. */
 #define GRACE_MS (300 * SLOW)
-/* The watchdog: a test still running after this long ends the process. */
-#define WATCHDOG_S (30 * SLOW)
 
 #define ECHO_PATH "/cgrpc.test.EchoService/Echo"
 
-/* ---- failure collection (as in test_lifetime.c) ---- */
+/* ---- soft checks (harness.h) ---- */
 
-static char first_failure[512];
-static int n_failures;
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      check_failed(__LINE__, __VA_ARGS__);                                     \
-  } while (0)
-
-static void check_failed(int line, const char *fmt, ...) CGRPC_PRINTF(2, 3);
-static void check_failed(int line, const char *fmt, ...) {
-  char msg[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  print_message("  check failed (line %d): %s\n", line, msg);
-  if (n_failures++ == 0)
-    snprintf(first_failure, sizeof first_failure, "line %d: %s", line, msg);
-}
-
-#define CHECKS_DONE()                                                          \
-  do {                                                                         \
-    if (n_failures)                                                            \
-      fail_msg("%d check(s) failed; first: %s", n_failures, first_failure);    \
-  } while (0)
+#define CHECK IT_CHECK
+#define CHECKS_DONE IT_CHECKS_DONE
 
 /* |s| or "(none)", for messages. */
 static const char *str_or_none(const char *s) { return s ? s : "(none)"; }
 
 /* ---- watchdog ---- */
 
-static void watchdog_fired(int sig) {
-  static const char msg[] =
-      "\nwatchdog: the test did not finish in time (a hang); aborting\n";
-  ssize_t r;
-  (void)sig;
-  r = write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)r;
-  _exit(3);
-}
-
-static int wd_setup(void **state) {
-  (void)state;
-  n_failures = 0;
-  first_failure[0] = '\0';
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGALRM, watchdog_fired);
-  alarm(WATCHDOG_S);
-  return 0;
-}
-
-static int wd_teardown(void **state) {
-  (void)state;
-  alarm(0);
-  return 0;
-}
 
 /* ---- messages ---- */
 
@@ -1359,7 +1308,7 @@ static void test_wire_retry_not_after_headers(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, wd_setup, wd_teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
       T(test_wire_server_no_content_type_415),
       T(test_wire_server_text_html_415),
       T(test_wire_server_get_405),
