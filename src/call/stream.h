@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The message queues of a streaming call, shared by the client and the
- * server.  The application's threads write serialized messages into the
- * send queue and take received messages from the receive queue; the loop
- * thread moves bytes between the queues and nghttp2.  Both queues are
+ * The message queues of a call (a unary call's one message too), shared by
+ * the client and the server (call/endpoint.h).  The application's threads
+ * write serialized messages into the send queue and take received messages
+ * from the receive queue; the loop thread moves bytes between the queues
+ * and nghttp2.  Both queues are
  * bounded, which is what carries HTTP/2 flow control to the application:
  *
  *  - a writer waits (or its async write completes later) while more than
@@ -21,7 +22,6 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "call/deframer.h"
 
