@@ -12,6 +12,7 @@
 #include "cgrpc/metadata.h"
 #include "cgrpc/status.h"
 #include "cgrpc/service.h"
+#include "cgrpc/tls.h"
 #include "cgrpc/server.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/call.h"

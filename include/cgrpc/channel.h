@@ -11,6 +11,7 @@
 
 #include "cgrpc/export.h"
 #include "cgrpc/log.h"
+#include "cgrpc/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +39,26 @@ CGRPC_EXTERN void cgrpc_channel_options_set_max_send_message_length(
 /* Overrides the ":authority" header (default: the target's host:port). */
 CGRPC_EXTERN int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
                                                      const char *authority);
+
+/*
+ * Makes channels from these options use TLS with |creds| (see tls.h); NULL
+ * goes back to plaintext (the default).  The options keep a reference.
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
+                                      cgrpc_channel_credentials *creds);
+
+/*
+ * The name the server's certificate must carry (and the SNI sent), instead
+ * of the target's host: for tests whose certificate names another host
+ * (grpc's ssl_target_name_override, the interop client's
+ * --server_host_override).  :authority is not changed (see
+ * cgrpc_channel_options_set_authority()).  Returns 0,
+ * CGRPC_ERR_INVALID_ARGUMENT (NULL or empty) or CGRPC_ERR_NOMEM.
+ */
+CGRPC_EXTERN int cgrpc_channel_options_set_ssl_target_name_override(
+    cgrpc_channel_options *opts, const char *name);
 
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,

@@ -20,6 +20,7 @@
 #include "cgrpc/metadata.h"
 #include "cgrpc/service.h"
 #include "cgrpc/status.h"
+#include "cgrpc/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -121,6 +122,23 @@ CGRPC_EXTERN int cgrpc_server_add_insecure_port(cgrpc_server *server,
                                                 int *bound_port);
 
 /*
+ * Like cgrpc_server_add_insecure_port(), for TLS with |creds| (see tls.h):
+ * connections on this address handshake first (ALPN "h2" required), and
+ * the credentials' certificate as it is at each handshake is presented, so
+ * cgrpc_server_credentials_set_cert_*() swaps it without a restart.  The
+ * server keeps a reference to |creds|.  One server may mix plaintext and
+ * TLS addresses.
+ * Returns 0, or as cgrpc_server_add_insecure_port(), and
+ * CGRPC_ERR_INVALID_ARGUMENT when |creds| has no certificate yet (or asks
+ * for client certificates without client CAs).
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN int cgrpc_server_add_secure_port(cgrpc_server *server,
+                                              const char *addr,
+                                              cgrpc_server_credentials *creds,
+                                              int *bound_port);
+
+/*
  * Registers a service.  Generated code calls this from
  * <service>__servicer__register(); |handlers| has desc->n_methods entries
  * (it may be NULL when there are none) and is copied.  The servicer
@@ -186,6 +204,24 @@ cgrpc_server_ctx_metadata(const cgrpc_server_ctx *ctx);
 
 /* The peer's address, such as "ipv4:127.0.0.1:41234" or "ipv6:[::1]:5". */
 CGRPC_EXTERN const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx);
+
+/*
+ * The transport's view of the client: nonzero from _is_secure() when the
+ * call came over TLS; from _peer_verified() when the client presented a
+ * certificate that was verified against the server's client CAs.  Its
+ * subject (RFC 2253, "CN=client,O=Example") and subjectAltNames ("DNS:x",
+ * "IP:127.0.0.1", "URI:spiffe://...", "email:...") are NULL / 0 without a
+ * certificate.  The strings are valid while the call is.
+ * Thread safety: the handler's thread, or any while the call is alive.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_is_secure(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN int cgrpc_server_ctx_peer_verified(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN const char *
+cgrpc_server_ctx_peer_subject(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN size_t cgrpc_server_ctx_peer_san_count(const cgrpc_server_ctx *ctx);
+/* The |i|th subjectAltName, or NULL past the last. */
+CGRPC_EXTERN const char *cgrpc_server_ctx_peer_san(const cgrpc_server_ctx *ctx,
+                                                   size_t i);
 
 /* The full method path, such as "/helloworld.Greeter/SayHello". */
 CGRPC_EXTERN const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx);

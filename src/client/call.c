@@ -196,7 +196,10 @@ static int call_prepare_headers(cgrpc_call *call,
   cgrpc_channel *ch = call->ch;
   cgrpc__hdrs *h = &call->hdrs;
   CGRPC__HDRS_ADD_LIT(h, ":method", "POST");
-  CGRPC__HDRS_ADD_LIT(h, ":scheme", "http");
+  if (ch->tls_ctx)
+    CGRPC__HDRS_ADD_LIT(h, ":scheme", "https");
+  else
+    CGRPC__HDRS_ADD_LIT(h, ":scheme", "http");
   cgrpc__hdrs_add(h, ":path", 5, call->method->path, strlen(call->method->path));
   cgrpc__hdrs_add(h, ":authority", 10, ch->authority, strlen(ch->authority));
   CGRPC__HDRS_ADD_LIT(h, "te", "trailers");
@@ -894,7 +897,9 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
                      "the connection went before the request was sent");
     return;
   case CGRPC__EP_CONN_LOST:
-    cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, "connection closed");
+    cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE,
+                     call->ch->lost_reason[0] ? call->ch->lost_reason
+                                              : "connection closed");
     return;
   }
 }

@@ -42,6 +42,8 @@ int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
 void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
   if (!opts)
     return;
+  cgrpc_channel_credentials_del(opts->creds);
+  cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
 }
@@ -76,6 +78,29 @@ int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
     return CGRPC_ERR_NOMEM;
   cgrpc__free(opts->authority);
   opts->authority = a;
+  return 0;
+}
+
+void cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
+                                           cgrpc_channel_credentials *creds) {
+  if (!opts)
+    return;
+  if (creds)
+    cgrpc__channel_creds_ref(creds);
+  cgrpc_channel_credentials_del(opts->creds);
+  opts->creds = creds;
+}
+
+int cgrpc_channel_options_set_ssl_target_name_override(
+    cgrpc_channel_options *opts, const char *name) {
+  char *n;
+  if (!opts || !name || !*name)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  n = dup_str(name);
+  if (!n)
+    return CGRPC_ERR_NOMEM;
+  cgrpc__free(opts->target_name_override);
+  opts->target_name_override = n;
   return 0;
 }
 
@@ -152,7 +177,7 @@ static void backoff_done(void *user_data) {
 /* Every address failed: fail the waiting calls and back off. */
 static void connect_failed(cgrpc__client_conn *conn) {
   cgrpc_channel *ch = conn->ch;
-  char msg[200];
+  char msg[400];
   double jitter;
   int64_t wait;
   snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
@@ -180,18 +205,52 @@ static void connect_failed(cgrpc__client_conn *conn) {
 static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__client_conn *conn = user_data;
   cgrpc_channel *ch = conn->ch;
-  (void)h2;
+  if (!conn->ready) {
+    /* The TLS handshake failed (or the server closed during it): a
+     * connection failure, with backoff. */
+    snprintf(ch->last_error, sizeof ch->last_error, "TLS handshake failed: %.200s",
+             h2->error[0] ? h2->error
+                          : "the server closed the connection");
+    connect_failed(conn);
+    return;
+  }
   /* First, so that calls retried from here go to another connection. */
   if (ch->conn == conn) {
     ch->conn = NULL;
     ch->state = CHANNEL_IDLE;
   }
+  /* The calls that end here say why (those retried go elsewhere). */
+  if (h2->error[0]) {
+    snprintf(ch->lost_reason, sizeof ch->lost_reason,
+             "connection to %s closed: %.160s", ch->authority, h2->error);
+    cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", ch->lost_reason);
+  } else {
+    snprintf(ch->lost_reason, sizeof ch->lost_reason, "connection closed");
+  }
   cgrpc__ep_conn_lost(&conn->calls);
   conn_free(conn);
 }
 
+/* The connection carries HTTP/2 (after the TLS handshake, if any): the
+ * waiting calls go. */
+static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
+  cgrpc__client_conn *conn = user_data;
+  cgrpc_channel *ch = conn->ch;
+  (void)h2;
+  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
+  conn->ready = 1;
+  ch->state = CHANNEL_READY;
+  ch->backoff_ms = BACKOFF_INITIAL_MS;
+  while (ch->pending) {
+    struct cgrpc_call *call = ch->pending;
+    cgrpc__channel_dequeue(ch, call);
+    cgrpc__call_submit(call);
+  }
+}
+
 static void conn_ready(cgrpc__client_conn *conn, int fd) {
   cgrpc_channel *ch = conn->ch;
+  SSL *tls = NULL;
   nghttp2_session *session = NULL;
   nghttp2_option *opt = NULL;
   nghttp2_settings_entry settings[2];
@@ -216,21 +275,26 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
     freeaddrinfo(conn->addrs);
     conn->addrs = conn->next_addr = NULL;
   }
+  if (ch->tls_ctx) {
+    tls = cgrpc__tls_conn_new(ch->tls_ctx, fd, 0, ch->tls_name,
+                              ch->tls_skip_name, ch->tls_session);
+    if (!tls) {
+      close(fd);
+      snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
+      nghttp2_session_del(session);
+      connect_failed(conn);
+      return;
+    }
+  }
   /* The session now belongs to the connection, which frees it, started or
-   * not (conn_free). */
-  if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, conn_closed,
-                          &cgrpc__ep_body, conn) != 0) {
+   * not (conn_free).  With TLS the connect timer runs on through the
+   * handshake. */
+  conn->h2.session = session;
+  conn->started = 1;
+  if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, tls, conn_usable,
+                          conn_closed, &cgrpc__ep_body, conn) != 0) {
     snprintf(ch->last_error, sizeof ch->last_error, "cannot watch socket");
     connect_failed(conn);
-    return;
-  }
-  conn->ready = 1;
-  ch->state = CHANNEL_READY;
-  ch->backoff_ms = BACKOFF_INITIAL_MS;
-  while (ch->pending) {
-    struct cgrpc_call *call = ch->pending;
-    cgrpc__channel_dequeue(ch, call);
-    cgrpc__call_submit(call);
   }
 }
 
@@ -248,7 +312,6 @@ static void connect_io(void *user_data, unsigned events) {
     connect_next(conn);
     return;
   }
-  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
   snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s", ch->host,
            ch->port);
   conn_ready(conn, fd);
@@ -256,6 +319,10 @@ static void connect_io(void *user_data, unsigned events) {
 
 static void connect_timeout(void *user_data) {
   cgrpc__client_conn *conn = user_data;
+  if (conn->started) { /* in the TLS handshake */
+    cgrpc__h2conn_fail(&conn->h2, "timed out");
+    return;
+  }
   snprintf(conn->ch->last_error, sizeof conn->ch->last_error,
            "connect timed out");
   if (conn->connecting_fd >= 0) {
@@ -352,7 +419,7 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
     ch->state = CHANNEL_IDLE;
   }
   if (ch->state == CHANNEL_TRANSIENT_FAILURE) {
-    char msg[200];
+    char msg[400];
     snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
              ch->last_error);
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, msg);
@@ -391,12 +458,22 @@ void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
 
 /* ---- lifetime ---- */
 
+/* What cgrpc_channel_new() copies of the options beyond the plain fields,
+ * and the TLS state; NULL-safe parts of both. */
+static void channel_free_parts(cgrpc_channel *ch) {
+  SSL_SESSION_free(ch->tls_session);
+  SSL_CTX_free(ch->tls_ctx);
+  cgrpc__free(ch->tls_name);
+  cgrpc_channel_credentials_del(ch->opts.creds);
+  cgrpc__free(ch->authority);
+}
+
 static void channel_free(void *user_data) {
   cgrpc_channel *ch = user_data;
   cgrpc__loop_del(ch->loop);
   pthread_mutex_destroy(&ch->lock);
   pthread_cond_destroy(&ch->cond);
-  cgrpc__free(ch->authority);
+  channel_free_parts(ch);
   cgrpc__free(ch);
 }
 
@@ -424,6 +501,23 @@ void cgrpc__channel_unref(cgrpc_channel *ch) {
 
 static void close_task(void *user_data);
 
+/* The TLS context of a channel with credentials, and the name the server's
+ * certificate must carry: |override|, else the target's host. */
+static int channel_tls_setup(cgrpc_channel *ch, const char *override) {
+  char err[160];
+  ch->tls_name = dup_str(override ? override : ch->host);
+  if (!ch->tls_name)
+    return CGRPC_ERR_NOMEM;
+  ch->tls_skip_name = cgrpc__channel_creds_skip_hostname(ch->opts.creds);
+  ch->tls_ctx = cgrpc__channel_creds_ctx_new(ch->opts.creds, &ch->tls_session,
+                                             err, sizeof err);
+  if (!ch->tls_ctx) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "channel credentials: %s", err);
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  return 0;
+}
+
 int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
                       const cgrpc_channel_options *opts) {
   cgrpc_channel *ch;
@@ -436,20 +530,26 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   if (opts) {
     ch->opts = *opts;
     ch->opts.authority = NULL;
+    ch->opts.target_name_override = NULL;
+    if (ch->opts.creds)
+      cgrpc__channel_creds_ref(ch->opts.creds);
   } else {
     options_defaults(&ch->opts);
   }
   cgrpc__logger_init(&ch->log, ch->opts.log_cb, ch->opts.log_user_data);
   rv = parse_target(ch, target);
+  if (rv != 0)
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"", target);
   if (rv == 0 && opts && opts->authority) {
     cgrpc__free(ch->authority);
     ch->authority = dup_str(opts->authority);
     if (!ch->authority)
       rv = CGRPC_ERR_NOMEM;
   }
+  if (rv == 0 && ch->opts.creds)
+    rv = channel_tls_setup(ch, opts ? opts->target_name_override : NULL);
   if (rv != 0) {
-    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"", target);
-    cgrpc__free(ch->authority);
+    channel_free_parts(ch);
     cgrpc__free(ch);
     return rv;
   }
@@ -470,7 +570,7 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   if (rv != 0) {
     pthread_mutex_destroy(&ch->lock);
     pthread_cond_destroy(&ch->cond);
-    cgrpc__free(ch->authority);
+    channel_free_parts(ch);
     cgrpc__free(ch);
     return rv;
   }
@@ -497,7 +597,7 @@ static void close_task(void *user_data) {
   ch->conn = NULL;
   for (conn = ch->conns; conn; conn = next) {
     next = conn->next_conn;
-    if (conn->ready) {
+    if (conn->started) {
       cgrpc__ep *ep;
       for (ep = conn->calls; ep; ep = ep->next)
         cgrpc__call_fail((struct cgrpc_call *)ep, CGRPC_STATUS_CANCELLED,

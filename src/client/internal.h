@@ -20,6 +20,7 @@
 #include "call/endpoint.h"
 #include "cgrpc/call.h"
 #include "cgrpc/channel.h"
+#include "cgrpc/tls.h"
 #include "h2/conn.h"
 #include "h2/hdrs.h"
 #include "io/loop.h"
@@ -29,6 +30,8 @@ struct cgrpc_channel_options {
   int64_t max_recv;
   int64_t max_send;
   char *authority;
+  cgrpc_channel_credentials *creds; /* a reference; NULL: plaintext */
+  char *target_name_override;
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };
@@ -54,6 +57,12 @@ struct cgrpc_channel {
   char port[16];
   char *authority;
   cgrpc__loop *loop;
+  /* TLS (NULL: plaintext): the context, the name the server's certificate
+   * must carry, and the newest session for resumption (loop thread). */
+  SSL_CTX *tls_ctx;
+  char *tls_name;
+  int tls_skip_name;
+  SSL_SESSION *tls_session;
 
   /* Guards |closing| against new calls, and |closed| (cgrpc_channel_del's
    * wait). */
@@ -71,7 +80,8 @@ struct cgrpc_channel {
   struct cgrpc_call *pending;  /* calls waiting for a connection */
   int64_t backoff_ms;
   cgrpc__timer backoff_timer;
-  char last_error[128];
+  char last_error[256];
+  char lost_reason[256]; /* why the connection being torn down went */
 };
 
 struct cgrpc__client_conn {
@@ -83,6 +93,7 @@ struct cgrpc__client_conn {
   cgrpc__watch connect_watch;
   cgrpc__timer connect_timer;
   int ready;
+  int started; /* the h2 connection runs (TLS handshake, then HTTP/2) */
   cgrpc__ep *calls; /* the calls bound to a stream of this connection */
 };
 

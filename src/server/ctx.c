@@ -34,6 +34,27 @@ const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx) {
   return ctx && ctx->peer ? ctx->peer : "";
 }
 
+int cgrpc_server_ctx_is_secure(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer;
+}
+
+int cgrpc_server_ctx_peer_verified(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer && ctx->tls_peer->verified;
+}
+
+const char *cgrpc_server_ctx_peer_subject(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->subject : NULL;
+}
+
+size_t cgrpc_server_ctx_peer_san_count(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->n_sans : 0;
+}
+
+const char *cgrpc_server_ctx_peer_san(const cgrpc_server_ctx *ctx, size_t i) {
+  return i < cgrpc_server_ctx_peer_san_count(ctx) ? ctx->tls_peer->sans[i]
+                                                  : NULL;
+}
+
 const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx) {
   return ctx && ctx->path ? ctx->path : "";
 }

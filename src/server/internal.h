@@ -20,6 +20,7 @@
 #include "cgrpc/server.h"
 #include "h2/conn.h"
 #include "io/loop.h"
+#include "io/tls.h"
 #include "server/pool.h"
 #include "util/arena.h"
 #include "util/log.h"
@@ -71,6 +72,7 @@ typedef struct cgrpc__server_listener {
   cgrpc__watch watch;
   int fd;
   cgrpc__timer pause; /* re-arms the watch after running out of fds */
+  cgrpc_server_credentials *creds; /* TLS, or NULL (the server's ref) */
   struct cgrpc__server_loop *sl;
 } cgrpc__server_listener;
 
@@ -94,6 +96,7 @@ struct cgrpc_server {
   cgrpc__logger log;
 
   int listen_fds[CGRPC__MAX_LISTENERS];
+  cgrpc_server_credentials *listen_creds[CGRPC__MAX_LISTENERS]; /* or NULL */
   int n_listeners;
 
   cgrpc__service_entry *services;
@@ -142,6 +145,7 @@ struct cgrpc_server_ctx {
   char *path;
   char *authority;
   const char *peer; /* a copy in the arena: outlives the connection */
+  cgrpc__tls_peer *tls_peer; /* the connection's, a reference; or NULL */
   /* Request metadata: kept raw in the arena as it arrives, and turned into
    * |metadata| only if the handler asks (most never do). */
   struct cgrpc__raw_header *raw_headers, **raw_tail;
@@ -200,6 +204,7 @@ struct cgrpc__server_conn {
   cgrpc__server_loop *sl;
   cgrpc__server_conn *prev, *next;
   cgrpc__ep *calls; /* the calls bound to this connection's streams */
+  cgrpc__tls_peer *tls_peer; /* after a TLS handshake, else NULL */
   int shutdown_ping_sent;
   /* Closes a connection that never completes the HTTP/2 handshake. */
   cgrpc__timer handshake_timer;
@@ -207,9 +212,10 @@ struct cgrpc__server_conn {
 
 /* ---- conn.c ---- */
 
-/* Takes a freshly accepted socket onto |sl|'s loop.  Loop thread only. */
+/* Takes a freshly accepted socket onto |sl|'s loop, over |tls| when not
+ * NULL (owned from here on).  Loop thread only. */
 void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
-                               const char *peer);
+                               const char *peer, SSL *tls);
 
 /* Graceful shutdown of one connection: GOAWAY(2^31-1) + PING, then the
  * final GOAWAY when the PING comes back. */

@@ -11,6 +11,7 @@
 
 #include "cgrpc/error.h"
 #include "io/sock.h"
+#include "io/tls.h"
 #include "server/internal.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -137,9 +138,10 @@ int cgrpc_server_new(cgrpc_server **server_ptr,
   return 0;
 }
 
-int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
-                                   int *bound_port) {
-  int n, port, rv;
+/* Binds |addr| for plaintext (|creds| NULL) or TLS. */
+static int add_port(cgrpc_server *server, const char *addr,
+                    cgrpc_server_credentials *creds, int *bound_port) {
+  int n, i, port, rv;
   if (!server || !addr)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (server->state != SERVER_NEW)
@@ -154,12 +156,42 @@ int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
                cgrpc_strerror(rv));
     return rv;
   }
+  for (i = 0; i < n; i++) {
+    server->listen_creds[server->n_listeners + i] = creds;
+    if (creds)
+      cgrpc__server_creds_ref(creds);
+  }
   server->n_listeners += n;
   if (bound_port)
     *bound_port = port;
-  cgrpc__log(&server->log, CGRPC_LOG_INFO, "listening on %s (port %d)", addr,
-             port);
+  cgrpc__log(&server->log, CGRPC_LOG_INFO, "listening on %s (port %d%s)", addr,
+             port, creds ? ", TLS" : "");
   return 0;
+}
+
+int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
+                                   int *bound_port) {
+  return add_port(server, addr, NULL, bound_port);
+}
+
+int cgrpc_server_add_secure_port(cgrpc_server *server, const char *addr,
+                                 cgrpc_server_credentials *creds,
+                                 int *bound_port) {
+  SSL_CTX *ctx;
+  if (!creds)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  /* Usable now, or refused now rather than at each handshake. */
+  ctx = cgrpc__server_creds_ctx(creds);
+  if (!ctx) {
+    if (server)
+      cgrpc__log(&server->log, CGRPC_LOG_ERROR,
+                 "cannot listen on %s: the server credentials have no "
+                 "certificate, or client authentication without client CAs",
+                 addr ? addr : "(null)");
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  SSL_CTX_free(ctx);
+  return add_port(server, addr, creds, bound_port);
 }
 
 int cgrpc_server_register_service(cgrpc_server *server,
@@ -235,6 +267,24 @@ static void accept_resume(void *user_data) {
                     accept_ready, l);
 }
 
+/* A connection on |l|: over TLS when the listener has credentials (whose
+ * certificate as it is now the handshake uses). */
+static void accept_one(cgrpc__server_listener *l, int fd, const char *peer) {
+  SSL *tls = NULL;
+  if (l->creds) {
+    SSL_CTX *ctx = cgrpc__server_creds_ctx(l->creds);
+    tls = ctx ? cgrpc__tls_conn_new(ctx, fd, 1, NULL, 0, NULL) : NULL;
+    SSL_CTX_free(ctx); /* the SSL holds its own */
+    if (!tls) {
+      cgrpc__log(&l->sl->server->log, CGRPC_LOG_ERROR,
+                 "%s: cannot set up TLS; closing", peer);
+      close(fd);
+      return;
+    }
+  }
+  cgrpc__server_conn_accept(l->sl, fd, peer, tls);
+}
+
 static void accept_ready(void *user_data, unsigned events) {
   cgrpc__server_listener *l = user_data;
   int i;
@@ -259,7 +309,7 @@ static void accept_ready(void *user_data, unsigned events) {
       }
       return;
     }
-    cgrpc__server_conn_accept(l->sl, fd, peer);
+    accept_one(l, fd, peer);
   }
 }
 
@@ -304,6 +354,7 @@ int cgrpc_server_start(cgrpc_server *server) {
     for (j = 0; j < server->n_listeners; j++) {
       sl->listeners[j].sl = sl;
       sl->listeners[j].fd = server->listen_fds[j];
+      sl->listeners[j].creds = server->listen_creds[j];
       cgrpc__timer_init(&sl->listeners[j].pause, accept_resume,
                         &sl->listeners[j]);
       /* Every loop watches every listener, so a new connection may wake
@@ -533,6 +584,8 @@ void cgrpc_server_del(cgrpc_server *server) {
   server_free_loops(server);
   for (j = 0; j < server->n_listeners; j++)
     close(server->listen_fds[j]);
+  for (j = 0; j < CGRPC__MAX_LISTENERS; j++)
+    cgrpc_server_credentials_del(server->listen_creds[j]);
   for (i = 0; i < server->n_services; i++)
     cgrpc__free(server->services[i].servicer);
   cgrpc__free(server->services);

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TLS between our client and server on loopback, with certificates that
+ * tests/common/make_test_certs.sh made for this run (the directory is in
+ * CGRPC_TEST_CERTS): the happy paths (IP and DNS names, the name override,
+ * mutual TLS and what the handler sees of the client, a server with both
+ * kinds of ports, a certificate swapped while serving) and every failure
+ * with the message it must carry (an unknown CA, a wrong name, an expired
+ * certificate, plaintext against TLS and TLS against plaintext).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "echo.grpc-c.h"
+#include "harness.h"
+
+static char certs[512];
+
+static const char *cert_path(const char *name) {
+  static char buf[4][600];
+  static int next;
+  char *p = buf[next++ % 4];
+  snprintf(p, sizeof buf[0], "%s/%s", certs, name);
+  return p;
+}
+
+/* ---- a server whose Echo reports what it saw of the client's TLS ---- */
+
+static cgrpc_status_code tls_echo(cgrpc_server_ctx *ctx,
+                                  const Cgrpc__Test__EchoRequest *request,
+                                  Cgrpc__Test__EchoReply *reply,
+                                  void *user_data) {
+  char sans[512] = "";
+  size_t i, n = cgrpc_server_ctx_peer_san_count(ctx);
+  const char *subject = cgrpc_server_ctx_peer_subject(ctx);
+  (void)user_data;
+  for (i = 0; i < n; i++) {
+    size_t len = strlen(sans);
+    snprintf(sans + len, sizeof sans - len, "%s%s", i ? "," : "",
+             cgrpc_server_ctx_peer_san(ctx, i));
+  }
+  reply->message = cgrpc_server_ctx_printf(
+      ctx, "%s|secure=%d verified=%d subject=%s sans=%s", request->message,
+      cgrpc_server_ctx_is_secure(ctx), cgrpc_server_ctx_peer_verified(ctx),
+      subject ? subject : "-", sans);
+  reply->authority = cgrpc_server_ctx_strdup(ctx, cgrpc_server_ctx_authority(ctx));
+  return CGRPC_STATUS_OK;
+}
+
+typedef struct tls_server {
+  cgrpc_server *server;
+  cgrpc_server_credentials *creds;
+  int tls_port, plain_port;
+} tls_server;
+
+/* A server with a TLS port (certificate |cert|, client CAs and |auth|) and
+ * a plaintext one. */
+static void server_start(tls_server *s, const char *cert, cgrpc_client_auth auth) {
+  static const Cgrpc__Test__EchoService_Servicer servicer = {tls_echo, NULL};
+  char key[64];
+  memset(s, 0, sizeof *s);
+  snprintf(key, sizeof key, "%s", cert);
+  strcpy(strstr(key, ".pem"), ".key");
+  assert_int_equal(cgrpc_server_credentials_new(&s->creds), 0);
+  assert_int_equal(cgrpc_server_credentials_set_cert_files(
+                       s->creds, cert_path(cert), cert_path(key)),
+                   0);
+  if (auth != CGRPC_CLIENT_AUTH_NONE) {
+    assert_int_equal(cgrpc_server_credentials_set_client_ca_file(
+                         s->creds, cert_path("ca.pem")),
+                     0);
+    assert_int_equal(cgrpc_server_credentials_set_client_auth(s->creds, auth),
+                     0);
+  }
+  assert_int_equal(cgrpc_server_new(&s->server, NULL), 0);
+  assert_int_equal(cgrpc_server_add_secure_port(s->server, "127.0.0.1:0",
+                                                s->creds, &s->tls_port),
+                   0);
+  assert_int_equal(cgrpc_server_add_insecure_port(s->server, "127.0.0.1:0",
+                                                  &s->plain_port),
+                   0);
+  assert_int_equal(cgrpc__test__echo_service__servicer__register(
+                       s->server, &servicer, NULL),
+                   0);
+  assert_int_equal(cgrpc_server_start(s->server), 0);
+}
+
+static void server_stop(tls_server *s) {
+  cgrpc_server_shutdown(s->server, 0);
+  cgrpc_server_del(s->server);
+  cgrpc_server_credentials_del(s->creds);
+}
+
+/* A channel to |host|:|port|; TLS trusting |ca| (NULL: plaintext), with a
+ * client certificate |client| (NULL: none) and a name override. */
+static cgrpc_channel *channel(const char *host, int port, const char *ca,
+                              const char *client, const char *override) {
+  cgrpc_channel_options *o;
+  cgrpc_channel_credentials *cc = NULL;
+  cgrpc_channel *ch = NULL;
+  char target[128];
+  assert_int_equal(cgrpc_channel_options_new(&o), 0);
+  if (getenv("CGRPC_TEST_LOG"))
+    cgrpc_channel_options_set_log(o, cgrpc_log_stderr, NULL);
+  if (ca) {
+    assert_int_equal(cgrpc_channel_credentials_new(&cc), 0);
+    assert_int_equal(
+        cgrpc_channel_credentials_set_root_certs_file(cc, cert_path(ca)), 0);
+    if (client)
+      assert_int_equal(cgrpc_channel_credentials_set_cert_files(
+                           cc, cert_path("client.pem"),
+                           cert_path("client.key")),
+                       0);
+    cgrpc_channel_options_set_credentials(o, cc);
+    cgrpc_channel_credentials_del(cc); /* the options keep theirs */
+  }
+  if (override)
+    assert_int_equal(
+        cgrpc_channel_options_set_ssl_target_name_override(o, override), 0);
+  snprintf(target, sizeof target, "%s:%d", host, port);
+  assert_int_equal(cgrpc_channel_new(&ch, target, o), 0);
+  cgrpc_channel_options_del(o);
+  return ch;
+}
+
+/* An Echo call; returns its code, with the reply's message in |out| and
+ * the status message in |why|. */
+static cgrpc_status_code echo(cgrpc_channel *ch, char *out, size_t out_size,
+                              char *why, size_t why_size) {
+  Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+  Cgrpc__Test__EchoReply *reply = NULL;
+  cgrpc_call_options opts = {10000, NULL};
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  req.message = "hi";
+  code = cgrpc__test__echo_service__echo__call(ch, &req, &reply, &opts, &st);
+  if (out)
+    snprintf(out, out_size, "%s", reply && reply->message ? reply->message : "");
+  if (why)
+    snprintf(why, why_size, "%s", st.message ? st.message : "");
+  if (reply)
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+  cgrpc_status_clear(&st);
+  return code;
+}
+
+static void expect_ok(cgrpc_channel *ch, const char *want_in_message) {
+  char out[600], why[300];
+  cgrpc_status_code code = echo(ch, out, sizeof out, why, sizeof why);
+  if (code != CGRPC_STATUS_OK)
+    fail_msg("expected OK, got %s: %s", cgrpc_status_code_name(code), why);
+  if (want_in_message && !strstr(out, want_in_message))
+    fail_msg("the reply \"%s\" lacks \"%s\"", out, want_in_message);
+}
+
+static void expect_unavailable(cgrpc_channel *ch, const char *want_in_why) {
+  char why[300];
+  cgrpc_status_code code = echo(ch, NULL, 0, why, sizeof why);
+  if (code != CGRPC_STATUS_UNAVAILABLE)
+    fail_msg("expected UNAVAILABLE, got %s: %s", cgrpc_status_code_name(code),
+             why);
+  if (!strstr(why, want_in_why))
+    fail_msg("the status message \"%s\" lacks \"%s\"", why, want_in_why);
+}
+
+/* ---- tests ---- */
+
+static void test_tls_ip_and_dns_names(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_ok(ch, "hi|secure=1 verified=0 subject=- sans=");
+  expect_ok(ch, "secure=1"); /* the same connection again */
+  cgrpc_channel_del(ch);
+  ch = channel("localhost", s.tls_port, "ca.pem", NULL, NULL);
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  /* The same server's plaintext port still serves plaintext. */
+  ch = channel("127.0.0.1", s.plain_port, NULL, NULL, NULL);
+  expect_ok(ch, "secure=0");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_name_override(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "wrong.pem", CGRPC_CLIENT_AUTH_NONE);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, "wrong.test");
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_unknown_ca(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "other_server.pem", CGRPC_CLIENT_AUTH_NONE);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_unavailable(ch, "certificate verify failed");
+  expect_unavailable(ch, "local issuer"); /* the same reason, remembered */
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_wrong_name(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "wrong.pem", CGRPC_CLIENT_AUTH_NONE);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_unavailable(ch, "mismatch");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_expired(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "expired.pem", CGRPC_CLIENT_AUTH_NONE);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_unavailable(ch, "expired");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_plaintext_mismatch(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  /* TLS to the plaintext port. */
+  ch = channel("127.0.0.1", s.plain_port, "ca.pem", NULL, NULL);
+  expect_unavailable(ch, "TLS");
+  cgrpc_channel_del(ch);
+  /* Plaintext to the TLS port: refused, and the server keeps serving. */
+  ch = channel("127.0.0.1", s.tls_port, NULL, NULL, NULL);
+  expect_unavailable(ch, "TLS");
+  cgrpc_channel_del(ch);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_mutual_required(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_REQUIRE);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", "client", NULL);
+  expect_ok(ch, "secure=1 verified=1 subject=O=cgrpc tests,CN=client "
+                "sans=DNS:client.test,URI:spiffe://cgrpc.test/client");
+  cgrpc_channel_del(ch);
+  /* Without a client certificate the handshake fails. */
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  {
+    char why[300];
+    cgrpc_status_code code = echo(ch, NULL, 0, why, sizeof why);
+    if (code != CGRPC_STATUS_UNAVAILABLE)
+      fail_msg("no client certificate: %s (%s)", cgrpc_status_code_name(code),
+               why);
+  }
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_mutual_requested(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_REQUEST);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_ok(ch, "secure=1 verified=0 subject=-");
+  cgrpc_channel_del(ch);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", "client", NULL);
+  expect_ok(ch, "verified=1");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+/* The certificate swapped while the server runs: new handshakes present
+ * the new one. */
+static void test_tls_certificate_swap(void **state) {
+  tls_server s;
+  cgrpc_channel *before, *ch;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  before = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_ok(before, "secure=1");
+  assert_int_equal(cgrpc_server_credentials_set_cert_files(
+                       s.creds, cert_path("wrong.pem"), cert_path("wrong.key")),
+                   0);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, "wrong.test");
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_unavailable(ch, "mismatch");
+  cgrpc_channel_del(ch);
+  /* The connection made before goes on with the old pair. */
+  expect_ok(before, "secure=1");
+  cgrpc_channel_del(before);
+  /* A bad pair is refused and the current one stays. */
+  assert_int_not_equal(cgrpc_server_credentials_set_cert_files(
+                           s.creds, cert_path("server.pem"),
+                           cert_path("wrong.key")),
+                       0);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, "wrong.test");
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+static void test_tls_bad_credentials(void **state) {
+  cgrpc_server_credentials *sc;
+  cgrpc_channel_credentials *cc;
+  cgrpc_server *server;
+  (void)state;
+  assert_int_equal(cgrpc_server_credentials_new(&sc), 0);
+  assert_int_equal(cgrpc_server_credentials_set_cert_files(
+                       sc, cert_path("nonexistent.pem"), cert_path("x.key")),
+                   CGRPC_ERR_NOT_FOUND);
+  assert_int_equal(cgrpc_server_credentials_set_cert_pem(sc, "junk", 4, "junk",
+                                                         4),
+                   CGRPC_ERR_PROTO);
+  assert_int_equal(cgrpc_server_new(&server, NULL), 0);
+  /* No certificate yet. */
+  assert_int_equal(
+      cgrpc_server_add_secure_port(server, "127.0.0.1:0", sc, NULL),
+      CGRPC_ERR_INVALID_ARGUMENT);
+  cgrpc_server_del(server);
+  cgrpc_server_credentials_del(sc);
+  assert_int_equal(cgrpc_channel_credentials_new(&cc), 0);
+  assert_int_equal(cgrpc_channel_credentials_set_root_certs_pem(cc, "junk", 4),
+                   CGRPC_ERR_PROTO);
+  cgrpc_channel_credentials_del(cc);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tls_ip_and_dns_names),
+      cmocka_unit_test(test_tls_name_override),
+      cmocka_unit_test(test_tls_unknown_ca),
+      cmocka_unit_test(test_tls_wrong_name),
+      cmocka_unit_test(test_tls_expired),
+      cmocka_unit_test(test_tls_plaintext_mismatch),
+      cmocka_unit_test(test_tls_mutual_required),
+      cmocka_unit_test(test_tls_mutual_requested),
+      cmocka_unit_test(test_tls_certificate_swap),
+      cmocka_unit_test(test_tls_bad_credentials),
+  };
+  const char *dir = getenv("CGRPC_TEST_CERTS");
+  if (!dir) {
+    fprintf(stderr, "test_tls: set CGRPC_TEST_CERTS to the directory that "
+                    "tests/common/make_test_certs.sh made\n");
+    return 1;
+  }
+  snprintf(certs, sizeof certs, "%s", dir);
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
