@@ -2,9 +2,16 @@
 /*
  * The Greeter client from the gRPC tutorials.
  *
- *   greeter_client [--target=HOST:PORT] [--name=NAME]
+ *   greeter_client [--target=TARGET] [--name=NAME]
+ *                  [--ca_file=F [--server_host_override=NAME]
+ *                   [--client_cert_file=F --client_key_file=F]]
  *
- * Prints the server's greeting and exits 0, or prints the status and exits 1.
+ * TARGET is any channel target: host:port (default localhost:50051),
+ * dns:, ipv4:, ipv6:, unix:.  --ca_file turns TLS on, trusting the CAs in
+ * F; --server_host_override checks the server's certificate for NAME
+ * instead of the target's host; the client certificate and key make it
+ * mutual TLS.  Prints the server's greeting and exits 0, or prints the
+ * status name and its message and exits 1.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,8 +20,35 @@
 
 #include "helloworld.grpc-c.h"
 
+/* Channel options for the TLS flags; NULL options for plaintext. */
+static int tls_options(cgrpc_channel_options **opts, const char *ca,
+                       const char *host_override, const char *cert,
+                       const char *key) {
+  cgrpc_channel_credentials *creds = NULL;
+  int rv;
+  *opts = NULL;
+  if (!ca)
+    return cert || key || host_override ? CGRPC_ERR_INVALID_ARGUMENT : 0;
+  if ((rv = cgrpc_channel_options_new(opts)) != 0 ||
+      (rv = cgrpc_channel_credentials_new(&creds)) != 0 ||
+      (rv = cgrpc_channel_credentials_set_root_certs_file(creds, ca)) != 0 ||
+      ((cert || key) &&
+       (rv = cgrpc_channel_credentials_set_cert_files(
+            creds, cert ? cert : "", key ? key : "")) != 0) ||
+      (host_override && (rv = cgrpc_channel_options_set_ssl_target_name_override(
+                             *opts, host_override)) != 0)) {
+    cgrpc_channel_credentials_del(creds);
+    return rv;
+  }
+  cgrpc_channel_options_set_credentials(*opts, creds);
+  cgrpc_channel_credentials_del(creds);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *target = "localhost:50051";
+  const char *ca = NULL, *host_override = NULL, *cert = NULL, *key = NULL;
+  cgrpc_channel_options *opts = NULL;
   Helloworld__HelloRequest request = HELLOWORLD__HELLO_REQUEST__INIT;
   Helloworld__HelloReply *reply = NULL;
   cgrpc_status status = {0};
@@ -27,14 +61,35 @@ int main(int argc, char **argv) {
       target = argv[i] + 9;
     } else if (strncmp(argv[i], "--name=", 7) == 0) {
       request.name = argv[i] + 7;
+    } else if (strncmp(argv[i], "--ca_file=", 10) == 0) {
+      ca = argv[i] + 10;
+    } else if (strncmp(argv[i], "--server_host_override=", 23) == 0) {
+      host_override = argv[i] + 23;
+    } else if (strncmp(argv[i], "--client_cert_file=", 19) == 0) {
+      cert = argv[i] + 19;
+    } else if (strncmp(argv[i], "--client_key_file=", 18) == 0) {
+      key = argv[i] + 18;
     } else {
-      fprintf(stderr, "usage: %s [--target=HOST:PORT] [--name=NAME]\n",
+      fprintf(stderr,
+              "usage: %s [--target=TARGET] [--name=NAME] [--ca_file=F "
+              "[--server_host_override=NAME] [--client_cert_file=F "
+              "--client_key_file=F]]\n",
               argv[0]);
       return 2;
     }
   }
 
-  if ((rv = cgrpc_channel_new(&channel, target, NULL)) != 0) {
+  if ((rv = tls_options(&opts, ca, host_override, cert, key)) != 0) {
+    fprintf(stderr, "greeter_client: TLS flags: %s%s\n", cgrpc_strerror(rv),
+            rv == CGRPC_ERR_INVALID_ARGUMENT
+                ? " (--ca_file is needed, and the client certificate and key "
+                  "go together)"
+                : "");
+    return 2;
+  }
+  rv = cgrpc_channel_new(&channel, target, opts);
+  cgrpc_channel_options_del(opts);
+  if (rv != 0) {
     fprintf(stderr, "greeter_client: %s: %s\n", target, cgrpc_strerror(rv));
     return 1;
   }
