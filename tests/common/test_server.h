@@ -25,12 +25,14 @@ typedef struct test_server_config {
   /* Registers the services; returns 0 or a CGRPC_ERR_* code. */
   int (*register_services)(cgrpc_server *server, void *arg);
   void *arg;
+  /* NULL: plaintext; else the port is a TLS one with these. */
+  cgrpc_server_credentials *creds;
 } test_server_config;
 
 /*
  * Blocks SIGINT and SIGTERM, creates the server (warnings and errors to
  * stderr unless CGRPC_TRACE is set), listens on [::]:port (0.0.0.0 without
- * IPv6), registers, starts, prints "listening on PORT" and flushes, waits
+ * IPv6; TLS with cfg->creds when set), registers, starts, prints "listening on PORT" and flushes, waits
  * for a stop signal and shuts down.  Returns the process exit code.
  */
 int test_server_run(const test_server_config *cfg);

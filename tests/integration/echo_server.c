@@ -31,7 +31,7 @@ static int register_echo(cgrpc_server *server, void *arg) {
 
 int main(int argc, char **argv) {
   test_server_config cfg = {"echo_server", 0, -1, -2, 5000, register_echo,
-                            NULL};
+                            NULL, NULL};
   int i;
 
   for (i = 1; i < argc; i++) {

@@ -356,12 +356,88 @@ def add_serve_args(ap):
                     help="port to bind; 0 picks a free one (default)")
 
 
-def serve(grpc, name, args, max_workers, add_servicer, options=()):
+# gRPC's interop test credentials (testdata/README.md): what the peers use
+# with --use_tls=true and no files named.  The server certificate is for
+# *.test.google.fr.
+TESTDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata")
+TEST_SERVER_NAME = "foo.test.google.fr"
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _tls_flag(ap, name, help_text):
+    ap.add_argument(name, default="false", choices=("true", "false"),
+                    help=help_text)
+
+
+def add_tls_server_args(ap):
+    """A grpcio peer server's TLS flags (interop_server's and grpc-go's
+    names, and greeter_server's --client_ca_file)."""
+    _tls_flag(ap, "--use_tls", "serve TLS (default false)")
+    ap.add_argument("--tls_cert_file", help="certificate chain (PEM; "
+                    "default gRPC's test server1.pem)")
+    ap.add_argument("--tls_key_file", help="its key (PEM)")
+    ap.add_argument("--client_ca_file", help="require client certificates "
+                    "signed by these CAs (PEM)")
+
+
+def server_credentials(grpc, args):
+    """grpc.ServerCredentials for the flags of add_tls_server_args, or None
+    for plaintext."""
+    if args.use_tls != "true":
+        return None
+    cert = args.tls_cert_file or os.path.join(TESTDATA, "server1.pem")
+    key = args.tls_key_file or os.path.join(TESTDATA, "server1.key")
+    roots = _read(args.client_ca_file) if args.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(_read(key), _read(cert))], root_certificates=roots,
+        require_client_auth=roots is not None)
+
+
+def add_tls_client_args(ap):
+    """A grpcio peer client's TLS flags (interop_client's and grpc-go's
+    names, and greeter_client's client certificate)."""
+    _tls_flag(ap, "--use_tls", "connect with TLS (default false)")
+    _tls_flag(ap, "--use_test_ca", "trust gRPC's test CA (default false)")
+    ap.add_argument("--ca_file", help="trust these CAs (PEM)")
+    ap.add_argument("--server_host_override",
+                    help="the name the server's certificate must carry")
+    ap.add_argument("--client_cert_file", help="client certificate (PEM)")
+    ap.add_argument("--client_key_file", help="its key (PEM)")
+
+
+def open_channel(grpc, target, args, options=()):
+    """A grpcio channel to |target| as the add_tls_client_args flags say,
+    never through a proxy from the environment."""
+    options = [("grpc.enable_http_proxy", 0), *options]
+    if args.use_tls != "true":
+        return grpc.insecure_channel(target, options=options)
+    roots = None
+    if args.ca_file:
+        roots = _read(args.ca_file)
+    elif args.use_test_ca == "true":
+        roots = _read(os.path.join(TESTDATA, "ca.pem"))
+    key = _read(args.client_key_file) if args.client_key_file else None
+    cert = _read(args.client_cert_file) if args.client_cert_file else None
+    if args.server_host_override:
+        options.append(("grpc.ssl_target_name_override",
+                        args.server_host_override))
+    return grpc.secure_channel(
+        target, grpc.ssl_channel_credentials(roots, key, cert),
+        options=options)
+
+
+def serve(grpc, name, args, max_workers, add_servicer, options=(),
+          credentials=None):
     """Runs the grpcio peer server |name|: a grpc.server with |max_workers|
     threads and |options|, its servicer added by |add_servicer(server)|, on
-    args.host:args.port.  Prints the bound port alone on the first line of
-    stdout, serves until SIGTERM or SIGINT, then stops with a grace of 1 s.
-    Returns the exit status: 0, or 1 when it cannot bind."""
+    args.host:args.port (TLS with |credentials| when given).  Prints the
+    bound port alone on the first line of stdout, serves until SIGTERM or
+    SIGINT, then stops with a grace of 1 s.  Returns the exit status: 0, or
+    1 when it cannot bind."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -370,7 +446,11 @@ def serve(grpc, name, args, max_workers, add_servicer, options=()):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          options=[("grpc.so_reuseport", 0), *options])
     add_servicer(server)
-    port = server.add_insecure_port(f"{args.host}:{args.port}")
+    address = f"{args.host}:{args.port}"
+    if credentials is not None:
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     if not port:
         print(f"{name}: cannot bind {args.host}:{args.port}", file=sys.stderr)
         return 1
