@@ -8,8 +8,10 @@
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cgrpc/error.h"
 #include "util/mem.h"
@@ -535,6 +537,81 @@ fail:
 
 /* ---- one connection ---- */
 
+/*
+ * The socket under a connection.  OpenSSL's socket BIO writes with write(),
+ * which raises SIGPIPE when the peer has gone (a server that refuses our
+ * certificate and closes, say) and kills a process that did not ignore it;
+ * this one sends with MSG_NOSIGNAL, as the plaintext path does.  The fd is
+ * the BIO's data; the connection owns and closes it.
+ */
+static int sock_bio_write(BIO *b, const char *buf, int n) {
+  ssize_t r = send((int)(intptr_t)BIO_get_data(b), buf, (size_t)n,
+                   MSG_NOSIGNAL);
+  BIO_clear_retry_flags(b);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    BIO_set_retry_write(b);
+  return (int)r;
+}
+
+static int sock_bio_read(BIO *b, char *buf, int n) {
+  ssize_t r = recv((int)(intptr_t)BIO_get_data(b), buf, (size_t)n, 0);
+  BIO_clear_retry_flags(b);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    BIO_set_retry_read(b);
+  return (int)r;
+}
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)b;
+  (void)num;
+  (void)ptr;
+  /* Writes are not buffered here: a flush has nothing to do.  Every other
+   * request (kTLS, duplication, fd queries) is declined. */
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sock_bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+/* The method, made by the first connection (again after an allocation
+ * failure); it lives as long as the process. */
+static BIO_METHOD *sock_bio_method(void) {
+  static _Atomic(BIO_METHOD *) method;
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  BIO_METHOD *m = atomic_load_explicit(&method, memory_order_acquire);
+  if (m)
+    return m;
+  pthread_mutex_lock(&lock);
+  if (!(m = atomic_load_explicit(&method, memory_order_relaxed))) {
+    m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+                         BIO_TYPE_DESCRIPTOR,
+                     "cgrpc socket");
+    if (m && (!BIO_meth_set_write(m, sock_bio_write) ||
+              !BIO_meth_set_read(m, sock_bio_read) ||
+              !BIO_meth_set_ctrl(m, sock_bio_ctrl) ||
+              !BIO_meth_set_create(m, sock_bio_create))) {
+      BIO_meth_free(m);
+      m = NULL;
+    }
+    if (m)
+      atomic_store_explicit(&method, m, memory_order_release);
+  }
+  pthread_mutex_unlock(&lock);
+  return m;
+}
+
+/* A BIO over |fd|, or NULL when out of memory. */
+static BIO *sock_bio_new(int fd) {
+  BIO_METHOD *m = sock_bio_method();
+  BIO *b;
+  if (!m || !(b = BIO_new(m)))
+    return NULL;
+  BIO_set_data(b, (void *)(intptr_t)fd);
+  return b;
+}
+
 static int is_ip_literal(const char *host) {
   unsigned char buf[16];
   return inet_pton(AF_INET, host, buf) == 1 ||
@@ -544,10 +621,12 @@ static int is_ip_literal(const char *host) {
 SSL *cgrpc__tls_conn_new(SSL_CTX *ctx, int fd, int server, const char *host,
                          int skip_host, SSL_SESSION *session) {
   SSL *ssl = SSL_new(ctx);
+  BIO *bio;
   if (!ssl)
     return NULL;
-  if (SSL_set_fd(ssl, fd) != 1)
+  if (!(bio = sock_bio_new(fd)))
     goto fail;
+  SSL_set_bio(ssl, bio, bio); /* the SSL owns it now */
   if (server) {
     SSL_set_accept_state(ssl);
     return ssl;
