@@ -60,6 +60,15 @@ cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
 CGRPC_EXTERN int cgrpc_channel_options_set_ssl_target_name_override(
     cgrpc_channel_options *opts, const char *name);
 
+/*
+ * Makes channels from these options keep and resume their TLS sessions in
+ * |cache|, which other channels may share (see tls.h); NULL: each channel
+ * resumes only its own (the default).  The options keep a reference.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_tls_session_cache(cgrpc_channel_options *opts,
+                                            cgrpc_tls_session_cache *cache);
+
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
                                                 cgrpc_log_cb cb,

@@ -223,6 +223,16 @@ CGRPC_EXTERN size_t cgrpc_server_ctx_peer_san_count(const cgrpc_server_ctx *ctx)
 CGRPC_EXTERN const char *cgrpc_server_ctx_peer_san(const cgrpc_server_ctx *ctx,
                                                    size_t i);
 
+/* The connection's TLS: the protocol ("TLSv1.3", "TLSv1.2") and cipher
+ * ("TLS_AES_128_GCM_SHA256") negotiated, NULL on plaintext; and nonzero
+ * from _session_reused() when the client resumed an earlier session. */
+CGRPC_EXTERN const char *
+cgrpc_server_ctx_tls_version(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN const char *
+cgrpc_server_ctx_tls_cipher(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN int
+cgrpc_server_ctx_tls_session_reused(const cgrpc_server_ctx *ctx);
+
 /* The full method path, such as "/helloworld.Greeter/SayHello". */
 CGRPC_EXTERN const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx);
 

@@ -142,6 +142,32 @@ CGRPC_EXTERN void
 cgrpc_channel_credentials_set_insecure_skip_hostname_check_for_testing(
     cgrpc_channel_credentials *creds, int insecure);
 
+/* ---- session resumption across channels ---------------------------- */
+
+/*
+ * A channel resumes its own TLS sessions when it reconnects.  Channels
+ * that share a cache also resume each other's: a program that makes a new
+ * channel per call, or many channels to one server, saves the full
+ * handshake (certificate checks and key exchange) on all but the first.
+ * Sessions are kept per server name and port, the least recently used
+ * going first once |capacity| names are held.
+ *
+ *   cgrpc_tls_session_cache *cache;
+ *   cgrpc_tls_session_cache_new(&cache, 64);
+ *   cgrpc_channel_options_set_tls_session_cache(opts, cache);
+ *   cgrpc_tls_session_cache_del(cache);       (the options keep their own)
+ *
+ * Returns 0, CGRPC_ERR_INVALID_ARGUMENT (NULL, or a capacity of 0 or above
+ * 1000000) or CGRPC_ERR_NOMEM.  Reference counted like the credentials.
+ * Thread safety: any thread; channels on any threads may share one.
+ */
+typedef struct cgrpc_tls_session_cache cgrpc_tls_session_cache;
+
+CGRPC_EXTERN int cgrpc_tls_session_cache_new(cgrpc_tls_session_cache **cache,
+                                             size_t capacity);
+/* Releases the caller's reference.  NULL does nothing.  Any thread. */
+CGRPC_EXTERN void cgrpc_tls_session_cache_del(cgrpc_tls_session_cache *cache);
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,6 +43,7 @@ void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
   if (!opts)
     return;
   cgrpc_channel_credentials_del(opts->creds);
+  cgrpc_tls_session_cache_del(opts->sessions);
   cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
@@ -60,20 +61,12 @@ void cgrpc_channel_options_set_max_send_message_length(
     opts->max_send = max_bytes < 0 ? -1 : max_bytes;
 }
 
-static char *dup_str(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = cgrpc__malloc(n);
-  if (p)
-    memcpy(p, s, n);
-  return p;
-}
-
 int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
                                         const char *authority) {
   char *a;
   if (!opts || !authority || !*authority)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  a = dup_str(authority);
+  a = cgrpc__strdup(authority);
   if (!a)
     return CGRPC_ERR_NOMEM;
   cgrpc__free(opts->authority);
@@ -91,12 +84,22 @@ void cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
   opts->creds = creds;
 }
 
+void cgrpc_channel_options_set_tls_session_cache(
+    cgrpc_channel_options *opts, cgrpc_tls_session_cache *cache) {
+  if (!opts)
+    return;
+  if (cache)
+    cgrpc__tls_session_cache_ref(cache);
+  cgrpc_tls_session_cache_del(opts->sessions);
+  opts->sessions = cache;
+}
+
 int cgrpc_channel_options_set_ssl_target_name_override(
     cgrpc_channel_options *opts, const char *name) {
   char *n;
   if (!opts || !name || !*name)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  n = dup_str(name);
+  n = cgrpc__strdup(name);
   if (!n)
     return CGRPC_ERR_NOMEM;
   cgrpc__free(opts->target_name_override);
@@ -137,7 +140,7 @@ static int parse_target(cgrpc_channel *ch, const char *target) {
                                  sizeof ch->port) != 0 ||
       !ch->host[0])
     return CGRPC_ERR_INVALID_ARGUMENT;
-  ch->authority = dup_str(buf);
+  ch->authority = cgrpc__strdup(buf);
   return ch->authority ? 0 : CGRPC_ERR_NOMEM;
 }
 
@@ -277,7 +280,7 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
   }
   if (ch->tls_ctx) {
     tls = cgrpc__tls_conn_new(ch->tls_ctx, fd, 0, ch->tls_name,
-                              ch->tls_skip_name, ch->tls_session);
+                              ch->tls_skip_name, &ch->tls_sessions);
     if (!tls) {
       close(fd);
       snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
@@ -461,8 +464,8 @@ void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
 /* What cgrpc_channel_new() copies of the options beyond the plain fields,
  * and the TLS state; NULL-safe parts of both. */
 static void channel_free_parts(cgrpc_channel *ch) {
-  SSL_SESSION_free(ch->tls_session);
   SSL_CTX_free(ch->tls_ctx);
+  cgrpc__tls_sessions_clear(&ch->tls_sessions);
   cgrpc__free(ch->tls_name);
   cgrpc_channel_credentials_del(ch->opts.creds);
   cgrpc__free(ch->authority);
@@ -503,13 +506,18 @@ static void close_task(void *user_data);
 
 /* The TLS context of a channel with credentials, and the name the server's
  * certificate must carry: |override|, else the target's host. */
-static int channel_tls_setup(cgrpc_channel *ch, const char *override) {
-  char err[160];
-  ch->tls_name = dup_str(override ? override : ch->host);
+static int channel_tls_setup(cgrpc_channel *ch, const char *override,
+                             cgrpc_tls_session_cache *cache) {
+  char err[160], key[300];
+  int rv;
+  ch->tls_name = cgrpc__strdup(override ? override : ch->host);
   if (!ch->tls_name)
     return CGRPC_ERR_NOMEM;
+  snprintf(key, sizeof key, "%s:%s", ch->tls_name, ch->port);
+  if ((rv = cgrpc__tls_sessions_init(&ch->tls_sessions, cache, key)) != 0)
+    return rv;
   ch->tls_skip_name = cgrpc__channel_creds_skip_hostname(ch->opts.creds);
-  ch->tls_ctx = cgrpc__channel_creds_ctx_new(ch->opts.creds, &ch->tls_session,
+  ch->tls_ctx = cgrpc__channel_creds_ctx_new(ch->opts.creds, &ch->tls_sessions,
                                              err, sizeof err);
   if (!ch->tls_ctx) {
     cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "channel credentials: %s", err);
@@ -531,6 +539,7 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     ch->opts = *opts;
     ch->opts.authority = NULL;
     ch->opts.target_name_override = NULL;
+    ch->opts.sessions = NULL; /* the channel's sessions hold the cache */
     if (ch->opts.creds)
       cgrpc__channel_creds_ref(ch->opts.creds);
   } else {
@@ -542,12 +551,13 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"", target);
   if (rv == 0 && opts && opts->authority) {
     cgrpc__free(ch->authority);
-    ch->authority = dup_str(opts->authority);
+    ch->authority = cgrpc__strdup(opts->authority);
     if (!ch->authority)
       rv = CGRPC_ERR_NOMEM;
   }
   if (rv == 0 && ch->opts.creds)
-    rv = channel_tls_setup(ch, opts ? opts->target_name_override : NULL);
+    rv = channel_tls_setup(ch, opts ? opts->target_name_override : NULL,
+                           opts ? opts->sessions : NULL);
   if (rv != 0) {
     channel_free_parts(ch);
     cgrpc__free(ch);

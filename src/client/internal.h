@@ -24,6 +24,7 @@
 #include "h2/conn.h"
 #include "h2/hdrs.h"
 #include "io/loop.h"
+#include "io/tls.h"
 #include "util/log.h"
 
 struct cgrpc_channel_options {
@@ -32,6 +33,7 @@ struct cgrpc_channel_options {
   char *authority;
   cgrpc_channel_credentials *creds; /* a reference; NULL: plaintext */
   char *target_name_override;
+  cgrpc_tls_session_cache *sessions; /* a reference, or NULL */
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };
@@ -58,11 +60,11 @@ struct cgrpc_channel {
   char *authority;
   cgrpc__loop *loop;
   /* TLS (NULL: plaintext): the context, the name the server's certificate
-   * must carry, and the newest session for resumption (loop thread). */
+   * must carry, and the sessions for resumption (loop thread). */
   SSL_CTX *tls_ctx;
   char *tls_name;
   int tls_skip_name;
-  SSL_SESSION *tls_session;
+  cgrpc__tls_sessions tls_sessions;
 
   /* Guards |closing| against new calls, and |closed| (cgrpc_channel_del's
    * wait). */

@@ -480,18 +480,152 @@ int cgrpc__channel_creds_skip_hostname(const cgrpc_channel_credentials *creds) {
   return creds->skip_hostname;
 }
 
-/* Keeps the newest session in the slot of the context's app data. */
+/* ---- sessions for resumption ---- */
+
+typedef struct cache_entry {
+  char *key;
+  SSL_SESSION *session;
+  uint64_t used; /* the cache's clock when last put or taken */
+} cache_entry;
+
+struct cgrpc_tls_session_cache {
+  atomic_int refs;
+  pthread_mutex_t lock;
+  size_t cap, n;
+  uint64_t clock;
+  cache_entry *entries;
+};
+
+int cgrpc_tls_session_cache_new(cgrpc_tls_session_cache **cache,
+                                size_t capacity) {
+  cgrpc_tls_session_cache *c;
+  if (!cache || capacity == 0 || capacity > 1000000)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  c = cgrpc__calloc(1, sizeof *c);
+  if (c)
+    c->entries = cgrpc__calloc(capacity, sizeof *c->entries);
+  if (!c || !c->entries) {
+    cgrpc__free(c);
+    return CGRPC_ERR_NOMEM;
+  }
+  atomic_init(&c->refs, 1);
+  pthread_mutex_init(&c->lock, NULL);
+  c->cap = capacity;
+  *cache = c;
+  return 0;
+}
+
+void cgrpc__tls_session_cache_ref(cgrpc_tls_session_cache *cache) {
+  atomic_fetch_add(&cache->refs, 1);
+}
+
+void cgrpc_tls_session_cache_del(cgrpc_tls_session_cache *cache) {
+  size_t i;
+  if (!cache || atomic_fetch_sub(&cache->refs, 1) != 1)
+    return;
+  for (i = 0; i < cache->n; i++) {
+    cgrpc__free(cache->entries[i].key);
+    SSL_SESSION_free(cache->entries[i].session);
+  }
+  cgrpc__free(cache->entries);
+  pthread_mutex_destroy(&cache->lock);
+  cgrpc__free(cache);
+}
+
+static cache_entry *cache_find(cgrpc_tls_session_cache *c, const char *key) {
+  for (size_t i = 0; i < c->n; i++)
+    if (strcmp(c->entries[i].key, key) == 0)
+      return &c->entries[i];
+  return NULL;
+}
+
+/* Puts a reference to |session| under |key|, in place of an older one or
+ * of the least recently used entry.  Out of memory it keeps nothing. */
+static void cache_put(cgrpc_tls_session_cache *c, const char *key,
+                      SSL_SESSION *session) {
+  cache_entry *e;
+  pthread_mutex_lock(&c->lock);
+  if (!(e = cache_find(c, key))) {
+    char *k = cgrpc__strdup(key);
+    if (!k) {
+      pthread_mutex_unlock(&c->lock);
+      return;
+    }
+    if (c->n < c->cap) {
+      e = &c->entries[c->n++];
+    } else {
+      e = &c->entries[0];
+      for (size_t i = 1; i < c->n; i++)
+        if (c->entries[i].used < e->used)
+          e = &c->entries[i];
+      cgrpc__free(e->key);
+    }
+    e->key = k;
+  }
+  SSL_SESSION_free(e->session); /* the replaced or evicted one, or NULL */
+  SSL_SESSION_up_ref(session);
+  e->session = session;
+  e->used = ++c->clock;
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* A reference to the session under |key|, or NULL. */
+static SSL_SESSION *cache_get(cgrpc_tls_session_cache *c, const char *key) {
+  SSL_SESSION *s = NULL;
+  cache_entry *e;
+  pthread_mutex_lock(&c->lock);
+  if ((e = cache_find(c, key)) != NULL) {
+    s = e->session;
+    SSL_SESSION_up_ref(s);
+    e->used = ++c->clock;
+  }
+  pthread_mutex_unlock(&c->lock);
+  return s;
+}
+
+int cgrpc__tls_sessions_init(cgrpc__tls_sessions *s,
+                             cgrpc_tls_session_cache *cache, const char *key) {
+  memset(s, 0, sizeof *s);
+  if (cache) {
+    if (!(s->key = cgrpc__strdup(key)))
+      return CGRPC_ERR_NOMEM;
+    cgrpc__tls_session_cache_ref(cache);
+    s->cache = cache;
+  }
+  return 0;
+}
+
+void cgrpc__tls_sessions_clear(cgrpc__tls_sessions *s) {
+  SSL_SESSION_free(s->last);
+  cgrpc_tls_session_cache_del(s->cache);
+  cgrpc__free(s->key);
+  memset(s, 0, sizeof *s);
+}
+
+/* The session to offer: the shared cache's (another channel may have a
+ * newer one), else the newest this channel got.  A reference, or NULL. */
+static SSL_SESSION *sessions_take(cgrpc__tls_sessions *s) {
+  SSL_SESSION *session = s->cache ? cache_get(s->cache, s->key) : NULL;
+  if (!session && s->last && SSL_SESSION_up_ref(s->last))
+    session = s->last;
+  return session;
+}
+
+/* A new session from the server (after a handshake, or a TLS 1.3 ticket):
+ * kept for the next connection of the channel, and in the shared cache. */
 static int keep_session(SSL *ssl, SSL_SESSION *session) {
-  SSL_SESSION **slot = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-  if (!slot)
+  cgrpc__tls_sessions *s = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+  if (!s)
     return 0;
-  SSL_SESSION_free(*slot);
-  *slot = session;
+  if (s->cache)
+    cache_put(s->cache, s->key, session);
+  SSL_SESSION_free(s->last);
+  s->last = session;
   return 1; /* the reference is ours */
 }
 
 SSL_CTX *cgrpc__channel_creds_ctx_new(const cgrpc_channel_credentials *creds,
-                                      SSL_SESSION **sessions, char *err,
+                                      cgrpc__tls_sessions *sessions, char *err,
                                       size_t err_size) {
   static const unsigned char alpn[] = {2, 'h', '2'};
   SSL_CTX *ctx = ctx_new(TLS_client_method());
@@ -619,7 +753,8 @@ static int is_ip_literal(const char *host) {
 }
 
 SSL *cgrpc__tls_conn_new(SSL_CTX *ctx, int fd, int server, const char *host,
-                         int skip_host, SSL_SESSION *session) {
+                         int skip_host, cgrpc__tls_sessions *sessions) {
+  SSL_SESSION *session;
   SSL *ssl = SSL_new(ctx);
   BIO *bio;
   if (!ssl)
@@ -644,8 +779,10 @@ SSL *cgrpc__tls_conn_new(SSL_CTX *ctx, int fd, int server, const char *host,
         goto fail;
     }
   }
-  if (session)
-    SSL_set_session(ssl, session);
+  if (sessions && (session = sessions_take(sessions)) != NULL) {
+    SSL_set_session(ssl, session); /* takes its own reference */
+    SSL_SESSION_free(session);
+  }
   return ssl;
 fail:
   SSL_free(ssl);
@@ -757,15 +894,6 @@ void cgrpc__tls_conn_free(SSL *ssl) {
 
 /* ---- the peer ---- */
 
-static char *dup_str(const char *s, size_t n) {
-  char *p = cgrpc__malloc(n + 1);
-  if (p) {
-    memcpy(p, s, n);
-    p[n] = '\0';
-  }
-  return p;
-}
-
 static char *name_string(X509_NAME *name) {
   BIO *b = BIO_new(BIO_s_mem());
   char *data, *s = NULL;
@@ -774,7 +902,7 @@ static char *name_string(X509_NAME *name) {
     return NULL;
   if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
     len = BIO_get_mem_data(b, &data);
-    s = dup_str(data, (size_t)len);
+    s = cgrpc__strndup(data, (size_t)len);
   }
   BIO_free(b);
   return s;
@@ -810,7 +938,7 @@ static char *san_string(const GENERAL_NAME *gn) {
   default:
     return NULL;
   }
-  return dup_str(buf, strlen(buf));
+  return cgrpc__strdup(buf);
 }
 
 cgrpc__tls_peer *cgrpc__tls_peer_new(SSL *ssl) {
@@ -821,6 +949,10 @@ cgrpc__tls_peer *cgrpc__tls_peer_new(SSL *ssl) {
   if (!peer)
     return NULL;
   atomic_init(&peer->refs, 1);
+  peer->version = SSL_get_version(ssl);
+  snprintf(peer->cipher, sizeof peer->cipher, "%s",
+           SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+  peer->reused = SSL_session_reused(ssl) == 1;
   cert = SSL_get0_peer_certificate(ssl);
   if (!cert)
     return peer;

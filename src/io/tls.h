@@ -28,12 +28,29 @@
 SSL_CTX *cgrpc__server_creds_ctx(cgrpc_server_credentials *creds);
 void cgrpc__server_creds_ref(cgrpc_server_credentials *creds);
 
+/*
+ * A channel's sessions for resumption: the newest the server handed out,
+ * and the shared cache (cgrpc_tls_session_cache) the application gave,
+ * under |key| (the server's name and port).  The loop thread of the
+ * channel uses it; the cache has its own lock.
+ */
+typedef struct cgrpc__tls_sessions {
+  SSL_SESSION *last;
+  cgrpc_tls_session_cache *cache; /* a reference, or NULL */
+  char *key;
+} cgrpc__tls_sessions;
+
+/* |cache| may be NULL.  Returns 0 or CGRPC_ERR_NOMEM. */
+int cgrpc__tls_sessions_init(cgrpc__tls_sessions *s,
+                             cgrpc_tls_session_cache *cache, const char *key);
+void cgrpc__tls_sessions_clear(cgrpc__tls_sessions *s);
+void cgrpc__tls_session_cache_ref(cgrpc_tls_session_cache *cache);
+
 /* A new client context from |creds|, or NULL with the reason in |err|.
- * With |sessions| not NULL, the newest session the server hands out is
- * kept there (a reference: SSL_SESSION_free() it) for resumption; the slot
- * must outlive the context. */
+ * With |sessions| not NULL, the sessions the server hands out are kept
+ * there for resumption; it must outlive the context. */
 SSL_CTX *cgrpc__channel_creds_ctx_new(const cgrpc_channel_credentials *creds,
-                                      SSL_SESSION **sessions, char *err,
+                                      cgrpc__tls_sessions *sessions, char *err,
                                       size_t err_size);
 void cgrpc__channel_creds_ref(cgrpc_channel_credentials *creds);
 /* Nonzero when the names in the server's certificate are not checked. */
@@ -51,11 +68,11 @@ enum {
 /*
  * An SSL for the connected socket |fd|: a client (|server| 0) sends SNI
  * |host| (unless it is an IP address) and verifies the server's
- * certificate against it (unless |skip_host|), and offers |session| for
- * resumption (may be NULL).  NULL when out of memory.
+ * certificate against it (unless |skip_host|), and offers a session from
+ * |sessions| for resumption (may be NULL).  NULL when out of memory.
  */
 SSL *cgrpc__tls_conn_new(SSL_CTX *ctx, int fd, int server, const char *host,
-                         int skip_host, SSL_SESSION *session);
+                         int skip_host, cgrpc__tls_sessions *sessions);
 
 /* One step of the handshake: 0 when done, else a CGRPC__TLS_ code; after
  * FAILED, |err| says why (for people: the verification error, a wrong
@@ -84,6 +101,9 @@ typedef struct cgrpc__tls_peer {
   char *subject;     /* "CN=...,O=..." (RFC 2253), or NULL */
   char **sans;       /* "DNS:name", "IP:1.2.3.4", "URI:...", "email:..." */
   size_t n_sans;
+  const char *version; /* "TLSv1.3" (OpenSSL's static string) */
+  char cipher[64];     /* "TLS_AES_128_GCM_SHA256" */
+  int reused;          /* the session was resumed */
 } cgrpc__tls_peer;
 
 /* The peer of a finished handshake, or NULL when out of memory. */

@@ -55,6 +55,18 @@ const char *cgrpc_server_ctx_peer_san(const cgrpc_server_ctx *ctx, size_t i) {
                                                   : NULL;
 }
 
+const char *cgrpc_server_ctx_tls_version(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->version : NULL;
+}
+
+const char *cgrpc_server_ctx_tls_cipher(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->cipher : NULL;
+}
+
+int cgrpc_server_ctx_tls_session_reused(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer && ctx->tls_peer->reused;
+}
+
 const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx) {
   return ctx && ctx->path ? ctx->path : "";
 }

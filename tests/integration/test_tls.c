@@ -46,9 +46,14 @@ static cgrpc_status_code tls_echo(cgrpc_server_ctx *ctx,
              cgrpc_server_ctx_peer_san(ctx, i));
   }
   reply->message = cgrpc_server_ctx_printf(
-      ctx, "%s|secure=%d verified=%d subject=%s sans=%s", request->message,
-      cgrpc_server_ctx_is_secure(ctx), cgrpc_server_ctx_peer_verified(ctx),
-      subject ? subject : "-", sans);
+      ctx, "%s|secure=%d verified=%d subject=%s sans=%s|%s %s reused=%d",
+      request->message, cgrpc_server_ctx_is_secure(ctx),
+      cgrpc_server_ctx_peer_verified(ctx), subject ? subject : "-", sans,
+      cgrpc_server_ctx_tls_version(ctx) ? cgrpc_server_ctx_tls_version(ctx)
+                                        : "-",
+      cgrpc_server_ctx_tls_cipher(ctx) ? cgrpc_server_ctx_tls_cipher(ctx)
+                                       : "-",
+      cgrpc_server_ctx_tls_session_reused(ctx));
   reply->authority = cgrpc_server_ctx_strdup(ctx, cgrpc_server_ctx_authority(ctx));
   return CGRPC_STATUS_OK;
 }
@@ -99,6 +104,8 @@ static void server_stop(tls_server *s) {
 
 /* A channel to |host|:|port|; TLS trusting |ca| (NULL: plaintext), with a
  * client certificate |client| (NULL: none) and a name override. */
+static cgrpc_tls_session_cache *session_cache; /* for the next channel() */
+
 static cgrpc_channel *channel(const char *host, int port, const char *ca,
                               const char *client, const char *override) {
   cgrpc_channel_options *o;
@@ -123,6 +130,7 @@ static cgrpc_channel *channel(const char *host, int port, const char *ca,
   if (override)
     assert_int_equal(
         cgrpc_channel_options_set_ssl_target_name_override(o, override), 0);
+  cgrpc_channel_options_set_tls_session_cache(o, session_cache);
   snprintf(target, sizeof target, "%s:%d", host, port);
   assert_int_equal(cgrpc_channel_new(&ch, target, o), 0);
   cgrpc_channel_options_del(o);
@@ -322,6 +330,41 @@ static void test_tls_certificate_swap(void **state) {
   server_stop(&s);
 }
 
+/* Channels that share a session cache resume each other's sessions (a
+ * new channel per call pays one full handshake); the resumed connection
+ * still knows the client's certificate.  Without the cache a new channel
+ * starts afresh; a cache of one name evicts the other. */
+static void test_tls_session_resumption(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  int i;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_REQUIRE);
+  assert_int_equal(cgrpc_tls_session_cache_new(&session_cache, 1), 0);
+  for (i = 0; i < 3; i++) {
+    ch = channel("127.0.0.1", s.tls_port, "ca.pem", "client", NULL);
+    expect_ok(ch, i == 0 ? "reused=0" : "reused=1");
+    expect_ok(ch, "verified=1 subject=O=cgrpc tests,CN=client");
+    cgrpc_channel_del(ch);
+  }
+  /* Another name: a full handshake, which takes the cache's only place. */
+  ch = channel("localhost", s.tls_port, "ca.pem", "client", NULL);
+  expect_ok(ch, "reused=0");
+  cgrpc_channel_del(ch);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", "client", NULL);
+  expect_ok(ch, "reused=0");
+  cgrpc_channel_del(ch);
+  cgrpc_tls_session_cache_del(session_cache); /* the channels had theirs */
+  session_cache = NULL;
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", "client", NULL);
+  expect_ok(ch, "TLSv1.3 TLS_");
+  expect_ok(ch, "reused=0");
+  cgrpc_channel_del(ch);
+  assert_int_equal(cgrpc_tls_session_cache_new(&session_cache, 0),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  server_stop(&s);
+}
+
 static void test_tls_bad_credentials(void **state) {
   cgrpc_server_credentials *sc;
   cgrpc_channel_credentials *cc;
@@ -358,6 +401,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tls_mutual_required),
       cmocka_unit_test(test_tls_mutual_requested),
       cmocka_unit_test(test_tls_certificate_swap),
+      cmocka_unit_test(test_tls_session_resumption),
       cmocka_unit_test(test_tls_bad_credentials),
   };
   const char *dir = getenv("CGRPC_TEST_CERTS");
