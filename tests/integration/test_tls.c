@@ -8,13 +8,22 @@
  * with the message it must carry (an unknown CA, a wrong name, an expired
  * certificate, plaintext against TLS and TLS against plaintext).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "echo.grpc-c.h"
@@ -365,6 +374,150 @@ static void test_tls_session_resumption(void **state) {
   server_stop(&s);
 }
 
+/* ---- raw OpenSSL peers, for what our own peers never do: ALPN ---- */
+
+/* A TCP socket to 127.0.0.1:|port| (or a listener on a free port when
+ * |port| is 0), with 5 s receive and send timeouts. */
+static int raw_socket(int port, int *bound) {
+  struct sockaddr_in a;
+  struct timeval tv = {5, 0};
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  if (port) {
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  } else {
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *bound = ntohs(a.sin_port);
+  }
+  return fd;
+}
+
+/* Handshakes with our server offering the ALPN list |alpn| (wire format;
+ * NULL: no ALPN extension).  Returns 1 when the server let the connection
+ * through to HTTP/2 (its SETTINGS arrived), 0 when it refused it (a failed
+ * handshake, or a close before any byte). */
+static int raw_client_gets_http2(int port, const unsigned char *alpn,
+                                 unsigned len) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  SSL *ssl;
+  unsigned char buf[9];
+  int fd, ok = 0;
+  assert_non_null(ctx);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+  if (alpn)
+    assert_int_equal(SSL_CTX_set_alpn_protos(ctx, alpn, len), 0);
+  fd = raw_socket(port, NULL);
+  ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  /* A frame header (9 bytes: a SETTINGS frame) if HTTP/2 was let in. */
+  if (SSL_connect(ssl) == 1 && SSL_read(ssl, buf, sizeof buf) == 9)
+    ok = buf[3] == 0x4;
+  ERR_clear_error();
+  SSL_free(ssl);
+  close(fd);
+  SSL_CTX_free(ctx);
+  return ok;
+}
+
+/* Our server refuses a client that does not ask for "h2", and keeps
+ * serving. */
+static void test_tls_server_requires_alpn_h2(void **state) {
+  static const unsigned char h2[] = {2, 'h', '2'};
+  static const unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.',
+                                         '1'};
+  static const unsigned char both[] = {8, 'h', 't', 't', 'p', '/', '1', '.',
+                                       '1', 2, 'h', '2'};
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  assert_int_equal(raw_client_gets_http2(s.tls_port, h2, sizeof h2), 1);
+  assert_int_equal(raw_client_gets_http2(s.tls_port, both, sizeof both), 1);
+  assert_int_equal(raw_client_gets_http2(s.tls_port, http11, sizeof http11),
+                   0);
+  assert_int_equal(raw_client_gets_http2(s.tls_port, NULL, 0), 0);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
+typedef struct raw_server {
+  int listen_fd, port;
+  int alpn; /* 0: no ALPN in its answer; 1: it picks "http/1.1" */
+  pthread_t thread;
+} raw_server;
+
+static int pick_http11(SSL *ssl, const unsigned char **out,
+                       unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg) {
+  (void)ssl;
+  (void)in;
+  (void)inlen;
+  (void)arg;
+  *out = (const unsigned char *)"http/1.1";
+  *outlen = 8;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+/* Serves TLS without "h2" to up to 4 connections, one at a time, reading
+ * each until it closes (every wait bounded by the socket timeouts). */
+static void *raw_server_main(void *arg) {
+  raw_server *rs = arg;
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx ||
+      SSL_CTX_use_certificate_chain_file(ctx, cert_path("server.pem")) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, cert_path("server.key"),
+                                  SSL_FILETYPE_PEM) != 1)
+    return NULL;
+  if (rs->alpn)
+    SSL_CTX_set_alpn_select_cb(ctx, pick_http11, NULL);
+  for (int i = 0; i < 4; i++) {
+    char buf[256];
+    int fd = accept(rs->listen_fd, NULL, NULL);
+    SSL *ssl;
+    if (fd < 0)
+      break;
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1)
+      while (SSL_read(ssl, buf, sizeof buf) > 0)
+        ;
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+  }
+  SSL_CTX_free(ctx);
+  return NULL;
+}
+
+/* Our client refuses a server that does not pick "h2", naming why. */
+static void test_tls_client_requires_alpn_h2(void **state) {
+  (void)state;
+  for (int alpn = 0; alpn < 2; alpn++) {
+    raw_server rs = {-1, 0, alpn, 0};
+    cgrpc_channel *ch;
+    rs.listen_fd = raw_socket(0, &rs.port);
+    assert_int_equal(pthread_create(&rs.thread, NULL, raw_server_main, &rs),
+                     0);
+    ch = channel("127.0.0.1", rs.port, "ca.pem", NULL, NULL);
+    expect_unavailable(ch, alpn ? "TLS handshake failed" : "ALPN \"h2\"");
+    cgrpc_channel_del(ch);
+    shutdown(rs.listen_fd, SHUT_RDWR); /* ends the accept loop */
+    pthread_join(rs.thread, NULL);
+    close(rs.listen_fd);
+  }
+}
+
 static void test_tls_bad_credentials(void **state) {
   cgrpc_server_credentials *sc;
   cgrpc_channel_credentials *cc;
@@ -402,6 +555,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tls_mutual_requested),
       cmocka_unit_test(test_tls_certificate_swap),
       cmocka_unit_test(test_tls_session_resumption),
+      cmocka_unit_test(test_tls_server_requires_alpn_h2),
+      cmocka_unit_test(test_tls_client_requires_alpn_h2),
       cmocka_unit_test(test_tls_bad_credentials),
   };
   const char *dir = getenv("CGRPC_TEST_CERTS");
@@ -411,6 +566,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   snprintf(certs, sizeof certs, "%s", dir);
+  /* The raw OpenSSL peers write with write(), which raises SIGPIPE when our
+   * side has closed; the library itself never does (tests/unit/io). */
+  signal(SIGPIPE, SIG_IGN);
   if (argc > 1)
     cmocka_set_test_filter(argv[1]);
   return cmocka_run_group_tests(tests, NULL, NULL);
