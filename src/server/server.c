@@ -242,7 +242,7 @@ static void accept_ready(void *user_data, unsigned events) {
   /* A bounded batch per wake-up; level-triggered epoll brings the rest. */
   for (i = 0; i < 64; i++) {
     char peer[64];
-    int fd = cgrpc__sock_accept(l->fd, peer, sizeof peer);
+    int fd = cgrpc__sock_accept(l->fd, peer, sizeof peer, NULL);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
