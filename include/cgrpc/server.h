@@ -108,12 +108,29 @@ CGRPC_EXTERN int cgrpc_server_new(cgrpc_server **server_ptr,
  * is not NULL) before the server starts.  "[::]" also accepts IPv4 where the
  * system allows dual-stack sockets.
  *
+ * Unix-domain sockets are named as in gRPC (doc/naming.md):
+ * "unix:/run/app.sock" or "unix:relative/app.sock", "unix:///run/app.sock"
+ * (an empty authority; "unix://host/..." is refused), and
+ * "unix-abstract:name" for Linux's abstract namespace (no file; the name
+ * may hold any byte, "%00" for a NUL).  The path or name is percent-decoded
+ * and holds at most 107 bytes.  |*bound_port| gets 0.  The socket file is
+ * created here, with the permissions the umask leaves, and removed when the
+ * server shuts down or is deleted, unless another file has taken its place
+ * by then.  A socket file already at the path is replaced when it is stale
+ * (connecting to it is refused: its server is gone); gRPC replaces one
+ * that a live server listens on too, cgrpc refuses that
+ * (CGRPC_ERR_ADDR_IN_USE), and never replaces a file that is not a socket.
+ *
  * Returns 0, or one of:
- *   CGRPC_ERR_INVALID_ARGUMENT  |addr| is not "host:port".
+ *   CGRPC_ERR_INVALID_ARGUMENT  |addr| is not "host:port", or a malformed
+ *                               Unix address (empty, too long; the log
+ *                               says why).
  *   CGRPC_ERR_ADDR_RESOLVE      |host| does not resolve.
- *   CGRPC_ERR_ADDR_IN_USE       bind() failed: the port is taken.
+ *   CGRPC_ERR_ADDR_IN_USE       bind() failed: the port is taken, or the
+ *                               socket path is in use.
  *   CGRPC_ERR_INVALID_STATE     the server has already started.
- *   CGRPC_ERR_IO                another socket error (see the log).
+ *   CGRPC_ERR_IO                another socket error, such as a missing
+ *                               folder or no permission (see the log).
  * Thread safety: one thread at a time per object.
  */
 CGRPC_EXTERN int cgrpc_server_add_insecure_port(cgrpc_server *server,

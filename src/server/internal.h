@@ -20,6 +20,7 @@
 #include "cgrpc/server.h"
 #include "h2/conn.h"
 #include "io/loop.h"
+#include "io/sock.h"
 #include "server/pool.h"
 #include "util/arena.h"
 #include "util/log.h"
@@ -95,6 +96,9 @@ struct cgrpc_server {
 
   int listen_fds[CGRPC__MAX_LISTENERS];
   int n_listeners;
+  /* The socket files of the "unix:" listeners, removed at shutdown. */
+  cgrpc__sock_unix_file unix_files[CGRPC__MAX_LISTENERS];
+  int n_unix_files;
 
   cgrpc__service_entry *services;
   size_t n_services;
