@@ -201,8 +201,36 @@ CGRPC_EXTERN void cgrpc_server_del(cgrpc_server *server);
 CGRPC_EXTERN const cgrpc_metadata_array *
 cgrpc_server_ctx_metadata(const cgrpc_server_ctx *ctx);
 
-/* The peer's address, such as "ipv4:127.0.0.1:41234" or "ipv6:[::1]:5". */
+/*
+ * The peer's address in gRPC's form, such as "ipv4:127.0.0.1:41234" or
+ * "ipv6:[::1]:5".  On a Unix-domain socket it is the client socket's own
+ * name, which clients rarely bind, so it is usually "unix:" (as grpcio and
+ * gRPC C-core report); a bound client gives "unix:/path" or
+ * "unix-abstract:name", percent-encoded as a URI path.  To tell who the
+ * client is, see cgrpc_server_ctx_peer_cred().  Valid during the handler
+ * (a detached one: until cgrpc_server_ctx_finish()).
+ */
 CGRPC_EXTERN const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx);
+
+/*
+ * The credentials of the client process on a Unix-domain socket
+ * connection, as the kernel recorded them when it connected (SO_PEERCRED):
+ * its process id to |*pid|, its effective user id to |*uid| and group id to
+ * |*gid|.  Any of the three may be NULL.  They are read when the connection
+ * is accepted, so they stay available after the connection has gone.  The
+ * pid may belong to another process by the time it is read, if the client
+ * has exited.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_ARGUMENT  |ctx| is NULL.
+ *   CGRPC_ERR_UNSUPPORTED       not a Unix-domain socket connection (TCP),
+ *                               or the system gave no credentials; nothing
+ *                               is written.
+ * Thread safety: any thread while |ctx| is valid (the values never change).
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_peer_cred(const cgrpc_server_ctx *ctx,
+                                            int64_t *pid, int64_t *uid,
+                                            int64_t *gid);
 
 /* The full method path, such as "/helloworld.Greeter/SayHello". */
 CGRPC_EXTERN const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx);

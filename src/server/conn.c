@@ -109,8 +109,9 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
   call->code = CGRPC_STATUS_OK;
   cgrpc__arena_init(&call->arena);
   /* The connection may go before a running handler: keep a copy. */
-  call->peer = cgrpc__arena_memdup(&call->arena, conn->h2.peer,
-                                   strlen(conn->h2.peer) + 1);
+  call->peer =
+      cgrpc__arena_memdup(&call->arena, conn->peer, strlen(conn->peer) + 1);
+  call->peer_cred = conn->peer_cred;
   cgrpc__timer_init(&call->deadline_timer, NULL, call);
   cgrpc__ep_bind(&call->ep, &conn->h2, &conn->calls, stream_id);
   return call;
@@ -683,8 +684,8 @@ static void handshake_expired(void *user_data) {
   cgrpc__h2conn_close(&conn->h2);
 }
 
-void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
-                               const char *peer) {
+void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
+                               const cgrpc__sock_cred *cred) {
   cgrpc_server *server = sl->server;
   cgrpc__server_conn *conn = cgrpc__calloc(1, sizeof *conn);
   nghttp2_session *session = NULL;
@@ -710,6 +711,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
   conn->sl = sl;
   snprintf(conn->h2.peer, sizeof conn->h2.peer, "%s", peer);
+  snprintf(conn->peer, sizeof conn->peer, "%s", peer);
+  conn->peer_cred = *cred;
   pthread_mutex_lock(&server->lock);
   server->live_conns++;
   pthread_mutex_unlock(&server->lock);

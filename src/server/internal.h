@@ -146,6 +146,8 @@ struct cgrpc_server_ctx {
   char *path;
   char *authority;
   const char *peer; /* a copy in the arena: outlives the connection */
+  /* The peer's credentials (Unix sockets), copied from the connection. */
+  cgrpc__sock_cred peer_cred;
   /* Request metadata: kept raw in the arena as it arrives, and turned into
    * |metadata| only if the handler asks (most never do). */
   struct cgrpc__raw_header *raw_headers, **raw_tail;
@@ -207,13 +209,18 @@ struct cgrpc__server_conn {
   int shutdown_ping_sent;
   /* Closes a connection that never completes the HTTP/2 handshake. */
   cgrpc__timer handshake_timer;
+  /* The peer as accept() saw it: its whole name (h2.peer, for the log, may
+   * be cut short) and, on a Unix socket, its credentials. */
+  char peer[CGRPC__SOCK_NAME_MAX];
+  cgrpc__sock_cred peer_cred;
 };
 
 /* ---- conn.c ---- */
 
-/* Takes a freshly accepted socket onto |sl|'s loop.  Loop thread only. */
-void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
-                               const char *peer);
+/* Takes a freshly accepted socket onto |sl|'s loop; |peer| and |cred| are
+ * what cgrpc__sock_accept() reported (both copied).  Loop thread only. */
+void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
+                               const cgrpc__sock_cred *cred);
 
 /* Graceful shutdown of one connection: GOAWAY(2^31-1) + PING, then the
  * final GOAWAY when the PING comes back. */

@@ -272,8 +272,9 @@ static void accept_ready(void *user_data, unsigned events) {
   (void)events;
   /* A bounded batch per wake-up; level-triggered epoll brings the rest. */
   for (i = 0; i < 64; i++) {
-    char peer[64];
-    int fd = cgrpc__sock_accept(l->fd, peer, sizeof peer, NULL);
+    char peer[CGRPC__SOCK_NAME_MAX];
+    cgrpc__sock_cred cred;
+    int fd = cgrpc__sock_accept(l->fd, peer, sizeof peer, &cred);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
@@ -290,7 +291,7 @@ static void accept_ready(void *user_data, unsigned events) {
       }
       return;
     }
-    cgrpc__server_conn_accept(l->sl, fd, peer);
+    cgrpc__server_conn_accept(l->sl, fd, peer, &cred);
   }
 }
 
