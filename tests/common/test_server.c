@@ -52,7 +52,9 @@ int test_server_run(const test_server_config *cfg) {
 
   rv = cgrpc_server_new(&server, opts);
   cgrpc_server_options_del(opts);
-  if (rv == 0) {
+  if (rv == 0 && cfg->address) {
+    rv = cgrpc_server_add_insecure_port(server, cfg->address, &bound_port);
+  } else if (rv == 0) {
     /* Dual-stack where the system allows it, else IPv4 only. */
     snprintf(addr, sizeof addr, "[::]:%lld", cfg->port);
     rv = cgrpc_server_add_insecure_port(server, addr, &bound_port);

@@ -357,7 +357,8 @@ static int register_test_service(cgrpc_server *server, void *arg) {
 
 int main(int argc, char **argv) {
   test_server_config cfg = {"interop_server", 0, DEFAULT_MAX_WORKERS, -2,
-                            2000, register_test_service, NULL};
+                            2000, register_test_service, NULL,
+                            NULL};
   int i;
 
   for (i = 1; i < argc; i++) {
