@@ -36,7 +36,8 @@ CGRPC_EXTERN void cgrpc_channel_options_set_max_receive_message_length(
 CGRPC_EXTERN void cgrpc_channel_options_set_max_send_message_length(
     cgrpc_channel_options *opts, int64_t max_bytes);
 
-/* Overrides the ":authority" header (default: the target's host:port). */
+/* Overrides the ":authority" header (default: the target's host:port, or
+ * "localhost" for a Unix-domain socket target). */
 CGRPC_EXTERN int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
                                                      const char *authority);
 
@@ -80,8 +81,19 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  * "dns:///", "ipv4:" or "ipv6:".  Nothing is connected until the first call.
  * |opts| may be NULL; it is copied.
  *
+ * Unix-domain sockets are named as in gRPC (doc/naming.md), and need no
+ * name resolution: "unix:path" (relative to the working directory when
+ * the channel connects, or absolute), "unix:///absolute/path" (an empty
+ * authority; "unix://host/..." is refused) and "unix-abstract:name" (Linux's
+ * abstract namespace; the name may hold any byte, "%00" for a NUL).  The
+ * path or name is percent-decoded and holds at most 107 bytes.  Such a
+ * channel sends ":authority: localhost", as gRPC C-core and grpc-go do,
+ * unless cgrpc_channel_options_set_authority() says otherwise.
+ *
  * Returns 0, or one of:
- *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed.
+ *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed (for a Unix target:
+ *                               an empty or too long path, a host after
+ *                               "unix://"; the log says which).
  *   CGRPC_ERR_NOMEM             Out of memory.
  *   CGRPC_ERR_IO                the channel's thread could not start.
  * Thread safety: any thread.

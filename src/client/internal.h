@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/un.h>
 
 #include "call/endpoint.h"
 #include "cgrpc/call.h"
@@ -55,9 +56,14 @@ struct cgrpc_channel {
   atomic_int del_waiting; /* cgrpc_channel_del() waits for references */
   struct cgrpc_channel_options opts;
   cgrpc__logger log;
-  char host[256];
+  char host[256]; /* a "unix:" target: the target itself, for messages */
   char port[16];
   char *authority;
+  /* A "unix:" or "unix-abstract:" target: its address, and the one-entry
+   * address list connect_next() walks (ai_family AF_UNIX, 0 for TCP;
+   * ai_canonname is |host|). */
+  struct sockaddr_un unix_addr;
+  struct addrinfo unix_ai;
   cgrpc__loop *loop;
   /* TLS (NULL: plaintext): the context, the name the server's certificate
    * must carry, and the sessions for resumption (loop thread). */

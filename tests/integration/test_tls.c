@@ -518,6 +518,48 @@ static void test_tls_client_requires_alpn_h2(void **state) {
   }
 }
 
+/* TLS over a Unix socket: the name checked is the authority, "localhost". */
+static void test_tls_over_unix_socket(void **state) {
+  static const Cgrpc__Test__EchoService_Servicer servicer = {tls_echo, NULL};
+  cgrpc_server_credentials *sc;
+  cgrpc_server *server;
+  cgrpc_channel *ch;
+  char dir[] = "/tmp/cgrpc-tls-XXXXXX", addr[100], path[64];
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/s.sock", dir);
+  snprintf(addr, sizeof addr, "unix:%s", path);
+  assert_int_equal(cgrpc_server_credentials_new(&sc), 0);
+  assert_int_equal(cgrpc_server_credentials_set_cert_files(
+                       sc, cert_path("server.pem"), cert_path("server.key")),
+                   0);
+  assert_int_equal(cgrpc_server_new(&server, NULL), 0);
+  assert_int_equal(cgrpc_server_add_secure_port(server, addr, sc, NULL), 0);
+  assert_int_equal(
+      cgrpc__test__echo_service__servicer__register(server, &servicer, NULL),
+      0);
+  assert_int_equal(cgrpc_server_start(server), 0);
+  {
+    cgrpc_channel_options *o;
+    cgrpc_channel_credentials *cc;
+    assert_int_equal(cgrpc_channel_options_new(&o), 0);
+    assert_int_equal(cgrpc_channel_credentials_new(&cc), 0);
+    assert_int_equal(
+        cgrpc_channel_credentials_set_root_certs_file(cc, cert_path("ca.pem")),
+        0);
+    cgrpc_channel_options_set_credentials(o, cc);
+    cgrpc_channel_credentials_del(cc);
+    assert_int_equal(cgrpc_channel_new(&ch, addr, o), 0);
+    cgrpc_channel_options_del(o);
+  }
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  cgrpc_server_shutdown(server, 0);
+  cgrpc_server_del(server);
+  cgrpc_server_credentials_del(sc);
+  assert_int_equal(rmdir(dir), 0); /* the socket file went at shutdown */
+}
+
 static void test_tls_bad_credentials(void **state) {
   cgrpc_server_credentials *sc;
   cgrpc_channel_credentials *cc;
@@ -557,6 +599,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tls_session_resumption),
       cmocka_unit_test(test_tls_server_requires_alpn_h2),
       cmocka_unit_test(test_tls_client_requires_alpn_h2),
+      cmocka_unit_test(test_tls_over_unix_socket),
       cmocka_unit_test(test_tls_bad_credentials),
   };
   const char *dir = getenv("CGRPC_TEST_CERTS");
