@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/export.h"
 #include "cgrpc/log.h"
 #include "cgrpc/tls.h"
@@ -69,6 +70,21 @@ CGRPC_EXTERN int cgrpc_channel_options_set_ssl_target_name_override(
 CGRPC_EXTERN void
 cgrpc_channel_options_set_tls_session_cache(cgrpc_channel_options *opts,
                                             cgrpc_tls_session_cache *cache);
+
+/*
+ * Makes channels from these options add |creds| to every call (see
+ * call_credentials.h); NULL: none (the default).  The options keep a
+ * reference.  A channel with call credentials but no TLS is refused unless
+ * cgrpc_channel_options_allow_insecure_call_credentials() allows it with a
+ * nonzero |allow| (gRPC sends call credentials over TLS only; a test, or a
+ * trusted Unix socket, may want them in plaintext).
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_call_credentials(cgrpc_channel_options *opts,
+                                           cgrpc_call_credentials *creds);
+CGRPC_EXTERN void
+cgrpc_channel_options_allow_insecure_call_credentials(
+    cgrpc_channel_options *opts, int allow);
 
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cgrpc/error.h"
+#include "client/call_creds.h"
 #include "client/internal.h"
 #include "io/sock.h"
 #include "util/clock.h"
@@ -44,6 +45,7 @@ void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
     return;
   cgrpc_channel_credentials_del(opts->creds);
   cgrpc_tls_session_cache_del(opts->sessions);
+  cgrpc_call_credentials_del(opts->call_creds);
   cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
@@ -92,6 +94,22 @@ void cgrpc_channel_options_set_tls_session_cache(
     cgrpc__tls_session_cache_ref(cache);
   cgrpc_tls_session_cache_del(opts->sessions);
   opts->sessions = cache;
+}
+
+void cgrpc_channel_options_set_call_credentials(
+    cgrpc_channel_options *opts, cgrpc_call_credentials *creds) {
+  if (!opts)
+    return;
+  if (creds)
+    cgrpc__call_creds_ref(creds);
+  cgrpc_call_credentials_del(opts->call_creds);
+  opts->call_creds = creds;
+}
+
+void cgrpc_channel_options_allow_insecure_call_credentials(
+    cgrpc_channel_options *opts, int allow) {
+  if (opts)
+    opts->insecure_call_creds = allow != 0;
 }
 
 int cgrpc_channel_options_set_ssl_target_name_override(
@@ -506,6 +524,7 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc__tls_sessions_clear(&ch->tls_sessions);
   cgrpc__free(ch->tls_name);
   cgrpc_channel_credentials_del(ch->opts.creds);
+  cgrpc_call_credentials_del(ch->opts.call_creds);
   cgrpc__free(ch->authority);
 }
 
@@ -584,6 +603,8 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     ch->opts.sessions = NULL; /* the channel's sessions hold the cache */
     if (ch->opts.creds)
       cgrpc__channel_creds_ref(ch->opts.creds);
+    if (ch->opts.call_creds)
+      cgrpc__call_creds_ref(ch->opts.call_creds);
   } else {
     options_defaults(&ch->opts);
   }
@@ -601,6 +622,15 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   if (rv == 0 && ch->opts.creds)
     rv = channel_tls_setup(ch, opts ? opts->target_name_override : NULL,
                            opts ? opts->sessions : NULL);
+  if (rv == 0 && ch->opts.call_creds && !ch->opts.creds &&
+      !ch->opts.insecure_call_creds) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
+               "call credentials on a plaintext channel to \"%s\": they go "
+               "only over TLS (set channel credentials, or allow them with "
+               "cgrpc_channel_options_allow_insecure_call_credentials())",
+               target);
+    rv = CGRPC_ERR_INVALID_ARGUMENT;
+  }
   if (rv != 0) {
     channel_free_parts(ch);
     cgrpc__free(ch);

@@ -20,6 +20,7 @@
 
 #include "call/endpoint.h"
 #include "cgrpc/call.h"
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/tls.h"
 #include "h2/conn.h"
@@ -35,6 +36,8 @@ struct cgrpc_channel_options {
   cgrpc_channel_credentials *creds; /* a reference; NULL: plaintext */
   char *target_name_override;
   cgrpc_tls_session_cache *sessions; /* a reference, or NULL */
+  cgrpc_call_credentials *call_creds; /* a reference, or NULL */
+  int insecure_call_creds;            /* allowed on plaintext too */
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };

@@ -451,6 +451,8 @@ def add_tls_client_args(ap):
                     help="the name the server's certificate must carry")
     ap.add_argument("--client_cert_file", help="client certificate (PEM)")
     ap.add_argument("--client_key_file", help="its key (PEM)")
+    ap.add_argument("--access_token",
+                    help="send \"authorization: Bearer TOKEN\" (needs TLS)")
 
 
 def open_channel(grpc, target, args, options=()):
@@ -469,9 +471,11 @@ def open_channel(grpc, target, args, options=()):
     if args.server_host_override:
         options.append(("grpc.ssl_target_name_override",
                         args.server_host_override))
-    return grpc.secure_channel(
-        target, grpc.ssl_channel_credentials(roots, key, cert),
-        options=options)
+    creds = grpc.ssl_channel_credentials(roots, key, cert)
+    if args.access_token:
+        creds = grpc.composite_channel_credentials(
+            creds, grpc.access_token_call_credentials(args.access_token))
+    return grpc.secure_channel(target, creds, options=options)
 
 
 def serve(grpc, name, args, max_workers, add_servicer, options=(),
