@@ -4,14 +4,16 @@
  *
  *   greeter_client [--target=TARGET] [--name=NAME]
  *                  [--ca_file=F [--server_host_override=NAME]
- *                   [--client_cert_file=F --client_key_file=F]]
+ *                   [--client_cert_file=F --client_key_file=F]
+ *                   [--access_token=T]]
  *
  * TARGET is any channel target: host:port (default localhost:50051),
  * dns:, ipv4:, ipv6:, unix:.  --ca_file turns TLS on, trusting the CAs in
  * F; --server_host_override checks the server's certificate for NAME
  * instead of the target's host; the client certificate and key make it
- * mutual TLS.  Prints the server's greeting and exits 0, or prints the
- * status name and its message and exits 1.
+ * mutual TLS; --access_token sends "authorization: Bearer T" with the call
+ * (greeter_server --require_token=T).  Prints the server's greeting and
+ * exits 0, or prints the status name and its message and exits 1.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,15 +22,18 @@
 
 #include "helloworld.grpc-c.h"
 
-/* Channel options for the TLS flags; NULL options for plaintext. */
+/* Channel options for the TLS flags (and a bearer token, which needs TLS);
+ * NULL options for plaintext. */
 static int tls_options(cgrpc_channel_options **opts, const char *ca,
                        const char *host_override, const char *cert,
-                       const char *key) {
+                       const char *key, const char *token) {
   cgrpc_channel_credentials *creds = NULL;
+  cgrpc_call_credentials *bearer = NULL;
   int rv;
   *opts = NULL;
   if (!ca)
-    return cert || key || host_override ? CGRPC_ERR_INVALID_ARGUMENT : 0;
+    return cert || key || host_override || token ? CGRPC_ERR_INVALID_ARGUMENT
+                                                 : 0;
   if ((rv = cgrpc_channel_options_new(opts)) != 0 ||
       (rv = cgrpc_channel_credentials_new(&creds)) != 0 ||
       (rv = cgrpc_channel_credentials_set_root_certs_file(creds, ca)) != 0 ||
@@ -36,18 +41,23 @@ static int tls_options(cgrpc_channel_options **opts, const char *ca,
        (rv = cgrpc_channel_credentials_set_cert_files(
             creds, cert ? cert : "", key ? key : "")) != 0) ||
       (host_override && (rv = cgrpc_channel_options_set_ssl_target_name_override(
-                             *opts, host_override)) != 0)) {
+                             *opts, host_override)) != 0) ||
+      (token &&
+       (rv = cgrpc_call_credentials_new_access_token(&bearer, token)) != 0)) {
     cgrpc_channel_credentials_del(creds);
     return rv;
   }
   cgrpc_channel_options_set_credentials(*opts, creds);
+  cgrpc_channel_options_set_call_credentials(*opts, bearer);
   cgrpc_channel_credentials_del(creds);
+  cgrpc_call_credentials_del(bearer);
   return 0;
 }
 
 int main(int argc, char **argv) {
   const char *target = "localhost:50051";
   const char *ca = NULL, *host_override = NULL, *cert = NULL, *key = NULL;
+  const char *token = NULL;
   cgrpc_channel_options *opts = NULL;
   Helloworld__HelloRequest request = HELLOWORLD__HELLO_REQUEST__INIT;
   Helloworld__HelloReply *reply = NULL;
@@ -69,21 +79,23 @@ int main(int argc, char **argv) {
       cert = argv[i] + 19;
     } else if (strncmp(argv[i], "--client_key_file=", 18) == 0) {
       key = argv[i] + 18;
+    } else if (strncmp(argv[i], "--access_token=", 15) == 0) {
+      token = argv[i] + 15;
     } else {
       fprintf(stderr,
               "usage: %s [--target=TARGET] [--name=NAME] [--ca_file=F "
               "[--server_host_override=NAME] [--client_cert_file=F "
-              "--client_key_file=F]]\n",
+              "--client_key_file=F] [--access_token=T]]\n",
               argv[0]);
       return 2;
     }
   }
 
-  if ((rv = tls_options(&opts, ca, host_override, cert, key)) != 0) {
+  if ((rv = tls_options(&opts, ca, host_override, cert, key, token)) != 0) {
     fprintf(stderr, "greeter_client: TLS flags: %s%s\n", cgrpc_strerror(rv),
             rv == CGRPC_ERR_INVALID_ARGUMENT
-                ? " (--ca_file is needed, and the client certificate and key "
-                  "go together)"
+                ? " (--ca_file is needed, the client certificate and key go "
+                  "together, and a token is printable ASCII)"
                 : "");
     return 2;
   }

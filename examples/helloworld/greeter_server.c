@@ -4,11 +4,14 @@
  *
  *   greeter_server [--port=N | --listen=ADDR ...] [--max_workers=N]
  *                  [--tls_cert_file=F --tls_key_file=F [--client_ca_file=F]]
+ *                  [--require_token=T]
  *
  * --port listens on [::]:N (default 50051); --listen (repeatable) on any
  * address form instead: host:port, [::]:port, unix:/path, unix-abstract:n.
  * With a certificate and key every address is TLS; --client_ca_file then
  * requires client certificates signed by those CAs (mutual TLS).
+ * --require_token answers UNAUTHENTICATED to calls without the metadata
+ * "authorization: Bearer T" (greeter_client --access_token=T).
  * --max_workers caps the handler thread pool,
  * which grows on demand (default: the library's, 1024); 0 runs handlers on
  * the server's own threads, which suits handlers like these that never
@@ -26,11 +29,24 @@
 
 #include "helloworld.grpc-c.h"
 
+/* |want|: the "authorization" value a call must carry ("Bearer T", from
+ * --require_token=T), or NULL. */
+static int authorized(cgrpc_server_ctx *ctx, const char *want) {
+  const char *got;
+  if (!want)
+    return 1;
+  got = cgrpc_metadata_array_get(cgrpc_server_ctx_metadata(ctx),
+                                 "authorization", NULL);
+  return got && strcmp(got, want) == 0;
+}
+
 static cgrpc_status_code say_hello(cgrpc_server_ctx *ctx,
                                    const Helloworld__HelloRequest *request,
                                    Helloworld__HelloReply *reply,
                                    void *user_data) {
-  (void)user_data;
+  if (!authorized(ctx, user_data))
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                 "missing or wrong bearer token");
   reply->message = cgrpc_server_ctx_printf(ctx, "Hello, %s!", request->name);
   return CGRPC_STATUS_OK;
 }
@@ -39,7 +55,9 @@ static cgrpc_status_code say_hello_again(cgrpc_server_ctx *ctx,
                                          const Helloworld__HelloRequest *request,
                                          Helloworld__HelloReply *reply,
                                          void *user_data) {
-  (void)user_data;
+  if (!authorized(ctx, user_data))
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                 "missing or wrong bearer token");
   reply->message =
       cgrpc_server_ctx_printf(ctx, "Hello again, %s!", request->name);
   return CGRPC_STATUS_OK;
@@ -80,7 +98,7 @@ int main(int argc, char **argv) {
   cgrpc_server *server = NULL;
   const char *listen[MAX_LISTEN];
   const char *cert = NULL, *key = NULL, *client_ca = NULL;
-  char addr[64];
+  char addr[64], bearer_buf[256], *bearer = NULL;
   sigset_t stop_signals;
   int port = 50051, first_port = -1, max_workers = -1, n_listen = 0, sig, rv;
 
@@ -97,10 +115,15 @@ int main(int argc, char **argv) {
       key = argv[i] + 15;
     } else if (strncmp(argv[i], "--client_ca_file=", 17) == 0) {
       client_ca = argv[i] + 17;
+    } else if (strncmp(argv[i], "--require_token=", 16) == 0 &&
+               argv[i][16] != '\0') {
+      snprintf(bearer_buf, sizeof bearer_buf, "Bearer %s", argv[i] + 16);
+      bearer = bearer_buf;
     } else {
       fprintf(stderr,
               "usage: %s [--port=N | --listen=ADDR ...] [--max_workers=N] "
-              "[--tls_cert_file=F --tls_key_file=F [--client_ca_file=F]]\n",
+              "[--tls_cert_file=F --tls_key_file=F [--client_ca_file=F]] "
+              "[--require_token=T]\n",
               argv[0]);
       return 2;
     }
@@ -142,7 +165,8 @@ int main(int argc, char **argv) {
   }
   cgrpc_server_credentials_del(creds); /* the server keeps its own */
   if (rv != 0 ||
-      (rv = helloworld__greeter__servicer__register(server, &greeter, NULL)) !=
+      (rv = helloworld__greeter__servicer__register(server, &greeter,
+                                                    bearer)) !=
           0 ||
       (rv = cgrpc_server_start(server)) != 0) {
     fprintf(stderr, "greeter_server: %s\n", cgrpc_strerror(rv));

@@ -13,6 +13,7 @@
 #include "cgrpc/status.h"
 #include "cgrpc/service.h"
 #include "cgrpc/tls.h"
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/server.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/call.h"

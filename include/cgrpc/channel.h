@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/export.h"
 #include "cgrpc/log.h"
 #include "cgrpc/tls.h"
@@ -36,7 +37,8 @@ CGRPC_EXTERN void cgrpc_channel_options_set_max_receive_message_length(
 CGRPC_EXTERN void cgrpc_channel_options_set_max_send_message_length(
     cgrpc_channel_options *opts, int64_t max_bytes);
 
-/* Overrides the ":authority" header (default: the target's host:port). */
+/* Overrides the ":authority" header (default: the target's host:port, or
+ * "localhost" for a Unix-domain socket target). */
 CGRPC_EXTERN int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
                                                      const char *authority);
 
@@ -69,6 +71,21 @@ CGRPC_EXTERN void
 cgrpc_channel_options_set_tls_session_cache(cgrpc_channel_options *opts,
                                             cgrpc_tls_session_cache *cache);
 
+/*
+ * Makes channels from these options add |creds| to every call (see
+ * call_credentials.h); NULL: none (the default).  The options keep a
+ * reference.  A channel with call credentials but no TLS is refused unless
+ * cgrpc_channel_options_allow_insecure_call_credentials() allows it with a
+ * nonzero |allow| (gRPC sends call credentials over TLS only; a test, or a
+ * trusted Unix socket, may want them in plaintext).
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_call_credentials(cgrpc_channel_options *opts,
+                                           cgrpc_call_credentials *creds);
+CGRPC_EXTERN void
+cgrpc_channel_options_allow_insecure_call_credentials(
+    cgrpc_channel_options *opts, int allow);
+
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
                                                 cgrpc_log_cb cb,
@@ -80,8 +97,19 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  * "dns:///", "ipv4:" or "ipv6:".  Nothing is connected until the first call.
  * |opts| may be NULL; it is copied.
  *
+ * Unix-domain sockets are named as in gRPC (doc/naming.md), and need no
+ * name resolution: "unix:path" (relative to the working directory when
+ * the channel connects, or absolute), "unix:///absolute/path" (an empty
+ * authority; "unix://host/..." is refused) and "unix-abstract:name" (Linux's
+ * abstract namespace; the name may hold any byte, "%00" for a NUL).  The
+ * path or name is percent-decoded and holds at most 107 bytes.  Such a
+ * channel sends ":authority: localhost", as gRPC C-core and grpc-go do,
+ * unless cgrpc_channel_options_set_authority() says otherwise.
+ *
  * Returns 0, or one of:
- *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed.
+ *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed (for a Unix target:
+ *                               an empty or too long path, a host after
+ *                               "unix://"; the log says which).
  *   CGRPC_ERR_NOMEM             Out of memory.
  *   CGRPC_ERR_IO                the channel's thread could not start.
  * Thread safety: any thread.

@@ -109,12 +109,29 @@ CGRPC_EXTERN int cgrpc_server_new(cgrpc_server **server_ptr,
  * is not NULL) before the server starts.  "[::]" also accepts IPv4 where the
  * system allows dual-stack sockets.
  *
+ * Unix-domain sockets are named as in gRPC (doc/naming.md):
+ * "unix:/run/app.sock" or "unix:relative/app.sock", "unix:///run/app.sock"
+ * (an empty authority; "unix://host/..." is refused), and
+ * "unix-abstract:name" for Linux's abstract namespace (no file; the name
+ * may hold any byte, "%00" for a NUL).  The path or name is percent-decoded
+ * and holds at most 107 bytes.  |*bound_port| gets 0.  The socket file is
+ * created here, with the permissions the umask leaves, and removed when the
+ * server shuts down or is deleted, unless another file has taken its place
+ * by then.  A socket file already at the path is replaced when it is stale
+ * (connecting to it is refused: its server is gone); gRPC replaces one
+ * that a live server listens on too, cgrpc refuses that
+ * (CGRPC_ERR_ADDR_IN_USE), and never replaces a file that is not a socket.
+ *
  * Returns 0, or one of:
- *   CGRPC_ERR_INVALID_ARGUMENT  |addr| is not "host:port".
+ *   CGRPC_ERR_INVALID_ARGUMENT  |addr| is not "host:port", or a malformed
+ *                               Unix address (empty, too long; the log
+ *                               says why).
  *   CGRPC_ERR_ADDR_RESOLVE      |host| does not resolve.
- *   CGRPC_ERR_ADDR_IN_USE       bind() failed: the port is taken.
+ *   CGRPC_ERR_ADDR_IN_USE       bind() failed: the port is taken, or the
+ *                               socket path is in use.
  *   CGRPC_ERR_INVALID_STATE     the server has already started.
- *   CGRPC_ERR_IO                another socket error (see the log).
+ *   CGRPC_ERR_IO                another socket error, such as a missing
+ *                               folder or no permission (see the log).
  * Thread safety: one thread at a time per object.
  */
 CGRPC_EXTERN int cgrpc_server_add_insecure_port(cgrpc_server *server,
@@ -202,7 +219,15 @@ CGRPC_EXTERN void cgrpc_server_del(cgrpc_server *server);
 CGRPC_EXTERN const cgrpc_metadata_array *
 cgrpc_server_ctx_metadata(const cgrpc_server_ctx *ctx);
 
-/* The peer's address, such as "ipv4:127.0.0.1:41234" or "ipv6:[::1]:5". */
+/*
+ * The peer's address in gRPC's form, such as "ipv4:127.0.0.1:41234" or
+ * "ipv6:[::1]:5".  On a Unix-domain socket it is the client socket's own
+ * name, which clients rarely bind, so it is usually "unix:" (as grpcio and
+ * gRPC C-core report); a bound client gives "unix:/path" or
+ * "unix-abstract:name", percent-encoded as a URI path.  To tell who the
+ * client is, see cgrpc_server_ctx_peer_cred().  Valid during the handler
+ * (a detached one: until cgrpc_server_ctx_finish()).
+ */
 CGRPC_EXTERN const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx);
 
 /*
@@ -232,6 +257,26 @@ CGRPC_EXTERN const char *
 cgrpc_server_ctx_tls_cipher(const cgrpc_server_ctx *ctx);
 CGRPC_EXTERN int
 cgrpc_server_ctx_tls_session_reused(const cgrpc_server_ctx *ctx);
+
+/*
+ * The credentials of the client process on a Unix-domain socket
+ * connection, as the kernel recorded them when it connected (SO_PEERCRED):
+ * its process id to |*pid|, its effective user id to |*uid| and group id to
+ * |*gid|.  Any of the three may be NULL.  They are read when the connection
+ * is accepted, so they stay available after the connection has gone.  The
+ * pid may belong to another process by the time it is read, if the client
+ * has exited.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_ARGUMENT  |ctx| is NULL.
+ *   CGRPC_ERR_UNSUPPORTED       not a Unix-domain socket connection (TCP),
+ *                               or the system gave no credentials; nothing
+ *                               is written.
+ * Thread safety: any thread while |ctx| is valid (the values never change).
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_peer_cred(const cgrpc_server_ctx *ctx,
+                                            int64_t *pid, int64_t *uid,
+                                            int64_t *gid);
 
 /* The full method path, such as "/helloworld.Greeter/SayHello". */
 CGRPC_EXTERN const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx);

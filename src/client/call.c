@@ -13,6 +13,7 @@
 #include "call/wire.h"
 #include "cgrpc/error.h"
 #include "cgrpc/version.h"
+#include "client/call_creds.h"
 #include "client/internal.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -187,6 +188,27 @@ void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst) {
   call->status.code = dst->code;
 }
 
+/* The channel's call credentials for |call|: their metadata, or the status
+ * the call fails with when it starts. */
+static void add_call_creds(cgrpc_call *call) {
+  cgrpc_channel *ch = call->ch;
+  cgrpc_metadata_array *md = NULL;
+  char msg[256];
+  cgrpc_status_code code = cgrpc__call_creds_apply(
+      ch->opts.call_creds, ch->tls_ctx ? "https" : "http", ch->authority,
+      call->method->path, &md, msg, sizeof msg);
+  if (code == CGRPC_STATUS_OK) {
+    cgrpc__hdrs_add_metadata(&call->hdrs, md);
+    cgrpc_metadata_array_del(md);
+  } else if (call->early_code == CGRPC_STATUS_OK) {
+    call->early_code = code;
+    call->early_message =
+        cgrpc__arena_memdup(&call->hdrs.arena, msg, strlen(msg) + 1);
+    if (!call->early_message)
+      call->early_message = "call credentials failed";
+  }
+}
+
 /* Builds the request headers in the caller's thread.  Order as in
  * PROTOCOL-HTTP2.md (pseudo-headers first, as HTTP/2 requires): the
  * reserved headers, grpc-timeout, content-type, the encodings, user-agent,
@@ -217,6 +239,8 @@ static int call_prepare_headers(cgrpc_call *call,
   CGRPC__HDRS_ADD_LIT(h, "user-agent", "grpc-c-cgrpc/" CGRPC_VERSION);
   if (opts && opts->metadata)
     cgrpc__hdrs_add_metadata(h, opts->metadata);
+  if (ch->opts.call_creds)
+    add_call_creds(call);
   return h->failed ? CGRPC_ERR_NOMEM : 0;
 }
 

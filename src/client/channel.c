@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cgrpc/error.h"
+#include "client/call_creds.h"
 #include "client/internal.h"
 #include "io/sock.h"
 #include "util/clock.h"
@@ -44,6 +45,7 @@ void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
     return;
   cgrpc_channel_credentials_del(opts->creds);
   cgrpc_tls_session_cache_del(opts->sessions);
+  cgrpc_call_credentials_del(opts->call_creds);
   cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
@@ -94,6 +96,22 @@ void cgrpc_channel_options_set_tls_session_cache(
   opts->sessions = cache;
 }
 
+void cgrpc_channel_options_set_call_credentials(
+    cgrpc_channel_options *opts, cgrpc_call_credentials *creds) {
+  if (!opts)
+    return;
+  if (creds)
+    cgrpc__call_creds_ref(creds);
+  cgrpc_call_credentials_del(opts->call_creds);
+  opts->call_creds = creds;
+}
+
+void cgrpc_channel_options_allow_insecure_call_credentials(
+    cgrpc_channel_options *opts, int allow) {
+  if (opts)
+    opts->insecure_call_creds = allow != 0;
+}
+
 int cgrpc_channel_options_set_ssl_target_name_override(
     cgrpc_channel_options *opts, const char *name) {
   char *n;
@@ -117,10 +135,33 @@ void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
 
 /* ---- target ---- */
 
-static int parse_target(cgrpc_channel *ch, const char *target) {
+/* A "unix:" or "unix-abstract:" target: the address is known now, no name
+ * to resolve.  The authority is "localhost", as gRPC C-core and grpc-go
+ * send for these targets. */
+static int parse_unix_target(cgrpc_channel *ch, const char *target,
+                             socklen_t len) {
+  memset(&ch->unix_ai, 0, sizeof ch->unix_ai);
+  ch->unix_ai.ai_family = AF_UNIX;
+  ch->unix_ai.ai_socktype = SOCK_STREAM;
+  ch->unix_ai.ai_addr = (struct sockaddr *)&ch->unix_addr;
+  ch->unix_ai.ai_addrlen = len;
+  snprintf(ch->host, sizeof ch->host, "%s", target);
+  ch->unix_ai.ai_canonname = ch->host;
+  ch->authority = cgrpc__strdup("localhost");
+  return ch->authority ? 0 : CGRPC_ERR_NOMEM;
+}
+
+/* Sets |*why| to what is wrong with a malformed target, when more can be
+ * said than "bad target". */
+static int parse_target(cgrpc_channel *ch, const char *target,
+                        const char **why) {
   static const char *const schemes[] = {"dns:///", "dns:", "ipv4:", "ipv6:"};
   char buf[300];
   size_t i;
+  socklen_t len;
+  int rv = cgrpc__sock_parse_unix(target, &ch->unix_addr, &len, why);
+  if (rv != 0)
+    return rv < 0 ? rv : parse_unix_target(ch, target, len);
   for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
     size_t n = strlen(schemes[i]);
     if (strncmp(target, schemes[i], n) == 0) {
@@ -145,6 +186,12 @@ static int parse_target(cgrpc_channel *ch, const char *target) {
 }
 
 /* ---- connection ---- */
+
+/* The target as messages name it: host:port (or the authority set), or the
+ * "unix:" target itself ("localhost" would say nothing). */
+static const char *target_name(const cgrpc_channel *ch) {
+  return ch->unix_ai.ai_canonname ? ch->unix_ai.ai_canonname : ch->authority;
+}
 
 static void connect_next(cgrpc__client_conn *conn);
 static void channel_closed(cgrpc_channel *ch);
@@ -183,7 +230,7 @@ static void connect_failed(cgrpc__client_conn *conn) {
   char msg[400];
   double jitter;
   int64_t wait;
-  snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
+  snprintf(msg, sizeof msg, "failed to connect to %s: %s", target_name(ch),
            ch->last_error[0] ? ch->last_error : "unknown error");
   cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", msg);
   if (ch->conn == conn)
@@ -225,7 +272,7 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   /* The calls that end here say why (those retried go elsewhere). */
   if (h2->error[0]) {
     snprintf(ch->lost_reason, sizeof ch->lost_reason,
-             "connection to %s closed: %.160s", ch->authority, h2->error);
+             "connection to %s closed: %.160s", target_name(ch), h2->error);
     cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", ch->lost_reason);
   } else {
     snprintf(ch->lost_reason, sizeof ch->lost_reason, "connection closed");
@@ -315,8 +362,11 @@ static void connect_io(void *user_data, unsigned events) {
     connect_next(conn);
     return;
   }
-  snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s", ch->host,
-           ch->port);
+  if (ch->unix_ai.ai_family == AF_UNIX)
+    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.63s", ch->host);
+  else
+    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s", ch->host,
+             ch->port);
   conn_ready(conn, fd);
 }
 
@@ -383,20 +433,26 @@ static void channel_connect(cgrpc_channel *ch) {
   cgrpc__timer_init(&conn->connect_timer, connect_timeout, conn);
   ch->conn = conn;
   ch->state = CHANNEL_CONNECTING;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  /* Name resolution blocks this loop briefly; targets are usually IP
-   * literals or local names. */
-  rv = getaddrinfo(ch->host, ch->port, &hints, &conn->addrs);
-  if (rv != 0) {
-    conn->addrs = NULL;
-    snprintf(ch->last_error, sizeof ch->last_error, "cannot resolve %.48s: %.60s",
-             ch->host, gai_strerror(rv));
-    connect_failed(conn);
-    return;
+  if (ch->unix_ai.ai_family == AF_UNIX) {
+    /* The channel's own one-entry list; conn->addrs stays NULL, so nothing
+     * frees it. */
+    conn->next_addr = &ch->unix_ai;
+  } else {
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    /* Name resolution blocks this loop briefly; targets are usually IP
+     * literals or local names. */
+    rv = getaddrinfo(ch->host, ch->port, &hints, &conn->addrs);
+    if (rv != 0) {
+      conn->addrs = NULL;
+      snprintf(ch->last_error, sizeof ch->last_error,
+               "cannot resolve %.48s: %.60s", ch->host, gai_strerror(rv));
+      connect_failed(conn);
+      return;
+    }
+    conn->next_addr = conn->addrs;
   }
-  conn->next_addr = conn->addrs;
   if (cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
                               cgrpc__now_ns() +
                                   (int64_t)CONNECT_TIMEOUT_MS * 1000000) != 0) {
@@ -423,7 +479,7 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
   }
   if (ch->state == CHANNEL_TRANSIENT_FAILURE) {
     char msg[400];
-    snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
+    snprintf(msg, sizeof msg, "failed to connect to %s: %s", target_name(ch),
              ch->last_error);
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, msg);
     return;
@@ -468,6 +524,7 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc__tls_sessions_clear(&ch->tls_sessions);
   cgrpc__free(ch->tls_name);
   cgrpc_channel_credentials_del(ch->opts.creds);
+  cgrpc_call_credentials_del(ch->opts.call_creds);
   cgrpc__free(ch->authority);
 }
 
@@ -510,10 +567,13 @@ static int channel_tls_setup(cgrpc_channel *ch, const char *override,
                              cgrpc_tls_session_cache *cache) {
   char err[160], key[300];
   int rv;
-  ch->tls_name = cgrpc__strdup(override ? override : ch->host);
+  /* A Unix socket has no host: the authority ("localhost") stands in. */
+  ch->tls_name = cgrpc__strdup(override ? override
+                               : ch->unix_ai.ai_family == AF_UNIX ? ch->authority
+                                                                  : ch->host);
   if (!ch->tls_name)
     return CGRPC_ERR_NOMEM;
-  snprintf(key, sizeof key, "%s:%s", ch->tls_name, ch->port);
+  snprintf(key, sizeof key, "%s|%s", ch->tls_name, target_name(ch));
   if ((rv = cgrpc__tls_sessions_init(&ch->tls_sessions, cache, key)) != 0)
     return rv;
   ch->tls_skip_name = cgrpc__channel_creds_skip_hostname(ch->opts.creds);
@@ -529,6 +589,7 @@ static int channel_tls_setup(cgrpc_channel *ch, const char *override,
 int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
                       const cgrpc_channel_options *opts) {
   cgrpc_channel *ch;
+  const char *why = NULL;
   int rv;
   if (!channel_ptr || !target)
     return CGRPC_ERR_INVALID_ARGUMENT;
@@ -542,13 +603,16 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     ch->opts.sessions = NULL; /* the channel's sessions hold the cache */
     if (ch->opts.creds)
       cgrpc__channel_creds_ref(ch->opts.creds);
+    if (ch->opts.call_creds)
+      cgrpc__call_creds_ref(ch->opts.call_creds);
   } else {
     options_defaults(&ch->opts);
   }
   cgrpc__logger_init(&ch->log, ch->opts.log_cb, ch->opts.log_user_data);
-  rv = parse_target(ch, target);
+  rv = parse_target(ch, target, &why);
   if (rv != 0)
-    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"", target);
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"%s%s", target,
+               why ? ": " : "", why ? why : "");
   if (rv == 0 && opts && opts->authority) {
     cgrpc__free(ch->authority);
     ch->authority = cgrpc__strdup(opts->authority);
@@ -558,6 +622,15 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   if (rv == 0 && ch->opts.creds)
     rv = channel_tls_setup(ch, opts ? opts->target_name_override : NULL,
                            opts ? opts->sessions : NULL);
+  if (rv == 0 && ch->opts.call_creds && !ch->opts.creds &&
+      !ch->opts.insecure_call_creds) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
+               "call credentials on a plaintext channel to \"%s\": they go "
+               "only over TLS (set channel credentials, or allow them with "
+               "cgrpc_channel_options_allow_insecure_call_credentials())",
+               target);
+    rv = CGRPC_ERR_INVALID_ARGUMENT;
+  }
   if (rv != 0) {
     channel_free_parts(ch);
     cgrpc__free(ch);

@@ -16,9 +16,11 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/un.h>
 
 #include "call/endpoint.h"
 #include "cgrpc/call.h"
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/tls.h"
 #include "h2/conn.h"
@@ -34,6 +36,8 @@ struct cgrpc_channel_options {
   cgrpc_channel_credentials *creds; /* a reference; NULL: plaintext */
   char *target_name_override;
   cgrpc_tls_session_cache *sessions; /* a reference, or NULL */
+  cgrpc_call_credentials *call_creds; /* a reference, or NULL */
+  int insecure_call_creds;            /* allowed on plaintext too */
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };
@@ -55,9 +59,14 @@ struct cgrpc_channel {
   atomic_int del_waiting; /* cgrpc_channel_del() waits for references */
   struct cgrpc_channel_options opts;
   cgrpc__logger log;
-  char host[256];
+  char host[256]; /* a "unix:" target: the target itself, for messages */
   char port[16];
   char *authority;
+  /* A "unix:" or "unix-abstract:" target: its address, and the one-entry
+   * address list connect_next() walks (ai_family AF_UNIX, 0 for TCP;
+   * ai_canonname is |host|). */
+  struct sockaddr_un unix_addr;
+  struct addrinfo unix_ai;
   cgrpc__loop *loop;
   /* TLS (NULL: plaintext): the context, the name the server's certificate
    * must carry, and the sessions for resumption (loop thread). */

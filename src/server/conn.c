@@ -109,8 +109,9 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
   call->code = CGRPC_STATUS_OK;
   cgrpc__arena_init(&call->arena);
   /* The connection may go before a running handler: keep a copy. */
-  call->peer = cgrpc__arena_memdup(&call->arena, conn->h2.peer,
-                                   strlen(conn->h2.peer) + 1);
+  call->peer =
+      cgrpc__arena_memdup(&call->arena, conn->peer, strlen(conn->peer) + 1);
+  call->peer_cred = conn->peer_cred;
   call->tls_peer = conn->tls_peer;
   if (call->tls_peer)
     cgrpc__tls_peer_ref(call->tls_peer);
@@ -697,8 +698,8 @@ static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
     conn->tls_peer = cgrpc__tls_peer_new(h2->tls);
 }
 
-void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
-                               const char *peer, SSL *tls) {
+void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
+                               const cgrpc__sock_cred *cred, SSL *tls) {
   cgrpc_server *server = sl->server;
   cgrpc__server_conn *conn = cgrpc__calloc(1, sizeof *conn);
   nghttp2_session *session = NULL;
@@ -724,6 +725,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
   conn->sl = sl;
   snprintf(conn->h2.peer, sizeof conn->h2.peer, "%s", peer);
+  snprintf(conn->peer, sizeof conn->peer, "%s", peer);
+  conn->peer_cred = *cred;
   pthread_mutex_lock(&server->lock);
   server->live_conns++;
   pthread_mutex_unlock(&server->lock);

@@ -67,6 +67,21 @@ int cgrpc_server_ctx_tls_session_reused(const cgrpc_server_ctx *ctx) {
   return ctx && ctx->tls_peer && ctx->tls_peer->reused;
 }
 
+int cgrpc_server_ctx_peer_cred(const cgrpc_server_ctx *ctx, int64_t *pid,
+                               int64_t *uid, int64_t *gid) {
+  if (!ctx)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!ctx->peer_cred.valid)
+    return CGRPC_ERR_UNSUPPORTED;
+  if (pid)
+    *pid = ctx->peer_cred.pid;
+  if (uid)
+    *uid = ctx->peer_cred.uid;
+  if (gid)
+    *gid = ctx->peer_cred.gid;
+  return 0;
+}
+
 const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx) {
   return ctx && ctx->path ? ctx->path : "";
 }

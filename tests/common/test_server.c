@@ -59,7 +59,9 @@ int test_server_run(const test_server_config *cfg) {
 
   rv = cgrpc_server_new(&server, opts);
   cgrpc_server_options_del(opts);
-  if (rv == 0) {
+  if (rv == 0 && cfg->address) {
+    rv = listen_on(server, cfg->address, cfg, &bound_port);
+  } else if (rv == 0) {
     /* Dual-stack where the system allows it, else IPv4 only. */
     snprintf(addr, sizeof addr, "[::]:%lld", cfg->port);
     rv = listen_on(server, addr, cfg, &bound_port);

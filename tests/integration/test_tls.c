@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -41,6 +42,8 @@ static const char *cert_path(const char *name) {
 
 /* ---- a server whose Echo reports what it saw of the client's TLS ---- */
 
+static atomic_int echo_calls; /* Echo calls that reached the handler */
+
 static cgrpc_status_code tls_echo(cgrpc_server_ctx *ctx,
                                   const Cgrpc__Test__EchoRequest *request,
                                   Cgrpc__Test__EchoReply *reply,
@@ -54,15 +57,19 @@ static cgrpc_status_code tls_echo(cgrpc_server_ctx *ctx,
     snprintf(sans + len, sizeof sans - len, "%s%s", i ? "," : "",
              cgrpc_server_ctx_peer_san(ctx, i));
   }
+  const char *auth =
+      cgrpc_metadata_array_get(cgrpc_server_ctx_metadata(ctx), "authorization",
+                               NULL);
+  atomic_fetch_add(&echo_calls, 1);
   reply->message = cgrpc_server_ctx_printf(
-      ctx, "%s|secure=%d verified=%d subject=%s sans=%s|%s %s reused=%d",
+      ctx, "%s|secure=%d verified=%d subject=%s sans=%s|%s %s reused=%d|auth=%s",
       request->message, cgrpc_server_ctx_is_secure(ctx),
       cgrpc_server_ctx_peer_verified(ctx), subject ? subject : "-", sans,
       cgrpc_server_ctx_tls_version(ctx) ? cgrpc_server_ctx_tls_version(ctx)
                                         : "-",
       cgrpc_server_ctx_tls_cipher(ctx) ? cgrpc_server_ctx_tls_cipher(ctx)
                                        : "-",
-      cgrpc_server_ctx_tls_session_reused(ctx));
+      cgrpc_server_ctx_tls_session_reused(ctx), auth ? auth : "-");
   reply->authority = cgrpc_server_ctx_strdup(ctx, cgrpc_server_ctx_authority(ctx));
   return CGRPC_STATUS_OK;
 }
@@ -114,6 +121,8 @@ static void server_stop(tls_server *s) {
 /* A channel to |host|:|port|; TLS trusting |ca| (NULL: plaintext), with a
  * client certificate |client| (NULL: none) and a name override. */
 static cgrpc_tls_session_cache *session_cache; /* for the next channel() */
+static cgrpc_call_credentials *call_creds;      /* for the next channel() */
+static int insecure_call_creds;                  /* for the next channel() */
 
 static cgrpc_channel *channel(const char *host, int port, const char *ca,
                               const char *client, const char *override) {
@@ -140,6 +149,8 @@ static cgrpc_channel *channel(const char *host, int port, const char *ca,
     assert_int_equal(
         cgrpc_channel_options_set_ssl_target_name_override(o, override), 0);
   cgrpc_channel_options_set_tls_session_cache(o, session_cache);
+  cgrpc_channel_options_set_call_credentials(o, call_creds);
+  cgrpc_channel_options_allow_insecure_call_credentials(o, insecure_call_creds);
   snprintf(target, sizeof target, "%s:%d", host, port);
   assert_int_equal(cgrpc_channel_new(&ch, target, o), 0);
   cgrpc_channel_options_del(o);
@@ -518,6 +529,174 @@ static void test_tls_client_requires_alpn_h2(void **state) {
   }
 }
 
+/* TLS over a Unix socket: the name checked is the authority, "localhost". */
+static void test_tls_over_unix_socket(void **state) {
+  static const Cgrpc__Test__EchoService_Servicer servicer = {tls_echo, NULL};
+  cgrpc_server_credentials *sc;
+  cgrpc_server *server;
+  cgrpc_channel *ch;
+  char dir[] = "/tmp/cgrpc-tls-XXXXXX", addr[100], path[64];
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/s.sock", dir);
+  snprintf(addr, sizeof addr, "unix:%s", path);
+  assert_int_equal(cgrpc_server_credentials_new(&sc), 0);
+  assert_int_equal(cgrpc_server_credentials_set_cert_files(
+                       sc, cert_path("server.pem"), cert_path("server.key")),
+                   0);
+  assert_int_equal(cgrpc_server_new(&server, NULL), 0);
+  assert_int_equal(cgrpc_server_add_secure_port(server, addr, sc, NULL), 0);
+  assert_int_equal(
+      cgrpc__test__echo_service__servicer__register(server, &servicer, NULL),
+      0);
+  assert_int_equal(cgrpc_server_start(server), 0);
+  {
+    cgrpc_channel_options *o;
+    cgrpc_channel_credentials *cc;
+    assert_int_equal(cgrpc_channel_options_new(&o), 0);
+    assert_int_equal(cgrpc_channel_credentials_new(&cc), 0);
+    assert_int_equal(
+        cgrpc_channel_credentials_set_root_certs_file(cc, cert_path("ca.pem")),
+        0);
+    cgrpc_channel_options_set_credentials(o, cc);
+    cgrpc_channel_credentials_del(cc);
+    assert_int_equal(cgrpc_channel_new(&ch, addr, o), 0);
+    cgrpc_channel_options_del(o);
+  }
+  expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  cgrpc_server_shutdown(server, 0);
+  cgrpc_server_del(server);
+  cgrpc_server_credentials_del(sc);
+  assert_int_equal(rmdir(dir), 0); /* the socket file went at shutdown */
+}
+
+/* ---- call credentials ---- */
+
+typedef struct seen_context {
+  char service_url[200], method[100], authority[100];
+  cgrpc_status_code fail_with; /* OK: adds "x-api-key: k1" */
+} seen_context;
+
+static cgrpc_status_code api_key(const cgrpc_auth_metadata_context *context,
+                                 cgrpc_metadata_array *metadata, char *message,
+                                 size_t message_size, void *user_data) {
+  seen_context *seen = user_data;
+  snprintf(seen->service_url, sizeof seen->service_url, "%s",
+           context->service_url);
+  snprintf(seen->method, sizeof seen->method, "%s", context->method);
+  snprintf(seen->authority, sizeof seen->authority, "%s", context->authority);
+  if (seen->fail_with != CGRPC_STATUS_OK) {
+    snprintf(message, message_size, "no token for %s", context->method);
+    return seen->fail_with;
+  }
+  /* Reserved keys are refused, whatever the callback tries. */
+  assert_int_equal(cgrpc_metadata_array_add(metadata, "grpc-status", "0"),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  return cgrpc_metadata_array_add(metadata, "authorization", "ApiKey k1") == 0
+             ? CGRPC_STATUS_OK
+             : CGRPC_STATUS_UNAVAILABLE;
+}
+
+/* A bearer token reaches the handler over TLS. */
+static void test_call_creds_access_token(void **state) {
+  tls_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  assert_int_equal(cgrpc_call_credentials_new_access_token(&call_creds,
+                                                           "s3cr3t"),
+                   0);
+  ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
+  cgrpc_call_credentials_del(call_creds); /* the channel keeps its own */
+  call_creds = NULL;
+  expect_ok(ch, "auth=Bearer s3cr3t");
+  expect_ok(ch, "auth=Bearer s3cr3t");
+  cgrpc_channel_del(ch);
+  assert_int_equal(cgrpc_call_credentials_new_access_token(&call_creds, "a\nb"),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(cgrpc_call_credentials_new_access_token(&call_creds, ""),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  server_stop(&s);
+}
+
+/* The callback sees the call's method, authority and service URL; a
+ * failure fails the call with its status before anything is sent; codes
+ * reserved to the control plane become INTERNAL (gRFC A54). */
+static void test_call_creds_callback(void **state) {
+  seen_context seen;
+  tls_server s;
+  cgrpc_channel *ch;
+  char why[300], want[200];
+  cgrpc_status_code code;
+  int before;
+  (void)state;
+  memset(&seen, 0, sizeof seen);
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  assert_int_equal(
+      cgrpc_call_credentials_new_callback(&call_creds, api_key, &seen, NULL),
+      0);
+  ch = channel("localhost", s.tls_port, "ca.pem", NULL, NULL);
+  expect_ok(ch, "auth=ApiKey k1");
+  snprintf(want, sizeof want, "https://localhost:%d/cgrpc.test.EchoService",
+           s.tls_port);
+  assert_string_equal(seen.service_url, want);
+  assert_string_equal(seen.method, "/cgrpc.test.EchoService/Echo");
+  snprintf(want, sizeof want, "localhost:%d", s.tls_port);
+  assert_string_equal(seen.authority, want);
+
+  before = atomic_load(&echo_calls);
+  seen.fail_with = CGRPC_STATUS_UNAUTHENTICATED;
+  code = echo(ch, NULL, 0, why, sizeof why);
+  assert_int_equal(code, CGRPC_STATUS_UNAUTHENTICATED);
+  assert_string_equal(why, "no token for /cgrpc.test.EchoService/Echo");
+  seen.fail_with = CGRPC_STATUS_FAILED_PRECONDITION;
+  assert_int_equal(echo(ch, NULL, 0, why, sizeof why), CGRPC_STATUS_INTERNAL);
+  seen.fail_with = (cgrpc_status_code)99;
+  assert_int_equal(echo(ch, NULL, 0, why, sizeof why), CGRPC_STATUS_UNKNOWN);
+  assert_int_equal(atomic_load(&echo_calls), before); /* none reached it */
+  seen.fail_with = CGRPC_STATUS_OK;
+  expect_ok(ch, "auth=ApiKey k1");
+  cgrpc_channel_del(ch);
+  cgrpc_call_credentials_del(call_creds);
+  call_creds = NULL;
+  server_stop(&s);
+}
+
+/* Plaintext: refused unless allowed, and then the URL says http. */
+static void test_call_creds_plaintext(void **state) {
+  seen_context seen;
+  cgrpc_channel_options *o;
+  cgrpc_channel *ch = NULL;
+  tls_server s;
+  char target[64];
+  (void)state;
+  memset(&seen, 0, sizeof seen);
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  assert_int_equal(
+      cgrpc_call_credentials_new_callback(&call_creds, api_key, &seen, NULL),
+      0);
+  assert_int_equal(cgrpc_channel_options_new(&o), 0);
+  cgrpc_channel_options_set_call_credentials(o, call_creds);
+  snprintf(target, sizeof target, "127.0.0.1:%d", s.plain_port);
+  assert_int_equal(cgrpc_channel_new(&ch, target, o),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_null(ch);
+  cgrpc_channel_options_del(o);
+  insecure_call_creds = 1;
+  ch = channel("127.0.0.1", s.plain_port, NULL, NULL, NULL);
+  insecure_call_creds = 0;
+  expect_ok(ch, "secure=0");
+  assert_true(strncmp(seen.service_url, "http://127.0.0.1:", 17) == 0);
+  cgrpc_channel_del(ch);
+  cgrpc_call_credentials_del(call_creds);
+  call_creds = NULL;
+  assert_int_equal(cgrpc_call_credentials_new_callback(&call_creds, NULL,
+                                                       NULL, NULL),
+                   CGRPC_ERR_INVALID_ARGUMENT);
+  server_stop(&s);
+}
+
 static void test_tls_bad_credentials(void **state) {
   cgrpc_server_credentials *sc;
   cgrpc_channel_credentials *cc;
@@ -557,6 +736,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tls_session_resumption),
       cmocka_unit_test(test_tls_server_requires_alpn_h2),
       cmocka_unit_test(test_tls_client_requires_alpn_h2),
+      cmocka_unit_test(test_tls_over_unix_socket),
+      cmocka_unit_test(test_call_creds_access_token),
+      cmocka_unit_test(test_call_creds_callback),
+      cmocka_unit_test(test_call_creds_plaintext),
       cmocka_unit_test(test_tls_bad_credentials),
   };
   const char *dir = getenv("CGRPC_TEST_CERTS");

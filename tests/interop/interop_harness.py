@@ -179,6 +179,39 @@ class Harness:
                 time.sleep(0.05)
         return False
 
+    def wait_accepting_unix(self, proc, address, timeout=15):
+        """wait_accepting for a Unix socket |address| (unix:PATH or
+        unix-abstract:NAME, no percent-escapes)."""
+        deadline = time.monotonic() + self.timeout(timeout)
+        while time.monotonic() < deadline:
+            if not proc.running():
+                return False
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(0.5)
+                    s.connect(unix_sockaddr(address))
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def unix_address(self, transport, tag):
+        """A fresh Unix socket address for |transport| ("unix": a path in
+        the log folder; "unix-abstract": a name no other run uses)."""
+        if transport == "unix":
+            return f"unix:{os.path.join(self.workdir, tag + '.sock')}"
+        return f"unix-abstract:cgrpc-interop-{os.getpid()}-{tag}"
+
+    def start_unix_server(self, label, argv, address, timeout=15):
+        """Starts a server |argv| that listens on the Unix socket |address|
+        and waits until it accepts there.  Returns the proc."""
+        proc = self.start(label, argv)
+        if self.wait_accepting_unix(proc, address, timeout):
+            return proc
+        proc.stop(self.timeout(5))
+        dump(label, proc.log())
+        raise Failure(f"{label} never accepted connections on {address}")
+
     # ---- the two sides' servers ---------------------------------------------
 
     def start_cgrpc_server(self, binary, label="cgrpc server", extra=()):
@@ -221,6 +254,14 @@ class Harness:
         proc.stop(self.timeout(5))
         dump(label, proc.log())
         raise Failure(f"{label} did not report a port")
+
+
+def unix_sockaddr(address):
+    """The Python socket address of unix:PATH or unix-abstract:NAME."""
+    if address.startswith("unix-abstract:"):
+        return "\0" + address[len("unix-abstract:"):]
+    path = address[len("unix:"):]
+    return path[2:] if path.startswith("///") else path
 
 
 def free_port():
@@ -349,11 +390,14 @@ def side_main(harness_class, args, workdir_prefix, run_mode):
 
 
 def add_serve_args(ap):
-    """A grpcio peer server's --host and --port."""
+    """A grpcio peer server's --host and --port, or --address."""
     ap.add_argument("--host", default="[::]",
                     help="address to bind (default [::])")
     ap.add_argument("--port", type=int, default=0,
                     help="port to bind; 0 picks a free one (default)")
+    ap.add_argument("--address",
+                    help="listen here instead of --host and --port: a Unix "
+                         "socket (unix:PATH, unix-abstract:NAME)")
 
 
 # gRPC's interop test credentials (testdata/README.md): what the peers use
@@ -407,6 +451,8 @@ def add_tls_client_args(ap):
                     help="the name the server's certificate must carry")
     ap.add_argument("--client_cert_file", help="client certificate (PEM)")
     ap.add_argument("--client_key_file", help="its key (PEM)")
+    ap.add_argument("--access_token",
+                    help="send \"authorization: Bearer TOKEN\" (needs TLS)")
 
 
 def open_channel(grpc, target, args, options=()):
@@ -425,19 +471,22 @@ def open_channel(grpc, target, args, options=()):
     if args.server_host_override:
         options.append(("grpc.ssl_target_name_override",
                         args.server_host_override))
-    return grpc.secure_channel(
-        target, grpc.ssl_channel_credentials(roots, key, cert),
-        options=options)
+    creds = grpc.ssl_channel_credentials(roots, key, cert)
+    if args.access_token:
+        creds = grpc.composite_channel_credentials(
+            creds, grpc.access_token_call_credentials(args.access_token))
+    return grpc.secure_channel(target, creds, options=options)
 
 
 def serve(grpc, name, args, max_workers, add_servicer, options=(),
           credentials=None):
     """Runs the grpcio peer server |name|: a grpc.server with |max_workers|
     threads and |options|, its servicer added by |add_servicer(server)|, on
-    args.host:args.port (TLS with |credentials| when given).  Prints the
-    bound port alone on the first line of stdout, serves until SIGTERM or
-    SIGINT, then stops with a grace of 1 s.  Returns the exit status: 0, or
-    1 when it cannot bind."""
+    args.host:args.port, or args.address (a Unix socket), TLS with
+    |credentials| when given.  Prints the bound port alone on the first line
+    of stdout, serves until SIGTERM or SIGINT, then stops with a grace of
+    1 s.  Returns the exit status: 0, or 1 when it cannot bind.  For a Unix
+    socket the "port" printed is what grpcio returns for it (1)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -446,13 +495,13 @@ def serve(grpc, name, args, max_workers, add_servicer, options=(),
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          options=[("grpc.so_reuseport", 0), *options])
     add_servicer(server)
-    address = f"{args.host}:{args.port}"
+    address = args.address or f"{args.host}:{args.port}"
     if credentials is not None:
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
     if not port:
-        print(f"{name}: cannot bind {args.host}:{args.port}", file=sys.stderr)
+        print(f"{name}: cannot bind {address}", file=sys.stderr)
         return 1
     server.start()
     print(port, flush=True)

@@ -392,7 +392,7 @@ static int make_credentials(const char *cert_file, const char *key_file,
 
 int main(int argc, char **argv) {
   test_server_config cfg = {"interop_server", 0, DEFAULT_MAX_WORKERS, -2,
-                            2000, register_test_service, NULL, NULL};
+                            2000, register_test_service, NULL, NULL, NULL};
   const char *cert_file = NULL, *key_file = NULL;
   int i, use_tls = 0, rv;
 

@@ -262,6 +262,53 @@ def tls_mode(client_side, server_side, mutual):
     mode(f"{client_side}-client-{server_side}-server-{kind}", needs)(run)
 
 
+def token_checks(h, client_side, server_side):
+    """A bearer token over TLS: the right one passes, a wrong one or none
+    gets UNAUTHENTICATED from the server."""
+    flags = tls_server_flags(h, False) + ["--require_token=s3cr3t"]
+    if server_side == "cgrpc":
+        server, port = h.start_cgrpc_server(h.args.cgrpc_server,
+                                            label="greeter_server",
+                                            extra=flags)
+    else:
+        server, port = h.start_py_server(PY_SERVER,
+                                         extra=["--use_tls=true", *flags])
+    who = f"{client_side} client -> {server_side} server"
+    ca = f"--ca_file={cert(h, 'ca.pem')}"
+    try:
+        for token, ok in (("s3cr3t", True), ("wrong", False), (None, False)):
+            flags = [ca] + ([f"--access_token={token}"] if token else [])
+            status, out = tls_client(h, client_side, f"127.0.0.1:{port}",
+                                     NAMES[0], flags)
+            if ok:
+                h.check(f"{who}: token {token!r} accepted",
+                        status == 0 and f"Hello, {NAMES[0]}!" in out,
+                        f"exit status {status}, output {out!r}")
+            else:
+                h.check(f"{who}: token {token!r} refused",
+                        status == 1 and "UNAUTHENTICATED" in out,
+                        f"exit status {status}, output {out!r}")
+    finally:
+        h.stop(server)
+
+
+def token_mode(client_side, server_side):
+    needs = ["certs_dir"]
+    if server_side == "cgrpc":
+        needs.append("cgrpc_server")
+    if client_side == "cgrpc":
+        needs.append("cgrpc_client")
+
+    def run(h):
+        token_checks(h, client_side, server_side)
+    run.__doc__ = (f"{client_side} client -> {server_side} server with a "
+                   f"bearer token")
+    mode(f"{client_side}-client-{server_side}-server-token", needs)(run)
+
+
+for _client, _server in (("py", "cgrpc"), ("cgrpc", "py"), ("py", "py")):
+    token_mode(_client, _server)
+
 for _mutual in (False, True):
     for _client, _server in (("py", "cgrpc"), ("cgrpc", "py"), ("py", "py")):
         tls_mode(_client, _server, _mutual)
