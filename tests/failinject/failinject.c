@@ -6,11 +6,11 @@
  *
  * SCENARIO is one of scenarios.c (unary, stream, inline, tls); SITE is
  * malloc, one of the system calls of fi_wrap.h (epoll_ctl, eventfd, ...),
- * "syscalls" for all of those, or openssl (OpenSSL's own allocations).  For each site a first run without failures
- * counts the calls the scenario makes; then, for every N in 1..count (plus
- * a margin, since the count varies a little with thread timing), a fork()ed
- * child runs the scenario with the Nth call failing and the parent judges
- * how it ended:
+ * "syscalls" for all of those, or openssl (OpenSSL's own allocations).  For
+ * each site a first run without failures counts the calls the scenario makes;
+ * then, for every N in 1..count (plus a margin, since the count varies a little
+ * with thread timing), a fork()ed child runs the scenario with the Nth call
+ * failing and the parent judges how it ended:
  *
  *   crash (signal S)   the child died of a signal
  *   sanitizer          ASan/UBSan reported an error (exit code 86)
@@ -737,9 +737,9 @@ static int sweep(fi_site site, int64_t from, int64_t to, int64_t stride,
   run_result r;
   uint64_t counts[3] = {0, 0, 0}, max_count = 0;
   int64_t n, m, g, top, idx;
-  int rep, repeat = opt_repeat > 0                                ? opt_repeat
-               : site == FI_MALLOC || site == FI_OPENSSL ? 1
-                                                         : 3;
+  int rep, repeat = opt_repeat > 0                            ? opt_repeat
+                    : site == FI_MALLOC || site == FI_OPENSSL ? 1
+                                                              : 3;
   int i, runs = 0, passed = 0, not_reached = 0, failed = 0, over_budget = 0;
   int64_t start, budget_ms = opt_full ? 0 : (int64_t)opt_budget_s * 1000;
 

@@ -132,9 +132,9 @@ static int tls_creds_new(fi_outcome *out) {
                    tls.channel, cert_path(cert, sizeof cert, "client.pem"),
                    cert_path(key, sizeof key, "client.key"))) != 0)
     return -1;
-  if (check_rv(out, "cgrpc_call_credentials_new_access_token",
-               cgrpc_call_credentials_new_access_token(&tls.call,
-                                                       "fi-token")) != 0)
+  if (check_rv(
+          out, "cgrpc_call_credentials_new_access_token",
+          cgrpc_call_credentials_new_access_token(&tls.call, "fi-token")) != 0)
     return -1;
   return check_rv(out, "cgrpc_tls_session_cache_new",
                   cgrpc_tls_session_cache_new(&tls.cache, 4));
@@ -199,9 +199,9 @@ static void setup(fi_outcome *out, server_kind kind, cgrpc_server **server_ptr,
     return;
   *server_ptr = server;
   if (kind == SRV_TLS)
-    rv = check_rv(out, "cgrpc_server_add_secure_port",
-                  cgrpc_server_add_secure_port(server, "127.0.0.1:0",
-                                               tls.server, &port));
+    rv = check_rv(
+        out, "cgrpc_server_add_secure_port",
+        cgrpc_server_add_secure_port(server, "127.0.0.1:0", tls.server, &port));
   else
     rv = check_rv(out, "cgrpc_server_add_insecure_port",
                   cgrpc_server_add_insecure_port(server, "127.0.0.1:0", &port));

@@ -62,7 +62,8 @@ void it_server_stop(it_server *s, int64_t grace_ms) {
   s->server = NULL;
 }
 
-cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts) {
+cgrpc_channel *it_channel(const it_server *s,
+                          const cgrpc_channel_options *opts) {
   cgrpc_channel *ch = NULL;
   cgrpc_channel_options *o = NULL;
   if (!opts && harness_log_cb()) {
@@ -174,7 +175,8 @@ int it_async_wait(it_async *a, int ms) {
 }
 
 cgrpc_status_code it_echo(cgrpc_channel *ch, const char *message,
-                          Cgrpc__Test__EchoReply **reply, cgrpc_status *status) {
+                          Cgrpc__Test__EchoReply **reply,
+                          cgrpc_status *status) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   req.message = (char *)(uintptr_t)message;
   return cgrpc__test__echo_service__echo__call(ch, &req, reply, NULL, status);

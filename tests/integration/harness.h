@@ -37,7 +37,8 @@ int it_server_start(it_server *s, const cgrpc_server_options *opts, int port);
 void it_server_stop(it_server *s, int64_t grace_ms);
 
 /* A channel to |s| with |opts| (may be NULL); NULL on failure. */
-cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts);
+cgrpc_channel *it_channel(const it_server *s,
+                          const cgrpc_channel_options *opts);
 
 /* The fixture most tests share: an EchoService server (default options,
  * port 0) and a channel to it. */
@@ -69,7 +70,7 @@ int it_wait_flag(const atomic_int *flag, int value, int ms);
 typedef struct it_async {
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int done;      /* times the callback ran */
+  int done;            /* times the callback ran */
   cgrpc_status status; /* taken with cgrpc_call_take_status */
   Cgrpc__Test__EchoReply *reply;
   int64_t done_at_ms;
@@ -105,7 +106,7 @@ int it_tcp_wait_closed(int fd, int ms);
 #define IT_ASSERT_STATUS(st, want)                                             \
   do {                                                                         \
     if ((int)(st).code != (int)(want))                                         \
-      fail_msg("status %s (\"%s\"), expected %s",                             \
+      fail_msg("status %s (\"%s\"), expected %s",                              \
                cgrpc_status_code_name((st).code),                              \
                (st).message ? (st).message : "(none)",                         \
                cgrpc_status_code_name(want));                                  \
