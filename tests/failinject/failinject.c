@@ -4,13 +4,13 @@
  *
  *   failinject SCENARIO SITE[,SITE...] [-n N] [-r FROM:TO] [-s STRIDE]
  *
- * SCENARIO is one of scenarios.c (unary, stream, inline); SITE is malloc or
- * one of the system calls of fi_wrap.h (epoll_ctl, eventfd, ...), or
- * "syscalls" for all of those.  For each site a first run without failures
- * counts the calls the scenario makes; then, for every N in 1..count (plus
- * a margin, since the count varies a little with thread timing), a fork()ed
- * child runs the scenario with the Nth call failing and the parent judges
- * how it ended:
+ * SCENARIO is one of scenarios.c (unary, stream, inline, tls); SITE is
+ * malloc, one of the system calls of fi_wrap.h (epoll_ctl, eventfd, ...),
+ * "syscalls" for all of those, or openssl (OpenSSL's own allocations).  For
+ * each site a first run without failures counts the calls the scenario makes;
+ * then, for every N in 1..count (plus a margin, since the count varies a little
+ * with thread timing), a fork()ed child runs the scenario with the Nth call
+ * failing and the parent judges how it ended:
  *
  *   crash (signal S)   the child died of a signal
  *   sanitizer          ASan/UBSan reported an error (exit code 86)
@@ -737,7 +737,9 @@ static int sweep(fi_site site, int64_t from, int64_t to, int64_t stride,
   run_result r;
   uint64_t counts[3] = {0, 0, 0}, max_count = 0;
   int64_t n, m, g, top, idx;
-  int rep, repeat = opt_repeat > 0 ? opt_repeat : site == FI_MALLOC ? 1 : 3;
+  int rep, repeat = opt_repeat > 0                            ? opt_repeat
+                    : site == FI_MALLOC || site == FI_OPENSSL ? 1
+                                                              : 3;
   int i, runs = 0, passed = 0, not_reached = 0, failed = 0, over_budget = 0;
   int64_t start, budget_ms = opt_full ? 0 : (int64_t)opt_budget_s * 1000;
 
@@ -756,7 +758,9 @@ static int sweep(fi_site site, int64_t from, int64_t to, int64_t stride,
   if (from <= 0)
     from = 1;
   if (to <= 0)
-    to = (int64_t)(max_count + (site == FI_MALLOC ? max_count / 20 + 2 : 1));
+    to = (int64_t)(max_count + (site == FI_MALLOC || site == FI_OPENSSL
+                                    ? max_count / 20 + 2
+                                    : 1));
   if (stride <= 0) {
     int64_t span = to - from + 1;
     stride = opt_full || span <= opt_max_runs
@@ -873,7 +877,7 @@ int main(int argc, char **argv) {
        tok = strtok_r(NULL, ",", &save)) {
     int s = fi_site_parse(tok);
     if (strcmp(tok, "syscalls") == 0) {
-      for (s = 1; s < FI_N_SITES && n_sites < FI_N_SITES; s++)
+      for (s = 1; s < FI_OPENSSL && n_sites < FI_N_SITES; s++)
         sites[n_sites++] = s;
       continue;
     }
@@ -882,6 +886,11 @@ int main(int argc, char **argv) {
     sites[n_sites++] = s;
   }
 
+  if (fi_hook_openssl() != 0) {
+    fprintf(stderr, "failinject: OpenSSL allocated before its allocator "
+                    "could be hooked\n");
+    return 2;
+  }
   opt_full = env_int("CGRPC_FAILINJECT_FULL", 0);
   opt_max_runs = env_int("CGRPC_FAILINJECT_MAX_RUNS", 300);
   opt_timeout_s = env_int("CGRPC_FAILINJECT_TIMEOUT", FI_SANITIZED ? 30 : 5);

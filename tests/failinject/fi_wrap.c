@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #if defined(__SANITIZE_ADDRESS__)
 #define FI_ASAN 1
 #elif defined(__has_feature)
@@ -52,7 +54,7 @@ int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 
 static const char *const site_names[FI_N_SITES] = {
     "malloc",         "epoll_create1", "epoll_ctl", "eventfd",
-    "pthread_create", "socket",        "accept4"};
+    "pthread_create", "socket",        "accept4",   "openssl"};
 
 const char *fi_site_name(fi_site site) {
   return (unsigned)site < FI_N_SITES ? site_names[site] : "?";
@@ -393,4 +395,39 @@ int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     return -1;
   }
   return __real_accept4(fd, sa, len, flags);
+}
+
+/* ---- OpenSSL's allocator ---- */
+
+static void *fi_crypto_malloc(size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (should_fail(FI_OPENSSL)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return __real_malloc(n);
+}
+
+static void *fi_crypto_realloc(void *p, size_t n, const char *file, int line) {
+  (void)file;
+  (void)line;
+  if (should_fail(FI_OPENSSL)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return __real_realloc(p, n);
+}
+
+static void fi_crypto_free(void *p, const char *file, int line) {
+  (void)file;
+  (void)line;
+  __real_free(p);
+}
+
+int fi_hook_openssl(void) {
+  return CRYPTO_set_mem_functions(fi_crypto_malloc, fi_crypto_realloc,
+                                  fi_crypto_free)
+             ? 0
+             : -1;
 }

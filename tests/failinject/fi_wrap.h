@@ -30,12 +30,23 @@ typedef enum fi_site {
   FI_PTHREAD_CREATE, /* pthread_create: EAGAIN */
   FI_SOCKET,         /* socket: EMFILE */
   FI_ACCEPT4,        /* accept4: EMFILE */
+  FI_OPENSSL,        /* OpenSSL's allocator (see fi_hook_openssl()) */
   FI_N_SITES
 } fi_site;
 
 /* "malloc", "epoll_ctl", ...; fi_site_parse returns -1 for an unknown name. */
 const char *fi_site_name(fi_site site);
 int fi_site_parse(const char *name);
+
+/*
+ * Routes OpenSSL's allocations (CRYPTO_malloc, ...) through the "openssl"
+ * site, so that a handshake, a session cache or a certificate load can be
+ * made to fail inside libcrypto and libssl.  They are counted and failed
+ * but not tracked: OpenSSL keeps global state until exit, and frees what it
+ * allocates itself.  Must run before OpenSSL allocates anything; returns 0,
+ * or -1 when that is too late.
+ */
+int fi_hook_openssl(void);
 
 /* Frames kept per allocation and per event (injected failure, bad free). */
 #define FI_FRAMES 8

@@ -10,10 +10,13 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <cgrpc/call_credentials.h>
 #include <cgrpc/cgrpc.h>
+#include <cgrpc/tls.h>
 
 #include "echo_service.h"
 #include "fi_wrap.h"
@@ -81,22 +84,106 @@ static cgrpc_call_options call_opts(void) {
 
 /* ---- server and channel ---- */
 
-typedef enum { SRV_ECHO, SRV_STREAM, SRV_INLINE } server_kind;
+typedef enum { SRV_ECHO, SRV_STREAM, SRV_INLINE, SRV_TLS } server_kind;
 
 static stream_stats sstats;
+
+/* The TLS scenario's credentials (mutual TLS, a token, one session cache),
+ * kept for a second channel and deleted by teardown. */
+static struct {
+  cgrpc_server_credentials *server;
+  cgrpc_channel_credentials *channel;
+  cgrpc_call_credentials *call;
+  cgrpc_tls_session_cache *cache;
+  char target[64];
+} tls;
+
+/* Joins the directory of the tls_certs fixture (CGRPC_TEST_CERTS) and
+ * |name|; "" when the variable is not set, which the library refuses. */
+static const char *cert_path(char *buf, size_t size, const char *name) {
+  const char *dir = getenv("CGRPC_TEST_CERTS");
+  snprintf(buf, size, "%s/%s", dir ? dir : "", name);
+  return dir ? buf : "";
+}
+
+/* Makes the TLS scenario's credentials; returns 0 or -1 (noted). */
+static int tls_creds_new(fi_outcome *out) {
+  char cert[512], key[512], ca[512];
+  if (check_rv(out, "cgrpc_server_credentials_new",
+               cgrpc_server_credentials_new(&tls.server)) != 0 ||
+      check_rv(out, "cgrpc_server_credentials_set_cert_files",
+               cgrpc_server_credentials_set_cert_files(
+                   tls.server, cert_path(cert, sizeof cert, "server.pem"),
+                   cert_path(key, sizeof key, "server.key"))) != 0 ||
+      check_rv(out, "cgrpc_server_credentials_set_client_ca_file",
+               cgrpc_server_credentials_set_client_ca_file(
+                   tls.server, cert_path(ca, sizeof ca, "ca.pem"))) != 0 ||
+      check_rv(out, "cgrpc_server_credentials_set_client_auth",
+               cgrpc_server_credentials_set_client_auth(
+                   tls.server, CGRPC_CLIENT_AUTH_REQUIRE)) != 0)
+    return -1;
+  if (check_rv(out, "cgrpc_channel_credentials_new",
+               cgrpc_channel_credentials_new(&tls.channel)) != 0 ||
+      check_rv(out, "cgrpc_channel_credentials_set_root_certs_file",
+               cgrpc_channel_credentials_set_root_certs_file(tls.channel,
+                                                             ca)) != 0 ||
+      check_rv(out, "cgrpc_channel_credentials_set_cert_files",
+               cgrpc_channel_credentials_set_cert_files(
+                   tls.channel, cert_path(cert, sizeof cert, "client.pem"),
+                   cert_path(key, sizeof key, "client.key"))) != 0)
+    return -1;
+  if (check_rv(
+          out, "cgrpc_call_credentials_new_access_token",
+          cgrpc_call_credentials_new_access_token(&tls.call, "fi-token")) != 0)
+    return -1;
+  return check_rv(out, "cgrpc_tls_session_cache_new",
+                  cgrpc_tls_session_cache_new(&tls.cache, 4));
+}
+
+static void tls_creds_del(void) {
+  cgrpc_server_credentials_del(tls.server);
+  cgrpc_channel_credentials_del(tls.channel);
+  cgrpc_call_credentials_del(tls.call);
+  cgrpc_tls_session_cache_del(tls.cache);
+  memset(&tls, 0, sizeof tls);
+}
+
+/* A channel to |target|, with the TLS scenario's credentials when |secure|;
+ * NULL after a clean failure. */
+static cgrpc_channel *channel_new(fi_outcome *out, const char *target,
+                                  int secure) {
+  cgrpc_channel_options *co = NULL;
+  cgrpc_channel *ch = NULL;
+  int rv;
+  if (fi_log || secure) {
+    if (check_rv(out, "cgrpc_channel_options_new",
+                 cgrpc_channel_options_new(&co)) != 0)
+      return NULL;
+    if (fi_log)
+      cgrpc_channel_options_set_log(co, cgrpc_log_stderr, NULL);
+    if (secure) {
+      cgrpc_channel_options_set_credentials(co, tls.channel);
+      cgrpc_channel_options_set_call_credentials(co, tls.call);
+      cgrpc_channel_options_set_tls_session_cache(co, tls.cache);
+    }
+  }
+  rv = cgrpc_channel_new(&ch, target, co);
+  cgrpc_channel_options_del(co);
+  return check_rv(out, "cgrpc_channel_new", rv) == 0 ? ch : NULL;
+}
 
 /* Starts a server of |kind| on 127.0.0.1 and a channel to it.  Either may
  * be left NULL after a clean failure. */
 static void setup(fi_outcome *out, server_kind kind, cgrpc_server **server_ptr,
                   cgrpc_channel **ch_ptr) {
   cgrpc_server_options *so = NULL;
-  cgrpc_channel_options *co = NULL;
   cgrpc_server *server = NULL;
-  char target[64];
   int port = 0, rv;
 
   *server_ptr = NULL;
   *ch_ptr = NULL;
+  if (kind == SRV_TLS && tls_creds_new(out) != 0)
+    return;
   if (kind == SRV_INLINE || fi_log) {
     if (check_rv(out, "cgrpc_server_options_new",
                  cgrpc_server_options_new(&so)) != 0)
@@ -111,13 +198,19 @@ static void setup(fi_outcome *out, server_kind kind, cgrpc_server **server_ptr,
   if (check_rv(out, "cgrpc_server_new", rv) != 0)
     return;
   *server_ptr = server;
-  if (check_rv(out, "cgrpc_server_add_insecure_port",
-               cgrpc_server_add_insecure_port(server, "127.0.0.1:0", &port)) !=
-      0)
+  if (kind == SRV_TLS)
+    rv = check_rv(
+        out, "cgrpc_server_add_secure_port",
+        cgrpc_server_add_secure_port(server, "127.0.0.1:0", tls.server, &port));
+  else
+    rv = check_rv(out, "cgrpc_server_add_insecure_port",
+                  cgrpc_server_add_insecure_port(server, "127.0.0.1:0", &port));
+  if (rv != 0)
     return;
   stream_stats_reset(&sstats);
   switch (kind) {
   case SRV_ECHO:
+  case SRV_TLS:
     rv = echo_service_register(server, NULL);
     break;
   case SRV_STREAM:
@@ -134,17 +227,8 @@ static void setup(fi_outcome *out, server_kind kind, cgrpc_server **server_ptr,
     return;
   if (check_rv(out, "cgrpc_server_start", cgrpc_server_start(server)) != 0)
     return;
-  snprintf(target, sizeof target, "127.0.0.1:%d", port);
-  if (fi_log) {
-    if (check_rv(out, "cgrpc_channel_options_new",
-                 cgrpc_channel_options_new(&co)) != 0)
-      return;
-    cgrpc_channel_options_set_log(co, cgrpc_log_stderr, NULL);
-  }
-  rv = cgrpc_channel_new(ch_ptr, target, co);
-  cgrpc_channel_options_del(co);
-  if (check_rv(out, "cgrpc_channel_new", rv) != 0)
-    *ch_ptr = NULL;
+  snprintf(tls.target, sizeof tls.target, "127.0.0.1:%d", port);
+  *ch_ptr = channel_new(out, tls.target, kind == SRV_TLS);
 }
 
 /* Deletes the channel and then the server, or with |server_first| shuts the
@@ -161,6 +245,7 @@ static void teardown(cgrpc_server *server, cgrpc_channel *ch,
   }
   if (server_first)
     cgrpc_channel_del(ch);
+  tls_creds_del();
 }
 
 /* ---- unary: EchoService ---- */
@@ -249,6 +334,25 @@ static void run_unary(fi_outcome *out) {
   /* One failure is enough for this N: later calls would only add time. */
   for (i = 0; ch && i < N_ECHO && out->verdict == FI_PASS; i++)
     echo_blocking(out, ch, i);
+  teardown(server, ch, 0);
+}
+
+/* ---- TLS: mutual TLS, a token, a session cache ---- */
+
+static void run_tls(fi_outcome *out) {
+  cgrpc_server *server;
+  cgrpc_channel *ch, *ch2;
+  int i;
+  setup(out, SRV_TLS, &server, &ch);
+  for (i = 0; ch && i < N_ECHO && out->verdict == FI_PASS; i++)
+    echo_blocking(out, ch, i);
+  /* A second connection, which resumes the first one's session. */
+  if (ch && out->verdict == FI_PASS) {
+    ch2 = channel_new(out, tls.target, 1);
+    if (ch2)
+      echo_blocking(out, ch2, N_ECHO);
+    cgrpc_channel_del(ch2);
+  }
   teardown(server, ch, 0);
 }
 
@@ -769,4 +873,8 @@ const fi_scenario fi_scenarios[] = {
      "inline server (max_workers 0, async servicer): async Echo, Download, "
      "Upload, Chat; server shut down first",
      run_inline},
+    {"tls",
+     "EchoService over mutual TLS with a bearer token: 3 blocking Echo "
+     "calls, then one on a second channel that resumes the session",
+     run_tls},
     {NULL, NULL, NULL}};

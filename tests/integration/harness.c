@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,7 +62,8 @@ void it_server_stop(it_server *s, int64_t grace_ms) {
   s->server = NULL;
 }
 
-cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts) {
+cgrpc_channel *it_channel(const it_server *s,
+                          const cgrpc_channel_options *opts) {
   cgrpc_channel *ch = NULL;
   cgrpc_channel_options *o = NULL;
   if (!opts && harness_log_cb()) {
@@ -172,7 +175,8 @@ int it_async_wait(it_async *a, int ms) {
 }
 
 cgrpc_status_code it_echo(cgrpc_channel *ch, const char *message,
-                          Cgrpc__Test__EchoReply **reply, cgrpc_status *status) {
+                          Cgrpc__Test__EchoReply **reply,
+                          cgrpc_status *status) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   req.message = (char *)(uintptr_t)message;
   return cgrpc__test__echo_service__echo__call(ch, &req, reply, NULL, status);
@@ -259,4 +263,139 @@ int it_watchdog_teardown(void **state) {
   (void)state;
   alarm(0);
   return 0;
+}
+
+/* ---- bounded waits, CPU time, raw gRPC requests ---- */
+
+static void *it_bg_main(void *p) {
+  it_bg_job *j = p;
+  j->fn(j->arg);
+  atomic_store(&j->done, 1);
+  return NULL;
+}
+
+/* Runs |fn(arg)| on a new thread. */
+it_bg_job *it_bg_start(void (*fn)(void *), void *arg) {
+  it_bg_job *j = calloc(1, sizeof *j);
+  assert_non_null(j);
+  j->fn = fn;
+  j->arg = arg;
+  atomic_init(&j->done, 0);
+  assert_int_equal(pthread_create(&j->thread, NULL, it_bg_main, j), 0);
+  return j;
+}
+
+/* Waits up to |ms| for |j|.  Returns 1 when it finished (it is joined and
+ * freed); 0 when it is still running: it is then detached and abandoned,
+ * and |j| and its argument must stay allocated (they are leaked). */
+int it_bg_wait(it_bg_job *j, int ms) {
+  if (it_wait_flag(&j->done, 1, ms) < 1) {
+    pthread_detach(j->thread);
+    return 0;
+  }
+  pthread_join(j->thread, NULL);
+  free(j);
+  return 1;
+}
+
+static void channel_del_main(void *arg) { cgrpc_channel_del(arg); }
+
+/* cgrpc_channel_del(|ch|) on a helper thread: the milliseconds it took, or
+ * -1 when it had not returned after |ms| (it is then abandoned). */
+int64_t it_channel_del_bounded(cgrpc_channel *ch, int ms) {
+  int64_t t0 = it_now_ms();
+  if (!it_bg_wait(it_bg_start(channel_del_main, ch), ms))
+    return -1;
+  return it_now_ms() - t0;
+}
+
+typedef struct shutdown_op {
+  cgrpc_server *server;
+  int64_t grace_ms;
+  int rv;
+} shutdown_op;
+
+static void shutdown_main(void *arg) {
+  shutdown_op *op = arg;
+  op->rv = cgrpc_server_shutdown(op->server, op->grace_ms);
+}
+
+/* cgrpc_server_shutdown(|server|, |grace_ms|) on a helper thread: the
+ * milliseconds it took, or -1 after |ms| without a return. */
+int64_t it_server_shutdown_bounded(cgrpc_server *server, int64_t grace_ms,
+                                   int ms) {
+  shutdown_op *op = calloc(1, sizeof *op);
+  int64_t t0 = it_now_ms();
+  assert_non_null(op);
+  op->server = server;
+  op->grace_ms = grace_ms;
+  if (!it_bg_wait(it_bg_start(shutdown_main, op), ms))
+    return -1; /* |op| stays with the stuck thread */
+  free(op);
+  return it_now_ms() - t0;
+}
+
+static void server_del_main(void *arg) { cgrpc_server_del(arg); }
+
+/* cgrpc_server_del() on a helper thread; as it_server_shutdown_bounded(). */
+int64_t it_server_del_bounded(cgrpc_server *server, int ms) {
+  int64_t t0 = it_now_ms();
+  if (!it_bg_wait(it_bg_start(server_del_main, server), ms))
+    return -1;
+  return it_now_ms() - t0;
+}
+
+/* CPU time of the whole process (every thread), in seconds. */
+double it_process_cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* The gRPC request headers for |path| on a raw connection to |port|. */
+void it_raw_request_headers(h2raw_buf *b, uint32_t stream, const char *path,
+                            int port, const char *timeout) {
+  char authority[32];
+  const char *kv[20];
+  int n = 0;
+  snprintf(authority, sizeof authority, "127.0.0.1:%d", port);
+  kv[n++] = ":method";
+  kv[n++] = "POST";
+  kv[n++] = ":scheme";
+  kv[n++] = "http";
+  kv[n++] = ":path";
+  kv[n++] = path;
+  kv[n++] = ":authority";
+  kv[n++] = authority;
+  kv[n++] = "content-type";
+  kv[n++] = "application/grpc";
+  kv[n++] = "te";
+  kv[n++] = "trailers";
+  if (timeout) {
+    kv[n++] = "grpc-timeout";
+    kv[n++] = timeout;
+  }
+  kv[n++] = NULL;
+  h2raw_headers(b, stream, 0, kv);
+}
+
+/* A gRPC message holding |msg|, packed, appended to |b|. */
+void it_raw_grpc_message(h2raw_buf *b, const ProtobufCMessage *msg) {
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  uint8_t *p = malloc(n ? n : 1);
+  assert_non_null(p);
+  protobuf_c_message_pack(msg, p);
+  h2raw_grpc_message(b, p, n);
+  free(p);
+}
+
+/* The start of a raw client connection that lets the server send as much
+ * as it likes: the preface, SETTINGS with the largest stream window, and a
+ * connection WINDOW_UPDATE up to the largest window too. */
+void it_raw_client_greeting(h2raw_buf *b) {
+  h2raw_setting s = {H2RAW_SETTINGS_INITIAL_WINDOW_SIZE, H2RAW_MAX_WINDOW};
+  h2raw_preface(b);
+  h2raw_settings(b, &s, 1);
+  h2raw_window_update(b, 0, H2RAW_MAX_WINDOW - H2RAW_DEFAULT_WINDOW);
 }

@@ -15,6 +15,7 @@
 #include <cgrpc/cgrpc.h>
 
 #include "echo_service.h"
+#include "h2raw.h"
 
 /* Bounds used across the tests (before any sanitizer slow-down). */
 #define IT_WAIT_MS 10000
@@ -36,7 +37,8 @@ int it_server_start(it_server *s, const cgrpc_server_options *opts, int port);
 void it_server_stop(it_server *s, int64_t grace_ms);
 
 /* A channel to |s| with |opts| (may be NULL); NULL on failure. */
-cgrpc_channel *it_channel(const it_server *s, const cgrpc_channel_options *opts);
+cgrpc_channel *it_channel(const it_server *s,
+                          const cgrpc_channel_options *opts);
 
 /* The fixture most tests share: an EchoService server (default options,
  * port 0) and a channel to it. */
@@ -68,7 +70,7 @@ int it_wait_flag(const atomic_int *flag, int value, int ms);
 typedef struct it_async {
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int done;      /* times the callback ran */
+  int done;            /* times the callback ran */
   cgrpc_status status; /* taken with cgrpc_call_take_status */
   Cgrpc__Test__EchoReply *reply;
   int64_t done_at_ms;
@@ -104,7 +106,7 @@ int it_tcp_wait_closed(int fd, int ms);
 #define IT_ASSERT_STATUS(st, want)                                             \
   do {                                                                         \
     if ((int)(st).code != (int)(want))                                         \
-      fail_msg("status %s (\"%s\"), expected %s",                             \
+      fail_msg("status %s (\"%s\"), expected %s",                              \
                cgrpc_status_code_name((st).code),                              \
                (st).message ? (st).message : "(none)",                         \
                cgrpc_status_code_name(want));                                  \
@@ -142,5 +144,47 @@ int it_watchdog_teardown(void **state);
 #else
 #define IT_WATCHDOG_S 30
 #endif
+
+/* ---- bounded waits (a broken library must fail a test, not hang it) ---- */
+
+/* A function running on a helper thread of its own. */
+typedef struct it_bg_job {
+  pthread_t thread;
+  void (*fn)(void *arg);
+  void *arg;
+  atomic_int done;
+} it_bg_job;
+
+/* Runs |fn(arg)| on a new thread (asserts that it started). */
+it_bg_job *it_bg_start(void (*fn)(void *), void *arg);
+/* Waits up to |ms| for |j|.  Returns 1 when it finished (it is joined and
+ * freed); 0 when it is still running: it is then detached and abandoned,
+ * and |j| and its argument must stay allocated (they are leaked). */
+int it_bg_wait(it_bg_job *j, int ms);
+/* cgrpc_channel_del(), cgrpc_server_shutdown(|grace_ms|) and
+ * cgrpc_server_del() on a helper thread: the milliseconds they took, or -1
+ * when they had not returned after |ms| (the thread is then abandoned). */
+int64_t it_channel_del_bounded(cgrpc_channel *ch, int ms);
+int64_t it_server_shutdown_bounded(cgrpc_server *server, int64_t grace_ms,
+                                   int ms);
+int64_t it_server_del_bounded(cgrpc_server *server, int ms);
+
+/* CPU time of the whole process (every thread), in seconds: a thread that
+ * spins shows here. */
+double it_process_cpu_s(void);
+
+/* ---- raw gRPC requests (tests/common/h2raw) ---- */
+
+/* The gRPC request headers for |path| on a raw connection to
+ * 127.0.0.1:|port| (scheme http), with grpc-timeout |timeout| (NULL: none),
+ * without END_STREAM, appended to |b|. */
+void it_raw_request_headers(h2raw_buf *b, uint32_t stream, const char *path,
+                            int port, const char *timeout);
+/* A gRPC message holding |msg|, packed, appended to |b|. */
+void it_raw_grpc_message(h2raw_buf *b, const ProtobufCMessage *msg);
+/* The start of a raw client connection that lets the server send as much
+ * as it likes: the preface, SETTINGS with the largest stream window, and a
+ * connection WINDOW_UPDATE up to the largest window too. */
+void it_raw_client_greeting(h2raw_buf *b);
 
 #endif /* CGRPC_TEST_HARNESS_H */

@@ -9,7 +9,7 @@
  * failure:
  *
  *  - blocking library calls that may never return run on a helper thread
- *    (bg_start) that the test waits for a bounded time, then abandons;
+ *    (it_bg_start) that the test waits for a bounded time, then abandons;
  *  - a watchdog (alarm) ends the process if a test is stuck anyway.
  *
  * Outcomes are checked with CHECK(), which records a failure and lets the
@@ -71,99 +71,13 @@ static const char *rv_name(int rv) {
 /* ---- watchdog ---- */
 
 
-/* ---- helper threads with a bounded wait ---- */
-
-typedef struct bg_job {
-  pthread_t thread;
-  void (*fn)(void *arg);
-  void *arg;
-  atomic_int done;
-} bg_job;
-
-static void *bg_main(void *p) {
-  bg_job *j = p;
-  j->fn(j->arg);
-  atomic_store(&j->done, 1);
-  return NULL;
-}
-
-/* Runs |fn(arg)| on a new thread. */
-static bg_job *bg_start(void (*fn)(void *), void *arg) {
-  bg_job *j = calloc(1, sizeof *j);
-  assert_non_null(j);
-  j->fn = fn;
-  j->arg = arg;
-  atomic_init(&j->done, 0);
-  assert_int_equal(pthread_create(&j->thread, NULL, bg_main, j), 0);
-  return j;
-}
-
-/* Waits up to |ms| for |j|.  Returns 1 when it finished (it is joined and
- * freed); 0 when it is still running: it is then detached and abandoned,
- * and |j| and its argument must stay allocated (they are leaked). */
-static int bg_wait(bg_job *j, int ms) {
-  if (it_wait_flag(&j->done, 1, ms) < 1) {
-    pthread_detach(j->thread);
-    return 0;
-  }
-  pthread_join(j->thread, NULL);
-  free(j);
-  return 1;
-}
-
-static void channel_del_main(void *arg) { cgrpc_channel_del(arg); }
-
-/* cgrpc_channel_del(|ch|) on a helper thread: the milliseconds it took, or
- * -1 when it had not returned after |ms| (it is then abandoned). */
-static int64_t channel_del_bounded(cgrpc_channel *ch, int ms) {
-  int64_t t0 = it_now_ms();
-  if (!bg_wait(bg_start(channel_del_main, ch), ms))
-    return -1;
-  return it_now_ms() - t0;
-}
-
-typedef struct shutdown_op {
-  cgrpc_server *server;
-  int64_t grace_ms;
-  int rv;
-} shutdown_op;
-
-static void shutdown_main(void *arg) {
-  shutdown_op *op = arg;
-  op->rv = cgrpc_server_shutdown(op->server, op->grace_ms);
-}
-
-/* cgrpc_server_shutdown(|server|, |grace_ms|) on a helper thread: the
- * milliseconds it took, or -1 after |ms| without a return. */
-static int64_t server_shutdown_bounded(cgrpc_server *server, int64_t grace_ms,
-                                       int ms) {
-  shutdown_op *op = calloc(1, sizeof *op);
-  int64_t t0 = it_now_ms();
-  assert_non_null(op);
-  op->server = server;
-  op->grace_ms = grace_ms;
-  if (!bg_wait(bg_start(shutdown_main, op), ms))
-    return -1; /* |op| stays with the stuck thread */
-  free(op);
-  return it_now_ms() - t0;
-}
-
-static void server_del_main(void *arg) { cgrpc_server_del(arg); }
-
-/* cgrpc_server_del() on a helper thread; as server_shutdown_bounded(). */
-static int64_t server_del_bounded(cgrpc_server *server, int ms) {
-  int64_t t0 = it_now_ms();
-  if (!bg_wait(bg_start(server_del_main, server), ms))
-    return -1;
-  return it_now_ms() - t0;
-}
 
 /* Stops |srv| (grace 0) without hanging the test: the server is abandoned
  * (not freed) when shutting it down does not return. */
 static void st_server_stop_bounded(st_server *srv) {
   if (!srv->it.server)
     return;
-  if (server_del_bounded(srv->it.server, BOUND_MS) < 0)
+  if (it_server_del_bounded(srv->it.server, BOUND_MS) < 0)
     print_message("  (server abandoned: cgrpc_server_del did not return)\n");
   srv->it.server = NULL;
 }
@@ -274,60 +188,6 @@ static cgrpc_status_code echo_code(cgrpc_channel *ch, const char *msg) {
   return code;
 }
 
-/* CPU time of the whole process (every thread), in seconds. */
-static double process_cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-/* The gRPC request headers for |path| on a raw connection to |port|. */
-static void raw_request_headers(h2raw_buf *b, uint32_t stream, const char *path,
-                                int port, const char *timeout) {
-  char authority[32];
-  const char *kv[20];
-  int n = 0;
-  snprintf(authority, sizeof authority, "127.0.0.1:%d", port);
-  kv[n++] = ":method";
-  kv[n++] = "POST";
-  kv[n++] = ":scheme";
-  kv[n++] = "http";
-  kv[n++] = ":path";
-  kv[n++] = path;
-  kv[n++] = ":authority";
-  kv[n++] = authority;
-  kv[n++] = "content-type";
-  kv[n++] = "application/grpc";
-  kv[n++] = "te";
-  kv[n++] = "trailers";
-  if (timeout) {
-    kv[n++] = "grpc-timeout";
-    kv[n++] = timeout;
-  }
-  kv[n++] = NULL;
-  h2raw_headers(b, stream, 0, kv);
-}
-
-/* A gRPC message holding |msg|, packed, appended to |b|. */
-static void raw_grpc_message(h2raw_buf *b, const ProtobufCMessage *msg) {
-  size_t n = protobuf_c_message_get_packed_size(msg);
-  uint8_t *p = malloc(n ? n : 1);
-  assert_non_null(p);
-  protobuf_c_message_pack(msg, p);
-  h2raw_grpc_message(b, p, n);
-  free(p);
-}
-
-/* The start of a raw client connection that lets the server send as much
- * as it likes: the preface, SETTINGS with the largest stream window, and a
- * connection WINDOW_UPDATE up to the largest window too. */
-static void raw_client_greeting(h2raw_buf *b) {
-  h2raw_setting s = {H2RAW_SETTINGS_INITIAL_WINDOW_SIZE, H2RAW_MAX_WINDOW};
-  h2raw_preface(b);
-  h2raw_settings(b, &s, 1);
-  h2raw_window_update(b, 0, H2RAW_MAX_WINDOW - H2RAW_DEFAULT_WINDOW);
-}
 
 /* ==== D1: the server loop spins at 100% CPU ==========================
  *
@@ -359,15 +219,15 @@ static void d1_run(int client_reads_later) {
 
   h2raw_buf_init(&b);
   h2raw_buf_init(&msg);
-  raw_client_greeting(&b);
-  raw_request_headers(&b, 1, "/cgrpc.test.StreamService/Flood", srv.it.port,
+  it_raw_client_greeting(&b);
+  it_raw_request_headers(&b, 1, "/cgrpc.test.StreamService/Flood", srv.it.port,
                       "1S");
   /* The second form sends chunks larger than the send queue's limit,
    * which keeps the queue from running dry even when the handler is slower
    * than the loop (sanitizer builds). */
   req.count = 100000;
   req.size = client_reads_later ? 1 << 20 : 16384;
-  raw_grpc_message(&msg, &req.base);
+  it_raw_grpc_message(&msg, &req.base);
   h2raw_data(&b, 1, 1, msg.data, msg.len);
   assert_int_equal(h2raw_send_buf(fd, &b), 0);
   h2raw_buf_free(&b);
@@ -383,9 +243,9 @@ static void d1_run(int client_reads_later) {
     it_sleep_ms(700);
   }
   {
-    double c0 = process_cpu_s(), t0 = st_now_s(), wall;
+    double c0 = it_process_cpu_s(), t0 = st_now_s(), wall;
     it_sleep_ms(1000);
-    cpu = process_cpu_s() - c0;
+    cpu = it_process_cpu_s() - c0;
     wall = st_now_s() - t0;
     print_message("  cpu %.3f s over %.3f s, %lld chunks sent\n", cpu, wall,
                   (long long)atomic_load(&srv.stats.sent));
@@ -395,7 +255,7 @@ static void d1_run(int client_reads_later) {
         "read: a server thread spins",
         cpu);
 
-  took = server_shutdown_bounded(srv.it.server, 0, BOUND_MS);
+  took = it_server_shutdown_bounded(srv.it.server, 0, BOUND_MS);
   CHECK(took >= 0, "cgrpc_server_shutdown(grace 0) did not return");
   close(fd);
   if (took >= 0)
@@ -423,7 +283,7 @@ typedef struct raw_peer {
   atomic_int drain; /* nonzero: read (and drop) what arrives */
   atomic_int stop;
   atomic_llong drained;
-  bg_job *job;
+  it_bg_job *job;
 } raw_peer;
 
 /* Accepts one connection, sends SETTINGS with the largest stream window
@@ -461,14 +321,14 @@ static raw_peer *raw_peer_start(void) {
   atomic_init(&p->fd, -1);
   p->lfd = h2raw_listen(&p->port, 4096);
   assert_true(p->lfd >= 0);
-  p->job = bg_start(raw_peer_main, p);
+  p->job = it_bg_start(raw_peer_main, p);
   return p;
 }
 
 /* Ends the peer (closing its socket) and frees it. */
 static void raw_peer_stop(raw_peer *p) {
   atomic_store(&p->stop, 1);
-  if (!bg_wait(p->job, BOUND_MS))
+  if (!it_bg_wait(p->job, BOUND_MS))
     return; /* cannot happen: the peer never blocks for long */
   close(p->lfd);
   free(p);
@@ -524,7 +384,7 @@ static void huge_call_main(void *arg) {
 static void d2_deadline(int peer_resumes) {
   raw_peer *peer = raw_peer_start();
   huge_call *h = calloc(1, sizeof *h);
-  bg_job *job;
+  it_bg_job *job;
   int64_t took;
   assert_non_null(h);
   h->ch = raw_peer_channel(peer);
@@ -532,8 +392,8 @@ static void d2_deadline(int peer_resumes) {
   /* Packing 64 MiB counts against the deadline too: slower under the
    * sanitizers. */
   h->timeout_ms = 700 * SLOW;
-  job = bg_start(huge_call_main, h);
-  if (!bg_wait(job, 5000 * SLOW)) {
+  job = it_bg_start(huge_call_main, h);
+  if (!it_bg_wait(job, 5000 * SLOW)) {
     CHECK(0, "a unary call with a %lld ms deadline did not return in %d ms",
           (long long)h->timeout_ms, 5000 * SLOW);
     raw_peer_stop(peer);
@@ -552,7 +412,7 @@ static void d2_deadline(int peer_resumes) {
     print_message("  the peer read %lld bytes after the deadline\n",
                   (long long)atomic_load(&peer->drained));
   }
-  took = channel_del_bounded(h->ch, BOUND_MS);
+  took = it_channel_del_bounded(h->ch, BOUND_MS);
   CHECK(took >= 0, "cgrpc_channel_del did not return");
   CHECK(took < 2000 * SLOW, "cgrpc_channel_del took %lld ms", (long long)took);
   raw_peer_stop(peer);
@@ -612,7 +472,7 @@ static void d2_cancel(int peer_resumes) {
     print_message("  the peer read %lld bytes after the cancel\n",
                   (long long)atomic_load(&peer->drained));
   }
-  took = channel_del_bounded(ch, BOUND_MS);
+  took = it_channel_del_bounded(ch, BOUND_MS);
   CHECK(took >= 0, "cgrpc_channel_del did not return");
   CHECK(took < 2000 * SLOW, "cgrpc_channel_del took %lld ms", (long long)took);
   raw_peer_stop(peer);
@@ -881,7 +741,7 @@ static void d4_run(const int *kinds, int n, it_async *unary, int n_unary) {
   lt_server srv;
   cgrpc_channel *ch;
   d4_user *users = calloc((size_t)n, sizeof *users);
-  bg_job **jobs = calloc((size_t)n, sizeof *jobs);
+  it_bg_job **jobs = calloc((size_t)n, sizeof *jobs);
   cgrpc_call **unary_calls = calloc((size_t)n_unary + 1, sizeof *unary_calls);
   int64_t took;
   int i, abandoned = 0;
@@ -899,7 +759,7 @@ static void d4_run(const int *kinds, int n, it_async *unary, int n_unary) {
   for (i = 0; i < n; i++) {
     users[i].kind = kinds[i];
     users[i].ch = ch;
-    jobs[i] = bg_start(d4_user_main, &users[i]);
+    jobs[i] = it_bg_start(d4_user_main, &users[i]);
   }
   /* Async unary calls in flight too, half of them with a reference kept. */
   for (i = 0; i < n_unary; i++) {
@@ -935,7 +795,7 @@ static void d4_run(const int *kinds, int n, it_async *unary, int n_unary) {
   }
   it_sleep_ms(200);
 
-  took = channel_del_bounded(ch, BOUND_MS);
+  took = it_channel_del_bounded(ch, BOUND_MS);
   CHECK(took >= 0, "cgrpc_channel_del did not return with calls in flight");
   CHECK(took < 2000, "cgrpc_channel_del took %lld ms", (long long)took);
   for (i = 0; i < n; i++) {
@@ -945,7 +805,7 @@ static void d4_run(const int *kinds, int n, it_async *unary, int n_unary) {
   }
   for (i = 0; i < n; i++) {
     d4_user *u = &users[i];
-    if (!bg_wait(jobs[i], BOUND_MS)) {
+    if (!it_bg_wait(jobs[i], BOUND_MS)) {
       CHECK(0, "user %d did not get through its ended call", i);
       abandoned = 1;
       continue;
@@ -976,7 +836,7 @@ static void d4_run(const int *kinds, int n, it_async *unary, int n_unary) {
   }
   /* Let the servicers go: the gate, and the sleeps see the cancel. */
   atomic_store(&stats->stream.gate, 1);
-  if (server_del_bounded(srv.server, BOUND_MS) < 0) {
+  if (it_server_del_bounded(srv.server, BOUND_MS) < 0) {
     CHECK(0, "cgrpc_server_del did not return");
     abandoned = 1;
   }
@@ -1137,7 +997,7 @@ static int send_command(cgrpc_channel *ch, int from, const char *cmd) {
     assert_non_null(cc);
     cc->ch = ch;
     cc->cmd = cmd;
-    if (!bg_wait(bg_start(chat_cmd_main, cc), 5000 * SLOW))
+    if (!it_bg_wait(it_bg_start(chat_cmd_main, cc), 5000 * SLOW))
       return -1;
     code = (int)cc->code;
     free(cc);
@@ -1185,7 +1045,7 @@ static void d7_shutdown_from(int from) {
   wait_op *w = calloc(1, sizeof *w);
   lt_server srv;
   cgrpc_channel *ch;
-  bg_job *waiter;
+  it_bg_job *waiter;
   int code, ok = 1;
   assert_non_null(c);
   assert_non_null(w);
@@ -1195,7 +1055,7 @@ static void d7_shutdown_from(int from) {
   assert_non_null(ch);
   CHECK_CODE(send_command(ch, from, "hello"), CGRPC_STATUS_OK, "a first call");
   w->server = srv.server;
-  waiter = bg_start(wait_main, w);
+  waiter = it_bg_start(wait_main, w);
 
   code = send_command(ch, from, "quit");
   CHECK(code >= 0, "the call that shut the server down never completed");
@@ -1210,17 +1070,17 @@ static void d7_shutdown_from(int from) {
         "cgrpc_server_shutdown from inside the server took %lld ms (grace "
         "%lld ms): it waited instead of returning at once",
         (long long)atomic_load(&c->command_ms), (long long)c->grace_ms);
-  if (!bg_wait(waiter, BOUND_MS)) {
+  if (!it_bg_wait(waiter, BOUND_MS)) {
     CHECK(0, "cgrpc_server_wait did not return after the shutdown");
     ok = 0;
   } else {
     CHECK_RV(w->rv, 0, "cgrpc_server_wait");
   }
-  if (ok && server_del_bounded(srv.server, BOUND_MS) < 0) {
+  if (ok && it_server_del_bounded(srv.server, BOUND_MS) < 0) {
     CHECK(0, "cgrpc_server_del after the shutdown did not return");
     ok = 0;
   }
-  if (channel_del_bounded(ch, BOUND_MS) < 0)
+  if (it_channel_del_bounded(ch, BOUND_MS) < 0)
     CHECK(0, "cgrpc_channel_del did not return");
   if (ok) {
     free(w);
@@ -1279,11 +1139,11 @@ static void d7_del_from(int from) {
     print_message("  (server abandoned: the del from inside was not "
                   "refused)\n");
     ok = 0;
-  } else if (server_del_bounded(srv.server, BOUND_MS) < 0) {
+  } else if (it_server_del_bounded(srv.server, BOUND_MS) < 0) {
     CHECK(0, "the server could not be deleted afterwards");
     ok = 0;
   }
-  if (channel_del_bounded(ch, BOUND_MS) < 0)
+  if (it_channel_del_bounded(ch, BOUND_MS) < 0)
     CHECK(0, "cgrpc_channel_del did not return");
   if (ok)
     free(c);
@@ -1463,7 +1323,7 @@ static int cb_run(lt_server *srv, both_stats *stats, int where, int action,
           (long long)atomic_load(&k->act_ms));
   } else if (!stuck) {
     it_sleep_ms(50);
-    if (channel_del_bounded(ch, BOUND_MS) < 0) {
+    if (it_channel_del_bounded(ch, BOUND_MS) < 0) {
       CHECK(0, "cgrpc_channel_del did not return");
       stuck = 1;
     }
@@ -1517,7 +1377,7 @@ static void cb_matrix(int where, const int *actions, int n, int bystander) {
   assert_int_equal(lt_server_start(&srv, &cfg, NULL), 0);
   for (i = 0; i < n && !stuck; i++)
     stuck = cb_run(&srv, stats, where, actions[i], bystander) != 0;
-  if (stuck || server_del_bounded(srv.server, BOUND_MS) < 0)
+  if (stuck || it_server_del_bounded(srv.server, BOUND_MS) < 0)
     print_message("  (server abandoned)\n");
   else
     free(stats);
@@ -1837,7 +1697,7 @@ static int blocked_writer(cgrpc_channel *ch, int slow, int cancel,
   writer *w = calloc(1, sizeof *w);
   cgrpc_status st = {0};
   cgrpc_status_code want;
-  bg_job *job;
+  it_bg_job *job;
   int64_t t_end, last = -1;
   int i;
   assert_non_null(w);
@@ -1848,7 +1708,7 @@ static int blocked_writer(cgrpc_channel *ch, int slow, int cancel,
   else
     assert_int_equal(
         cgrpc__test__stream_service__upload__open(ch, &opts, &w->call), 0);
-  job = bg_start(writer_main, w);
+  job = it_bg_start(writer_main, w);
   /* Blocked: the count stops moving. */
   for (i = 0; i < 100; i++) {
     int64_t now = atomic_load(&w->writes);
@@ -1865,7 +1725,7 @@ static int blocked_writer(cgrpc_channel *ch, int slow, int cancel,
   if (cancel)
     cgrpc_call_cancel(w->call);
   t_end = it_now_ms();
-  if (!bg_wait(job, 3000 * SLOW + (int)timeout_ms)) {
+  if (!it_bg_wait(job, 3000 * SLOW + (int)timeout_ms)) {
     CHECK(0, "the blocked writer was not released by the %s",
           cancel ? "cancel" : "deadline");
     return -1;
@@ -1896,7 +1756,7 @@ static void blocked_writer_slow_upload(int cancel) {
   atomic_store(&srv.stats.sleep_us, 0);
   if (stuck)
     return; /* the channel and server stay with the stuck writer */
-  if (channel_del_bounded(ch, BOUND_MS) < 0)
+  if (it_channel_del_bounded(ch, BOUND_MS) < 0)
     CHECK(0, "cgrpc_channel_del did not return");
   st_server_stop_bounded(&srv);
 }
@@ -1928,7 +1788,7 @@ static void blocked_writer_raw_peer(int cancel) {
   it_sleep_ms(1000);
   print_message("  the peer read %lld bytes after the call ended\n",
                 (long long)atomic_load(&peer->drained));
-  if (channel_del_bounded(ch, BOUND_MS) < 0)
+  if (it_channel_del_bounded(ch, BOUND_MS) < 0)
     CHECK(0, "cgrpc_channel_del did not return");
   raw_peer_stop(peer);
 }
@@ -2002,7 +1862,7 @@ static void shutdown_blocked(int in_write, int64_t grace_ms) {
     it_sleep_ms(100);
   }
 
-  took = server_shutdown_bounded(srv.it.server, grace_ms, BOUND_MS);
+  took = it_server_shutdown_bounded(srv.it.server, grace_ms, BOUND_MS);
   CHECK(took >= 0, "cgrpc_server_shutdown(grace %lld) did not return",
         (long long)grace_ms);
   CHECK(took < grace_ms + 3000 * SLOW,
@@ -2020,7 +1880,7 @@ static void shutdown_blocked(int in_write, int64_t grace_ms) {
     fin[i] = calloc(1, sizeof *fin[i]);
     assert_non_null(fin[i]);
     fin[i]->call = calls[i];
-    if (!bg_wait(bg_start(finisher_main, fin[i]), 3000 * SLOW)) {
+    if (!it_bg_wait(it_bg_start(finisher_main, fin[i]), 3000 * SLOW)) {
       CHECK(0, "call %d did not end after the server shut down", i);
       stuck = 1;
       continue;
@@ -2031,7 +1891,7 @@ static void shutdown_blocked(int in_write, int64_t grace_ms) {
     cgrpc_call_unref(calls[i]);
     free(fin[i]);
   }
-  if (!stuck && channel_del_bounded(ch, BOUND_MS) < 0)
+  if (!stuck && it_channel_del_bounded(ch, BOUND_MS) < 0)
     CHECK(0, "cgrpc_channel_del did not return");
   if (took >= 0)
     st_server_stop(&srv, 0);
@@ -2077,10 +1937,10 @@ static void test_lifetime_peer_vanishes_mid_frame(void **state) {
   h2raw_preface(&b);
   h2raw_settings(&b, NULL, 0);
   prefix_len = b.len;
-  raw_request_headers(&b, 1, "/cgrpc.test.EchoService/Echo", f->srv.port, NULL);
+  it_raw_request_headers(&b, 1, "/cgrpc.test.EchoService/Echo", f->srv.port, NULL);
   req.message = "cut short";
   req.response_size = 100000;
-  raw_grpc_message(&msg, &req.base);
+  it_raw_grpc_message(&msg, &req.base);
   cuts[n_cuts++] = prefix_len + 4;     /* inside the HEADERS frame header */
   cuts[n_cuts++] = prefix_len + 9 + 5; /* inside the HPACK block */
   cuts[n_cuts++] = b.len;              /* after HEADERS, before DATA */

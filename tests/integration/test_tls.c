@@ -57,20 +57,20 @@ static cgrpc_status_code tls_echo(cgrpc_server_ctx *ctx,
     snprintf(sans + len, sizeof sans - len, "%s%s", i ? "," : "",
              cgrpc_server_ctx_peer_san(ctx, i));
   }
-  const char *auth =
-      cgrpc_metadata_array_get(cgrpc_server_ctx_metadata(ctx), "authorization",
-                               NULL);
+  const char *auth = cgrpc_metadata_array_get(cgrpc_server_ctx_metadata(ctx),
+                                              "authorization", NULL);
   atomic_fetch_add(&echo_calls, 1);
   reply->message = cgrpc_server_ctx_printf(
-      ctx, "%s|secure=%d verified=%d subject=%s sans=%s|%s %s reused=%d|auth=%s",
+      ctx,
+      "%s|secure=%d verified=%d subject=%s sans=%s|%s %s reused=%d|auth=%s",
       request->message, cgrpc_server_ctx_is_secure(ctx),
       cgrpc_server_ctx_peer_verified(ctx), subject ? subject : "-", sans,
       cgrpc_server_ctx_tls_version(ctx) ? cgrpc_server_ctx_tls_version(ctx)
                                         : "-",
-      cgrpc_server_ctx_tls_cipher(ctx) ? cgrpc_server_ctx_tls_cipher(ctx)
-                                       : "-",
+      cgrpc_server_ctx_tls_cipher(ctx) ? cgrpc_server_ctx_tls_cipher(ctx) : "-",
       cgrpc_server_ctx_tls_session_reused(ctx), auth ? auth : "-");
-  reply->authority = cgrpc_server_ctx_strdup(ctx, cgrpc_server_ctx_authority(ctx));
+  reply->authority =
+      cgrpc_server_ctx_strdup(ctx, cgrpc_server_ctx_authority(ctx));
   return CGRPC_STATUS_OK;
 }
 
@@ -82,7 +82,8 @@ typedef struct tls_server {
 
 /* A server with a TLS port (certificate |cert|, client CAs and |auth|) and
  * a plaintext one. */
-static void server_start(tls_server *s, const char *cert, cgrpc_client_auth auth) {
+static void server_start(tls_server *s, const char *cert,
+                         cgrpc_client_auth auth) {
   static const Cgrpc__Test__EchoService_Servicer servicer = {tls_echo, NULL};
   char key[64];
   memset(s, 0, sizeof *s);
@@ -103,12 +104,12 @@ static void server_start(tls_server *s, const char *cert, cgrpc_client_auth auth
   assert_int_equal(cgrpc_server_add_secure_port(s->server, "127.0.0.1:0",
                                                 s->creds, &s->tls_port),
                    0);
-  assert_int_equal(cgrpc_server_add_insecure_port(s->server, "127.0.0.1:0",
-                                                  &s->plain_port),
-                   0);
-  assert_int_equal(cgrpc__test__echo_service__servicer__register(
-                       s->server, &servicer, NULL),
-                   0);
+  assert_int_equal(
+      cgrpc_server_add_insecure_port(s->server, "127.0.0.1:0", &s->plain_port),
+      0);
+  assert_int_equal(
+      cgrpc__test__echo_service__servicer__register(s->server, &servicer, NULL),
+      0);
   assert_int_equal(cgrpc_server_start(s->server), 0);
 }
 
@@ -118,11 +119,12 @@ static void server_stop(tls_server *s) {
   cgrpc_server_credentials_del(s->creds);
 }
 
-/* A channel to |host|:|port|; TLS trusting |ca| (NULL: plaintext), with a
- * client certificate |client| (NULL: none) and a name override. */
+/* A channel to |host|:|port|; TLS trusting |ca| (NULL: plaintext; "": the
+ * system's roots), with a client certificate |client| (NULL: none) and a
+ * name override. */
 static cgrpc_tls_session_cache *session_cache; /* for the next channel() */
-static cgrpc_call_credentials *call_creds;      /* for the next channel() */
-static int insecure_call_creds;                  /* for the next channel() */
+static cgrpc_call_credentials *call_creds;     /* for the next channel() */
+static int insecure_call_creds;                /* for the next channel() */
 
 static cgrpc_channel *channel(const char *host, int port, const char *ca,
                               const char *client, const char *override) {
@@ -135,13 +137,14 @@ static cgrpc_channel *channel(const char *host, int port, const char *ca,
     cgrpc_channel_options_set_log(o, cgrpc_log_stderr, NULL);
   if (ca) {
     assert_int_equal(cgrpc_channel_credentials_new(&cc), 0);
-    assert_int_equal(
-        cgrpc_channel_credentials_set_root_certs_file(cc, cert_path(ca)), 0);
+    if (*ca)
+      assert_int_equal(
+          cgrpc_channel_credentials_set_root_certs_file(cc, cert_path(ca)), 0);
     if (client)
-      assert_int_equal(cgrpc_channel_credentials_set_cert_files(
-                           cc, cert_path("client.pem"),
-                           cert_path("client.key")),
-                       0);
+      assert_int_equal(
+          cgrpc_channel_credentials_set_cert_files(cc, cert_path("client.pem"),
+                                                   cert_path("client.key")),
+          0);
     cgrpc_channel_options_set_credentials(o, cc);
     cgrpc_channel_credentials_del(cc); /* the options keep theirs */
   }
@@ -169,7 +172,8 @@ static cgrpc_status_code echo(cgrpc_channel *ch, char *out, size_t out_size,
   req.message = "hi";
   code = cgrpc__test__echo_service__echo__call(ch, &req, &reply, &opts, &st);
   if (out)
-    snprintf(out, out_size, "%s", reply && reply->message ? reply->message : "");
+    snprintf(out, out_size, "%s",
+             reply && reply->message ? reply->message : "");
   if (why)
     snprintf(why, why_size, "%s", st.message ? st.message : "");
   if (reply)
@@ -239,6 +243,30 @@ static void test_tls_unknown_ca(void **state) {
   expect_unavailable(ch, "local issuer"); /* the same reason, remembered */
   cgrpc_channel_del(ch);
   server_stop(&s);
+}
+
+/* A channel without roots of its own trusts the system's, which OpenSSL
+ * reads from SSL_CERT_FILE when it is set: here the test CA.  They are
+ * parsed once per process and shared by every such channel. */
+static void test_tls_system_roots(void **state) {
+  tls_server ok, other;
+  cgrpc_channel *a, *b, *c;
+  (void)state;
+  setenv("SSL_CERT_FILE", cert_path("ca.pem"), 1);
+  setenv("SSL_CERT_DIR", certs, 1); /* no hashed CAs there */
+  server_start(&ok, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  server_start(&other, "other_server.pem", CGRPC_CLIENT_AUTH_NONE);
+  a = channel("127.0.0.1", ok.tls_port, "", NULL, NULL);
+  b = channel("localhost", ok.tls_port, "", NULL, NULL);
+  c = channel("127.0.0.1", other.tls_port, "", NULL, NULL);
+  expect_ok(a, "secure=1");
+  expect_ok(b, "secure=1");
+  expect_unavailable(c, "certificate verify failed");
+  cgrpc_channel_del(a);
+  cgrpc_channel_del(b);
+  cgrpc_channel_del(c);
+  server_stop(&ok);
+  server_stop(&other);
 }
 
 static void test_tls_wrong_name(void **state) {
@@ -340,10 +368,10 @@ static void test_tls_certificate_swap(void **state) {
   expect_ok(before, "secure=1");
   cgrpc_channel_del(before);
   /* A bad pair is refused and the current one stays. */
-  assert_int_not_equal(cgrpc_server_credentials_set_cert_files(
-                           s.creds, cert_path("server.pem"),
-                           cert_path("wrong.key")),
-                       0);
+  assert_int_not_equal(
+      cgrpc_server_credentials_set_cert_files(s.creds, cert_path("server.pem"),
+                                              cert_path("wrong.key")),
+      0);
   ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, "wrong.test");
   expect_ok(ch, "secure=1");
   cgrpc_channel_del(ch);
@@ -443,18 +471,17 @@ static int raw_client_gets_http2(int port, const unsigned char *alpn,
  * serving. */
 static void test_tls_server_requires_alpn_h2(void **state) {
   static const unsigned char h2[] = {2, 'h', '2'};
-  static const unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.',
-                                         '1'};
-  static const unsigned char both[] = {8, 'h', 't', 't', 'p', '/', '1', '.',
-                                       '1', 2, 'h', '2'};
+  static const unsigned char http11[] = {8,   'h', 't', 't', 'p',
+                                         '/', '1', '.', '1'};
+  static const unsigned char both[] = {8,   'h', 't', 't', 'p', '/',
+                                       '1', '.', '1', 2,   'h', '2'};
   tls_server s;
   cgrpc_channel *ch;
   (void)state;
   server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
   assert_int_equal(raw_client_gets_http2(s.tls_port, h2, sizeof h2), 1);
   assert_int_equal(raw_client_gets_http2(s.tls_port, both, sizeof both), 1);
-  assert_int_equal(raw_client_gets_http2(s.tls_port, http11, sizeof http11),
-                   0);
+  assert_int_equal(raw_client_gets_http2(s.tls_port, http11, sizeof http11), 0);
   assert_int_equal(raw_client_gets_http2(s.tls_port, NULL, 0), 0);
   ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
   expect_ok(ch, "secure=1");
@@ -518,8 +545,7 @@ static void test_tls_client_requires_alpn_h2(void **state) {
     raw_server rs = {-1, 0, alpn, 0};
     cgrpc_channel *ch;
     rs.listen_fd = raw_socket(0, &rs.port);
-    assert_int_equal(pthread_create(&rs.thread, NULL, raw_server_main, &rs),
-                     0);
+    assert_int_equal(pthread_create(&rs.thread, NULL, raw_server_main, &rs), 0);
     ch = channel("127.0.0.1", rs.port, "ca.pem", NULL, NULL);
     expect_unavailable(ch, alpn ? "TLS handshake failed" : "ALPN \"h2\"");
     cgrpc_channel_del(ch);
@@ -604,9 +630,8 @@ static void test_call_creds_access_token(void **state) {
   cgrpc_channel *ch;
   (void)state;
   server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
-  assert_int_equal(cgrpc_call_credentials_new_access_token(&call_creds,
-                                                           "s3cr3t"),
-                   0);
+  assert_int_equal(
+      cgrpc_call_credentials_new_access_token(&call_creds, "s3cr3t"), 0);
   ch = channel("127.0.0.1", s.tls_port, "ca.pem", NULL, NULL);
   cgrpc_call_credentials_del(call_creds); /* the channel keeps its own */
   call_creds = NULL;
@@ -691,9 +716,9 @@ static void test_call_creds_plaintext(void **state) {
   cgrpc_channel_del(ch);
   cgrpc_call_credentials_del(call_creds);
   call_creds = NULL;
-  assert_int_equal(cgrpc_call_credentials_new_callback(&call_creds, NULL,
-                                                       NULL, NULL),
-                   CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      cgrpc_call_credentials_new_callback(&call_creds, NULL, NULL, NULL),
+      CGRPC_ERR_INVALID_ARGUMENT);
   server_stop(&s);
 }
 
@@ -706,9 +731,9 @@ static void test_tls_bad_credentials(void **state) {
   assert_int_equal(cgrpc_server_credentials_set_cert_files(
                        sc, cert_path("nonexistent.pem"), cert_path("x.key")),
                    CGRPC_ERR_NOT_FOUND);
-  assert_int_equal(cgrpc_server_credentials_set_cert_pem(sc, "junk", 4, "junk",
-                                                         4),
-                   CGRPC_ERR_PROTO);
+  assert_int_equal(
+      cgrpc_server_credentials_set_cert_pem(sc, "junk", 4, "junk", 4),
+      CGRPC_ERR_PROTO);
   assert_int_equal(cgrpc_server_new(&server, NULL), 0);
   /* No certificate yet. */
   assert_int_equal(
@@ -727,6 +752,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tls_ip_and_dns_names),
       cmocka_unit_test(test_tls_name_override),
       cmocka_unit_test(test_tls_unknown_ca),
+      cmocka_unit_test(test_tls_system_roots),
       cmocka_unit_test(test_tls_wrong_name),
       cmocka_unit_test(test_tls_expired),
       cmocka_unit_test(test_tls_plaintext_mismatch),

@@ -59,23 +59,13 @@ static const char *str_or_none(const char *s) { return s ? s : "(none)"; }
 
 /* ---- messages ---- */
 
-/* A gRPC message holding |msg|, packed, appended to |b|. */
-static void put_grpc_message(h2raw_buf *b, const ProtobufCMessage *msg) {
-  size_t n = protobuf_c_message_get_packed_size(msg);
-  uint8_t *p = malloc(n ? n : 1);
-  assert_non_null(p);
-  protobuf_c_message_pack(msg, p);
-  h2raw_grpc_message(b, p, n);
-  free(p);
-}
-
 /* The EchoRequest {message: |text|} as a DATA frame with END_STREAM. */
 static void put_echo_request(h2raw_buf *b, uint32_t stream, const char *text) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   h2raw_buf m;
   req.message = (char *)(uintptr_t)text;
   h2raw_buf_init(&m);
-  put_grpc_message(&m, &req.base);
+  it_raw_grpc_message(&m, &req.base);
   h2raw_data(b, stream, 1, m.data, m.len);
   h2raw_buf_free(&m);
 }
@@ -824,7 +814,7 @@ static void rs_answer(rserver *rs, int conn, uint32_t stream,
   reply.message = (char *)(uintptr_t)text;
   h2raw_buf_init(&b);
   h2raw_buf_init(&m);
-  put_grpc_message(&m, &reply.base);
+  it_raw_grpc_message(&m, &reply.base);
   h2raw_headers(&b, stream, 0, head);
   h2raw_data(&b, stream, 0, m.data, m.len);
   h2raw_headers(&b, stream, 1, trailers);
