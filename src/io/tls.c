@@ -602,26 +602,42 @@ void cgrpc__tls_sessions_clear(cgrpc__tls_sessions *s) {
   memset(s, 0, sizeof *s);
 }
 
-/* The session to offer: the shared cache's (another channel may have a
- * newer one), else the newest this channel got.  A reference, or NULL. */
+/*
+ * A connection and the sessions kept for later ones never share an
+ * SSL_SESSION object: OpenSSL marks the session a connection uses not
+ * resumable when that connection is freed without having sent close_notify
+ * (SSL_free, ssl_clear_bad_session), which would spoil a kept session for
+ * every channel of the cache, from whichever loop thread frees it.  So
+ * keep_session keeps a copy, and sessions_take hands out a copy.
+ */
+
+/* The session to offer: a copy of the shared cache's (another channel may
+ * have a newer one), else of the newest this channel got; or NULL. */
 static SSL_SESSION *sessions_take(cgrpc__tls_sessions *s) {
-  SSL_SESSION *session = s->cache ? cache_get(s->cache, s->key) : NULL;
-  if (!session && s->last && SSL_SESSION_up_ref(s->last))
-    session = s->last;
-  return session;
+  SSL_SESSION *kept = s->cache ? cache_get(s->cache, s->key) : NULL;
+  SSL_SESSION *copy;
+  if (!kept && s->last && SSL_SESSION_up_ref(s->last))
+    kept = s->last;
+  if (!kept)
+    return NULL;
+  copy = SSL_SESSION_dup(kept); /* out of memory: a full handshake */
+  SSL_SESSION_free(kept);
+  return copy;
 }
 
 /* A new session from the server (after a handshake, or a TLS 1.3 ticket):
- * kept for the next connection of the channel, and in the shared cache. */
+ * a copy is kept for the next connection of the channel, and in the shared
+ * cache.  Out of memory it keeps nothing. */
 static int keep_session(SSL *ssl, SSL_SESSION *session) {
   cgrpc__tls_sessions *s = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-  if (!s)
+  SSL_SESSION *copy;
+  if (!s || !(copy = SSL_SESSION_dup(session)))
     return 0;
   if (s->cache)
-    cache_put(s->cache, s->key, session);
+    cache_put(s->cache, s->key, copy);
   SSL_SESSION_free(s->last);
-  s->last = session;
-  return 1; /* the reference is ours */
+  s->last = copy;
+  return 0; /* OpenSSL keeps its reference to |session| */
 }
 
 /*
