@@ -14,6 +14,15 @@
 
 #include "cgrpc/compression.h"
 
+/* For the compression paths of functions that the uncompressed hot path
+ * also runs through: out of line, so that the hot path keeps a small
+ * frame. */
+#if defined(__GNUC__)
+#define CGRPC__COLD __attribute__((cold, noinline))
+#else
+#define CGRPC__COLD
+#endif
+
 /* What this library accepts, as sent in grpc-accept-encoding. */
 #define CGRPC__ACCEPT_ENCODING "identity,deflate,gzip"
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "call/compress.h"
 #include "call/wire.h"
 #include "cgrpc/error.h"
 #include "server/internal.h"
@@ -53,6 +54,27 @@ int64_t cgrpc_server_ctx_time_remaining_ms(const cgrpc_server_ctx *ctx) {
 int cgrpc_server_ctx_is_cancelled(const cgrpc_server_ctx *ctx) {
   return ctx ? atomic_load(&((cgrpc_server_ctx *)(uintptr_t)ctx)->cancelled)
              : 0;
+}
+
+int cgrpc_server_ctx_set_compression(cgrpc_server_ctx *ctx, int compression) {
+  int rv = 0;
+  if (!ctx || !cgrpc__compress_valid(compression))
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (compression == CGRPC_COMPRESS_DEFAULT)
+    compression = ctx->server->opts.compression;
+  /* Under the lock that freezes the headers: grpc-encoding goes with
+   * them, and the loop reads this when it builds them. */
+  pthread_mutex_lock(&ctx->ep.st.lock);
+  if (ctx->headers_frozen)
+    rv = CGRPC_ERR_INVALID_STATE;
+  else
+    ctx->compression = (signed char)compression;
+  pthread_mutex_unlock(&ctx->ep.st.lock);
+  return rv;
+}
+
+int cgrpc_server_ctx_last_message_compressed(const cgrpc_server_ctx *ctx) {
+  return ctx ? ctx->ep.last_compressed : 0;
 }
 
 static int add_md(cgrpc_metadata_array **md, const char *key, const void *value,

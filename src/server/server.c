@@ -71,6 +71,15 @@ void cgrpc_server_options_set_max_concurrent_streams(cgrpc_server_options *opts,
     opts->max_streams = max_streams;
 }
 
+int cgrpc_server_options_set_default_compression(cgrpc_server_options *opts,
+                                                 int compression) {
+  if (!opts || compression < CGRPC_COMPRESS_DEFAULT ||
+      compression > CGRPC_COMPRESS_DEFLATE)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  opts->compression = compression;
+  return 0;
+}
+
 void cgrpc_server_options_set_log(cgrpc_server_options *opts, cgrpc_log_cb cb,
                                   void *user_data) {
   if (opts) {
