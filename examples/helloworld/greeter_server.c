@@ -2,9 +2,17 @@
 /*
  * The Greeter server from the gRPC tutorials.
  *
- *   greeter_server [--port=N] [--max_workers=N]
+ *   greeter_server [--port=N | --listen=ADDR ...] [--max_workers=N]
+ *                  [--tls_cert_file=F --tls_key_file=F [--client_ca_file=F]]
+ *                  [--require_token=T]
  *
- * --port defaults to 50051.  --max_workers caps the handler thread pool,
+ * --port listens on [::]:N (default 50051); --listen (repeatable) on any
+ * address form instead: host:port, [::]:port, unix:/path, unix-abstract:n.
+ * With a certificate and key every address is TLS; --client_ca_file then
+ * requires client certificates signed by those CAs (mutual TLS).
+ * --require_token answers UNAUTHENTICATED to calls without the metadata
+ * "authorization: Bearer T" (greeter_client --access_token=T).
+ * --max_workers caps the handler thread pool,
  * which grows on demand (default: the library's, 1024); 0 runs handlers on
  * the server's own threads, which suits handlers like these that never
  * block.
@@ -21,11 +29,24 @@
 
 #include "helloworld.grpc-c.h"
 
+/* |want|: the "authorization" value a call must carry ("Bearer T", from
+ * --require_token=T), or NULL. */
+static int authorized(cgrpc_server_ctx *ctx, const char *want) {
+  const char *got;
+  if (!want)
+    return 1;
+  got = cgrpc_metadata_array_get(cgrpc_server_ctx_metadata(ctx),
+                                 "authorization", NULL);
+  return got && strcmp(got, want) == 0;
+}
+
 static cgrpc_status_code say_hello(cgrpc_server_ctx *ctx,
                                    const Helloworld__HelloRequest *request,
                                    Helloworld__HelloReply *reply,
                                    void *user_data) {
-  (void)user_data;
+  if (!authorized(ctx, user_data))
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                 "missing or wrong bearer token");
   reply->message = cgrpc_server_ctx_printf(ctx, "Hello, %s!", request->name);
   return CGRPC_STATUS_OK;
 }
@@ -34,10 +55,37 @@ static cgrpc_status_code say_hello_again(cgrpc_server_ctx *ctx,
                                          const Helloworld__HelloRequest *request,
                                          Helloworld__HelloReply *reply,
                                          void *user_data) {
-  (void)user_data;
+  if (!authorized(ctx, user_data))
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                 "missing or wrong bearer token");
   reply->message =
       cgrpc_server_ctx_printf(ctx, "Hello again, %s!", request->name);
   return CGRPC_STATUS_OK;
+}
+
+#define MAX_LISTEN 8
+
+/* Server credentials from the TLS flags, or NULL for plaintext. */
+static int tls_credentials(cgrpc_server_credentials **creds, const char *cert,
+                           const char *key, const char *client_ca) {
+  int rv;
+  *creds = NULL;
+  if (!cert && !key && !client_ca)
+    return 0;
+  if (!cert || !key)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if ((rv = cgrpc_server_credentials_new(creds)) != 0 ||
+      (rv = cgrpc_server_credentials_set_cert_files(*creds, cert, key)) != 0 ||
+      (client_ca &&
+       ((rv = cgrpc_server_credentials_set_client_ca_file(*creds, client_ca)) !=
+            0 ||
+        (rv = cgrpc_server_credentials_set_client_auth(
+             *creds, CGRPC_CLIENT_AUTH_REQUIRE)) != 0))) {
+    cgrpc_server_credentials_del(*creds);
+    *creds = NULL;
+    return rv;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -46,20 +94,50 @@ int main(int argc, char **argv) {
       .say_hello_again = say_hello_again,
   };
   cgrpc_server_options *options = NULL;
+  cgrpc_server_credentials *creds = NULL;
   cgrpc_server *server = NULL;
-  char addr[64];
+  const char *listen[MAX_LISTEN];
+  const char *cert = NULL, *key = NULL, *client_ca = NULL;
+  char addr[64], bearer_buf[256], *bearer = NULL;
   sigset_t stop_signals;
-  int port = 50051, max_workers = -1, sig, rv;
+  int port = 50051, first_port = -1, max_workers = -1, n_listen = 0, sig, rv;
 
   for (int i = 1; i < argc; i++) {
     if (strncmp(argv[i], "--port=", 7) == 0) {
       port = atoi(argv[i] + 7);
+    } else if (strncmp(argv[i], "--listen=", 9) == 0 && n_listen < MAX_LISTEN) {
+      listen[n_listen++] = argv[i] + 9;
     } else if (strncmp(argv[i], "--max_workers=", 14) == 0) {
       max_workers = atoi(argv[i] + 14);
+    } else if (strncmp(argv[i], "--tls_cert_file=", 16) == 0) {
+      cert = argv[i] + 16;
+    } else if (strncmp(argv[i], "--tls_key_file=", 15) == 0) {
+      key = argv[i] + 15;
+    } else if (strncmp(argv[i], "--client_ca_file=", 17) == 0) {
+      client_ca = argv[i] + 17;
+    } else if (strncmp(argv[i], "--require_token=", 16) == 0 &&
+               argv[i][16] != '\0') {
+      snprintf(bearer_buf, sizeof bearer_buf, "Bearer %s", argv[i] + 16);
+      bearer = bearer_buf;
     } else {
-      fprintf(stderr, "usage: %s [--port=N] [--max_workers=N]\n", argv[0]);
+      fprintf(stderr,
+              "usage: %s [--port=N | --listen=ADDR ...] [--max_workers=N] "
+              "[--tls_cert_file=F --tls_key_file=F [--client_ca_file=F]] "
+              "[--require_token=T]\n",
+              argv[0]);
       return 2;
     }
+  }
+  if ((rv = tls_credentials(&creds, cert, key, client_ca)) != 0) {
+    fprintf(stderr, "greeter_server: TLS flags: %s%s\n", cgrpc_strerror(rv),
+            rv == CGRPC_ERR_INVALID_ARGUMENT
+                ? " (a certificate needs its key, and client CAs need both)"
+                : "");
+    return 2;
+  }
+  if (n_listen == 0) {
+    snprintf(addr, sizeof addr, "[::]:%d", port);
+    listen[n_listen++] = addr;
   }
 
   /* Block the stop signals in every thread; main waits for them below. */
@@ -68,7 +146,6 @@ int main(int argc, char **argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-  snprintf(addr, sizeof addr, "[::]:%d", port);
   if ((rv = cgrpc_server_options_new(&options)) != 0) {
     fprintf(stderr, "greeter_server: %s\n", cgrpc_strerror(rv));
     return 1;
@@ -77,16 +154,26 @@ int main(int argc, char **argv) {
     cgrpc_server_options_set_max_workers(options, max_workers);
   rv = cgrpc_server_new(&server, options);
   cgrpc_server_options_del(options);
+  for (int i = 0; rv == 0 && i < n_listen; i++) {
+    int bound = 0;
+    rv = creds ? cgrpc_server_add_secure_port(server, listen[i], creds, &bound)
+               : cgrpc_server_add_insecure_port(server, listen[i], &bound);
+    if (rv != 0)
+      fprintf(stderr, "greeter_server: cannot listen on %s\n", listen[i]);
+    if (first_port < 0)
+      first_port = bound;
+  }
+  cgrpc_server_credentials_del(creds); /* the server keeps its own */
   if (rv != 0 ||
-      (rv = cgrpc_server_add_insecure_port(server, addr, &port)) != 0 ||
-      (rv = helloworld__greeter__servicer__register(server, &greeter, NULL)) !=
+      (rv = helloworld__greeter__servicer__register(server, &greeter,
+                                                    bearer)) !=
           0 ||
       (rv = cgrpc_server_start(server)) != 0) {
     fprintf(stderr, "greeter_server: %s\n", cgrpc_strerror(rv));
     cgrpc_server_del(server);
     return 1;
   }
-  printf("Server started, listening on %d\n", port);
+  printf("Server started, listening on %d\n", first_port);
   fflush(stdout);
 
   sigwait(&stop_signals, &sig);

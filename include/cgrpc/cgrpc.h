@@ -13,6 +13,8 @@
 #include "cgrpc/status.h"
 #include "cgrpc/compression.h"
 #include "cgrpc/service.h"
+#include "cgrpc/tls.h"
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/server.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/call.h"

@@ -9,9 +9,11 @@
 
 #include <stdint.h>
 
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/compression.h"
 #include "cgrpc/export.h"
 #include "cgrpc/log.h"
+#include "cgrpc/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,9 +53,54 @@ CGRPC_EXTERN int
 cgrpc_channel_options_set_default_compression(cgrpc_channel_options *opts,
                                               int compression);
 
-/* Overrides the ":authority" header (default: the target's host:port). */
+/* Overrides the ":authority" header (default: the target's host:port, or
+ * "localhost" for a Unix-domain socket target). */
 CGRPC_EXTERN int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
                                                      const char *authority);
+
+/*
+ * Makes channels from these options use TLS with |creds| (see tls.h); NULL
+ * goes back to plaintext (the default).  The options keep a reference.
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
+                                      cgrpc_channel_credentials *creds);
+
+/*
+ * The name the server's certificate must carry (and the SNI sent), instead
+ * of the target's host: for tests whose certificate names another host
+ * (grpc's ssl_target_name_override, the interop client's
+ * --server_host_override).  :authority is not changed (see
+ * cgrpc_channel_options_set_authority()).  Returns 0,
+ * CGRPC_ERR_INVALID_ARGUMENT (NULL or empty) or CGRPC_ERR_NOMEM.
+ */
+CGRPC_EXTERN int cgrpc_channel_options_set_ssl_target_name_override(
+    cgrpc_channel_options *opts, const char *name);
+
+/*
+ * Makes channels from these options keep and resume their TLS sessions in
+ * |cache|, which other channels may share (see tls.h); NULL: each channel
+ * resumes only its own (the default).  The options keep a reference.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_tls_session_cache(cgrpc_channel_options *opts,
+                                            cgrpc_tls_session_cache *cache);
+
+/*
+ * Makes channels from these options add |creds| to every call (see
+ * call_credentials.h); NULL: none (the default).  The options keep a
+ * reference.  A channel with call credentials but no TLS is refused unless
+ * cgrpc_channel_options_allow_insecure_call_credentials() allows it with a
+ * nonzero |allow| (gRPC sends call credentials over TLS only; a test, or a
+ * trusted Unix socket, may want them in plaintext).
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_call_credentials(cgrpc_channel_options *opts,
+                                           cgrpc_call_credentials *creds);
+CGRPC_EXTERN void
+cgrpc_channel_options_allow_insecure_call_credentials(
+    cgrpc_channel_options *opts, int allow);
 
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
@@ -66,8 +113,19 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  * "dns:///", "ipv4:" or "ipv6:".  Nothing is connected until the first call.
  * |opts| may be NULL; it is copied.
  *
+ * Unix-domain sockets are named as in gRPC (doc/naming.md), and need no
+ * name resolution: "unix:path" (relative to the working directory when
+ * the channel connects, or absolute), "unix:///absolute/path" (an empty
+ * authority; "unix://host/..." is refused) and "unix-abstract:name" (Linux's
+ * abstract namespace; the name may hold any byte, "%00" for a NUL).  The
+ * path or name is percent-decoded and holds at most 107 bytes.  Such a
+ * channel sends ":authority: localhost", as gRPC C-core and grpc-go do,
+ * unless cgrpc_channel_options_set_authority() says otherwise.
+ *
  * Returns 0, or one of:
- *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed.
+ *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed (for a Unix target:
+ *                               an empty or too long path, a host after
+ *                               "unix://"; the log says which).
  *   CGRPC_ERR_NOMEM             Out of memory.
  *   CGRPC_ERR_IO                the channel's thread could not start.
  * Thread safety: any thread.

@@ -21,6 +21,7 @@
 #include "cgrpc/metadata.h"
 #include "cgrpc/service.h"
 #include "cgrpc/status.h"
+#include "cgrpc/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,17 +126,51 @@ CGRPC_EXTERN int cgrpc_server_new(cgrpc_server **server_ptr,
  * is not NULL) before the server starts.  "[::]" also accepts IPv4 where the
  * system allows dual-stack sockets.
  *
+ * Unix-domain sockets are named as in gRPC (doc/naming.md):
+ * "unix:/run/app.sock" or "unix:relative/app.sock", "unix:///run/app.sock"
+ * (an empty authority; "unix://host/..." is refused), and
+ * "unix-abstract:name" for Linux's abstract namespace (no file; the name
+ * may hold any byte, "%00" for a NUL).  The path or name is percent-decoded
+ * and holds at most 107 bytes.  |*bound_port| gets 0.  The socket file is
+ * created here, with the permissions the umask leaves, and removed when the
+ * server shuts down or is deleted, unless another file has taken its place
+ * by then.  A socket file already at the path is replaced when it is stale
+ * (connecting to it is refused: its server is gone); gRPC replaces one
+ * that a live server listens on too, cgrpc refuses that
+ * (CGRPC_ERR_ADDR_IN_USE), and never replaces a file that is not a socket.
+ *
  * Returns 0, or one of:
- *   CGRPC_ERR_INVALID_ARGUMENT  |addr| is not "host:port".
+ *   CGRPC_ERR_INVALID_ARGUMENT  |addr| is not "host:port", or a malformed
+ *                               Unix address (empty, too long; the log
+ *                               says why).
  *   CGRPC_ERR_ADDR_RESOLVE      |host| does not resolve.
- *   CGRPC_ERR_ADDR_IN_USE       bind() failed: the port is taken.
+ *   CGRPC_ERR_ADDR_IN_USE       bind() failed: the port is taken, or the
+ *                               socket path is in use.
  *   CGRPC_ERR_INVALID_STATE     the server has already started.
- *   CGRPC_ERR_IO                another socket error (see the log).
+ *   CGRPC_ERR_IO                another socket error, such as a missing
+ *                               folder or no permission (see the log).
  * Thread safety: one thread at a time per object.
  */
 CGRPC_EXTERN int cgrpc_server_add_insecure_port(cgrpc_server *server,
                                                 const char *addr,
                                                 int *bound_port);
+
+/*
+ * Like cgrpc_server_add_insecure_port(), for TLS with |creds| (see tls.h):
+ * connections on this address handshake first (ALPN "h2" required), and
+ * the credentials' certificate as it is at each handshake is presented, so
+ * cgrpc_server_credentials_set_cert_*() swaps it without a restart.  The
+ * server keeps a reference to |creds|.  One server may mix plaintext and
+ * TLS addresses.
+ * Returns 0, or as cgrpc_server_add_insecure_port(), and
+ * CGRPC_ERR_INVALID_ARGUMENT when |creds| has no certificate yet (or asks
+ * for client certificates without client CAs).
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN int cgrpc_server_add_secure_port(cgrpc_server *server,
+                                              const char *addr,
+                                              cgrpc_server_credentials *creds,
+                                              int *bound_port);
 
 /*
  * Registers a service.  Generated code calls this from
@@ -201,8 +236,64 @@ CGRPC_EXTERN void cgrpc_server_del(cgrpc_server *server);
 CGRPC_EXTERN const cgrpc_metadata_array *
 cgrpc_server_ctx_metadata(const cgrpc_server_ctx *ctx);
 
-/* The peer's address, such as "ipv4:127.0.0.1:41234" or "ipv6:[::1]:5". */
+/*
+ * The peer's address in gRPC's form, such as "ipv4:127.0.0.1:41234" or
+ * "ipv6:[::1]:5".  On a Unix-domain socket it is the client socket's own
+ * name, which clients rarely bind, so it is usually "unix:" (as grpcio and
+ * gRPC C-core report); a bound client gives "unix:/path" or
+ * "unix-abstract:name", percent-encoded as a URI path.  To tell who the
+ * client is, see cgrpc_server_ctx_peer_cred().  Valid during the handler
+ * (a detached one: until cgrpc_server_ctx_finish()).
+ */
 CGRPC_EXTERN const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx);
+
+/*
+ * The transport's view of the client: nonzero from _is_secure() when the
+ * call came over TLS; from _peer_verified() when the client presented a
+ * certificate that was verified against the server's client CAs.  Its
+ * subject (RFC 2253, "CN=client,O=Example") and subjectAltNames ("DNS:x",
+ * "IP:127.0.0.1", "URI:spiffe://...", "email:...") are NULL / 0 without a
+ * certificate.  The strings are valid while the call is.
+ * Thread safety: the handler's thread, or any while the call is alive.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_is_secure(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN int cgrpc_server_ctx_peer_verified(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN const char *
+cgrpc_server_ctx_peer_subject(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN size_t cgrpc_server_ctx_peer_san_count(const cgrpc_server_ctx *ctx);
+/* The |i|th subjectAltName, or NULL past the last. */
+CGRPC_EXTERN const char *cgrpc_server_ctx_peer_san(const cgrpc_server_ctx *ctx,
+                                                   size_t i);
+
+/* The connection's TLS: the protocol ("TLSv1.3", "TLSv1.2") and cipher
+ * ("TLS_AES_128_GCM_SHA256") negotiated, NULL on plaintext; and nonzero
+ * from _session_reused() when the client resumed an earlier session. */
+CGRPC_EXTERN const char *
+cgrpc_server_ctx_tls_version(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN const char *
+cgrpc_server_ctx_tls_cipher(const cgrpc_server_ctx *ctx);
+CGRPC_EXTERN int
+cgrpc_server_ctx_tls_session_reused(const cgrpc_server_ctx *ctx);
+
+/*
+ * The credentials of the client process on a Unix-domain socket
+ * connection, as the kernel recorded them when it connected (SO_PEERCRED):
+ * its process id to |*pid|, its effective user id to |*uid| and group id to
+ * |*gid|.  Any of the three may be NULL.  They are read when the connection
+ * is accepted, so they stay available after the connection has gone.  The
+ * pid may belong to another process by the time it is read, if the client
+ * has exited.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_ARGUMENT  |ctx| is NULL.
+ *   CGRPC_ERR_UNSUPPORTED       not a Unix-domain socket connection (TCP),
+ *                               or the system gave no credentials; nothing
+ *                               is written.
+ * Thread safety: any thread while |ctx| is valid (the values never change).
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_peer_cred(const cgrpc_server_ctx *ctx,
+                                            int64_t *pid, int64_t *uid,
+                                            int64_t *gid);
 
 /* The full method path, such as "/helloworld.Greeter/SayHello". */
 CGRPC_EXTERN const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx);

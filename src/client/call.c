@@ -14,6 +14,7 @@
 #include "call/wire.h"
 #include "cgrpc/error.h"
 #include "cgrpc/version.h"
+#include "client/call_creds.h"
 #include "client/internal.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -188,6 +189,27 @@ void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst) {
   call->status.code = dst->code;
 }
 
+/* The channel's call credentials for |call|: their metadata, or the status
+ * the call fails with when it starts. */
+static void add_call_creds(cgrpc_call *call) {
+  cgrpc_channel *ch = call->ch;
+  cgrpc_metadata_array *md = NULL;
+  char msg[256];
+  cgrpc_status_code code = cgrpc__call_creds_apply(
+      ch->opts.call_creds, ch->tls_ctx ? "https" : "http", ch->authority,
+      call->method->path, &md, msg, sizeof msg);
+  if (code == CGRPC_STATUS_OK) {
+    cgrpc__hdrs_add_metadata(&call->hdrs, md);
+    cgrpc_metadata_array_del(md);
+  } else if (call->early_code == CGRPC_STATUS_OK) {
+    call->early_code = code;
+    call->early_message =
+        cgrpc__arena_memdup(&call->hdrs.arena, msg, strlen(msg) + 1);
+    if (!call->early_message)
+      call->early_message = "call credentials failed";
+  }
+}
+
 /* Builds the request headers in the caller's thread.  Order as in
  * PROTOCOL-HTTP2.md (pseudo-headers first, as HTTP/2 requires): the
  * reserved headers, grpc-timeout, content-type, the encodings, user-agent,
@@ -197,7 +219,10 @@ static int call_prepare_headers(cgrpc_call *call,
   cgrpc_channel *ch = call->ch;
   cgrpc__hdrs *h = &call->hdrs;
   CGRPC__HDRS_ADD_LIT(h, ":method", "POST");
-  CGRPC__HDRS_ADD_LIT(h, ":scheme", "http");
+  if (ch->tls_ctx)
+    CGRPC__HDRS_ADD_LIT(h, ":scheme", "https");
+  else
+    CGRPC__HDRS_ADD_LIT(h, ":scheme", "http");
   cgrpc__hdrs_add(h, ":path", 5, call->method->path, strlen(call->method->path));
   cgrpc__hdrs_add(h, ":authority", 10, ch->authority, strlen(ch->authority));
   CGRPC__HDRS_ADD_LIT(h, "te", "trailers");
@@ -219,6 +244,8 @@ static int call_prepare_headers(cgrpc_call *call,
   CGRPC__HDRS_ADD_LIT(h, "user-agent", "grpc-c-cgrpc/" CGRPC_VERSION);
   if (opts && opts->metadata)
     cgrpc__hdrs_add_metadata(h, opts->metadata);
+  if (ch->opts.call_creds)
+    add_call_creds(call);
   return h->failed ? CGRPC_ERR_NOMEM : 0;
 }
 
@@ -949,7 +976,9 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
                      "the connection went before the request was sent");
     return;
   case CGRPC__EP_CONN_LOST:
-    cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, "connection closed");
+    cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE,
+                     call->ch->lost_reason[0] ? call->ch->lost_reason
+                                              : "connection closed");
     return;
   }
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cgrpc/error.h"
+#include "client/call_creds.h"
 #include "client/internal.h"
 #include "io/sock.h"
 #include "util/clock.h"
@@ -42,6 +43,10 @@ int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
 void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
   if (!opts)
     return;
+  cgrpc_channel_credentials_del(opts->creds);
+  cgrpc_tls_session_cache_del(opts->sessions);
+  cgrpc_call_credentials_del(opts->call_creds);
+  cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
 }
@@ -58,24 +63,65 @@ void cgrpc_channel_options_set_max_send_message_length(
     opts->max_send = max_bytes < 0 ? -1 : max_bytes;
 }
 
-static char *dup_str(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = cgrpc__malloc(n);
-  if (p)
-    memcpy(p, s, n);
-  return p;
-}
-
 int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
                                         const char *authority) {
   char *a;
   if (!opts || !authority || !*authority)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  a = dup_str(authority);
+  a = cgrpc__strdup(authority);
   if (!a)
     return CGRPC_ERR_NOMEM;
   cgrpc__free(opts->authority);
   opts->authority = a;
+  return 0;
+}
+
+void cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
+                                           cgrpc_channel_credentials *creds) {
+  if (!opts)
+    return;
+  if (creds)
+    cgrpc__channel_creds_ref(creds);
+  cgrpc_channel_credentials_del(opts->creds);
+  opts->creds = creds;
+}
+
+void cgrpc_channel_options_set_tls_session_cache(
+    cgrpc_channel_options *opts, cgrpc_tls_session_cache *cache) {
+  if (!opts)
+    return;
+  if (cache)
+    cgrpc__tls_session_cache_ref(cache);
+  cgrpc_tls_session_cache_del(opts->sessions);
+  opts->sessions = cache;
+}
+
+void cgrpc_channel_options_set_call_credentials(
+    cgrpc_channel_options *opts, cgrpc_call_credentials *creds) {
+  if (!opts)
+    return;
+  if (creds)
+    cgrpc__call_creds_ref(creds);
+  cgrpc_call_credentials_del(opts->call_creds);
+  opts->call_creds = creds;
+}
+
+void cgrpc_channel_options_allow_insecure_call_credentials(
+    cgrpc_channel_options *opts, int allow) {
+  if (opts)
+    opts->insecure_call_creds = allow != 0;
+}
+
+int cgrpc_channel_options_set_ssl_target_name_override(
+    cgrpc_channel_options *opts, const char *name) {
+  char *n;
+  if (!opts || !name || !*name)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  n = cgrpc__strdup(name);
+  if (!n)
+    return CGRPC_ERR_NOMEM;
+  cgrpc__free(opts->target_name_override);
+  opts->target_name_override = n;
   return 0;
 }
 
@@ -89,10 +135,33 @@ void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
 
 /* ---- target ---- */
 
-static int parse_target(cgrpc_channel *ch, const char *target) {
+/* A "unix:" or "unix-abstract:" target: the address is known now, no name
+ * to resolve.  The authority is "localhost", as gRPC C-core and grpc-go
+ * send for these targets. */
+static int parse_unix_target(cgrpc_channel *ch, const char *target,
+                             socklen_t len) {
+  memset(&ch->unix_ai, 0, sizeof ch->unix_ai);
+  ch->unix_ai.ai_family = AF_UNIX;
+  ch->unix_ai.ai_socktype = SOCK_STREAM;
+  ch->unix_ai.ai_addr = (struct sockaddr *)&ch->unix_addr;
+  ch->unix_ai.ai_addrlen = len;
+  snprintf(ch->host, sizeof ch->host, "%s", target);
+  ch->unix_ai.ai_canonname = ch->host;
+  ch->authority = cgrpc__strdup("localhost");
+  return ch->authority ? 0 : CGRPC_ERR_NOMEM;
+}
+
+/* Sets |*why| to what is wrong with a malformed target, when more can be
+ * said than "bad target". */
+static int parse_target(cgrpc_channel *ch, const char *target,
+                        const char **why) {
   static const char *const schemes[] = {"dns:///", "dns:", "ipv4:", "ipv6:"};
   char buf[300];
   size_t i;
+  socklen_t len;
+  int rv = cgrpc__sock_parse_unix(target, &ch->unix_addr, &len, why);
+  if (rv != 0)
+    return rv < 0 ? rv : parse_unix_target(ch, target, len);
   for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
     size_t n = strlen(schemes[i]);
     if (strncmp(target, schemes[i], n) == 0) {
@@ -112,11 +181,17 @@ static int parse_target(cgrpc_channel *ch, const char *target) {
                                  sizeof ch->port) != 0 ||
       !ch->host[0])
     return CGRPC_ERR_INVALID_ARGUMENT;
-  ch->authority = dup_str(buf);
+  ch->authority = cgrpc__strdup(buf);
   return ch->authority ? 0 : CGRPC_ERR_NOMEM;
 }
 
 /* ---- connection ---- */
+
+/* The target as messages name it: host:port (or the authority set), or the
+ * "unix:" target itself ("localhost" would say nothing). */
+static const char *target_name(const cgrpc_channel *ch) {
+  return ch->unix_ai.ai_canonname ? ch->unix_ai.ai_canonname : ch->authority;
+}
 
 static void connect_next(cgrpc__client_conn *conn);
 static void channel_closed(cgrpc_channel *ch);
@@ -152,10 +227,10 @@ static void backoff_done(void *user_data) {
 /* Every address failed: fail the waiting calls and back off. */
 static void connect_failed(cgrpc__client_conn *conn) {
   cgrpc_channel *ch = conn->ch;
-  char msg[200];
+  char msg[400];
   double jitter;
   int64_t wait;
-  snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
+  snprintf(msg, sizeof msg, "failed to connect to %s: %s", target_name(ch),
            ch->last_error[0] ? ch->last_error : "unknown error");
   cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", msg);
   if (ch->conn == conn)
@@ -180,18 +255,52 @@ static void connect_failed(cgrpc__client_conn *conn) {
 static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__client_conn *conn = user_data;
   cgrpc_channel *ch = conn->ch;
-  (void)h2;
+  if (!conn->ready) {
+    /* The TLS handshake failed (or the server closed during it): a
+     * connection failure, with backoff. */
+    snprintf(ch->last_error, sizeof ch->last_error, "TLS handshake failed: %.200s",
+             h2->error[0] ? h2->error
+                          : "the server closed the connection");
+    connect_failed(conn);
+    return;
+  }
   /* First, so that calls retried from here go to another connection. */
   if (ch->conn == conn) {
     ch->conn = NULL;
     ch->state = CHANNEL_IDLE;
   }
+  /* The calls that end here say why (those retried go elsewhere). */
+  if (h2->error[0]) {
+    snprintf(ch->lost_reason, sizeof ch->lost_reason,
+             "connection to %s closed: %.160s", target_name(ch), h2->error);
+    cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", ch->lost_reason);
+  } else {
+    snprintf(ch->lost_reason, sizeof ch->lost_reason, "connection closed");
+  }
   cgrpc__ep_conn_lost(&conn->calls);
   conn_free(conn);
 }
 
+/* The connection carries HTTP/2 (after the TLS handshake, if any): the
+ * waiting calls go. */
+static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
+  cgrpc__client_conn *conn = user_data;
+  cgrpc_channel *ch = conn->ch;
+  (void)h2;
+  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
+  conn->ready = 1;
+  ch->state = CHANNEL_READY;
+  ch->backoff_ms = BACKOFF_INITIAL_MS;
+  while (ch->pending) {
+    struct cgrpc_call *call = ch->pending;
+    cgrpc__channel_dequeue(ch, call);
+    cgrpc__call_submit(call);
+  }
+}
+
 static void conn_ready(cgrpc__client_conn *conn, int fd) {
   cgrpc_channel *ch = conn->ch;
+  SSL *tls = NULL;
   nghttp2_session *session = NULL;
   nghttp2_option *opt = NULL;
   nghttp2_settings_entry settings[2];
@@ -216,21 +325,26 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
     freeaddrinfo(conn->addrs);
     conn->addrs = conn->next_addr = NULL;
   }
+  if (ch->tls_ctx) {
+    tls = cgrpc__tls_conn_new(ch->tls_ctx, fd, 0, ch->tls_name,
+                              ch->tls_skip_name, &ch->tls_sessions);
+    if (!tls) {
+      close(fd);
+      snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
+      nghttp2_session_del(session);
+      connect_failed(conn);
+      return;
+    }
+  }
   /* The session now belongs to the connection, which frees it, started or
-   * not (conn_free). */
-  if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, conn_closed,
-                          &cgrpc__ep_body, conn) != 0) {
+   * not (conn_free).  With TLS the connect timer runs on through the
+   * handshake. */
+  conn->h2.session = session;
+  conn->started = 1;
+  if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, tls, conn_usable,
+                          conn_closed, &cgrpc__ep_body, conn) != 0) {
     snprintf(ch->last_error, sizeof ch->last_error, "cannot watch socket");
     connect_failed(conn);
-    return;
-  }
-  conn->ready = 1;
-  ch->state = CHANNEL_READY;
-  ch->backoff_ms = BACKOFF_INITIAL_MS;
-  while (ch->pending) {
-    struct cgrpc_call *call = ch->pending;
-    cgrpc__channel_dequeue(ch, call);
-    cgrpc__call_submit(call);
   }
 }
 
@@ -248,14 +362,20 @@ static void connect_io(void *user_data, unsigned events) {
     connect_next(conn);
     return;
   }
-  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
-  snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s", ch->host,
-           ch->port);
+  if (ch->unix_ai.ai_family == AF_UNIX)
+    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.63s", ch->host);
+  else
+    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s", ch->host,
+             ch->port);
   conn_ready(conn, fd);
 }
 
 static void connect_timeout(void *user_data) {
   cgrpc__client_conn *conn = user_data;
+  if (conn->started) { /* in the TLS handshake */
+    cgrpc__h2conn_fail(&conn->h2, "timed out");
+    return;
+  }
   snprintf(conn->ch->last_error, sizeof conn->ch->last_error,
            "connect timed out");
   if (conn->connecting_fd >= 0) {
@@ -313,20 +433,26 @@ static void channel_connect(cgrpc_channel *ch) {
   cgrpc__timer_init(&conn->connect_timer, connect_timeout, conn);
   ch->conn = conn;
   ch->state = CHANNEL_CONNECTING;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  /* Name resolution blocks this loop briefly; targets are usually IP
-   * literals or local names. */
-  rv = getaddrinfo(ch->host, ch->port, &hints, &conn->addrs);
-  if (rv != 0) {
-    conn->addrs = NULL;
-    snprintf(ch->last_error, sizeof ch->last_error, "cannot resolve %.48s: %.60s",
-             ch->host, gai_strerror(rv));
-    connect_failed(conn);
-    return;
+  if (ch->unix_ai.ai_family == AF_UNIX) {
+    /* The channel's own one-entry list; conn->addrs stays NULL, so nothing
+     * frees it. */
+    conn->next_addr = &ch->unix_ai;
+  } else {
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    /* Name resolution blocks this loop briefly; targets are usually IP
+     * literals or local names. */
+    rv = getaddrinfo(ch->host, ch->port, &hints, &conn->addrs);
+    if (rv != 0) {
+      conn->addrs = NULL;
+      snprintf(ch->last_error, sizeof ch->last_error,
+               "cannot resolve %.48s: %.60s", ch->host, gai_strerror(rv));
+      connect_failed(conn);
+      return;
+    }
+    conn->next_addr = conn->addrs;
   }
-  conn->next_addr = conn->addrs;
   if (cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
                               cgrpc__now_ns() +
                                   (int64_t)CONNECT_TIMEOUT_MS * 1000000) != 0) {
@@ -352,8 +478,8 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
     ch->state = CHANNEL_IDLE;
   }
   if (ch->state == CHANNEL_TRANSIENT_FAILURE) {
-    char msg[200];
-    snprintf(msg, sizeof msg, "failed to connect to %s: %s", ch->authority,
+    char msg[400];
+    snprintf(msg, sizeof msg, "failed to connect to %s: %s", target_name(ch),
              ch->last_error);
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, msg);
     return;
@@ -391,12 +517,23 @@ void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
 
 /* ---- lifetime ---- */
 
+/* What cgrpc_channel_new() copies of the options beyond the plain fields,
+ * and the TLS state; NULL-safe parts of both. */
+static void channel_free_parts(cgrpc_channel *ch) {
+  SSL_CTX_free(ch->tls_ctx);
+  cgrpc__tls_sessions_clear(&ch->tls_sessions);
+  cgrpc__free(ch->tls_name);
+  cgrpc_channel_credentials_del(ch->opts.creds);
+  cgrpc_call_credentials_del(ch->opts.call_creds);
+  cgrpc__free(ch->authority);
+}
+
 static void channel_free(void *user_data) {
   cgrpc_channel *ch = user_data;
   cgrpc__loop_del(ch->loop);
   pthread_mutex_destroy(&ch->lock);
   pthread_cond_destroy(&ch->cond);
-  cgrpc__free(ch->authority);
+  channel_free_parts(ch);
   cgrpc__free(ch);
 }
 
@@ -424,9 +561,35 @@ void cgrpc__channel_unref(cgrpc_channel *ch) {
 
 static void close_task(void *user_data);
 
+/* The TLS context of a channel with credentials, and the name the server's
+ * certificate must carry: |override|, else the target's host. */
+static int channel_tls_setup(cgrpc_channel *ch, const char *override,
+                             cgrpc_tls_session_cache *cache) {
+  char err[160], key[300];
+  int rv;
+  /* A Unix socket has no host: the authority ("localhost") stands in. */
+  ch->tls_name = cgrpc__strdup(override ? override
+                               : ch->unix_ai.ai_family == AF_UNIX ? ch->authority
+                                                                  : ch->host);
+  if (!ch->tls_name)
+    return CGRPC_ERR_NOMEM;
+  snprintf(key, sizeof key, "%s|%s", ch->tls_name, target_name(ch));
+  if ((rv = cgrpc__tls_sessions_init(&ch->tls_sessions, cache, key)) != 0)
+    return rv;
+  ch->tls_skip_name = cgrpc__channel_creds_skip_hostname(ch->opts.creds);
+  ch->tls_ctx = cgrpc__channel_creds_ctx_new(ch->opts.creds, &ch->tls_sessions,
+                                             err, sizeof err);
+  if (!ch->tls_ctx) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "channel credentials: %s", err);
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  return 0;
+}
+
 int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
                       const cgrpc_channel_options *opts) {
   cgrpc_channel *ch;
+  const char *why = NULL;
   int rv;
   if (!channel_ptr || !target)
     return CGRPC_ERR_INVALID_ARGUMENT;
@@ -436,20 +599,40 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   if (opts) {
     ch->opts = *opts;
     ch->opts.authority = NULL;
+    ch->opts.target_name_override = NULL;
+    ch->opts.sessions = NULL; /* the channel's sessions hold the cache */
+    if (ch->opts.creds)
+      cgrpc__channel_creds_ref(ch->opts.creds);
+    if (ch->opts.call_creds)
+      cgrpc__call_creds_ref(ch->opts.call_creds);
   } else {
     options_defaults(&ch->opts);
   }
   cgrpc__logger_init(&ch->log, ch->opts.log_cb, ch->opts.log_user_data);
-  rv = parse_target(ch, target);
+  rv = parse_target(ch, target, &why);
+  if (rv != 0)
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"%s%s", target,
+               why ? ": " : "", why ? why : "");
   if (rv == 0 && opts && opts->authority) {
     cgrpc__free(ch->authority);
-    ch->authority = dup_str(opts->authority);
+    ch->authority = cgrpc__strdup(opts->authority);
     if (!ch->authority)
       rv = CGRPC_ERR_NOMEM;
   }
+  if (rv == 0 && ch->opts.creds)
+    rv = channel_tls_setup(ch, opts ? opts->target_name_override : NULL,
+                           opts ? opts->sessions : NULL);
+  if (rv == 0 && ch->opts.call_creds && !ch->opts.creds &&
+      !ch->opts.insecure_call_creds) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
+               "call credentials on a plaintext channel to \"%s\": they go "
+               "only over TLS (set channel credentials, or allow them with "
+               "cgrpc_channel_options_allow_insecure_call_credentials())",
+               target);
+    rv = CGRPC_ERR_INVALID_ARGUMENT;
+  }
   if (rv != 0) {
-    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"", target);
-    cgrpc__free(ch->authority);
+    channel_free_parts(ch);
     cgrpc__free(ch);
     return rv;
   }
@@ -470,7 +653,7 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   if (rv != 0) {
     pthread_mutex_destroy(&ch->lock);
     pthread_cond_destroy(&ch->cond);
-    cgrpc__free(ch->authority);
+    channel_free_parts(ch);
     cgrpc__free(ch);
     return rv;
   }
@@ -497,7 +680,7 @@ static void close_task(void *user_data) {
   ch->conn = NULL;
   for (conn = ch->conns; conn; conn = next) {
     next = conn->next_conn;
-    if (conn->ready) {
+    if (conn->started) {
       cgrpc__ep *ep;
       for (ep = conn->calls; ep; ep = ep->next)
         cgrpc__call_fail((struct cgrpc_call *)ep, CGRPC_STATUS_CANCELLED,

@@ -16,13 +16,17 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/un.h>
 
 #include "call/endpoint.h"
 #include "cgrpc/call.h"
+#include "cgrpc/call_credentials.h"
 #include "cgrpc/channel.h"
+#include "cgrpc/tls.h"
 #include "h2/conn.h"
 #include "h2/hdrs.h"
 #include "io/loop.h"
+#include "io/tls.h"
 #include "util/log.h"
 
 struct cgrpc_channel_options {
@@ -30,6 +34,11 @@ struct cgrpc_channel_options {
   int64_t max_send;
   int compression; /* the default for requests (a cgrpc_compression) */
   char *authority;
+  cgrpc_channel_credentials *creds; /* a reference; NULL: plaintext */
+  char *target_name_override;
+  cgrpc_tls_session_cache *sessions; /* a reference, or NULL */
+  cgrpc_call_credentials *call_creds; /* a reference, or NULL */
+  int insecure_call_creds;            /* allowed on plaintext too */
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };
@@ -51,10 +60,21 @@ struct cgrpc_channel {
   atomic_int del_waiting; /* cgrpc_channel_del() waits for references */
   struct cgrpc_channel_options opts;
   cgrpc__logger log;
-  char host[256];
+  char host[256]; /* a "unix:" target: the target itself, for messages */
   char port[16];
   char *authority;
+  /* A "unix:" or "unix-abstract:" target: its address, and the one-entry
+   * address list connect_next() walks (ai_family AF_UNIX, 0 for TCP;
+   * ai_canonname is |host|). */
+  struct sockaddr_un unix_addr;
+  struct addrinfo unix_ai;
   cgrpc__loop *loop;
+  /* TLS (NULL: plaintext): the context, the name the server's certificate
+   * must carry, and the sessions for resumption (loop thread). */
+  SSL_CTX *tls_ctx;
+  char *tls_name;
+  int tls_skip_name;
+  cgrpc__tls_sessions tls_sessions;
 
   /* Guards |closing| against new calls, and |closed| (cgrpc_channel_del's
    * wait). */
@@ -72,7 +92,8 @@ struct cgrpc_channel {
   struct cgrpc_call *pending;  /* calls waiting for a connection */
   int64_t backoff_ms;
   cgrpc__timer backoff_timer;
-  char last_error[128];
+  char last_error[256];
+  char lost_reason[256]; /* why the connection being torn down went */
 };
 
 struct cgrpc__client_conn {
@@ -84,6 +105,7 @@ struct cgrpc__client_conn {
   cgrpc__watch connect_watch;
   cgrpc__timer connect_timer;
   int ready;
+  int started; /* the h2 connection runs (TLS handshake, then HTTP/2) */
   cgrpc__ep *calls; /* the calls bound to a stream of this connection */
 };
 

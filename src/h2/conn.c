@@ -2,6 +2,7 @@
 #include "h2/conn.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,7 +25,10 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
     return;
   conn->closed = 1;
   cgrpc__loop_undefer(conn->loop, &conn->flush_task);
+  cgrpc__loop_undefer(conn->loop, &conn->read_again);
   cgrpc__loop_unwatch(conn->loop, &conn->watch);
+  cgrpc__tls_conn_free(conn->tls);
+  conn->tls = NULL;
   close(conn->fd);
   conn->fd = -1;
   cgrpc__free(conn->wbuf);
@@ -36,17 +40,34 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
   cgrpc__loop_post_task(conn->loop, &conn->close_task);
 }
 
+void cgrpc__h2conn_fail(cgrpc__h2conn *conn, const char *why) {
+  if (conn->closed)
+    return;
+  if (why && !conn->error[0])
+    snprintf(conn->error, sizeof conn->error, "%s", why);
+  cgrpc__h2conn_close(conn);
+}
+
 void cgrpc__h2conn_schedule_flush(cgrpc__h2conn *conn) {
-  if (!conn->closed)
+  if (!conn->closed && conn->ready)
     cgrpc__loop_defer(conn->loop, &conn->flush_task);
 }
 
-/* Sends as much of |p| as the socket takes.  Returns the bytes sent, or -1
- * on a socket error. */
-static ssize_t send_some(int fd, const uint8_t *p, size_t n) {
+/* Sends as much of |p| as the connection takes (through TLS when it has
+ * it).  Returns the bytes sent, or -1 on an error. */
+static ssize_t send_some(cgrpc__h2conn *conn, const uint8_t *p, size_t n) {
   size_t sent = 0;
-  while (sent < n) {
-    ssize_t r = send(fd, p + sent, n - sent, MSG_NOSIGNAL);
+  while (conn->tls && sent < n) {
+    ssize_t r = cgrpc__tls_write(conn->tls, p + sent, n - sent, conn->error,
+                                 sizeof conn->error);
+    if (r == CGRPC__TLS_FAILED)
+      return -1;
+    if (r < 0)
+      break; /* WANT_WRITE (EPOLLOUT) or WANT_READ (we always read) */
+    sent += (size_t)r;
+  }
+  while (!conn->tls && sent < n) {
+    ssize_t r = send(conn->fd, p + sent, n - sent, MSG_NOSIGNAL);
     if (r < 0) {
       if (errno == EINTR)
         continue;
@@ -80,7 +101,7 @@ static int flush_batch(cgrpc__h2conn *conn) {
   ssize_t w;
   if (conn->blen == 0)
     return 0;
-  w = send_some(conn->fd, conn->batch, conn->blen);
+  w = send_some(conn, conn->batch, conn->blen);
   if (w < 0)
     return -1;
   if ((size_t)w < conn->blen &&
@@ -156,11 +177,10 @@ int cgrpc__h2conn_send_data_cb(nghttp2_session *session, nghttp2_frame *frame,
 static void conn_flush(void *user_data) {
   cgrpc__h2conn *conn = user_data;
   int rv;
-  if (conn->closed)
+  if (conn->closed || !conn->ready)
     return;
   if (conn->wlen > conn->woff) {
-    ssize_t w =
-        send_some(conn->fd, conn->wbuf + conn->woff, conn->wlen - conn->woff);
+    ssize_t w = send_some(conn, conn->wbuf + conn->woff, conn->wlen - conn->woff);
     if (w < 0)
       goto fail;
     conn->woff += (size_t)w;
@@ -190,25 +210,102 @@ fail:
   cgrpc__h2conn_close(conn);
 }
 
+/* Reads up to |n| bytes: their count, 0 when the peer closed, -1 when
+ * nothing more is there now, or -2 on an error (with |error| set). */
+static ssize_t recv_some(cgrpc__h2conn *conn, uint8_t *buf, size_t n) {
+  if (conn->tls) {
+    ssize_t r = cgrpc__tls_read(conn->tls, buf, n, conn->error,
+                                sizeof conn->error);
+    if (r >= 0)
+      return r;
+    if (r == CGRPC__TLS_WANT_WRITE)
+      cgrpc__loop_watch_update(conn->loop, &conn->watch,
+                               CGRPC__IO_READ | CGRPC__IO_WRITE);
+    return r == CGRPC__TLS_FAILED ? -2 : -1;
+  }
+  for (;;) {
+    ssize_t r = recv(conn->fd, buf, n, 0);
+    if (r >= 0)
+      return r;
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return -1;
+    snprintf(conn->error, sizeof conn->error, "%s", strerror(errno));
+    return -2;
+  }
+}
+
+/* Nonzero when |p| starts like a TLS record (a handshake or an alert):
+ * what a TLS peer sends where HTTP/2 in plaintext was expected. */
+static int tls_record(const uint8_t *p, size_t n) {
+  return n >= 3 && (p[0] == 0x15 || p[0] == 0x16) && p[1] == 0x03 &&
+         p[2] <= 0x04;
+}
+
+/* The connection carries HTTP/2 from now on. */
+static void start_http2(cgrpc__h2conn *conn) {
+  conn->ready = 1;
+  if (conn->on_ready)
+    conn->on_ready(conn, conn->user_data);
+  cgrpc__h2conn_schedule_flush(conn);
+}
+
+/* One step of the TLS handshake, on the loop's events. */
+static void handshake_step(cgrpc__h2conn *conn) {
+  int rv = cgrpc__tls_handshake(conn->tls, conn->error, sizeof conn->error);
+  if (rv == CGRPC__TLS_FAILED) {
+    cgrpc__h2conn_close(conn);
+    return;
+  }
+  cgrpc__loop_watch_update(conn->loop, &conn->watch,
+                           rv == CGRPC__TLS_WANT_WRITE
+                               ? CGRPC__IO_READ | CGRPC__IO_WRITE
+                               : CGRPC__IO_READ);
+  if (rv != 0)
+    return;
+  start_http2(conn);
+  /* What came with the handshake's last flight is decrypted already. */
+  if (!conn->closed && SSL_has_pending(conn->tls))
+    cgrpc__loop_defer(conn->loop, &conn->read_again);
+}
+
 static void conn_io(void *user_data, unsigned events) {
   cgrpc__h2conn *conn = user_data;
+  if (!conn->ready) {
+    handshake_step(conn);
+    return;
+  }
   if (events & CGRPC__IO_READ) {
     uint8_t buf[READ_CHUNK];
     int rounds;
     /* Bounded rounds keep one busy connection from starving the others;
      * epoll is level-triggered, so what is left is read next turn. */
     for (rounds = 0; rounds < 4 && !conn->closed; rounds++) {
-      ssize_t n = recv(conn->fd, buf, sizeof buf, 0);
-      if (n == 0) {
+      ssize_t n = recv_some(conn, buf, sizeof buf);
+      if (n == 0 || n == -2) {
+        if (!conn->received && !conn->tls &&
+            !nghttp2_session_check_server_session(conn->session)) {
+          /* Nothing came back at all: likely a TLS-only server. */
+          char why[sizeof conn->error];
+          snprintf(why, sizeof why, "%.60s before the server said anything "
+                   "(is it a TLS port?)",
+                   n == 0 ? "the connection closed" : conn->error);
+          snprintf(conn->error, sizeof conn->error, "%s", why);
+        }
         cgrpc__h2conn_close(conn);
         return;
       }
-      if (n < 0) {
-        if (errno == EINTR)
-          continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-          break;
-        cgrpc__h2conn_close(conn);
+      if (n < 0)
+        break;
+      if (!conn->received++ && !conn->tls && tls_record(buf, (size_t)n)) {
+        cgrpc__h2conn_fail(conn, nghttp2_session_check_server_session(
+                                     conn->session)
+                                     ? "the client speaks TLS to a plaintext "
+                                       "port"
+                                     : "the server answered with TLS: this "
+                                       "channel is plaintext (it needs TLS "
+                                       "credentials)");
         return;
       }
       if (scan_frames(conn, buf, (size_t)n) != 0) {
@@ -218,9 +315,12 @@ static void conn_io(void *user_data, unsigned events) {
         cgrpc__h2conn_close(conn);
         return;
       }
-      if ((size_t)n < sizeof buf)
+      if ((size_t)n < sizeof buf && !conn->tls)
         break;
     }
+    /* Decrypted bytes that TLS holds raise no event of the socket. */
+    if (!conn->closed && conn->tls && SSL_has_pending(conn->tls))
+      cgrpc__loop_defer(conn->loop, &conn->read_again);
   }
   if (conn->closed)
     return;
@@ -232,6 +332,12 @@ static void conn_io(void *user_data, unsigned events) {
     conn_flush(conn);
   else
     cgrpc__h2conn_schedule_flush(conn);
+}
+
+static void read_again(void *user_data) {
+  cgrpc__h2conn *conn = user_data;
+  if (!conn->closed)
+    conn_io(conn, CGRPC__IO_READ);
 }
 
 enum { CLOSED_NONE, CLOSED_BY_RESET, CLOSED_BY_END_STREAM };
@@ -349,19 +455,28 @@ static int scan_frames(cgrpc__h2conn *conn, const uint8_t *buf, size_t n) {
 }
 
 int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
-                        nghttp2_session *session,
+                        nghttp2_session *session, SSL *tls,
+                        cgrpc__h2conn_ready_cb on_ready,
                         cgrpc__h2conn_close_cb on_close,
                         const cgrpc__h2_body_ops *body, void *user_data) {
   conn->loop = loop;
   conn->body = body;
   conn->fd = fd;
   conn->session = session;
+  conn->tls = tls;
+  conn->on_ready = on_ready;
   conn->on_close = on_close;
   conn->user_data = user_data;
   conn->flush_task.cb = conn_flush;
   conn->flush_task.user_data = conn;
   conn->flush_task.queued = 0;
+  conn->read_again.cb = read_again;
+  conn->read_again.user_data = conn;
+  conn->read_again.queued = 0;
   conn->closed = 0;
+  conn->ready = 0;
+  conn->received = 0;
+  conn->error[0] = '\0';
   memset(conn->closed_ids, 0, sizeof conn->closed_ids);
   conn->closed_next = 0;
   conn->closed_max = 0;
@@ -372,12 +487,17 @@ int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
   conn->scan_hd_len = 0;
   if (cgrpc__loop_watch(loop, &conn->watch, fd, CGRPC__IO_READ, conn_io,
                         conn) != 0) {
+    cgrpc__tls_conn_free(tls);
+    conn->tls = NULL;
     close(fd);
     conn->fd = -1;
     conn->closed = 1;
     return CGRPC_ERR_IO;
   }
-  cgrpc__h2conn_schedule_flush(conn);
+  if (tls)
+    handshake_step(conn); /* a client's hello goes out now */
+  else
+    start_http2(conn);
   return 0;
 }
 

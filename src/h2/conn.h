@@ -18,12 +18,18 @@
 #include <stdint.h>
 
 #include "io/loop.h"
+#include "io/tls.h"
 
 typedef struct cgrpc__h2conn cgrpc__h2conn;
 
 /* Called once, from a posted task, after the connection has closed; the
  * owner then frees the session and its streams. */
 typedef void (*cgrpc__h2conn_close_cb)(cgrpc__h2conn *conn, void *user_data);
+
+/* Called once the connection can carry HTTP/2: at once in
+ * cgrpc__h2conn_start() for plaintext, after the handshake for TLS (not at
+ * all when the handshake fails: the close comes with |error| set). */
+typedef void (*cgrpc__h2conn_ready_cb)(cgrpc__h2conn *conn, void *user_data);
 
 /*
  * A request or response body as the connection reads it.  The body's data
@@ -59,7 +65,16 @@ struct cgrpc__h2conn {
   int write_failed;
   const cgrpc__h2_body_ops *body;
   int closed;
+  int ready; /* the ready callback ran: HTTP/2 flows */
+  int received; /* bytes have come in (over plaintext, the first are checked) */
   cgrpc__task close_task; /* carries on_close */
+  cgrpc__h2conn_ready_cb on_ready;
+  /* TLS, when not NULL: every byte goes through it, after its handshake. */
+  SSL *tls;
+  cgrpc__deferred read_again; /* TLS holds decrypted bytes to read */
+  /* Why the connection failed (a TLS handshake error, ...), for the owner's
+   * messages; "" when it closed normally. */
+  char error[160];
   /* Streams closed lately whose peer had ended or reset them, in a ring:
    * nghttp2 keeps no closed streams (no_closed_streams), and remembering
    * these few costs 80 bytes a connection. */
@@ -77,14 +92,22 @@ struct cgrpc__h2conn {
 };
 
 /*
- * Starts driving |session| over |fd|: watches the fd and schedules the first
- * flush (preface / SETTINGS).  Takes ownership of |fd|, which is closed on
- * failure too.  Returns 0, or CGRPC_ERR_IO.  Loop thread only.
+ * Starts driving |session| over |fd|: watches the fd, runs the TLS
+ * handshake first when |tls| is not NULL (an SSL on |fd|; the connection
+ * owns it), calls |on_ready| (may be NULL) and schedules the first flush
+ * (preface / SETTINGS).  Takes ownership of |fd| and |tls|, which are
+ * closed and freed on failure too.  Returns 0, or CGRPC_ERR_IO.  Loop
+ * thread only.
  */
 int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
-                        nghttp2_session *session,
+                        nghttp2_session *session, SSL *tls,
+                        cgrpc__h2conn_ready_cb on_ready,
                         cgrpc__h2conn_close_cb on_close,
                         const cgrpc__h2_body_ops *body, void *user_data);
+
+/* Closes the connection as failed: |why| goes to |error| (for the owner's
+ * messages), then as cgrpc__h2conn_close(). */
+void cgrpc__h2conn_fail(cgrpc__h2conn *conn, const char *why);
 
 /* The session's send callbacks: both sides register these, with the
  * connection (whose first member is its cgrpc__h2conn) as user_data. */

@@ -110,8 +110,12 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
   call->compression = (signed char)server->opts.compression;
   cgrpc__arena_init(&call->arena);
   /* The connection may go before a running handler: keep a copy. */
-  call->peer = cgrpc__arena_memdup(&call->arena, conn->h2.peer,
-                                   strlen(conn->h2.peer) + 1);
+  call->peer =
+      cgrpc__arena_memdup(&call->arena, conn->peer, strlen(conn->peer) + 1);
+  call->peer_cred = conn->peer_cred;
+  call->tls_peer = conn->tls_peer;
+  if (call->tls_peer)
+    cgrpc__tls_peer_ref(call->tls_peer);
   cgrpc__timer_init(&call->deadline_timer, NULL, call);
   cgrpc__ep_bind(&call->ep, &conn->h2, &conn->calls, stream_id);
   return call;
@@ -121,6 +125,7 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
 static void call_destroy(cgrpc__ep *ep) {
   call_t *call = call_of(ep);
   cgrpc__server_call_leave(call);
+  cgrpc__tls_peer_unref(call->tls_peer);
   cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
   cgrpc__free(call->fail_message);
   cgrpc__free(call->reply);
@@ -603,9 +608,12 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__server_conn *conn = user_data;
   cgrpc__server_loop *sl = conn->sl;
   cgrpc_server *server = sl->server;
-  (void)h2;
+  if (!h2->ready && h2->error[0])
+    cgrpc__log(&server->log, CGRPC_LOG_WARNING,
+               "%s: TLS handshake failed: %s", h2->peer, h2->error);
   cgrpc__loop_timer_stop(sl->loop, &conn->handshake_timer);
   cgrpc__ep_conn_lost(&conn->calls);
+  cgrpc__tls_peer_unref(conn->tls_peer);
   if (conn->prev)
     conn->prev->next = conn->next;
   else
@@ -624,8 +632,15 @@ static void handshake_expired(void *user_data) {
   cgrpc__h2conn_close(&conn->h2);
 }
 
-void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
-                               const char *peer) {
+/* After the TLS handshake: who the client is, for its calls. */
+static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
+  cgrpc__server_conn *conn = user_data;
+  if (h2->tls)
+    conn->tls_peer = cgrpc__tls_peer_new(h2->tls);
+}
+
+void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
+                               const cgrpc__sock_cred *cred, SSL *tls) {
   cgrpc_server *server = sl->server;
   cgrpc__server_conn *conn = cgrpc__calloc(1, sizeof *conn);
   nghttp2_session *session = NULL;
@@ -651,6 +666,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
   conn->sl = sl;
   snprintf(conn->h2.peer, sizeof conn->h2.peer, "%s", peer);
+  snprintf(conn->peer, sizeof conn->peer, "%s", peer);
+  conn->peer_cred = *cred;
   pthread_mutex_lock(&server->lock);
   server->live_conns++;
   pthread_mutex_unlock(&server->lock);
@@ -659,8 +676,9 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
     sl->conns->prev = conn;
   sl->conns = conn;
   cgrpc__timer_init(&conn->handshake_timer, handshake_expired, conn);
-  if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, conn_closed,
-                          &cgrpc__ep_body, conn) != 0) {
+  if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, tls,
+                          conn_usable, conn_closed, &cgrpc__ep_body,
+                          conn) != 0) {
     /* fd is closed; unwind through the normal close path. */
     conn_closed(&conn->h2, conn);
     return;
@@ -676,6 +694,7 @@ fail:
   nghttp2_option_del(opt);
   nghttp2_session_del(session);
   cgrpc__free(conn);
+  cgrpc__tls_conn_free(tls);
   close(fd);
 }
 

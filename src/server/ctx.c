@@ -35,6 +35,54 @@ const char *cgrpc_server_ctx_peer(const cgrpc_server_ctx *ctx) {
   return ctx && ctx->peer ? ctx->peer : "";
 }
 
+int cgrpc_server_ctx_is_secure(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer;
+}
+
+int cgrpc_server_ctx_peer_verified(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer && ctx->tls_peer->verified;
+}
+
+const char *cgrpc_server_ctx_peer_subject(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->subject : NULL;
+}
+
+size_t cgrpc_server_ctx_peer_san_count(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->n_sans : 0;
+}
+
+const char *cgrpc_server_ctx_peer_san(const cgrpc_server_ctx *ctx, size_t i) {
+  return i < cgrpc_server_ctx_peer_san_count(ctx) ? ctx->tls_peer->sans[i]
+                                                  : NULL;
+}
+
+const char *cgrpc_server_ctx_tls_version(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->version : NULL;
+}
+
+const char *cgrpc_server_ctx_tls_cipher(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer ? ctx->tls_peer->cipher : NULL;
+}
+
+int cgrpc_server_ctx_tls_session_reused(const cgrpc_server_ctx *ctx) {
+  return ctx && ctx->tls_peer && ctx->tls_peer->reused;
+}
+
+int cgrpc_server_ctx_peer_cred(const cgrpc_server_ctx *ctx, int64_t *pid,
+                               int64_t *uid, int64_t *gid) {
+  if (!ctx)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!ctx->peer_cred.valid)
+    return CGRPC_ERR_UNSUPPORTED;
+  if (pid)
+    *pid = ctx->peer_cred.pid;
+  if (uid)
+    *uid = ctx->peer_cred.uid;
+  if (gid)
+    *gid = ctx->peer_cred.gid;
+  return 0;
+}
+
 const char *cgrpc_server_ctx_method(const cgrpc_server_ctx *ctx) {
   return ctx && ctx->path ? ctx->path : "";
 }

@@ -20,6 +20,8 @@
 #include "cgrpc/server.h"
 #include "h2/conn.h"
 #include "io/loop.h"
+#include "io/tls.h"
+#include "io/sock.h"
 #include "server/pool.h"
 #include "util/arena.h"
 #include "util/log.h"
@@ -72,6 +74,7 @@ typedef struct cgrpc__server_listener {
   cgrpc__watch watch;
   int fd;
   cgrpc__timer pause; /* re-arms the watch after running out of fds */
+  cgrpc_server_credentials *creds; /* TLS, or NULL (the server's ref) */
   struct cgrpc__server_loop *sl;
 } cgrpc__server_listener;
 
@@ -95,7 +98,11 @@ struct cgrpc_server {
   cgrpc__logger log;
 
   int listen_fds[CGRPC__MAX_LISTENERS];
+  cgrpc_server_credentials *listen_creds[CGRPC__MAX_LISTENERS]; /* or NULL */
   int n_listeners;
+  /* The socket files of the "unix:" listeners, removed at shutdown. */
+  cgrpc__sock_unix_file unix_files[CGRPC__MAX_LISTENERS];
+  int n_unix_files;
 
   cgrpc__service_entry *services;
   size_t n_services;
@@ -143,6 +150,9 @@ struct cgrpc_server_ctx {
   char *path;
   char *authority;
   const char *peer; /* a copy in the arena: outlives the connection */
+  cgrpc__tls_peer *tls_peer; /* the connection's, a reference; or NULL */
+  /* The peer's credentials (Unix sockets), copied from the connection. */
+  cgrpc__sock_cred peer_cred;
   /* Request metadata: kept raw in the arena as it arrives, and turned into
    * |metadata| only if the handler asks (most never do). */
   struct cgrpc__raw_header *raw_headers, **raw_tail;
@@ -209,16 +219,23 @@ struct cgrpc__server_conn {
   cgrpc__server_loop *sl;
   cgrpc__server_conn *prev, *next;
   cgrpc__ep *calls; /* the calls bound to this connection's streams */
+  cgrpc__tls_peer *tls_peer; /* after a TLS handshake, else NULL */
   int shutdown_ping_sent;
   /* Closes a connection that never completes the HTTP/2 handshake. */
   cgrpc__timer handshake_timer;
+  /* The peer as accept() saw it: its whole name (h2.peer, for the log, may
+   * be cut short) and, on a Unix socket, its credentials. */
+  char peer[CGRPC__SOCK_NAME_MAX];
+  cgrpc__sock_cred peer_cred;
 };
 
 /* ---- conn.c ---- */
 
-/* Takes a freshly accepted socket onto |sl|'s loop.  Loop thread only. */
-void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd,
-                               const char *peer);
+/* Takes a freshly accepted socket onto |sl|'s loop; |peer| and |cred| are
+ * what cgrpc__sock_accept() reported (both copied); over |tls| when not
+ * NULL (owned from here on).  Loop thread only. */
+void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
+                               const cgrpc__sock_cred *cred, SSL *tls);
 
 /* Graceful shutdown of one connection: GOAWAY(2^31-1) + PING, then the
  * final GOAWAY when the PING comes back. */

@@ -11,6 +11,7 @@
 
 #include "cgrpc/error.h"
 #include "io/sock.h"
+#include "io/tls.h"
 #include "server/internal.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -146,15 +147,51 @@ int cgrpc_server_new(cgrpc_server **server_ptr,
   return 0;
 }
 
-int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
-                                   int *bound_port) {
-  int n, port, rv;
+/* "unix:path", "unix:///path", "unix-abstract:name": one socket, port 0. */
+static int add_unix_port(cgrpc_server *server, const char *addr,
+                         const struct sockaddr_un *sun, socklen_t len,
+                         cgrpc_server_credentials *creds, int *bound_port) {
+  cgrpc__sock_unix_file *file = &server->unix_files[server->n_unix_files];
+  int fd, rv = cgrpc__sock_listen_unix(sun, len, &fd, file);
+  if (rv != 0) {
+    cgrpc__log(&server->log, CGRPC_LOG_ERROR, "cannot listen on %s: %s (%s)",
+               addr, cgrpc_strerror(rv), strerror(errno));
+    return rv;
+  }
+  server->listen_creds[server->n_listeners] = creds;
+  if (creds)
+    cgrpc__server_creds_ref(creds);
+  server->listen_fds[server->n_listeners++] = fd;
+  if (file->dir_fd != -1)
+    server->n_unix_files++;
+  if (bound_port)
+    *bound_port = 0;
+  cgrpc__log(&server->log, CGRPC_LOG_INFO, "listening on %s%s", addr,
+             creds ? " (TLS)" : "");
+  return 0;
+}
+
+/* Binds |addr| for plaintext (|creds| NULL) or TLS. */
+static int add_port(cgrpc_server *server, const char *addr,
+                    cgrpc_server_credentials *creds, int *bound_port) {
+  struct sockaddr_un sun;
+  socklen_t sun_len;
+  const char *why = NULL;
+  int n, i, port, rv;
   if (!server || !addr)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (server->state != SERVER_NEW)
     return CGRPC_ERR_INVALID_STATE;
   if (server->n_listeners == CGRPC__MAX_LISTENERS)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  rv = cgrpc__sock_parse_unix(addr, &sun, &sun_len, &why);
+  if (rv < 0) {
+    cgrpc__log(&server->log, CGRPC_LOG_ERROR, "cannot listen on %s: %s", addr,
+               why);
+    return rv;
+  }
+  if (rv == 1)
+    return add_unix_port(server, addr, &sun, sun_len, creds, bound_port);
   rv = cgrpc__sock_listen(addr, server->listen_fds + server->n_listeners,
                           CGRPC__MAX_LISTENERS - server->n_listeners, &n,
                           &port);
@@ -163,12 +200,42 @@ int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
                cgrpc_strerror(rv));
     return rv;
   }
+  for (i = 0; i < n; i++) {
+    server->listen_creds[server->n_listeners + i] = creds;
+    if (creds)
+      cgrpc__server_creds_ref(creds);
+  }
   server->n_listeners += n;
   if (bound_port)
     *bound_port = port;
-  cgrpc__log(&server->log, CGRPC_LOG_INFO, "listening on %s (port %d)", addr,
-             port);
+  cgrpc__log(&server->log, CGRPC_LOG_INFO, "listening on %s (port %d%s)", addr,
+             port, creds ? ", TLS" : "");
   return 0;
+}
+
+int cgrpc_server_add_insecure_port(cgrpc_server *server, const char *addr,
+                                   int *bound_port) {
+  return add_port(server, addr, NULL, bound_port);
+}
+
+int cgrpc_server_add_secure_port(cgrpc_server *server, const char *addr,
+                                 cgrpc_server_credentials *creds,
+                                 int *bound_port) {
+  SSL_CTX *ctx;
+  if (!creds)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  /* Usable now, or refused now rather than at each handshake. */
+  ctx = cgrpc__server_creds_ctx(creds);
+  if (!ctx) {
+    if (server)
+      cgrpc__log(&server->log, CGRPC_LOG_ERROR,
+                 "cannot listen on %s: the server credentials have no "
+                 "certificate, or client authentication without client CAs",
+                 addr ? addr : "(null)");
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  SSL_CTX_free(ctx);
+  return add_port(server, addr, creds, bound_port);
 }
 
 int cgrpc_server_register_service(cgrpc_server *server,
@@ -244,14 +311,34 @@ static void accept_resume(void *user_data) {
                     accept_ready, l);
 }
 
+/* A connection on |l|: over TLS when the listener has credentials (whose
+ * certificate as it is now the handshake uses). */
+static void accept_one(cgrpc__server_listener *l, int fd, const char *peer,
+                       const cgrpc__sock_cred *cred) {
+  SSL *tls = NULL;
+  if (l->creds) {
+    SSL_CTX *ctx = cgrpc__server_creds_ctx(l->creds);
+    tls = ctx ? cgrpc__tls_conn_new(ctx, fd, 1, NULL, 0, NULL) : NULL;
+    SSL_CTX_free(ctx); /* the SSL holds its own */
+    if (!tls) {
+      cgrpc__log(&l->sl->server->log, CGRPC_LOG_ERROR,
+                 "%s: cannot set up TLS; closing", peer);
+      close(fd);
+      return;
+    }
+  }
+  cgrpc__server_conn_accept(l->sl, fd, peer, cred, tls);
+}
+
 static void accept_ready(void *user_data, unsigned events) {
   cgrpc__server_listener *l = user_data;
   int i;
   (void)events;
   /* A bounded batch per wake-up; level-triggered epoll brings the rest. */
   for (i = 0; i < 64; i++) {
-    char peer[64];
-    int fd = cgrpc__sock_accept(l->fd, peer, sizeof peer);
+    char peer[CGRPC__SOCK_NAME_MAX];
+    cgrpc__sock_cred cred;
+    int fd = cgrpc__sock_accept(l->fd, peer, sizeof peer, &cred);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
@@ -268,7 +355,7 @@ static void accept_ready(void *user_data, unsigned events) {
       }
       return;
     }
-    cgrpc__server_conn_accept(l->sl, fd, peer);
+    accept_one(l, fd, peer, &cred);
   }
 }
 
@@ -313,6 +400,7 @@ int cgrpc_server_start(cgrpc_server *server) {
     for (j = 0; j < server->n_listeners; j++) {
       sl->listeners[j].sl = sl;
       sl->listeners[j].fd = server->listen_fds[j];
+      sl->listeners[j].creds = server->listen_creds[j];
       cgrpc__timer_init(&sl->listeners[j].pause, accept_resume,
                         &sl->listeners[j]);
       /* Every loop watches every listener, so a new connection may wake
@@ -417,6 +505,18 @@ static void loop_force_close(void *user_data) {
   pthread_mutex_unlock(&server->lock);
 }
 
+/* Closes the listening sockets and removes the socket files of the "unix:"
+ * ones.  Once only: the second call finds none. */
+static void listeners_close(cgrpc_server *server) {
+  int i;
+  for (i = 0; i < server->n_listeners; i++)
+    close(server->listen_fds[i]);
+  server->n_listeners = 0;
+  for (i = 0; i < server->n_unix_files; i++)
+    cgrpc__sock_unix_file_remove(&server->unix_files[i]);
+  server->n_unix_files = 0;
+}
+
 static void deadline_from_now(struct timespec *ts, int64_t ms) {
   clock_gettime(CLOCK_MONOTONIC, ts);
   ts->tv_sec += ms / 1000;
@@ -461,9 +561,7 @@ static void shutdown_run(cgrpc_server *server, int64_t grace_ms) {
   cgrpc__pool_stop(&server->pool);
   for (i = 0; i < server->n_loops; i++)
     cgrpc__loop_stop_join(server->loops[i].loop);
-  for (i = 0; i < server->n_listeners; i++)
-    close(server->listen_fds[i]);
-  server->n_listeners = 0;
+  listeners_close(server);
   pthread_mutex_lock(&server->lock);
   server->state = SERVER_STOPPED;
   pthread_cond_broadcast(&server->cond);
@@ -522,7 +620,7 @@ int cgrpc_server_shutdown(cgrpc_server *server, int64_t grace_ms) {
 
 void cgrpc_server_del(cgrpc_server *server) {
   size_t i;
-  int j, joinable;
+  int joinable;
   if (!server)
     return;
   if (on_own_thread(server)) {
@@ -540,8 +638,9 @@ void cgrpc_server_del(cgrpc_server *server) {
   if (joinable)
     pthread_join(server->shutdown_thread, NULL);
   server_free_loops(server);
-  for (j = 0; j < server->n_listeners; j++)
-    close(server->listen_fds[j]);
+  listeners_close(server);
+  for (i = 0; i < CGRPC__MAX_LISTENERS; i++)
+    cgrpc_server_credentials_del(server->listen_creds[i]);
   for (i = 0; i < server->n_services; i++)
     cgrpc__free(server->services[i].servicer);
   cgrpc__free(server->services);

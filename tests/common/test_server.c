@@ -26,6 +26,13 @@ static void log_warnings(cgrpc_log_level level, const char *msg,
     cgrpc_log_stderr(level, msg, user_data);
 }
 
+static int listen_on(cgrpc_server *server, const char *addr,
+                     const test_server_config *cfg, int *bound_port) {
+  if (cfg->creds != NULL)
+    return cgrpc_server_add_secure_port(server, addr, cfg->creds, bound_port);
+  return cgrpc_server_add_insecure_port(server, addr, bound_port);
+}
+
 int test_server_run(const test_server_config *cfg) {
   cgrpc_server_options *opts = NULL;
   cgrpc_server *server = NULL;
@@ -52,13 +59,15 @@ int test_server_run(const test_server_config *cfg) {
 
   rv = cgrpc_server_new(&server, opts);
   cgrpc_server_options_del(opts);
-  if (rv == 0) {
+  if (rv == 0 && cfg->address) {
+    rv = listen_on(server, cfg->address, cfg, &bound_port);
+  } else if (rv == 0) {
     /* Dual-stack where the system allows it, else IPv4 only. */
     snprintf(addr, sizeof addr, "[::]:%lld", cfg->port);
-    rv = cgrpc_server_add_insecure_port(server, addr, &bound_port);
+    rv = listen_on(server, addr, cfg, &bound_port);
     if (rv != 0 && rv != CGRPC_ERR_ADDR_IN_USE) {
       snprintf(addr, sizeof addr, "0.0.0.0:%lld", cfg->port);
-      rv = cgrpc_server_add_insecure_port(server, addr, &bound_port);
+      rv = listen_on(server, addr, cfg, &bound_port);
     }
   }
   if (rv == 0)

@@ -25,13 +25,19 @@ typedef struct test_server_config {
   /* Registers the services; returns 0 or a CGRPC_ERR_* code. */
   int (*register_services)(cgrpc_server *server, void *arg);
   void *arg;
+  /* NULL: plaintext; else the port is a TLS one with these. */
+  cgrpc_server_credentials *creds;
+  /* Listen here instead ("unix:/path", "unix-abstract:name"); NULL: the
+   * port above. */
+  const char *address;
 } test_server_config;
 
 /*
  * Blocks SIGINT and SIGTERM, creates the server (warnings and errors to
  * stderr unless CGRPC_TRACE is set), listens on [::]:port (0.0.0.0 without
- * IPv6), registers, starts, prints "listening on PORT" and flushes, waits
- * for a stop signal and shuts down.  Returns the process exit code.
+ * IPv6) or on cfg->address, with TLS when cfg->creds is set, registers,
+ * starts, prints "listening on PORT" (0 for a Unix socket) and flushes,
+ * waits for a stop signal and shuts down.  Returns the process exit code.
  */
 int test_server_run(const test_server_config *cfg);
 

@@ -5,7 +5,8 @@
  * against any implementation's interop server.
  *
  *   interop_client --server_host=H --server_port=N --test_case=NAME
- *                  [--use_tls=false] [--server_host_override=NAME]
+ *                  [--use_tls=false|true] [--use_test_ca=false|true]
+ *                  [--ca_file=PEM] [--server_host_override=NAME]
  *
  * Cases: empty_unary large_unary client_streaming server_streaming ping_pong
  * empty_stream cancel_after_begin cancel_after_first_response
@@ -18,9 +19,13 @@
  * allow where an implementation can see it.
  *
  * Prints "PASS: case" or "FAIL: case: why" per case and exits 0 when every
- * case passed, 1 otherwise, 2 on usage errors.  --server_host_override is
- * accepted and ignored: it names the TLS server, and plaintext has none.
- * --use_tls=true is refused (cgrpc has no TLS channel yet).
+ * case passed, 1 otherwise, 2 on usage errors.
+ *
+ * --use_tls=true connects over TLS and checks the server's certificate
+ * against the system's roots, gRPC's test CA with --use_test_ca=true
+ * (testdata/ca.pem), or the CAs in --ca_file (grpc-go's flag); and its name
+ * against --server_host_override when given (gRPC's test server certificate
+ * is for *.test.google.fr), else against --server_host.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -33,6 +38,7 @@
 #include <cgrpc/cgrpc.h>
 
 #include "grpc/testing/test.grpc-c.h"
+#include "interop_testdata.h"
 
 /* The deadline of every call but timeout_on_sleeping_server's. */
 #define CALL_TIMEOUT_MS 20000
@@ -924,7 +930,8 @@ static void usage(const char *argv0) {
   size_t i;
   fprintf(stderr,
           "usage: %s --server_host=HOST --server_port=PORT --test_case=NAME\n"
-          "          [--use_tls=false] [--server_host_override=NAME]\n"
+          "          [--use_tls=false|true] [--use_test_ca=false|true]\n"
+          "          [--ca_file=PEM] [--server_host_override=NAME]\n"
           "cases: all",
           argv0);
   for (i = 0; i < N_CASES; i++)
@@ -932,14 +939,50 @@ static void usage(const char *argv0) {
   fputc('\n', stderr);
 }
 
+/* Parses "true" or "false" after a flag's '=' into |*out|. */
+static int parse_bool(const char *arg, const char *value, int *out) {
+  if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+    *out = value[0] == 't';
+    return 0;
+  }
+  fprintf(stderr, "interop_client: bad argument \"%s\"\n", arg);
+  return -1;
+}
+
+/* The TLS settings of |opts| from the flags.  Returns 0 or an exit code. */
+static int set_tls(cgrpc_channel_options *opts, int use_test_ca,
+                   const char *ca_file, const char *host_override) {
+  cgrpc_channel_credentials *creds = NULL;
+  int rv = cgrpc_channel_credentials_new(&creds);
+  if (rv == 0 && ca_file != NULL)
+    rv = cgrpc_channel_credentials_set_root_certs_file(creds, ca_file);
+  else if (rv == 0 && use_test_ca)
+    rv = cgrpc_channel_credentials_set_root_certs_pem(
+        creds, interop_testdata_ca_pem, strlen(interop_testdata_ca_pem));
+  if (rv == 0)
+    cgrpc_channel_options_set_credentials(opts, creds);
+  if (rv == 0 && host_override != NULL && host_override[0] != '\0')
+    rv = cgrpc_channel_options_set_ssl_target_name_override(opts,
+                                                            host_override);
+  cgrpc_channel_credentials_del(creds);
+  if (rv != 0) {
+    fprintf(stderr, "interop_client: TLS settings%s%s: %s\n",
+            ca_file ? " with " : "", ca_file ? ca_file : "",
+            cgrpc_strerror(rv));
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *host = "localhost", *test_case = NULL;
+  const char *ca_file = NULL, *host_override = NULL;
   cgrpc_channel_options *copts = NULL;
   long port = -1;
   char target[300];
   client c;
   size_t i;
-  int rv, failures = 0, ran = 0;
+  int rv, failures = 0, ran = 0, use_tls = 0, use_test_ca = 0;
 
   for (i = 1; i < (size_t)argc; i++) {
     const char *a = argv[i];
@@ -955,18 +998,15 @@ int main(int argc, char **argv) {
     } else if (strncmp(a, "--test_case=", 12) == 0) {
       test_case = a + 12;
     } else if (strncmp(a, "--use_tls=", 10) == 0) {
-      if (strcmp(a + 10, "true") == 0) {
-        fprintf(stderr, "interop_client: TLS not supported yet "
-                        "(run with --use_tls=false)\n");
+      if (parse_bool(a, a + 10, &use_tls) != 0)
         return 2;
-      }
-      if (strcmp(a + 10, "false") != 0) {
-        fprintf(stderr, "interop_client: bad argument \"%s\"\n", a);
+    } else if (strncmp(a, "--use_test_ca=", 14) == 0) {
+      if (parse_bool(a, a + 14, &use_test_ca) != 0)
         return 2;
-      }
-    } else if (strncmp(a, "--server_host_override=", 23) == 0 ||
-               strncmp(a, "--use_test_ca=", 14) == 0) {
-      /* TLS settings: nothing to do in plaintext. */
+    } else if (strncmp(a, "--ca_file=", 10) == 0) {
+      ca_file = a + 10;
+    } else if (strncmp(a, "--server_host_override=", 23) == 0) {
+      host_override = a + 23;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(argv[0]);
       return 0;
@@ -997,6 +1037,11 @@ int main(int argc, char **argv) {
 
   memset(&c, 0, sizeof c);
   rv = cgrpc_channel_options_new(&copts);
+  if (rv == 0 && use_tls &&
+      (rv = set_tls(copts, use_test_ca, ca_file, host_override)) != 0) {
+    cgrpc_channel_options_del(copts);
+    return rv;
+  }
   if (rv == 0) {
     if (getenv("CGRPC_TRACE") == NULL)
       cgrpc_channel_options_set_log(copts, log_errors, NULL);

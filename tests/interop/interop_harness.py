@@ -181,6 +181,39 @@ class Harness:
                 time.sleep(0.05)
         return False
 
+    def wait_accepting_unix(self, proc, address, timeout=15):
+        """wait_accepting for a Unix socket |address| (unix:PATH or
+        unix-abstract:NAME, no percent-escapes)."""
+        deadline = time.monotonic() + self.timeout(timeout)
+        while time.monotonic() < deadline:
+            if not proc.running():
+                return False
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(0.5)
+                    s.connect(unix_sockaddr(address))
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def unix_address(self, transport, tag):
+        """A fresh Unix socket address for |transport| ("unix": a path in
+        the log folder; "unix-abstract": a name no other run uses)."""
+        if transport == "unix":
+            return f"unix:{os.path.join(self.workdir, tag + '.sock')}"
+        return f"unix-abstract:cgrpc-interop-{os.getpid()}-{tag}"
+
+    def start_unix_server(self, label, argv, address, timeout=15):
+        """Starts a server |argv| that listens on the Unix socket |address|
+        and waits until it accepts there.  Returns the proc."""
+        proc = self.start(label, argv)
+        if self.wait_accepting_unix(proc, address, timeout):
+            return proc
+        proc.stop(self.timeout(5))
+        dump(label, proc.log())
+        raise Failure(f"{label} never accepted connections on {address}")
+
     # ---- the two sides' servers ---------------------------------------------
 
     def start_cgrpc_server(self, binary, label="cgrpc server", extra=(),
@@ -224,6 +257,14 @@ class Harness:
         proc.stop(self.timeout(5))
         dump(label, proc.log())
         raise Failure(f"{label} did not report a port")
+
+
+def unix_sockaddr(address):
+    """The Python socket address of unix:PATH or unix-abstract:NAME."""
+    if address.startswith("unix-abstract:"):
+        return "\0" + address[len("unix-abstract:"):]
+    path = address[len("unix:"):]
+    return path[2:] if path.startswith("///") else path
 
 
 def free_port():
@@ -352,19 +393,103 @@ def side_main(harness_class, args, workdir_prefix, run_mode):
 
 
 def add_serve_args(ap):
-    """A grpcio peer server's --host and --port."""
+    """A grpcio peer server's --host and --port, or --address."""
     ap.add_argument("--host", default="[::]",
                     help="address to bind (default [::])")
     ap.add_argument("--port", type=int, default=0,
                     help="port to bind; 0 picks a free one (default)")
+    ap.add_argument("--address",
+                    help="listen here instead of --host and --port: a Unix "
+                         "socket (unix:PATH, unix-abstract:NAME)")
 
 
-def serve(grpc, name, args, max_workers, add_servicer, options=()):
+# gRPC's interop test credentials (testdata/README.md): what the peers use
+# with --use_tls=true and no files named.  The server certificate is for
+# *.test.google.fr.
+TESTDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata")
+TEST_SERVER_NAME = "foo.test.google.fr"
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _tls_flag(ap, name, help_text):
+    ap.add_argument(name, default="false", choices=("true", "false"),
+                    help=help_text)
+
+
+def add_tls_server_args(ap):
+    """A grpcio peer server's TLS flags (interop_server's and grpc-go's
+    names, and greeter_server's --client_ca_file)."""
+    _tls_flag(ap, "--use_tls", "serve TLS (default false)")
+    ap.add_argument("--tls_cert_file", help="certificate chain (PEM; "
+                    "default gRPC's test server1.pem)")
+    ap.add_argument("--tls_key_file", help="its key (PEM)")
+    ap.add_argument("--client_ca_file", help="require client certificates "
+                    "signed by these CAs (PEM)")
+
+
+def server_credentials(grpc, args):
+    """grpc.ServerCredentials for the flags of add_tls_server_args, or None
+    for plaintext."""
+    if args.use_tls != "true":
+        return None
+    cert = args.tls_cert_file or os.path.join(TESTDATA, "server1.pem")
+    key = args.tls_key_file or os.path.join(TESTDATA, "server1.key")
+    roots = _read(args.client_ca_file) if args.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(_read(key), _read(cert))], root_certificates=roots,
+        require_client_auth=roots is not None)
+
+
+def add_tls_client_args(ap):
+    """A grpcio peer client's TLS flags (interop_client's and grpc-go's
+    names, and greeter_client's client certificate)."""
+    _tls_flag(ap, "--use_tls", "connect with TLS (default false)")
+    _tls_flag(ap, "--use_test_ca", "trust gRPC's test CA (default false)")
+    ap.add_argument("--ca_file", help="trust these CAs (PEM)")
+    ap.add_argument("--server_host_override",
+                    help="the name the server's certificate must carry")
+    ap.add_argument("--client_cert_file", help="client certificate (PEM)")
+    ap.add_argument("--client_key_file", help="its key (PEM)")
+    ap.add_argument("--access_token",
+                    help="send \"authorization: Bearer TOKEN\" (needs TLS)")
+
+
+def open_channel(grpc, target, args, options=()):
+    """A grpcio channel to |target| as the add_tls_client_args flags say,
+    never through a proxy from the environment."""
+    options = [("grpc.enable_http_proxy", 0), *options]
+    if args.use_tls != "true":
+        return grpc.insecure_channel(target, options=options)
+    roots = None
+    if args.ca_file:
+        roots = _read(args.ca_file)
+    elif args.use_test_ca == "true":
+        roots = _read(os.path.join(TESTDATA, "ca.pem"))
+    key = _read(args.client_key_file) if args.client_key_file else None
+    cert = _read(args.client_cert_file) if args.client_cert_file else None
+    if args.server_host_override:
+        options.append(("grpc.ssl_target_name_override",
+                        args.server_host_override))
+    creds = grpc.ssl_channel_credentials(roots, key, cert)
+    if args.access_token:
+        creds = grpc.composite_channel_credentials(
+            creds, grpc.access_token_call_credentials(args.access_token))
+    return grpc.secure_channel(target, creds, options=options)
+
+
+def serve(grpc, name, args, max_workers, add_servicer, options=(),
+          credentials=None):
     """Runs the grpcio peer server |name|: a grpc.server with |max_workers|
     threads and |options|, its servicer added by |add_servicer(server)|, on
-    args.host:args.port.  Prints the bound port alone on the first line of
-    stdout, serves until SIGTERM or SIGINT, then stops with a grace of 1 s.
-    Returns the exit status: 0, or 1 when it cannot bind."""
+    args.host:args.port, or args.address (a Unix socket), TLS with
+    |credentials| when given.  Prints the bound port alone on the first line
+    of stdout, serves until SIGTERM or SIGINT, then stops with a grace of
+    1 s.  Returns the exit status: 0, or 1 when it cannot bind.  For a Unix
+    socket the "port" printed is what grpcio returns for it (1)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -373,9 +498,13 @@ def serve(grpc, name, args, max_workers, add_servicer, options=()):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          options=[("grpc.so_reuseport", 0), *options])
     add_servicer(server)
-    port = server.add_insecure_port(f"{args.host}:{args.port}")
+    address = args.address or f"{args.host}:{args.port}"
+    if credentials is not None:
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     if not port:
-        print(f"{name}: cannot bind {args.host}:{args.port}", file=sys.stderr)
+        print(f"{name}: cannot bind {address}", file=sys.stderr)
         return 1
     server.start()
     print(port, flush=True)

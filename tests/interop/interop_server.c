@@ -3,7 +3,8 @@
  * grpc.testing.TestService on cgrpc: the server of gRPC's interop test
  * descriptions (doc/interop-test-descriptions.md in grpc/grpc).
  *
- *   interop_server --port=N [--use_tls=false] [--max_workers=N]
+ *   interop_server --port=N [--use_tls=false|true] [--tls_cert_file=PEM]
+ *                  [--tls_key_file=PEM] [--max_workers=N]
  *
  * Server features, as the descriptions name them:
  *   EmptyCall            answers Empty.
@@ -38,8 +39,10 @@
  * --port=0 (the default) picks a free port.  Once serving it prints
  * "listening on PORT" and flushes stdout.  Handlers block, so they run on a
  * pool of --max_workers threads (default 32): one per open stream.  Stops
- * cleanly on SIGINT or SIGTERM.  --use_tls=true is refused (exit 2): cgrpc's
- * server has no TLS yet.
+ * cleanly on SIGINT or SIGTERM.  --use_tls=true serves TLS with gRPC's test
+ * server certificate (testdata/server1.pem, for *.test.google.fr), or the
+ * certificate chain and key that --tls_cert_file and --tls_key_file name
+ * (grpc-go's flags).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,6 +56,7 @@
 #include <cgrpc/cgrpc.h>
 
 #include "grpc/testing/test.grpc-c.h"
+#include "interop_testdata.h"
 #include "test_server.h"
 
 #define DEFAULT_MAX_WORKERS 32
@@ -365,7 +369,8 @@ static cgrpc_status_code half_duplex_call(cgrpc_server_ctx *ctx,
 
 static void usage(const char *argv0) {
   fprintf(stderr,
-          "usage: %s [--port=N] [--use_tls=false] [--max_workers=N]\n"
+          "usage: %s [--port=N] [--use_tls=false|true] [--tls_cert_file=PEM]\n"
+          "          [--tls_key_file=PEM] [--max_workers=N]\n"
           "  grpc.testing.TestService for the gRPC interop tests.\n",
           argv0);
 }
@@ -386,10 +391,41 @@ static int register_test_service(cgrpc_server *server, void *arg) {
                                                          NULL);
 }
 
+/* The server's TLS credentials: the named files, else gRPC's test pair.
+ * Returns 0, or prints why and returns an exit code. */
+static int make_credentials(const char *cert_file, const char *key_file,
+                            cgrpc_server_credentials **out) {
+  cgrpc_server_credentials *creds = NULL;
+  int rv;
+  if ((cert_file == NULL) != (key_file == NULL)) {
+    fprintf(stderr, "interop_server: --tls_cert_file and --tls_key_file go "
+                    "together\n");
+    return 2;
+  }
+  rv = cgrpc_server_credentials_new(&creds);
+  if (rv == 0 && cert_file != NULL)
+    rv = cgrpc_server_credentials_set_cert_files(creds, cert_file, key_file);
+  else if (rv == 0)
+    rv = cgrpc_server_credentials_set_cert_pem(
+        creds, interop_testdata_server1_pem,
+        strlen(interop_testdata_server1_pem), interop_testdata_server1_key,
+        strlen(interop_testdata_server1_key));
+  if (rv != 0) {
+    fprintf(stderr, "interop_server: TLS credentials%s%s: %s\n",
+            cert_file ? " from " : "", cert_file ? cert_file : "",
+            cgrpc_strerror(rv));
+    cgrpc_server_credentials_del(creds);
+    return 1;
+  }
+  *out = creds;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   test_server_config cfg = {"interop_server", 0, DEFAULT_MAX_WORKERS, -2,
-                            2000, register_test_service, NULL};
-  int i;
+                            2000, register_test_service, NULL, NULL, NULL};
+  const char *cert_file = NULL, *key_file = NULL;
+  int i, use_tls = 0, rv;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -399,12 +435,12 @@ int main(int argc, char **argv) {
     } else if (strncmp(a, "--max_workers=", 14) == 0) {
       bad = test_server_parse_ll(a + 14, 1, 10000, &cfg.max_workers) != 0;
     } else if (strncmp(a, "--use_tls=", 10) == 0) {
-      if (strcmp(a + 10, "true") == 0) {
-        fprintf(stderr, "interop_server: TLS not supported yet "
-                        "(run with --use_tls=false)\n");
-        return 2;
-      }
-      bad = strcmp(a + 10, "false") != 0;
+      use_tls = strcmp(a + 10, "true") == 0;
+      bad = !use_tls && strcmp(a + 10, "false") != 0;
+    } else if (strncmp(a, "--tls_cert_file=", 16) == 0) {
+      cert_file = a + 16;
+    } else if (strncmp(a, "--tls_key_file=", 15) == 0) {
+      key_file = a + 15;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(argv[0]);
       return 0;
@@ -417,5 +453,14 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  return test_server_run(&cfg);
+  if (!use_tls && (cert_file != NULL || key_file != NULL)) {
+    fprintf(stderr, "interop_server: --tls_cert_file and --tls_key_file need "
+                    "--use_tls=true\n");
+    return 2;
+  }
+  if (use_tls && (rv = make_credentials(cert_file, key_file, &cfg.creds)) != 0)
+    return rv;
+  rv = test_server_run(&cfg);
+  cgrpc_server_credentials_del(cfg.creds);
+  return rv;
 }

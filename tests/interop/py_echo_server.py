@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 """A grpcio implementation of cgrpc.test.EchoService, the peer for interop tests.
 
-  py_echo_server.py [--host=127.0.0.1] [--port=0] [--stubs-dir=DIR]
-                    [--max_receive_message_length=N]
+  py_echo_server.py [--host=127.0.0.1] [--port=0 | --address=ADDR]
+                    [--stubs-dir=DIR] [--max_receive_message_length=N]
 
 Echo behaves as protos/test/echo.proto and tests/integration/echo_service.h
 describe, like cgrpc's echo_server:

@@ -4,7 +4,11 @@
 
   py_greeter_client.py --target=HOST:PORT [--name=NAME]
                        [--method=SayHello|SayHelloAgain] [--timeout=SECONDS]
-                       [--stubs-dir=DIR]
+                       [--stubs-dir=DIR] [TLS flags]
+
+TLS flags (interop_harness.add_tls_client_args): --use_tls=true,
+--use_test_ca=true or --ca_file=PEM, --server_host_override=NAME,
+--client_cert_file=PEM --client_key_file=PEM.
 
 Prints the reply's message (UTF-8) and exits 0; when the call fails, prints
 "CODE_NAME: details" and exits 1.
@@ -12,6 +16,8 @@ Prints the reply's message (UTF-8) and exits 0; when the call fails, prints
 import argparse
 import os
 import sys
+
+from interop_harness import add_tls_client_args, open_channel
 
 
 def main():
@@ -24,6 +30,7 @@ def main():
                     help="call deadline in seconds (default 10)")
     ap.add_argument("--stubs-dir",
                     help="folder holding helloworld_pb2*.py")
+    add_tls_client_args(ap)
     args = ap.parse_args()
     if args.stubs_dir:
         sys.path.insert(0, args.stubs_dir)
@@ -35,9 +42,7 @@ def main():
     import helloworld_pb2
     import helloworld_pb2_grpc
 
-    # Never route test traffic through a proxy from the environment.
-    with grpc.insecure_channel(
-            args.target, options=[("grpc.enable_http_proxy", 0)]) as channel:
+    with open_channel(grpc, args.target, args) as channel:
         stub = helloworld_pb2_grpc.GreeterStub(channel)
         method = getattr(stub, args.method)
         try:

@@ -3,16 +3,21 @@
 """A grpcio implementation of helloworld.Greeter, the peer for interop tests.
 
   py_greeter_server.py [--host=127.0.0.1] [--port=0] [--stubs-dir=DIR]
+                       [--use_tls=true [--tls_cert_file=PEM --tls_key_file=PEM]
+                        [--client_ca_file=PEM]] [--require_token=T]
 
 SayHello answers "Hello, NAME!" and SayHelloAgain "Hello again, NAME!".
 Port 0 (the default) binds a free port.  Once serving, the bound port is
 printed alone on the first line of stdout.  SIGTERM or SIGINT stops it
-(grace 1 s) with exit status 0.
+(grace 1 s) with exit status 0.  --client_ca_file requires client
+certificates signed by those CAs; --require_token answers UNAUTHENTICATED
+to calls without "authorization: Bearer T".
 """
 import argparse
 import sys
 
-from interop_harness import add_serve_args, serve
+from interop_harness import (
+    add_serve_args, add_tls_server_args, serve, server_credentials)
 
 
 def main():
@@ -20,6 +25,8 @@ def main():
     add_serve_args(ap)
     ap.add_argument("--stubs-dir",
                     help="folder holding helloworld_pb2*.py")
+    add_tls_server_args(ap)
+    ap.add_argument("--require_token")
     args = ap.parse_args()
     if args.stubs_dir:
         sys.path.insert(0, args.stubs_dir)
@@ -28,17 +35,28 @@ def main():
     import helloworld_pb2
     import helloworld_pb2_grpc
 
+    def check_token(context):
+        if not args.require_token:
+            return
+        want = f"Bearer {args.require_token}"
+        if dict(context.invocation_metadata()).get("authorization") != want:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          "missing or wrong bearer token")
+
     class Greeter(helloworld_pb2_grpc.GreeterServicer):
         def SayHello(self, request, context):
+            check_token(context)
             return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
 
         def SayHelloAgain(self, request, context):
+            check_token(context)
             return helloworld_pb2.HelloReply(
                 message=f"Hello again, {request.name}!")
 
     return serve(grpc, "py_greeter_server", args, 4,
                  lambda server: helloworld_pb2_grpc
-                 .add_GreeterServicer_to_server(Greeter(), server))
+                 .add_GreeterServicer_to_server(Greeter(), server),
+                 credentials=server_credentials(grpc, args))
 
 
 if __name__ == "__main__":

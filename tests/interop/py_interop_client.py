@@ -3,8 +3,10 @@
 """A grpcio client of grpc.testing.TestService that runs interop test cases.
 
   py_interop_client.py --server_host=H --server_port=N --test_case=NAME
-                       [--stubs-dir=DIR] [--use_tls=false]
+                       [--stubs-dir=DIR] [--use_tls=false|true]
+                       [--use_test_ca=false|true] [--ca_file=PEM]
                        [--server_host_override=NAME]
+                       [--client_cert_file=PEM --client_key_file=PEM]
 
 The cases are those of gRPC's interop test descriptions
 (doc/interop-test-descriptions.md in grpc/grpc), as cgrpc's interop_client
@@ -28,14 +30,17 @@ first message are as described).
 client_compressed_*, whose probe needs a server that sees the compressed
 flag.  Prints "PASS: case" or "FAIL: case: why" per case and exits 0 when
 every case passed, 1 otherwise, 2 on usage errors.
---server_host_override is accepted and ignored (plaintext has no TLS name
-to check); --use_tls=true is refused.
+--use_tls=true connects with TLS, trusting the system's roots, gRPC's test
+CA (--use_test_ca=true) or --ca_file, and checking the server's name
+against --server_host_override when given.
 """
 import argparse
 import os
 import queue
 import sys
 import time
+
+from interop_harness import add_tls_client_args, open_channel
 
 ECHO_INITIAL_KEY = "x-grpc-test-echo-initial"
 ECHO_INITIAL_VALUE = "test_initial_metadata_value"
@@ -403,19 +408,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server_host", default="localhost")
     ap.add_argument("--server_port", type=int, required=True)
-    ap.add_argument("--server_host_override", default=None,
-                    help="accepted and ignored (plaintext)")
     ap.add_argument("--test_case", required=True,
                     choices=CASES + ("all",))
-    ap.add_argument("--use_tls", default="false",
-                    help="only false (plaintext) is supported")
+    add_tls_client_args(ap)
     ap.add_argument("--stubs-dir",
                     help="folder holding grpc/testing/*_pb2*.py")
     args = ap.parse_args()
-    if args.use_tls.lower() not in ("false", "0", "no"):
-        print("py_interop_client: TLS not supported yet (--use_tls=false)",
-              file=sys.stderr)
-        return 2
     sys.stdout.reconfigure(encoding="utf-8")
 
     grpc, empty_pb2, messages_pb2, test_pb2_grpc = import_stubs(args.stubs_dir)
@@ -424,8 +422,7 @@ def main():
         host = f"[{host}]"
     target = f"{host}:{args.server_port}"
     failures = 0
-    with grpc.insecure_channel(
-            target, options=[("grpc.enable_http_proxy", 0)]) as channel:
+    with open_channel(grpc, target, args) as channel:
         cases = Cases(grpc, empty_pb2, messages_pb2, test_pb2_grpc, channel)
         names = (tuple(n for n in CASES if n not in NEEDS_FLAG_SERVER)
                  if args.test_case == "all" else (args.test_case,))

@@ -3,7 +3,8 @@
 """A grpcio implementation of grpc.testing.TestService, the interop peer.
 
   py_interop_server.py [--host=127.0.0.1] [--port=0] [--stubs-dir=DIR]
-                       [--use_tls=false]
+                       [--use_tls=false|true] [--tls_cert_file=PEM]
+                       [--tls_key_file=PEM] [--client_ca_file=PEM]
 
 Behaves as the server of gRPC's interop test descriptions
 (doc/interop-test-descriptions.md in grpc/grpc), like cgrpc's
@@ -38,14 +39,17 @@ initial metadata and "x-grpc-test-echo-trailing-bin" as trailing metadata.
 
 Port 0 (the default) binds a free port.  Once serving, the bound port is
 printed alone on the first line of stdout.  SIGTERM or SIGINT stops it
-(grace 1 s) with exit status 0.  --use_tls=true is refused (exit 2).
+(grace 1 s) with exit status 0.  --use_tls=true serves TLS with gRPC's
+test server certificate (testdata/server1.pem), or the named files;
+--client_ca_file requires client certificates signed by those CAs.
 """
 import argparse
 import os
 import sys
 import time
 
-from interop_harness import add_serve_args, serve
+from interop_harness import (
+    add_serve_args, add_tls_server_args, serve, server_credentials)
 
 ECHO_INITIAL_KEY = "x-grpc-test-echo-initial"
 ECHO_TRAILING_KEY = "x-grpc-test-echo-trailing-bin"
@@ -69,15 +73,10 @@ def import_stubs(stubs_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_serve_args(ap)
-    ap.add_argument("--use_tls", default="false",
-                    help="only false (plaintext) is supported")
+    add_tls_server_args(ap)
     ap.add_argument("--stubs-dir",
                     help="folder holding grpc/testing/*_pb2*.py")
     args = ap.parse_args()
-    if args.use_tls.lower() not in ("false", "0", "no"):
-        print("py_interop_server: TLS not supported yet (--use_tls=false)",
-              file=sys.stderr)
-        return 2
 
     grpc, empty_pb2, messages_pb2, test_pb2_grpc = import_stubs(args.stubs_dir)
     codes = {c.value[0]: c for c in grpc.StatusCode}
@@ -179,7 +178,8 @@ def main():
     # Enough workers for the streams a client case keeps open at once.
     return serve(grpc, "py_interop_server", args, 32,
                  lambda server: test_pb2_grpc
-                 .add_TestServiceServicer_to_server(TestService(), server))
+                 .add_TestServiceServicer_to_server(TestService(), server),
+                 credentials=server_credentials(grpc, args))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
   run_echo_interop.py --mode=MODE --case=CASE [--case=CASE ...]
                       --stubs-dir=DIR [--echo-server=PATH]
-                      [--echo-client=PATH]
+                      [--echo-client=PATH] [--transport=TRANSPORT]
   run_echo_interop.py --list
 
 Modes (--list prints them):
@@ -20,6 +20,10 @@ for the grpcio client also the hostile-input ones (malformed, oversized,
 unknown_service, raw).  For those the server is started with
 --max_receive_message_length=1024.  Each case runs in one client process
 against one server started for the run.
+
+--transport picks how they meet: tcp (the default: 127.0.0.1 and a port),
+unix (a socket file in the run's log folder, target unix:PATH) or
+unix-abstract (a name in Linux's abstract namespace, unix-abstract:NAME).
 
 Processes, waits, timeouts and the exit status are as interop_harness.py
 describes.
@@ -42,17 +46,33 @@ RAW_CASES = ("malformed", "oversized", "unknown_service", "raw")
 RAW_MAX_RECEIVE = 1024
 
 
+TRANSPORTS = ("tcp", "unix", "unix-abstract")
+
+
 class EchoHarness(Harness):
 
     def start_server(self, side, cases):
+        """Starts |side|'s server.  Returns (proc, target)."""
         extra = []
         if any(c in RAW_CASES for c in cases):
             extra.append(f"--max_receive_message_length={RAW_MAX_RECEIVE}")
+        if self.args.transport != "tcp":
+            address = self.unix_address(self.args.transport, "echo")
+            if side == "cgrpc":
+                label = "echo_server"
+                argv = [self.args.echo_server, f"--address={address}", *extra]
+            else:
+                label = "py_echo_server"
+                argv = [self.args.python, PY_SERVER, f"--address={address}",
+                        f"--stubs-dir={self.args.stubs_dir}", *extra]
+            return self.start_unix_server(label, argv, address), address
         if side == "cgrpc":
-            return self.start_cgrpc_server(self.args.echo_server,
-                                           label="echo_server", extra=extra)
-        return self.start_py_server(PY_SERVER, label="py_echo_server",
-                                    extra=extra)
+            server, port = self.start_cgrpc_server(
+                self.args.echo_server, label="echo_server", extra=extra)
+        else:
+            server, port = self.start_py_server(
+                PY_SERVER, label="py_echo_server", extra=extra)
+        return server, f"127.0.0.1:{port}"
 
     def run_client(self, side, target, case):
         if side == "py":
@@ -71,21 +91,28 @@ class EchoHarness(Harness):
 
 def run_mode(h, name, cases):
     client_side, server_side = MODES[name]
-    server, port = h.start_server(server_side, cases)
+    server, target = h.start_server(server_side, cases)
     serve_cases(h, server, cases,
-                lambda case: h.run_client(client_side, f"127.0.0.1:{port}",
-                                          case),
+                lambda case: h.run_client(client_side, target, case),
                 "--case")
+    if h.args.transport == "unix":
+        # Either side's server removes its socket file when it stops.
+        path = target[len("unix:"):]
+        h.check(f"{server.label} removed {path} at shutdown",
+                not os.path.exists(path))
 
 
 def main():
     ap = side_mode_parser(__doc__, "folder holding echo_pb2*.py", "echo")
+    ap.add_argument("--transport", choices=TRANSPORTS, default="tcp",
+                    help="how client and server meet (default tcp)")
     args = ap.parse_args()
 
     if args.list:
         print("modes: " + " ".join(MODES))
         print("cases: " + " ".join(CASES))
         print("grpcio client only: " + " ".join(RAW_CASES))
+        print("transports: " + " ".join(TRANSPORTS))
         return 0
     client_side, _ = check_side_args(ap, args, "echo")
     for case in args.case:

@@ -4,12 +4,16 @@
 
   run_greeter_interop.py --mode=MODE [--mode=MODE ...] --stubs-dir=DIR
                          [--cgrpc-server=PATH] [--cgrpc-client=PATH]
+                         [--certs-dir=DIR]
   run_greeter_interop.py --list
 
 Modes (--list prints them):
   py-client-py-server     grpcio against grpcio: checks the harness itself
   py-client-cgrpc-server  grpcio client -> cgrpc greeter_server
   cgrpc-client-py-server  cgrpc greeter_client -> grpcio server
+  ...-tls, ...-mtls       the same over TLS, and mutual TLS, with the
+                          certificates in --certs-dir
+                          (tests/common/make_test_certs.sh)
 
 Every wait is bounded, and every process started is stopped before exit.
 Timeouts are multiplied by $CGRPC_TEST_TIMEOUT_MULTIPLIER (sanitizer
@@ -54,28 +58,32 @@ class GreeterHarness(Harness):
 
     # ---- clients ------------------------------------------------------------
 
-    def py_client(self, target, name, method="SayHello"):
-        """Runs py_greeter_client.py.  Returns (status, stdout text)."""
+    def py_client(self, target, name, method="SayHello", tls=()):
+        """Runs py_greeter_client.py with the TLS flags |tls|.  Returns
+        (status, stdout text)."""
         status, out, err = self.run(
             f"grpcio client {method}",
             [self.args.python, PY_CLIENT, f"--target={target}",
              f"--method={method}", f"--timeout={self.timeout(10)}",
              f"--stubs-dir={self.args.stubs_dir}",
-             b"--name=" + name.encode("utf-8")])
+             b"--name=" + name.encode("utf-8"), *tls])
         if status != 0:
             dump("grpcio client", out + err)
         return status, out.decode("utf-8", "replace")
 
-    def cgrpc_client(self, binary, target, name):
-        """Runs our greeter_client.  Returns (status, stdout lines)."""
+    def cgrpc_client(self, binary, target, name, tls=()):
+        """Runs our greeter_client with the TLS flags |tls|.  Returns
+        (status, stdout lines, stderr text)."""
         status, out, err = self.run(
             "cgrpc client",
-            [binary, f"--target={target}", b"--name=" + name.encode("utf-8")])
+            [binary, f"--target={target}", b"--name=" + name.encode("utf-8"),
+             *tls])
         self.check("cgrpc client: no sanitizer report",
                    not SANITIZER_RE.search(out + err))
         if status != 0:
             dump("cgrpc client", out + err)
-        return status, out.decode("utf-8", "replace").splitlines()
+        return (status, out.decode("utf-8", "replace").splitlines(),
+                err.decode("utf-8", "replace"))
 
     def stubs(self):
         """Imports grpc and the generated helloworld modules in-process."""
@@ -142,14 +150,168 @@ def cgrpc_client_py_server(h):
     server, port = h.start_py_server(PY_SERVER)
     try:
         for name in NAMES:
-            status, lines = h.cgrpc_client(h.args.cgrpc_client,
-                                           f"127.0.0.1:{port}", name)
+            status, lines, _ = h.cgrpc_client(h.args.cgrpc_client,
+                                              f"127.0.0.1:{port}", name)
             want = f"Hello, {name}!"
             h.check(f"greeter_client --name={name!r} exits 0 and prints "
                     f"{want!r}", status == 0 and want in lines,
                     f"exit status {status}, stdout {lines!r}")
     finally:
         h.stop(server)
+
+
+# ---- TLS modes -----------------------------------------------------------------
+
+def cert(h, name):
+    return os.path.join(h.args.certs_dir, name)
+
+
+def tls_server_flags(h, mutual):
+    """Server flags (greeter_server's and py_greeter_server's): server.pem
+    (for localhost, 127.0.0.1 and server.test); client certificates from
+    ca.pem required when |mutual|."""
+    flags = [f"--tls_cert_file={cert(h, 'server.pem')}",
+             f"--tls_key_file={cert(h, 'server.key')}"]
+    if mutual:
+        flags.append(f"--client_ca_file={cert(h, 'ca.pem')}")
+    return flags
+
+
+def client_cert_flags(h):
+    return [f"--client_cert_file={cert(h, 'client.pem')}",
+            f"--client_key_file={cert(h, 'client.key')}"]
+
+
+def start_tls_server(h, side, mutual):
+    flags = tls_server_flags(h, mutual)
+    if side == "cgrpc":
+        return h.start_cgrpc_server(h.args.cgrpc_server,
+                                    label="greeter_server", extra=flags)
+    return h.start_py_server(PY_SERVER, extra=["--use_tls=true", *flags])
+
+
+def tls_client(h, side, target, name, flags):
+    """One SayHello from |side| with the TLS flags |flags| (greeter_client's
+    names; the grpcio client also gets --use_tls=true).  Returns (exit
+    status, output text)."""
+    if side == "py":
+        return h.py_client(target, name, tls=["--use_tls=true", *flags])
+    status, lines, err = h.cgrpc_client(h.args.cgrpc_client, target, name,
+                                        tls=flags)
+    return status, "\n".join(lines) + err
+
+
+def tls_checks(h, client_side, server_side, mutual):
+    """The Greeter over TLS between the two sides, and the handshakes that
+    must fail: a wrong CA, a name the certificate lacks, plaintext against
+    the TLS port, and (mutual) no client certificate."""
+    server, port = start_tls_server(h, server_side, mutual)
+    who = f"{client_side} client -> {server_side} server"
+    ca = f"--ca_file={cert(h, 'ca.pem')}"
+    mine = client_cert_flags(h) if mutual else []
+    try:
+        for name, target, extra in (
+                (NAMES[0], f"127.0.0.1:{port}", []),
+                (NAMES[1], f"localhost:{port}", []),
+                (NAMES[0], f"127.0.0.1:{port}",
+                 ["--server_host_override=server.test"])):
+            status, out = tls_client(h, client_side, target, name,
+                                     [ca, *extra, *mine])
+            h.check(f"{who}: SayHello({name!r}) to {target} {extra}",
+                    status == 0 and f"Hello, {name}!" in out,
+                    f"exit status {status}, output {out!r}")
+        refused = [
+            ("a server certificate from an unknown CA",
+             [f"--ca_file={cert(h, 'other_ca.pem')}", *mine]),
+            ("a name the certificate lacks",
+             [ca, "--server_host_override=wrong.test", *mine]),
+        ]
+        if mutual:
+            refused.append(("no client certificate", [ca]))
+        for why, flags in refused:
+            status, out = tls_client(h, client_side, f"127.0.0.1:{port}",
+                                     NAMES[0], flags)
+            h.check(f"{who}: refused with {why}",
+                    status == 1 and "UNAVAILABLE" in out,
+                    f"exit status {status}, output {out!r}")
+        if client_side == "py":
+            status, out = h.py_client(f"127.0.0.1:{port}", NAMES[0])
+        else:
+            status, _, out = h.cgrpc_client(h.args.cgrpc_client,
+                                            f"127.0.0.1:{port}", NAMES[0])
+        h.check(f"{who}: a plaintext client is refused",
+                status == 1 and "UNAVAILABLE" in out,
+                f"exit status {status}, output {out!r}")
+    finally:
+        h.stop(server)
+
+
+def tls_mode(client_side, server_side, mutual):
+    needs = ["certs_dir"]
+    if server_side == "cgrpc":
+        needs.append("cgrpc_server")
+    if client_side == "cgrpc":
+        needs.append("cgrpc_client")
+    kind = "mtls" if mutual else "tls"
+    what = "mutual TLS" if mutual else "TLS"
+
+    def run(h):
+        tls_checks(h, client_side, server_side, mutual)
+    run.__doc__ = (f"{client_side} client -> {server_side} server over "
+                   f"{what}")
+    mode(f"{client_side}-client-{server_side}-server-{kind}", needs)(run)
+
+
+def token_checks(h, client_side, server_side):
+    """A bearer token over TLS: the right one passes, a wrong one or none
+    gets UNAUTHENTICATED from the server."""
+    flags = tls_server_flags(h, False) + ["--require_token=s3cr3t"]
+    if server_side == "cgrpc":
+        server, port = h.start_cgrpc_server(h.args.cgrpc_server,
+                                            label="greeter_server",
+                                            extra=flags)
+    else:
+        server, port = h.start_py_server(PY_SERVER,
+                                         extra=["--use_tls=true", *flags])
+    who = f"{client_side} client -> {server_side} server"
+    ca = f"--ca_file={cert(h, 'ca.pem')}"
+    try:
+        for token, ok in (("s3cr3t", True), ("wrong", False), (None, False)):
+            flags = [ca] + ([f"--access_token={token}"] if token else [])
+            status, out = tls_client(h, client_side, f"127.0.0.1:{port}",
+                                     NAMES[0], flags)
+            if ok:
+                h.check(f"{who}: token {token!r} accepted",
+                        status == 0 and f"Hello, {NAMES[0]}!" in out,
+                        f"exit status {status}, output {out!r}")
+            else:
+                h.check(f"{who}: token {token!r} refused",
+                        status == 1 and "UNAUTHENTICATED" in out,
+                        f"exit status {status}, output {out!r}")
+    finally:
+        h.stop(server)
+
+
+def token_mode(client_side, server_side):
+    needs = ["certs_dir"]
+    if server_side == "cgrpc":
+        needs.append("cgrpc_server")
+    if client_side == "cgrpc":
+        needs.append("cgrpc_client")
+
+    def run(h):
+        token_checks(h, client_side, server_side)
+    run.__doc__ = (f"{client_side} client -> {server_side} server with a "
+                   f"bearer token")
+    mode(f"{client_side}-client-{server_side}-server-token", needs)(run)
+
+
+for _client, _server in (("py", "cgrpc"), ("cgrpc", "py"), ("py", "py")):
+    token_mode(_client, _server)
+
+for _mutual in (False, True):
+    for _client, _server in (("py", "cgrpc"), ("cgrpc", "py"), ("py", "py")):
+        tls_mode(_client, _server, _mutual)
 
 
 # ---- main ----------------------------------------------------------------------
@@ -165,6 +327,9 @@ def main():
     ap.add_argument("--stubs-dir", help="folder holding helloworld_pb2*.py")
     ap.add_argument("--cgrpc-server", help="path to cgrpc's greeter_server")
     ap.add_argument("--cgrpc-client", help="path to cgrpc's greeter_client")
+    ap.add_argument("--certs-dir", default=os.environ.get("CGRPC_TEST_CERTS"),
+                    help="certificates for the TLS modes (default "
+                    "$CGRPC_TEST_CERTS)")
     add_peer_args(ap)
     args = ap.parse_args()
 

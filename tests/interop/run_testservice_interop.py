@@ -6,6 +6,7 @@
                              --stubs-dir=DIR [--interop-server=PATH]
                              [--interop-client=PATH] [--grpcxx-server=PATH]
                              [--grpcxx-client=PATH]
+                             [--tls=none|test-ca|files] [--certs-dir=DIR]
   run_testservice_interop.py --list
 
 Modes (--list prints them):
@@ -21,9 +22,20 @@ Cases are those of doc/interop-test-descriptions.md that the clients run
 (--list prints them; the grpc++ peers run only some: see their sources),
 and "all".  One server is started per run; each case runs in its own
 client process with the standard interop flags (--server_host,
---server_port, --test_case, --use_tls=false).  The grpc++ programs run
-with LeakSanitizer off (grpc++ itself is not built with the sanitizers and
-keeps process-lifetime state).
+--server_port, --test_case, --use_tls and the TLS flags).  The grpc++
+programs run plaintext only, with LeakSanitizer off (grpc++ itself is not
+built with the sanitizers and keeps process-lifetime state).
+
+--tls picks the transport:
+  none     plaintext (the default): --use_tls=false on both sides.
+  test-ca  the standard interop TLS set-up: the server runs with
+           --use_tls=true alone (gRPC's test server certificate), the client
+           with --use_tls=true --use_test_ca=true
+           --server_host_override=foo.test.google.fr.
+  files    certificates from --certs-dir (tests/common/make_test_certs.sh):
+           the server gets --tls_cert_file/--tls_key_file (server.pem, for
+           localhost and 127.0.0.1), the client --ca_file=ca.pem and no
+           override, so the name checked is the address 127.0.0.1.
 
 Processes, waits, timeouts and the exit status are as interop_harness.py
 describes.
@@ -32,8 +44,8 @@ import os
 import sys
 
 from interop_harness import (
-    SIDE_MODES, Harness, check_side_args, serve_cases, side_main,
-    side_mode_parser)
+    SIDE_MODES, TEST_SERVER_NAME, Harness, check_side_args, serve_cases,
+    side_main, side_mode_parser)
 
 MODES = dict(SIDE_MODES)
 MODES["grpcxx-client-cgrpc-server"] = ("grpcxx", "cgrpc")
@@ -67,6 +79,27 @@ class TestServiceHarness(Harness):
         env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "detect_leaks=0"
         return env
 
+    def server_flags(self):
+        tls = self.args.tls
+        if tls == "none":
+            return ("--use_tls=false",)
+        if tls == "test-ca":
+            return ("--use_tls=true",)
+        certs = self.args.certs_dir
+        return ("--use_tls=true",
+                f"--tls_cert_file={os.path.join(certs, 'server.pem')}",
+                f"--tls_key_file={os.path.join(certs, 'server.key')}")
+
+    def client_flags(self):
+        tls = self.args.tls
+        if tls == "none":
+            return ["--use_tls=false"]
+        if tls == "test-ca":
+            return ["--use_tls=true", "--use_test_ca=true",
+                    f"--server_host_override={TEST_SERVER_NAME}"]
+        return ["--use_tls=true",
+                f"--ca_file={os.path.join(self.args.certs_dir, 'ca.pem')}"]
+
     def start_server(self, side):
         if side == "grpcxx":
             return self.start_cgrpc_server(self.args.grpcxx_server,
@@ -76,13 +109,13 @@ class TestServiceHarness(Harness):
         if side == "cgrpc":
             return self.start_cgrpc_server(self.args.interop_server,
                                            label="interop_server",
-                                           extra=("--use_tls=false",))
+                                           extra=self.server_flags())
         return self.start_py_server(PY_SERVER, label="py_interop_server",
-                                    extra=("--use_tls=false",))
+                                    extra=self.server_flags())
 
     def run_client(self, side, port, case):
         flags = ["--server_host=127.0.0.1", f"--server_port={port}",
-                 f"--test_case={case}", "--use_tls=false"]
+                 f"--test_case={case}", *self.client_flags()]
         env = None
         if side == "py":
             label = "py_interop_client"
@@ -115,6 +148,11 @@ def main():
                           "interop", MODES)
     ap.add_argument("--grpcxx-server", help="path to grpcxx_interop_server")
     ap.add_argument("--grpcxx-client", help="path to grpcxx_interop_client")
+    ap.add_argument("--tls", choices=("none", "test-ca", "files"),
+                    default="none", help="transport (default none)")
+    ap.add_argument("--certs-dir", default=os.environ.get("CGRPC_TEST_CERTS"),
+                    help="certificates for --tls=files (default "
+                    "$CGRPC_TEST_CERTS)")
     args = ap.parse_args()
 
     if args.list:
@@ -126,6 +164,10 @@ def main():
         ap.error(f"mode {args.mode} needs --grpcxx-server")
     if client_side == "grpcxx" and not args.grpcxx_client:
         ap.error(f"mode {args.mode} needs --grpcxx-client")
+    if args.tls == "files" and not args.certs_dir:
+        ap.error("--tls=files needs --certs-dir")
+    if "grpcxx" in (client_side, server_side) and args.tls != "none":
+        ap.error(f"mode {args.mode} runs plaintext only (--tls=none)")
     for case in args.case:
         if case not in CASES:
             ap.error(f"unknown case {case!r} (see --list)")

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gRPC's public interop test credentials (testdata/README.md), compiled in
+ * by CMake: NUL-terminated PEM.
+ */
+#ifndef CGRPC_TESTS_INTEROP_TESTDATA_H
+#define CGRPC_TESTS_INTEROP_TESTDATA_H
+
+extern const char interop_testdata_ca_pem[];      /* the test CA */
+extern const char interop_testdata_server1_pem[]; /* *.test.google.fr */
+extern const char interop_testdata_server1_key[];
+
+#endif /* CGRPC_TESTS_INTEROP_TESTDATA_H */
