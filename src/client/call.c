@@ -256,8 +256,11 @@ static const cgrpc__ep_ops call_ops;
 static int request_encoding(const cgrpc_channel *ch,
                             const cgrpc_call_options *opts) {
   int c = opts ? opts->compression : CGRPC_COMPRESS_DEFAULT;
-  if (!cgrpc__compress_valid(c))
+  if (!cgrpc__compress_valid(c)) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
+               "call options: compression %d is not a cgrpc_compression", c);
     return -1;
+  }
   if (c == CGRPC_COMPRESS_DEFAULT)
     c = ch->opts.compression;
   return c == CGRPC_COMPRESS_DEFAULT ? CGRPC_COMPRESS_IDENTITY : c;
@@ -615,8 +618,16 @@ int cgrpc_call_last_message_compressed(const cgrpc_call *call) {
  * in this file. */
 int cgrpc_channel_options_set_default_compression(cgrpc_channel_options *opts,
                                                   int compression) {
-  if (!opts || !cgrpc__compress_valid(compression))
+  cgrpc__logger lg;
+  if (!opts)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!cgrpc__compress_valid(compression)) {
+    /* Through the options' log callback (or CGRPC_TRACE), if any yet. */
+    cgrpc__logger_init(&lg, opts->log_cb, opts->log_user_data);
+    cgrpc__log(&lg, CGRPC_LOG_ERROR, "%s: %d is not a cgrpc_compression",
+               __func__, compression);
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
   opts->compression = compression;
   return 0;
 }

@@ -106,8 +106,15 @@ int cgrpc_server_ctx_is_cancelled(const cgrpc_server_ctx *ctx) {
 
 int cgrpc_server_ctx_set_compression(cgrpc_server_ctx *ctx, int compression) {
   int rv = 0;
-  if (!ctx || !cgrpc__compress_valid(compression))
+  if (!ctx)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!cgrpc__compress_valid(compression)) {
+    cgrpc__log(&ctx->server->log, CGRPC_LOG_ERROR,
+               "cgrpc_server_ctx_set_compression: %d is not a "
+               "cgrpc_compression",
+               compression);
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
   if (compression == CGRPC_COMPRESS_DEFAULT)
     compression = ctx->server->opts.compression;
   /* Under the lock that freezes the headers: grpc-encoding goes with
@@ -118,6 +125,10 @@ int cgrpc_server_ctx_set_compression(cgrpc_server_ctx *ctx, int compression) {
   else
     ctx->compression = (signed char)compression;
   pthread_mutex_unlock(&ctx->ep.st.lock);
+  if (rv != 0)
+    cgrpc__log(&ctx->server->log, CGRPC_LOG_WARNING,
+               "cgrpc_server_ctx_set_compression: the response headers "
+               "are already on their way");
   return rv;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call/compress.h"
 #include "cgrpc/error.h"
 #include "io/sock.h"
 #include "io/tls.h"
@@ -74,9 +75,16 @@ void cgrpc_server_options_set_max_concurrent_streams(cgrpc_server_options *opts,
 
 int cgrpc_server_options_set_default_compression(cgrpc_server_options *opts,
                                                  int compression) {
-  if (!opts || compression < CGRPC_COMPRESS_DEFAULT ||
-      compression > CGRPC_COMPRESS_DEFLATE)
+  cgrpc__logger lg;
+  if (!opts)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!cgrpc__compress_valid(compression)) {
+    /* Through the options' log callback (or CGRPC_TRACE), if any yet. */
+    cgrpc__logger_init(&lg, opts->log_cb, opts->log_user_data);
+    cgrpc__log(&lg, CGRPC_LOG_ERROR, "%s: %d is not a cgrpc_compression",
+               __func__, compression);
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
   opts->compression = compression;
   return 0;
 }

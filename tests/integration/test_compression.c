@@ -647,6 +647,15 @@ static void test_compression_bomb(void **state) {
 
 /* ---- misuse ---- */
 
+static int misuse_logged;
+
+static void count_errors(cgrpc_log_level level, const char *msg,
+                         void *user_data) {
+  (void)user_data;
+  if (level >= CGRPC_LOG_ERROR && strstr(msg, "cgrpc_compression"))
+    misuse_logged++;
+}
+
 static void test_compression_misuse(void **state) {
   fixture *f = *state;
   cgrpc_channel_options *co = NULL;
@@ -657,6 +666,10 @@ static void test_compression_misuse(void **state) {
   cgrpc_call *call = NULL;
   assert_int_equal(cgrpc_channel_options_new(&co), 0);
   assert_int_equal(cgrpc_server_options_new(&so), 0);
+  /* Each bad value is also named in the log. */
+  cgrpc_channel_options_set_log(co, count_errors, NULL);
+  cgrpc_server_options_set_log(so, count_errors, NULL);
+  misuse_logged = 0;
   assert_int_equal(cgrpc_channel_options_set_default_compression(co, 4),
                    CGRPC_ERR_INVALID_ARGUMENT);
   assert_int_equal(cgrpc_channel_options_set_default_compression(co, -1),
@@ -670,6 +683,7 @@ static void test_compression_misuse(void **state) {
   assert_int_equal(
       cgrpc_server_options_set_default_compression(so, CGRPC_COMPRESS_DEFLATE),
       0);
+  assert_int_equal(misuse_logged, 4);
   cgrpc_channel_options_del(co);
   cgrpc_server_options_del(so);
   assert_int_equal(cgrpc_server_ctx_set_compression(NULL, 1),

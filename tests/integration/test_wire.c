@@ -893,6 +893,73 @@ static void test_wire_server_compressed_request(void **state) {
   CHECKS_DONE();
 }
 
+/* Adversarial compressed requests: deflate and gzip streams cut short
+ * (in the middle, and just before their trailer) and bytes that are no
+ * stream at all.  Each is INTERNAL without the handler running, and the
+ * connection serves on. */
+static void test_wire_server_bad_compressed_request(void **state) {
+  static const char *const gzip[] = {"grpc-encoding", "gzip", NULL};
+  static const char *const deflate[] = {"grpc-encoding", "deflate", NULL};
+  static const char *const what[] = {
+      "deflate cut in half", "deflate without its adler32", "gzip cut in half",
+      "gzip without its trailer", "garbage under gzip", "garbage under deflate"};
+  char text[2048];
+  uint8_t noise[512], *p;
+  uint32_t x = 12345;
+  size_t i, n;
+  h2raw_buf full_d, full_g, m;
+  it_server srv;
+  rclient c;
+  (void)state;
+  for (i = 0; i + 1 < sizeof text; i++)
+    text[i] = (char)('a' + (i * 7 + i / 13) % 26);
+  text[sizeof text - 1] = '\0';
+  for (i = 0; i < sizeof noise; i++) {
+    x = x * 1103515245u + 12345u; /* fixed, so every run sends the same */
+    noise[i] = (uint8_t)(x >> 16);
+  }
+  p = pack_echo_request(text, &n);
+  h2raw_buf_init(&full_d);
+  h2raw_buf_init(&full_g);
+  h2raw_buf_init(&m);
+  put_compressed(&full_d, 15, p, n);
+  put_compressed(&full_g, 15 + 16, p, n);
+  free(p);
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  for (i = 0; i < 6; i++) {
+    /* The compressed bytes after the 5-byte prefix, cut or replaced. */
+    const h2raw_buf *full = i < 2 ? &full_d : &full_g;
+    size_t body = full->len - 5;
+    size_t keep = i % 2 == 0 ? body / 2 : body - (i < 2 ? 4 : 8);
+    uint32_t stream = 1 + 2 * (uint32_t)i;
+    seen s;
+    h2raw_buf_reset(&m);
+    if (i < 4)
+      put_compressed(&m, 0, full->data + 5, keep);
+    else
+      put_compressed(&m, 0, noise, sizeof noise);
+    rc_send_custom(&c, stream, i == 5 || i < 2 ? deflate : gzip, &m, NULL);
+    seen_init(&s);
+    rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+    print_message("  %s: grpc-status %s (\"%s\")\n", what[i],
+                  str_or_none(seen_status(&s)), str_or_none(seen_message(&s)));
+    CHECK(seen_status(&s) && strcmp(seen_status(&s), "13") == 0,
+          "%s: grpc-status %s, expected 13 (INTERNAL)", what[i],
+          str_or_none(seen_status(&s)));
+    seen_free(&s);
+  }
+  CHECK(atomic_load(&srv.stats.calls) == 0, "the Echo handler ran %d times",
+        atomic_load(&srv.stats.calls));
+  rc_echo_round(&c, 13, "after the bad streams");
+  h2raw_buf_free(&full_d);
+  h2raw_buf_free(&full_g);
+  h2raw_buf_free(&m);
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
 /* A zip bomb: 128 MiB of zeros in 128 KiB of gzip.  The server stops
  * inflating at its 4 MiB receive limit and answers RESOURCE_EXHAUSTED at
  * once (well before inflating 128 MiB could have finished), and the
@@ -1884,6 +1951,7 @@ int main(int argc, char **argv) {
       T(test_wire_server_unsupported_encoding),
       T(test_wire_server_flag_without_encoding),
       T(test_wire_server_compressed_request),
+      T(test_wire_server_bad_compressed_request),
       T(test_wire_server_zip_bomb),
       T(test_wire_server_negotiation),
       T(test_wire_client_data_after_end_stream),
