@@ -8,6 +8,7 @@
 #include "call/deframer.h"
 #include "call/wire.h"
 #include "cgrpc/error.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 #define LIT_EQ CGRPC__LIT_EQ
@@ -229,4 +230,16 @@ int cgrpc__decompress(int enc, const uint8_t *in, size_t len, int64_t limit,
   }
   *out = buf;
   return 0;
+}
+
+int cgrpc__compress_check_option(int enc, cgrpc_log_cb log_cb, void *ud,
+                                 const char *func) {
+  cgrpc__logger lg;
+  if (cgrpc__compress_valid(enc))
+    return 0;
+  /* The options' log callback, if set yet; else CGRPC_TRACE. */
+  cgrpc__logger_init(&lg, log_cb, ud);
+  cgrpc__log(&lg, CGRPC_LOG_ERROR, "%s: %d is not a cgrpc_compression", func,
+             enc);
+  return CGRPC_ERR_INVALID_ARGUMENT;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cgrpc/compression.h"
+#include "cgrpc/log.h"
 
 /* For the compression paths of functions that the uncompressed hot path
  * also runs through: out of line, so that the hot path keeps a small
@@ -36,6 +37,12 @@
 static inline int cgrpc__compress_valid(int enc) {
   return enc >= CGRPC_COMPRESS_DEFAULT && enc <= CGRPC_COMPRESS_DEFLATE;
 }
+
+/* For the default-compression setters of the options objects: 0 when
+ * |enc| is valid, else CGRPC_ERR_INVALID_ARGUMENT after a log line naming
+ * |func| through |log_cb| (or CGRPC_TRACE). */
+int cgrpc__compress_check_option(int enc, cgrpc_log_cb log_cb, void *ud,
+                                 const char *func);
 
 /* Nonzero when |enc| compresses (gzip or deflate). */
 static inline int cgrpc__compress_on(int enc) {

@@ -618,18 +618,14 @@ int cgrpc_call_last_message_compressed(const cgrpc_call *call) {
  * in this file. */
 int cgrpc_channel_options_set_default_compression(cgrpc_channel_options *opts,
                                                   int compression) {
-  cgrpc__logger lg;
+  int rv;
   if (!opts)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if (!cgrpc__compress_valid(compression)) {
-    /* Through the options' log callback (or CGRPC_TRACE), if any yet. */
-    cgrpc__logger_init(&lg, opts->log_cb, opts->log_user_data);
-    cgrpc__log(&lg, CGRPC_LOG_ERROR, "%s: %d is not a cgrpc_compression",
-               __func__, compression);
-    return CGRPC_ERR_INVALID_ARGUMENT;
-  }
-  opts->compression = compression;
-  return 0;
+  rv = cgrpc__compress_check_option(compression, opts->log_cb,
+                                    opts->log_user_data, __func__);
+  if (rv == 0)
+    opts->compression = compression;
+  return rv;
 }
 
 int cgrpc_call_writes_done(cgrpc_call *call) {

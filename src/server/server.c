@@ -75,18 +75,14 @@ void cgrpc_server_options_set_max_concurrent_streams(cgrpc_server_options *opts,
 
 int cgrpc_server_options_set_default_compression(cgrpc_server_options *opts,
                                                  int compression) {
-  cgrpc__logger lg;
+  int rv;
   if (!opts)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if (!cgrpc__compress_valid(compression)) {
-    /* Through the options' log callback (or CGRPC_TRACE), if any yet. */
-    cgrpc__logger_init(&lg, opts->log_cb, opts->log_user_data);
-    cgrpc__log(&lg, CGRPC_LOG_ERROR, "%s: %d is not a cgrpc_compression",
-               __func__, compression);
-    return CGRPC_ERR_INVALID_ARGUMENT;
-  }
-  opts->compression = compression;
-  return 0;
+  rv = cgrpc__compress_check_option(compression, opts->log_cb,
+                                    opts->log_user_data, __func__);
+  if (rv == 0)
+    opts->compression = compression;
+  return rv;
 }
 
 void cgrpc_server_options_set_log(cgrpc_server_options *opts, cgrpc_log_cb cb,

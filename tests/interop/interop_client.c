@@ -217,11 +217,26 @@ static int large_unary(client *c) {
   return ok;
 }
 
-static int client_streaming(client *c) {
+/* Half-closes StreamingInputCall |call| (its writes went well when |ok|),
+ * checks for OK and |want| aggregated bytes, and drops the call. */
+static int finish_input(client *c, cgrpc_call *call, int ok, int32_t want) {
   Grpc__Testing__StreamingInputCallResponse *reply = NULL;
   cgrpc_status st = {0};
+  cgrpc_status_code code =
+      grpc__testing__test_service__streaming_input_call__finish(call, &reply,
+                                                                &st);
+  ok = check_code(c, "StreamingInputCall", code, &st, CGRPC_STATUS_OK) && ok;
+  if (ok && reply->aggregated_payload_size != want)
+    ok = fail(c, "aggregated_payload_size %d, want %d",
+              (int)reply->aggregated_payload_size, (int)want);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int client_streaming(client *c) {
   cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
-  cgrpc_status_code code;
   cgrpc_call *call = NULL;
   int i, rv, ok = 1;
 
@@ -238,16 +253,7 @@ static int client_streaming(client *c) {
     if (rv != 0)
       ok = fail(c, "write request %d: %s", i, cgrpc_strerror(rv));
   }
-  code = grpc__testing__test_service__streaming_input_call__finish(call, &reply,
-                                                                   &st);
-  ok = ok && check_code(c, "StreamingInputCall", code, &st, CGRPC_STATUS_OK);
-  if (ok && reply->aggregated_payload_size != 74922)
-    ok = fail(c, "aggregated_payload_size %d, want 74922",
-              (int)reply->aggregated_payload_size);
-  free_msg(reply);
-  cgrpc_status_clear(&st);
-  cgrpc_call_unref(call);
-  return ok;
+  return finish_input(c, call, ok, 74922);
 }
 
 static int server_streaming(client *c) {
@@ -638,16 +644,7 @@ static int client_compressed_streaming(client *c) {
     if (rv != 0)
       ok = fail(c, "write request %d: %s", i, cgrpc_strerror(rv));
   }
-  code = grpc__testing__test_service__streaming_input_call__finish(call, &reply,
-                                                                   &st);
-  ok = check_code(c, "StreamingInputCall", code, &st, CGRPC_STATUS_OK) && ok;
-  if (ok && reply->aggregated_payload_size != 73086)
-    ok = fail(c, "aggregated_payload_size %d, want 73086",
-              (int)reply->aggregated_payload_size);
-  free_msg(reply);
-  cgrpc_status_clear(&st);
-  cgrpc_call_unref(call);
-  return ok;
+  return finish_input(c, call, ok, 73086);
 }
 
 /* StreamingOutputCall: a compressed and an uncompressed response, each
