@@ -30,12 +30,25 @@ typedef struct cgrpc_call cgrpc_call;
  * Per-call options; a NULL pointer or a zeroed struct means the defaults.
  * |timeout_ms| > 0 sets a deadline that far in the future (sent as
  * grpc-timeout; values too far ahead to represent, such as INT64_MAX, are
- * cut to the farthest representable deadline); 0 means none.  |metadata|, when not NULL, is sent with the
- * request; it is read before the call function returns.
+ * cut to the farthest representable deadline); 0 means none.  |metadata|,
+ * when not NULL, is sent with the request; it is read before the call
+ * function returns.  |compression| (a cgrpc_compression) compresses the
+ * call's requests; 0 (CGRPC_COMPRESS_DEFAULT) means the channel's default
+ * (cgrpc_channel_options_set_default_compression()), and
+ * CGRPC_COMPRESS_IDENTITY sends them uncompressed whatever that is.  A
+ * value that is not a cgrpc_compression makes the call functions fail
+ * with CGRPC_ERR_INVALID_ARGUMENT (cgrpc_unary_call(): INVALID_ARGUMENT).
+ *
+ * Changed: |compression| was added (at the end).  Initialize the struct
+ * with designated initializers ({.timeout_ms = 500}), "= {0}" or memset,
+ * so that fields added later start at their defaults; a positional
+ * {500, NULL} still compiles, but -Wextra now warns about it
+ * (-Wmissing-field-initializers).
  */
 typedef struct cgrpc_call_options {
   int64_t timeout_ms;
   const cgrpc_metadata_array *metadata;
+  int compression;
 } cgrpc_call_options;
 
 /*
@@ -99,6 +112,19 @@ CGRPC_EXTERN void cgrpc_call_take_status(cgrpc_call *call, cgrpc_status *dst);
 /* Releases a reference obtained from |call_ptr|.  NULL does nothing. */
 CGRPC_EXTERN void cgrpc_call_unref(cgrpc_call *call);
 
+/*
+ * Returns 1 when the response message the application got last from
+ * |call| came compressed (its compressed flag was set; it was inflated
+ * before it was handed over), else 0.  "Last" means:
+ *  - a unary call: its reply, from the done callback on;
+ *  - cgrpc_call_read(): the message it returned last (0 after it returned
+ *    none), in the reading thread;
+ *  - the async form: the message on_read was given, during on_read and
+ *    until the next read is asked for (0 with NULL).
+ * Thread safety: the reader's thread, as above.
+ */
+CGRPC_EXTERN int cgrpc_call_last_message_compressed(const cgrpc_call *call);
+
 /* ---- streaming calls ----------------------------------------------------
  *
  * A streaming call works for every method kind.  Generated stubs wrap these
@@ -143,6 +169,17 @@ CGRPC_EXTERN int cgrpc_call_open(cgrpc_channel *channel,
  * Thread safety: one writer at a time per call; any thread.
  */
 CGRPC_EXTERN int cgrpc_call_write(cgrpc_call *call, const ProtobufCMessage *msg);
+
+/*
+ * cgrpc_call_write() with |flags|: 0, or CGRPC_WRITE_NO_COMPRESS to send
+ * this message uncompressed (compressed flag 0) on a call that compresses
+ * its requests.  Returns as cgrpc_call_write(), and
+ * CGRPC_ERR_INVALID_ARGUMENT for an unknown flag.
+ * Thread safety: one writer at a time per call; any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_write_flags(cgrpc_call *call,
+                                        const ProtobufCMessage *msg,
+                                        unsigned flags);
 
 /*
  * Half-closes the call: no more messages will be written (END_STREAM).
@@ -270,6 +307,14 @@ CGRPC_EXTERN int cgrpc_call_read_async(cgrpc_call *call);
  */
 CGRPC_EXTERN int cgrpc_call_write_async(cgrpc_call *call,
                                         const ProtobufCMessage *msg);
+
+/*
+ * cgrpc_call_write_async() with |flags| (see cgrpc_call_write_flags()).
+ * Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_call_write_async_flags(cgrpc_call *call,
+                                              const ProtobufCMessage *msg,
+                                              unsigned flags);
 
 #ifdef __cplusplus
 }

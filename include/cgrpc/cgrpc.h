@@ -11,6 +11,7 @@
 #include "cgrpc/log.h"
 #include "cgrpc/metadata.h"
 #include "cgrpc/status.h"
+#include "cgrpc/compression.h"
 #include "cgrpc/service.h"
 #include "cgrpc/tls.h"
 #include "cgrpc/call_credentials.h"

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cgrpc/call_credentials.h"
+#include "cgrpc/compression.h"
 #include "cgrpc/export.h"
 #include "cgrpc/log.h"
 #include "cgrpc/tls.h"
@@ -36,6 +37,21 @@ CGRPC_EXTERN void cgrpc_channel_options_set_max_receive_message_length(
  * the call with RESOURCE_EXHAUSTED before anything is sent. */
 CGRPC_EXTERN void cgrpc_channel_options_set_max_send_message_length(
     cgrpc_channel_options *opts, int64_t max_bytes);
+
+/*
+ * Compresses the requests of the channel's calls with |compression| (a
+ * cgrpc_compression; default identity, which CGRPC_COMPRESS_DEFAULT also
+ * means here), unless a call chooses otherwise
+ * (cgrpc_call_options.compression).  See compression.h for what is sent.
+ *
+ * Thread safety: one thread at a time per object.
+ *
+ * Returns 0, or CGRPC_ERR_INVALID_ARGUMENT (|opts| is NULL or
+ * |compression| is not a cgrpc_compression).
+ */
+CGRPC_EXTERN int
+cgrpc_channel_options_set_default_compression(cgrpc_channel_options *opts,
+                                              int compression);
 
 /* Overrides the ":authority" header (default: the target's host:port, or
  * "localhost" for a Unix-domain socket target). */

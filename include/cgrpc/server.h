@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cgrpc/compression.h"
 #include "cgrpc/export.h"
 #include "cgrpc/log.h"
 #include "cgrpc/metadata.h"
@@ -87,6 +88,22 @@ CGRPC_EXTERN void cgrpc_server_options_set_max_send_message_length(
 /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 1000). */
 CGRPC_EXTERN void cgrpc_server_options_set_max_concurrent_streams(
     cgrpc_server_options *opts, uint32_t max_streams);
+
+/*
+ * Compresses responses with |compression| (a cgrpc_compression; default
+ * identity, which CGRPC_COMPRESS_DEFAULT also means here) unless the
+ * handler chooses otherwise (cgrpc_server_ctx_set_compression()), and only
+ * for clients whose grpc-accept-encoding lists it (others get identity).
+ * Requests are accepted in identity, gzip and deflate whatever this says.
+ *
+ * Thread safety: one thread at a time per object.
+ *
+ * Returns 0, or CGRPC_ERR_INVALID_ARGUMENT (|opts| is NULL or
+ * |compression| is not a cgrpc_compression).
+ */
+CGRPC_EXTERN int
+cgrpc_server_options_set_default_compression(cgrpc_server_options *opts,
+                                             int compression);
 
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_server_options_set_log(cgrpc_server_options *opts,
@@ -294,6 +311,44 @@ CGRPC_EXTERN int64_t cgrpc_server_ctx_time_remaining_ms(const cgrpc_server_ctx *
 CGRPC_EXTERN int cgrpc_server_ctx_is_cancelled(const cgrpc_server_ctx *ctx);
 
 /*
+ * Chooses how this call's responses are compressed: |compression| is a
+ * cgrpc_compression, CGRPC_COMPRESS_DEFAULT for the server's default
+ * (cgrpc_server_options_set_default_compression()).  An algorithm the
+ * client did not list in its grpc-accept-encoding is not used: the
+ * responses then go uncompressed.  The choice goes out with the response
+ * headers (as grpc-encoding), so it must be made before them: before the
+ * first cgrpc_server_ctx_write() or _write_async() and before
+ * cgrpc_server_ctx_send_initial_metadata(); for a unary or
+ * client-streaming method, any time before the handler returns (or, when
+ * detached, before cgrpc_server_ctx_finish()).  Single messages of a
+ * stream can still go uncompressed with CGRPC_WRITE_NO_COMPRESS.
+ *
+ * Returns 0, or one of:
+ *   CGRPC_ERR_INVALID_ARGUMENT  |ctx| is NULL or |compression| is not a
+ *                               cgrpc_compression.
+ *   CGRPC_ERR_INVALID_STATE     the response headers are on their way.
+ * Thread safety: the handler's thread, or one thread at a time.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_set_compression(cgrpc_server_ctx *ctx,
+                                                  int compression);
+
+/*
+ * Returns 1 when the request message the handler got last came compressed
+ * (its compressed flag was set; it was inflated before it was handed
+ * over), else 0.  "Last" means:
+ *  - unary and server-streaming methods: the one request, during the
+ *    whole handler;
+ *  - cgrpc_server_ctx_read(): the message it returned last (0 after it
+ *    returned none), in the reading thread;
+ *  - cgrpc_server_ctx_read_async(): the message the callback was given,
+ *    during the callback and until the next read is asked for (0 with
+ *    NULL).
+ * Thread safety: the reader's thread, as above.
+ */
+CGRPC_EXTERN int
+cgrpc_server_ctx_last_message_compressed(const cgrpc_server_ctx *ctx);
+
+/*
  * Adds metadata to the response headers (initial) or trailers (trailing).
  * The rules of cgrpc_metadata_array_add() apply; a "-bin" key takes binary
  * values through the _bin forms.  Initial metadata can be added until the
@@ -374,6 +429,17 @@ CGRPC_EXTERN int cgrpc_server_ctx_write(cgrpc_server_ctx *ctx,
                                         const ProtobufCMessage *msg);
 
 /*
+ * cgrpc_server_ctx_write() with |flags|: 0, or CGRPC_WRITE_NO_COMPRESS to
+ * send this message uncompressed (compressed flag 0) on a call whose
+ * responses are compressed.  Returns as cgrpc_server_ctx_write(), and
+ * CGRPC_ERR_INVALID_ARGUMENT for an unknown flag.
+ * Thread safety: one writer at a time.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_write_flags(cgrpc_server_ctx *ctx,
+                                              const ProtobufCMessage *msg,
+                                              unsigned flags);
+
+/*
  * Sends the response headers (with the initial metadata added so far) now,
  * rather than with the first message or the status.  Returns 0, or
  * CGRPC_ERR_INVALID_STATE when they were sent already.
@@ -432,6 +498,14 @@ CGRPC_EXTERN int cgrpc_server_ctx_write_async(cgrpc_server_ctx *ctx,
                                               const ProtobufCMessage *msg,
                                               cgrpc_server_write_cb cb,
                                               void *user_data);
+
+/*
+ * cgrpc_server_ctx_write_async() with |flags| (see
+ * cgrpc_server_ctx_write_flags()).  Thread safety: any thread.
+ */
+CGRPC_EXTERN int cgrpc_server_ctx_write_async_flags(
+    cgrpc_server_ctx *ctx, const ProtobufCMessage *msg, unsigned flags,
+    cgrpc_server_write_cb cb, void *user_data);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "call/compress.h"
 #include "cgrpc/error.h"
 #include "util/mem.h"
 
@@ -44,6 +45,9 @@ void cgrpc__ep_init(cgrpc__ep *ep, const cgrpc__ep_ops *ops, cgrpc__loop *loop,
   ep->max_recv = max_recv;
   ep->recv_desc = recv_desc;
   ep->recv_what = recv_what;
+  ep->recv_enc = 0;
+  ep->inflated = NULL;
+  ep->last_compressed = 0;
 }
 
 void cgrpc__ep_free(cgrpc__ep *ep) {
@@ -163,6 +167,7 @@ static void notify_run(void *user_data) {
       cgrpc__msg *m = cgrpc__msgq_pop(&st->recvq);
       ProtobufCMessage *msg = NULL;
       ep->read_pending = 0;
+      ep->last_compressed = m ? m->compressed : 0;
       post = cgrpc__ep_release_recv(ep);
       pthread_mutex_unlock(&st->lock);
       if (post)
@@ -291,10 +296,72 @@ void cgrpc__ep_conn_lost(cgrpc__ep **list) {
   }
 }
 
+/* A message with the compressed flag: inflated in the peer's encoding,
+ * within the receive limit, then given to the side. */
+static CGRPC__COLD int on_compressed(cgrpc__ep *ep, const uint8_t *data,
+                                     size_t len) {
+  size_t headroom = offsetof(cgrpc__msg, data), n;
+  char msg[160];
+  int rv;
+  if (!cgrpc__compress_on(ep->recv_enc)) {
+    /* doc/compression.md: the flag without a grpc-encoding other than
+     * identity is an INTERNAL error. */
+    snprintf(msg, sizeof msg, "compressed %s message %s", ep->recv_what,
+             ep->recv_enc == CGRPC__COMPRESS_UNKNOWN
+                 ? "in an unsupported grpc-encoding (this side accepts "
+                   CGRPC__ACCEPT_ENCODING ")"
+             : ep->recv_enc == CGRPC_COMPRESS_IDENTITY
+                 ? "under grpc-encoding identity"
+                 : "without a grpc-encoding");
+    ep->ops->fail(ep, CGRPC_STATUS_INTERNAL, msg);
+    return 1;
+  }
+  rv = cgrpc__decompress(ep->recv_enc, data, len, ep->max_recv, headroom,
+                         &ep->inflated, &n);
+  if (rv != 0) {
+    cgrpc_status_code code = CGRPC_STATUS_INTERNAL;
+    if (rv == CGRPC_ERR_TOO_LARGE) {
+      code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
+      snprintf(msg, sizeof msg,
+               "decompressed %s message larger than max (%lld bytes)",
+               ep->recv_what, (long long)ep->max_recv);
+    } else if (rv == CGRPC_ERR_NOMEM) {
+      code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
+      snprintf(msg, sizeof msg, "out of memory decompressing a %s message",
+               ep->recv_what);
+    } else {
+      snprintf(msg, sizeof msg, "could not decompress a %s message (%s)",
+               ep->recv_what, cgrpc_compression_name(ep->recv_enc));
+    }
+    ep->ops->fail(ep, code, msg);
+    return 1;
+  }
+  rv = ep->ops->message(ep, 1, ep->inflated + headroom, n);
+  cgrpc__free(ep->inflated); /* unless the side took it */
+  ep->inflated = NULL;
+  return rv;
+}
+
 static int on_message(void *user_data, int compressed, const uint8_t *data,
                       size_t len) {
   cgrpc__ep *ep = user_data;
-  return ep->ops->message(ep, compressed, data, len);
+  if (compressed)
+    return on_compressed(ep, data, len);
+  return ep->ops->message(ep, 0, data, len);
+}
+
+cgrpc__msg *cgrpc__ep_take_message(cgrpc__ep *ep, int compressed,
+                                   const uint8_t *data, size_t len) {
+  cgrpc__msg *m;
+  if (ep->inflated && data == ep->inflated + offsetof(cgrpc__msg, data)) {
+    m = cgrpc__msg_adopt(ep->inflated, len);
+    ep->inflated = NULL;
+  } else {
+    m = cgrpc__msg_received(&ep->deframer, data, len);
+  }
+  if (m)
+    m->compressed = (unsigned char)(compressed != 0);
+  return m;
 }
 
 size_t cgrpc__ep_on_data(cgrpc__ep *ep, const uint8_t *data, size_t len) {
@@ -455,6 +522,7 @@ cgrpc__msg *cgrpc__ep_read_wait(cgrpc__ep *ep) {
   while (!st->recvq.head && !st->read_closed && !st->done)
     cgrpc__stream_wait(st);
   m = cgrpc__msgq_pop(&st->recvq);
+  ep->last_compressed = m ? m->compressed : 0;
   post = cgrpc__ep_release_recv(ep);
   pthread_mutex_unlock(&st->lock);
   if (post)

@@ -21,7 +21,10 @@
  *    has ended, as long as the stream is open.
  *  - Receiving.  DATA goes through the deframer to the side's message hook,
  *    its errors map to one status each, and the window is given back to the
- *    peer only as fast as the reader takes messages (call/stream.h).
+ *    peer only as fast as the reader takes messages (call/stream.h).  A
+ *    compressed message is inflated here, in the peer's grpc-encoding
+ *    (|recv_enc|, which the side sets from the headers) and within the
+ *    receive limit, before the hook sees it (call/compress.h).
  *  - Async delivery.  The notify task hands due read and write completions
  *    to the side's callbacks on the loop thread.
  *
@@ -82,8 +85,10 @@ typedef struct cgrpc__ep_ops {
    * (window given back, body resumed, a FAIL through ops->fail) has
    * run. */
   void (*kick)(cgrpc__ep *ep, unsigned requests);
-  /* A received message, valid during the call only.  Returns 0 to go on,
-   * CGRPC_ERR_NOMEM, or 1 after the side has ended the call itself. */
+  /* A received message, valid during the call only (take it with
+   * cgrpc__ep_take_message()); |compressed| says it came compressed and
+   * |data| is what it inflated to.  Returns 0 to go on, CGRPC_ERR_NOMEM,
+   * or 1 after the side has ended the call itself. */
   int (*message)(cgrpc__ep *ep, int compressed, const uint8_t *data,
                  size_t len);
   /* Ends the call with |code| and |message| now (idempotent). */
@@ -141,6 +146,17 @@ struct cgrpc__ep {
   int64_t max_recv;
   const ProtobufCMessageDescriptor *recv_desc;
   const char *recv_what; /* "request" or "response", for messages */
+  /* The peer's grpc-encoding: a cgrpc_compression, 0 when it sent none,
+   * or CGRPC__COMPRESS_UNKNOWN. */
+  signed char recv_enc;
+  /* The inflated allocation of the message being delivered (headroom for
+   * a cgrpc__msg in front), for cgrpc__ep_take_message() to adopt. */
+  uint8_t *inflated;
+
+  /* The reader's: whether the message it took last came compressed (see
+   * cgrpc__ep_read_wait() and ops->read_done; a unary side sets it itself
+   * before the application sees the message). */
+  unsigned char last_compressed;
 };
 
 /* Sets up |ep| with |refs| references (the creator's), the queue limits of
@@ -241,6 +257,13 @@ extern const cgrpc__h2_body_ops cgrpc__ep_body;
  * promised to nghttp2 are dropped (the body then ends).  Wakes waiters and schedules the async completions. */
 void cgrpc__ep_stop(cgrpc__ep *ep);
 
+/* From inside ops->message: the message being delivered as a cgrpc__msg
+ * marked |compressed|, adopting the buffer that holds |data| when it can
+ * (an inflated message, or one the deframer buffered), else a copy.  NULL
+ * when out of memory. */
+cgrpc__msg *cgrpc__ep_take_message(cgrpc__ep *ep, int compressed,
+                                   const uint8_t *data, size_t len);
+
 /* Queues the received message |m| for the reader, or keeps it in
  * |unary_msg| (loop thread). */
 void cgrpc__ep_push_received(cgrpc__ep *ep, cgrpc__msg *m);
@@ -263,10 +286,12 @@ int cgrpc__ep_write(cgrpc__ep *ep, cgrpc__msg *m, int blocking);
 int cgrpc__ep_close_writes(cgrpc__ep *ep);
 
 /* Waits for the next received message (NULL at the end of the stream or
- * when the call is over) and gives its window back. */
+ * when the call is over) and gives its window back.  Sets
+ * |last_compressed| for it (0 for NULL). */
 cgrpc__msg *cgrpc__ep_read_wait(cgrpc__ep *ep);
 
-/* Asks for the next message through ops->read_done.  Returns 0, or
+/* Asks for the next message through ops->read_done (|last_compressed|
+ * is set for it before the call).  Returns 0, or
  * CGRPC_ERR_INVALID_STATE when a read is already pending or the side has
  * set |reads_ended|. */
 int cgrpc__ep_read_async(cgrpc__ep *ep);

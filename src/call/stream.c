@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "call/compress.h"
 #include "call/wire.h"
 #include "cgrpc/error.h"
 #include "util/mem.h"
@@ -36,6 +37,7 @@ static cgrpc__msg *msg_init(cgrpc__msg *m, size_t len) {
     m->len = len;
     m->off = 0;
     m->seq = 0;
+    m->compressed = 0;
   }
   return m;
 }
@@ -44,10 +46,32 @@ cgrpc__msg *cgrpc__msg_new(size_t len) {
   return msg_init(cgrpc__malloc(sizeof(cgrpc__msg) + len), len);
 }
 
+cgrpc__msg *cgrpc__msg_adopt(uint8_t *alloc, size_t len) {
+  return msg_init((cgrpc__msg *)(void *)alloc, len);
+}
+
+/* A packed message compressed with |enc|: packed without headroom, then
+ * compressed into the message (a copy the identity path never makes). */
+static CGRPC__COLD cgrpc__msg *pack_compressed(const ProtobufCMessage *msg,
+                                               int64_t max_send, int enc,
+                                               int *err) {
+  size_t len, clen;
+  uint8_t *plain = cgrpc__pack_framed(msg, max_send, 0, &len, err), *c;
+  if (!plain)
+    return NULL;
+  c = cgrpc__compress_framed(enc, plain, len, offsetof(cgrpc__msg, data),
+                             &clen, err);
+  cgrpc__free(plain);
+  return c ? msg_init((cgrpc__msg *)(void *)c, clen) : NULL;
+}
+
 cgrpc__msg *cgrpc__msg_pack(const ProtobufCMessage *msg, int64_t max_send,
-                            int *err) {
+                            int enc, int *err) {
   size_t len;
-  cgrpc__msg *m = (cgrpc__msg *)(void *)cgrpc__pack_framed(
+  cgrpc__msg *m;
+  if (cgrpc__compress_on(enc))
+    return pack_compressed(msg, max_send, enc, err);
+  m = (cgrpc__msg *)(void *)cgrpc__pack_framed(
       msg, max_send, offsetof(cgrpc__msg, data), &len, err);
   return msg_init(m, len);
 }

@@ -37,6 +37,9 @@ typedef struct cgrpc__msg {
   size_t len; /* bytes in data[] */
   size_t off; /* bytes already taken (send side) */
   uint64_t seq;
+  /* Receive side: the message came compressed (its flag was 1); data[]
+   * holds it inflated. */
+  unsigned char compressed;
   uint8_t data[];
 } cgrpc__msg;
 
@@ -82,10 +85,16 @@ void cgrpc__stream_free(cgrpc__stream *st);
  * memory. */
 cgrpc__msg *cgrpc__msg_new(size_t len);
 
-/* Packs |msg| as a framed send message (see cgrpc__pack_framed()).  NULL
- * with *err set when it is too large or memory runs out. */
+/* Packs |msg| as a framed send message (see cgrpc__pack_framed()),
+ * compressed with |enc| when that is gzip or deflate (call/compress.h);
+ * |max_send| limits the uncompressed size.  NULL with *err set when it is
+ * too large or memory runs out. */
 cgrpc__msg *cgrpc__msg_pack(const ProtobufCMessage *msg, int64_t max_send,
-                            int *err);
+                            int enc, int *err);
+
+/* The allocation |alloc| of |len| data bytes after offsetof(cgrpc__msg,
+ * data) bytes of headroom, as a message (not linked, not compressed). */
+cgrpc__msg *cgrpc__msg_adopt(uint8_t *alloc, size_t len);
 
 /* Reserves room for a message header in front of |d|'s buffered payloads,
  * so cgrpc__msg_received() can adopt them. */

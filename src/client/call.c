@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "call/compress.h"
 #include "call/metadata.h"
 #include "call/wire.h"
 #include "cgrpc/error.h"
@@ -235,7 +236,11 @@ static int call_prepare_headers(cgrpc_call *call,
     CGRPC__HDRS_ADD_LIT(h, "grpc-timeout", ""); /* filled at submission */
   }
   CGRPC__HDRS_ADD_LIT(h, "content-type", "application/grpc");
-  CGRPC__HDRS_ADD_LIT(h, "grpc-accept-encoding", "identity");
+  if (cgrpc__compress_on(call->send_enc)) {
+    const char *name = cgrpc_compression_name(call->send_enc);
+    cgrpc__hdrs_add(h, "grpc-encoding", 13, name, strlen(name));
+  }
+  CGRPC__HDRS_ADD_LIT(h, "grpc-accept-encoding", CGRPC__ACCEPT_ENCODING);
   CGRPC__HDRS_ADD_LIT(h, "user-agent", "grpc-c-cgrpc/" CGRPC_VERSION);
   if (opts && opts->metadata)
     cgrpc__hdrs_add_metadata(h, opts->metadata);
@@ -246,12 +251,29 @@ static int call_prepare_headers(cgrpc_call *call,
 
 static const cgrpc__ep_ops call_ops;
 
-/* A call with |refs| references (the loop's, and the caller's). */
+/* The requests' encoding: the call's choice, else the channel's default;
+ * -1 when |opts| asks for something that is not a cgrpc_compression. */
+static int request_encoding(const cgrpc_channel *ch,
+                            const cgrpc_call_options *opts) {
+  int c = opts ? opts->compression : CGRPC_COMPRESS_DEFAULT;
+  if (!cgrpc__compress_valid(c)) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
+               "call options: compression %d is not a cgrpc_compression", c);
+    return -1;
+  }
+  if (c == CGRPC_COMPRESS_DEFAULT)
+    c = ch->opts.compression;
+  return c == CGRPC_COMPRESS_DEFAULT ? CGRPC_COMPRESS_IDENTITY : c;
+}
+
+/* A call with |refs| references (the loop's, and the caller's), sending
+ * in |enc|. */
 static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
-                            int refs) {
+                            int refs, int enc) {
   cgrpc_call *call = cgrpc__calloc(1, sizeof *call);
   if (!call)
     return NULL;
+  call->send_enc = (signed char)enc;
   cgrpc__ep_init(&call->ep, &call_ops, ch->loop, refs, ch->opts.max_recv,
                  method->output, "response");
   cgrpc__channel_ref(ch);
@@ -304,14 +326,16 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
                       void *user_data, cgrpc_call **call_ptr) {
   cgrpc_call *call;
   cgrpc__msg *m;
-  int rv, err = 0;
+  int rv, err = 0, enc;
   if (!ch || !method || !method->path || !method->output || !request ||
       !done)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (method->kind != CGRPC_METHOD_UNARY ||
       (method->input && request->descriptor != method->input))
     return CGRPC_ERR_INVALID_ARGUMENT;
-  call = call_new(ch, method, call_ptr ? 2 : 1);
+  if ((enc = request_encoding(ch, opts)) < 0)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  call = call_new(ch, method, call_ptr ? 2 : 1, enc);
   if (!call)
     return CGRPC_ERR_NOMEM;
   call->unary = 1;
@@ -320,7 +344,7 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   call->user_data = user_data;
   rv = call_prepare_headers(call, opts);
   if (rv == 0) {
-    m = cgrpc__msg_pack(request, ch->opts.max_send, &err);
+    m = cgrpc__msg_pack(request, ch->opts.max_send, enc, &err);
     if (m) {
       /* Not yet shared with any thread.  Kept once sent, for a retry. */
       m->seq = ++call->ep.st.send_seq;
@@ -411,8 +435,9 @@ cgrpc_status_code cgrpc_unary_call(cgrpc_channel *ch,
     pthread_cond_destroy(&w.cond);
     if (rv == CGRPC_ERR_INVALID_ARGUMENT)
       return misuse(status, CGRPC_STATUS_INVALID_ARGUMENT,
-                    "request type does not match the method, or the method "
-                    "is not unary");
+                    "request type does not match the method, the method is "
+                    "not unary, or opts->compression is not a "
+                    "cgrpc_compression");
     return misuse(status,
                   rv == CGRPC_ERR_CLOSED ? CGRPC_STATUS_CANCELLED
                                          : CGRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -476,12 +501,14 @@ static int stream_open(cgrpc_channel *ch, const cgrpc_method_desc *method,
                        const cgrpc_call_callbacks *cbs, void *user_data,
                        int start, cgrpc_call **call_ptr) {
   cgrpc_call *call;
-  int rv;
+  int rv, enc;
   if (!ch || !method || !method->path || !method->output || !call_ptr)
     return CGRPC_ERR_INVALID_ARGUMENT;
   *call_ptr = NULL;
+  if ((enc = request_encoding(ch, opts)) < 0)
+    return CGRPC_ERR_INVALID_ARGUMENT;
   /* The application's reference, and the loop's once started. */
-  call = call_new(ch, method, start ? 2 : 1);
+  call = call_new(ch, method, start ? 2 : 1, enc);
   if (!call)
     return CGRPC_ERR_NOMEM;
   if (cbs) {
@@ -537,15 +564,20 @@ int cgrpc_call_new_async(cgrpc_channel *channel,
 
 /* Queues one message; |blocking| waits for room. */
 static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
-                        int blocking) {
+                        unsigned flags, int blocking) {
   cgrpc__msg *m;
   int rv;
   if (!call || call->unary || !msg ||
-      (call->method->input && msg->descriptor != call->method->input))
+      (call->method->input && msg->descriptor != call->method->input) ||
+      (flags & ~(unsigned)CGRPC_WRITE_NO_COMPRESS))
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
-  m = cgrpc__msg_pack(msg, call->ch->opts.max_send, &rv);
+  m = cgrpc__msg_pack(msg, call->ch->opts.max_send,
+                      (flags & CGRPC_WRITE_NO_COMPRESS)
+                          ? CGRPC_COMPRESS_IDENTITY
+                          : call->send_enc,
+                      &rv);
   if (!m) {
     if (rv == CGRPC_ERR_TOO_LARGE)
       cgrpc__ep_fail_any(&call->ep, CGRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -559,13 +591,41 @@ static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
 }
 
 int cgrpc_call_write(cgrpc_call *call, const ProtobufCMessage *msg) {
-  return stream_write(call, msg, 1);
+  return stream_write(call, msg, 0, 1);
+}
+
+int cgrpc_call_write_flags(cgrpc_call *call, const ProtobufCMessage *msg,
+                           unsigned flags) {
+  return stream_write(call, msg, flags, 1);
 }
 
 int cgrpc_call_write_async(cgrpc_call *call, const ProtobufCMessage *msg) {
+  return cgrpc_call_write_async_flags(call, msg, 0);
+}
+
+int cgrpc_call_write_async_flags(cgrpc_call *call, const ProtobufCMessage *msg,
+                                 unsigned flags) {
   if (call && !call->async)
     return CGRPC_ERR_INVALID_STATE;
-  return stream_write(call, msg, 0);
+  return stream_write(call, msg, flags, 0);
+}
+
+int cgrpc_call_last_message_compressed(const cgrpc_call *call) {
+  return call ? call->ep.last_compressed : 0;
+}
+
+/* Here rather than in channel.c: the rest of the client's compression is
+ * in this file. */
+int cgrpc_channel_options_set_default_compression(cgrpc_channel_options *opts,
+                                                  int compression) {
+  int rv;
+  if (!opts)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  rv = cgrpc__compress_check_option(compression, opts->log_cb,
+                                    opts->log_user_data, __func__);
+  if (rv == 0)
+    opts->compression = compression;
+  return rv;
 }
 
 int cgrpc_call_writes_done(cgrpc_call *call) {
@@ -765,6 +825,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     call->bad_content_type = !cgrpc__wire_content_type_ok(value, valuelen);
     return 0;
   }
+  if (LIT_EQ(name, namelen, "grpc-encoding")) {
+    /* An encoding we cannot read fails the first compressed message. */
+    call->ep.recv_enc = (signed char)cgrpc__compress_parse(value, valuelen);
+    return 0;
+  }
   if (cgrpc__wire_header_reserved(name, namelen))
     return 0;
   md = call->in_trailers ? &call->status.trailing_metadata
@@ -782,16 +847,10 @@ static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
                         size_t len) {
   cgrpc_call *call = call_of(ep);
   cgrpc__msg *m;
-  if (compressed) {
-    cgrpc__call_fail(call, CGRPC_STATUS_INTERNAL,
-                     "compressed response, but this client asked for "
-                     "identity encoding");
-    return 1;
-  }
   /* A unary call keeps its first reply and counts the others. */
   if (++call->n_responses > 1 && call->unary)
     return 0;
-  m = cgrpc__msg_received(&ep->deframer, data, len);
+  m = cgrpc__ep_take_message(ep, compressed, data, len);
   if (!m)
     return CGRPC_ERR_NOMEM;
   cgrpc__ep_push_received(ep, m);
@@ -858,6 +917,8 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
     } else {
       cgrpc__msg *m = call->ep.unary_msg;
       call->ep.unary_msg = NULL;
+      if (m)
+        call->ep.last_compressed = m->compressed;
       reply = m ? cgrpc__ep_decode(&call->ep, m) : NULL;
       if (!reply) {
         call->status.code = CGRPC_STATUS_INTERNAL;
@@ -888,6 +949,7 @@ static int call_retry(cgrpc_call *call) {
   if (rv != 0)
     return 0;
   call->ep.header_bytes = 0;
+  call->ep.recv_enc = 0;
   call->in_trailers = 0;
   call->have_grpc_status = 0;
   call->bad_content_type = 0;

@@ -32,6 +32,7 @@
 struct cgrpc_channel_options {
   int64_t max_recv;
   int64_t max_send;
+  int compression; /* the default for requests (a cgrpc_compression) */
   char *authority;
   cgrpc_channel_credentials *creds; /* a reference; NULL: plaintext */
   char *target_name_override;
@@ -125,6 +126,7 @@ struct cgrpc_call {
   cgrpc_call_callbacks cbs;
   unsigned unary : 1;
   unsigned async : 1;
+  signed char send_enc; /* the requests' encoding (a cgrpc_compression) */
   atomic_int start_state; /* CALL_NEW until cgrpc_call_start() */
   atomic_int start_called;
 

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "call/compress.h"
 #include "call/metadata.h"
 #include "call/wire.h"
 #include "cgrpc/error.h"
@@ -107,6 +107,7 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
   call->server = server;
   call->sl = conn->sl;
   call->code = CGRPC_STATUS_OK;
+  call->compression = (signed char)server->opts.compression;
   cgrpc__arena_init(&call->arena);
   /* The connection may go before a running handler: keep a copy. */
   call->peer =
@@ -231,56 +232,6 @@ static void worker_run(cgrpc__job *job) {
    * call's loop is there to take it back. */
   cgrpc__ep_kick(&call->ep, SCALL_REQ_HANDLER_DONE);
 }
-static int decompress_gzip(call_t *call, const uint8_t *in, size_t in_len,
-                           uint8_t **out, size_t *out_len) {
-  int64_t limit = call->server->opts.max_recv;
-  size_t cap = in_len * 4 + 64, len = 0;
-  uint8_t *buf = NULL;
-  z_stream zs;
-  int rv, code = CGRPC_STATUS_OK;
-  memset(&zs, 0, sizeof zs);
-  if (inflateInit2(&zs, 15 + 16) != Z_OK)
-    return CGRPC_STATUS_INTERNAL;
-  zs.next_in = (Bytef *)(uintptr_t)in;
-  zs.avail_in = (uInt)in_len;
-  for (;;) {
-    uint8_t *nb;
-    if (limit >= 0 && (int64_t)cap > limit + 1)
-      cap = (size_t)limit + 1;
-    nb = cgrpc__realloc(buf, cap);
-    if (!nb) {
-      code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
-      break;
-    }
-    buf = nb;
-    zs.next_out = buf + len;
-    zs.avail_out = (uInt)(cap - len);
-    rv = inflate(&zs, Z_NO_FLUSH);
-    len = cap - zs.avail_out;
-    if (limit >= 0 && (int64_t)len > limit) {
-      code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
-      break;
-    }
-    if (rv == Z_STREAM_END)
-      break;
-    if ((rv != Z_OK && rv != Z_BUF_ERROR) ||
-        (zs.avail_in == 0 && rv == Z_BUF_ERROR)) {
-      code = CGRPC_STATUS_INTERNAL;
-      break;
-    }
-    cap *= 2;
-  }
-  inflateEnd(&zs);
-  if (code != CGRPC_STATUS_OK) {
-    cgrpc__free(buf);
-    return code;
-  }
-  *out = buf;
-  *out_len = len;
-  return CGRPC_STATUS_OK;
-}
-
-/* Runs the handler: inline on the loop, or on the worker pool. */
 
 /* Runs the handler: inline on the loop, or on the worker pool. */
 static void start_handler(call_t *call) {
@@ -359,8 +310,12 @@ static void call_headers_done(call_t *call) {
     return;
   }
   if (call->bad_encoding) {
+    /* doc/compression.md: UNIMPLEMENTED, and the answer's
+     * grpc-accept-encoding says what would do. */
     call_fail(call, CGRPC_STATUS_UNIMPLEMENTED,
-              "unsupported grpc-encoding; this server accepts identity,gzip");
+              "unsupported grpc-encoding \"%s\"; this server accepts "
+              CGRPC__ACCEPT_ENCODING,
+              call->bad_encoding_name ? call->bad_encoding_name : "?");
     return;
   }
   if (call->bad_timeout) {
@@ -457,10 +412,22 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
       call->bad_timeout = 1;
     }
   } else if (LIT_EQ(name, namelen, "grpc-encoding")) {
-    if (LIT_EQ(value, valuelen, "gzip"))
-      call->compressed_gzip = 1;
-    else if (!LIT_EQ(value, valuelen, "identity"))
+    int enc = cgrpc__compress_parse(value, valuelen);
+    call->ep.recv_enc = (signed char)enc;
+    if (enc == CGRPC__COMPRESS_UNKNOWN) {
+      /* For the answer's message; a long name is cut. */
+      size_t n = valuelen < 64 ? valuelen : 64;
+      char *copy = cgrpc__arena_alloc(&call->arena, n + 1);
+      if (copy) {
+        memcpy(copy, value, n);
+        copy[n] = '\0';
+      }
+      call->bad_encoding_name = copy;
       call->bad_encoding = 1;
+    }
+  } else if (LIT_EQ(name, namelen, "grpc-accept-encoding")) {
+    /* A list: it may come split over several fields. */
+    call->accept_enc |= cgrpc__compress_parse_accept(value, valuelen);
   } else if (!cgrpc__wire_header_reserved(name, namelen)) {
     cgrpc__raw_header *rh = cgrpc__arena_alloc(&call->arena, sizeof *rh);
     uint8_t *copy = cgrpc__arena_alloc(&call->arena, namelen + valuelen);
@@ -485,43 +452,17 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
                         size_t len) {
   call_t *call = call_of(ep);
-  int one = !cgrpc__server_call_reads_stream(call);
-  uint8_t *plain = NULL;
-  cgrpc__msg *m = NULL;
+  cgrpc__msg *m;
   /* A unary request keeps its first message; the count is checked at the
    * end of the request. */
-  if (++call->n_requests > 1 && one)
-    return 0;
-  if (compressed) {
-    int code;
-    if (!call->compressed_gzip) {
-      call_fail(call, CGRPC_STATUS_INTERNAL,
-                "compressed message without grpc-encoding");
-      return 1;
-    }
-    code = decompress_gzip(call, data, len, &plain, &len);
-    if (code != CGRPC_STATUS_OK) {
-      call_fail(call, (cgrpc_status_code)code,
-                code == CGRPC_STATUS_RESOURCE_EXHAUSTED
-                    ? "decompressed request message exceeds the receive limit"
-                    : "could not decompress a request message");
-      return 1;
-    }
-    data = plain;
+  if (!cgrpc__server_call_reads_stream(call)) {
+    if (++call->n_requests > 1)
+      return 0;
+    ep->last_compressed = (unsigned char)compressed; /* read by the handler */
+    return decode_request(call, data, len);
   }
-  if (one) {
-    int rv = decode_request(call, data, len);
-    cgrpc__free(plain);
-    return rv;
-  }
-  if (plain) {
-    m = cgrpc__msg_new(len);
-    if (m)
-      memcpy(m->data, plain, len);
-    cgrpc__free(plain);
-  } else {
-    m = cgrpc__msg_received(&ep->deframer, data, len);
-  }
+  call->n_requests++;
+  m = cgrpc__ep_take_message(ep, compressed, data, len);
   if (!m)
     return CGRPC_ERR_NOMEM;
   cgrpc__ep_push_received(ep, m);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "call/compress.h"
 #include "call/wire.h"
 #include "cgrpc/error.h"
 #include "server/internal.h"
@@ -101,6 +102,38 @@ int64_t cgrpc_server_ctx_time_remaining_ms(const cgrpc_server_ctx *ctx) {
 int cgrpc_server_ctx_is_cancelled(const cgrpc_server_ctx *ctx) {
   return ctx ? atomic_load(&((cgrpc_server_ctx *)(uintptr_t)ctx)->cancelled)
              : 0;
+}
+
+int cgrpc_server_ctx_set_compression(cgrpc_server_ctx *ctx, int compression) {
+  int rv = 0;
+  if (!ctx)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!cgrpc__compress_valid(compression)) {
+    cgrpc__log(&ctx->server->log, CGRPC_LOG_ERROR,
+               "cgrpc_server_ctx_set_compression: %d is not a "
+               "cgrpc_compression",
+               compression);
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  if (compression == CGRPC_COMPRESS_DEFAULT)
+    compression = ctx->server->opts.compression;
+  /* Under the lock that freezes the headers: grpc-encoding goes with
+   * them, and the loop reads this when it builds them. */
+  pthread_mutex_lock(&ctx->ep.st.lock);
+  if (ctx->headers_frozen)
+    rv = CGRPC_ERR_INVALID_STATE;
+  else
+    ctx->compression = (signed char)compression;
+  pthread_mutex_unlock(&ctx->ep.st.lock);
+  if (rv != 0)
+    cgrpc__log(&ctx->server->log, CGRPC_LOG_WARNING,
+               "cgrpc_server_ctx_set_compression: the response headers "
+               "are already on their way");
+  return rv;
+}
+
+int cgrpc_server_ctx_last_message_compressed(const cgrpc_server_ctx *ctx) {
+  return ctx ? ctx->ep.last_compressed : 0;
 }
 
 static int add_md(cgrpc_metadata_array **md, const char *key, const void *value,

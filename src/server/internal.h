@@ -40,6 +40,7 @@ struct cgrpc_server_options {
   int64_t max_recv;
   int64_t max_send;
   uint32_t max_streams;
+  int compression; /* the default for responses (a cgrpc_compression) */
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };
@@ -160,8 +161,16 @@ struct cgrpc_server_ctx {
   cgrpc__timer deadline_timer;
   int n_requests;
 
+  /* The encodings the client's grpc-accept-encoding lists
+   * (CGRPC__COMPRESS_BIT; 0 when it sent none: identity only).  Set by the
+   * loop before the handler runs. */
+  unsigned accept_enc;
+  /* The compression asked for (the handler's, else the server's default);
+   * final once headers_frozen is set (cgrpc__server_call_send_enc()). */
+  signed char compression;
+
   /* Loop thread only. */
-  unsigned compressed_gzip : 1; /* grpc-encoding: gzip */
+  const char *bad_encoding_name; /* the unsupported grpc-encoding, or NULL */
   unsigned bad_method : 1;      /* request-header checks, decided at the */
   unsigned bad_content_type : 1; /* end of the headers */
   unsigned seen_content_type : 1;
@@ -279,6 +288,10 @@ void cgrpc__server_call_kick(cgrpc__ep *ep, unsigned requests);
 void cgrpc__server_call_read_done(cgrpc__ep *ep, ProtobufCMessage *msg);
 void cgrpc__server_call_write_done(cgrpc__ep *ep, int ok);
 uint32_t cgrpc__server_call_body_end(cgrpc__ep *ep);
+
+/* The encoding the responses go in: the compression asked for if the
+ * client accepts it, else identity. */
+int cgrpc__server_call_send_enc(const struct cgrpc_server_ctx *call);
 
 /* The handler's outcome: its status code checked and its reply packed (on
  * the handler's thread, off the loop). */

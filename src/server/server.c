@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call/compress.h"
 #include "cgrpc/error.h"
 #include "io/sock.h"
 #include "io/tls.h"
@@ -70,6 +71,18 @@ void cgrpc_server_options_set_max_concurrent_streams(cgrpc_server_options *opts,
                                                      uint32_t max_streams) {
   if (opts && max_streams > 0)
     opts->max_streams = max_streams;
+}
+
+int cgrpc_server_options_set_default_compression(cgrpc_server_options *opts,
+                                                 int compression) {
+  int rv;
+  if (!opts)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  rv = cgrpc__compress_check_option(compression, opts->log_cb,
+                                    opts->log_user_data, __func__);
+  if (rv == 0)
+    opts->compression = compression;
+  return rv;
 }
 
 void cgrpc_server_options_set_log(cgrpc_server_options *opts, cgrpc_log_cb cb,

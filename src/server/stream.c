@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "call/compress.h"
 #include "call/wire.h"
 #include "cgrpc/error.h"
 #include "h2/hdrs.h"
@@ -31,12 +32,21 @@ static int writes_stream(const call_t *call) {
 
 /* ---- loop side ---- */
 
-/* The response headers, with |initial| metadata. */
-static void add_response_headers(cgrpc__hdrs *h,
+int cgrpc__server_call_send_enc(const call_t *call) {
+  return cgrpc__compress_pick(call->compression, call->accept_enc);
+}
+
+/* The response headers, with |initial| metadata; grpc-encoding when the
+ * messages that follow go in |enc|. */
+static void add_response_headers(cgrpc__hdrs *h, int enc,
                                  const cgrpc_metadata_array *initial) {
   CGRPC__HDRS_ADD_LIT(h, ":status", "200");
   CGRPC__HDRS_ADD_LIT(h, "content-type", "application/grpc");
-  CGRPC__HDRS_ADD_LIT(h, "grpc-accept-encoding", "identity,gzip");
+  if (cgrpc__compress_on(enc)) {
+    const char *name = cgrpc_compression_name(enc);
+    cgrpc__hdrs_add(h, "grpc-encoding", 13, name, strlen(name));
+  }
+  CGRPC__HDRS_ADD_LIT(h, "grpc-accept-encoding", CGRPC__ACCEPT_ENCODING);
   cgrpc__hdrs_add_metadata(h, initial);
 }
 
@@ -48,7 +58,7 @@ static void submit_headers(call_t *call) {
   int rv;
   call->headers_submitted = 1;
   cgrpc__hdrs_init(&h);
-  add_response_headers(&h, call->initial_md);
+  add_response_headers(&h, cgrpc__server_call_send_enc(call), call->initial_md);
   rv = h.failed ? -1
                 : nghttp2_submit_response(call->ep.conn->session,
                                           call->ep.stream_id, h.nv, h.len,
@@ -69,7 +79,7 @@ void cgrpc__server_trailers_only(call_t *call, cgrpc_status_code code,
   int rv;
   call->responded = 1;
   cgrpc__hdrs_init(&h);
-  add_response_headers(&h, initial);
+  add_response_headers(&h, CGRPC_COMPRESS_IDENTITY, initial); /* no message */
   cgrpc__hdrs_add_status(&h, code, message);
   cgrpc__hdrs_add_metadata(&h, trailing);
   rv = h.failed ? -1
@@ -193,7 +203,8 @@ void cgrpc__server_call_set_outcome(call_t *call, cgrpc_status_code code) {
   call->status_message = NULL;
   if (!call->response_msg)
     return;
-  call->reply = cgrpc__msg_pack(call->response_msg, limit, &err);
+  call->reply = cgrpc__msg_pack(call->response_msg, limit,
+                                cgrpc__server_call_send_enc(call), &err);
   if (call->reply)
     return;
   call->code = CGRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -215,11 +226,12 @@ void cgrpc__server_call_set_outcome(call_t *call, cgrpc_status_code code) {
   }
 }
 
-static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
-                        cgrpc_server_write_cb cb, void *user_data) {
+static int stream_write(call_t *call, const ProtobufCMessage *msg,
+                        unsigned flags, int blocking, cgrpc_server_write_cb cb,
+                        void *user_data) {
   cgrpc__msg *m;
   int rv = 0;
-  if (!call || !msg)
+  if (!call || !msg || (flags & ~(unsigned)CGRPC_WRITE_NO_COMPRESS))
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (!writes_stream(call) || atomic_load(&call->finish_called))
     return CGRPC_ERR_INVALID_STATE;
@@ -227,7 +239,13 @@ static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
-  m = cgrpc__msg_pack(msg, call->server->opts.max_send, &rv);
+  /* The compression cannot change from here on: this write freezes the
+   * headers, and the writer is the one thread that could have changed it. */
+  m = cgrpc__msg_pack(msg, call->server->opts.max_send,
+                      (flags & CGRPC_WRITE_NO_COMPRESS)
+                          ? CGRPC_COMPRESS_IDENTITY
+                          : cgrpc__server_call_send_enc(call),
+                      &rv);
   if (!m)
     return rv;
   pthread_mutex_lock(&call->ep.st.lock);
@@ -251,13 +269,25 @@ static int stream_write(call_t *call, const ProtobufCMessage *msg, int blocking,
 }
 
 int cgrpc_server_ctx_write(cgrpc_server_ctx *ctx, const ProtobufCMessage *msg) {
-  return stream_write(ctx, msg, 1, NULL, NULL);
+  return stream_write(ctx, msg, 0, 1, NULL, NULL);
+}
+
+int cgrpc_server_ctx_write_flags(cgrpc_server_ctx *ctx,
+                                 const ProtobufCMessage *msg, unsigned flags) {
+  return stream_write(ctx, msg, flags, 1, NULL, NULL);
 }
 
 int cgrpc_server_ctx_write_async(cgrpc_server_ctx *ctx,
                                  const ProtobufCMessage *msg,
                                  cgrpc_server_write_cb cb, void *user_data) {
-  return stream_write(ctx, msg, 0, cb, user_data);
+  return stream_write(ctx, msg, 0, 0, cb, user_data);
+}
+
+int cgrpc_server_ctx_write_async_flags(cgrpc_server_ctx *ctx,
+                                       const ProtobufCMessage *msg,
+                                       unsigned flags, cgrpc_server_write_cb cb,
+                                       void *user_data) {
+  return stream_write(ctx, msg, flags, 0, cb, user_data);
 }
 
 int cgrpc_server_ctx_read(cgrpc_server_ctx *ctx, ProtobufCMessage **msg) {

@@ -148,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
   cgrpc_channel_options *copts = NULL;
   cgrpc_channel *ch = NULL;
-  cgrpc_call_options opts = {0, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 0};
   Helloworld__HelloRequest req = HELLOWORLD__HELLO_REQUEST__INIT;
   outcome o = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
   int flags, fd = -1;

@@ -31,7 +31,7 @@
 #define CHECK_RSS 1
 #endif
 
-static const cgrpc_call_options guard = {120000, NULL};
+static const cgrpc_call_options guard = {.timeout_ms = 120000};
 
 static void report(const char *fmt, ...) CGRPC_PRINTF(1, 2);
 static void report(const char *fmt, ...) {

@@ -47,7 +47,7 @@
 /* The longest any single wait in a test may take. */
 #define BOUND_MS (10000 * SLOW)
 
-static const cgrpc_call_options guard = {30000, NULL};
+static const cgrpc_call_options guard = {.timeout_ms = 30000};
 
 /* ---- soft checks (harness.h) ---- */
 
@@ -355,7 +355,7 @@ static void huge_call_main(void *arg) {
   huge_call *h = arg;
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
-  cgrpc_call_options opts = {0, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 0};
   int64_t t0;
   req.message = "huge";
   req.payload.len = HUGE_PAYLOAD;
@@ -1549,7 +1549,7 @@ static void test_lifetime_d5_initial_metadata_after_headers(void **state) {
 /* ==== D8: a huge timeout overflows into an expired deadline ========== */
 
 static void test_lifetime_d8_timeout_int64_max(void **state) {
-  static const cgrpc_call_options forever = {INT64_MAX, NULL};
+  static const cgrpc_call_options forever = {.timeout_ms = INT64_MAX};
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   download_t dreq = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   both_stats *stats = calloc(1, sizeof *stats);
@@ -1693,7 +1693,7 @@ static void writer_main(void *arg) {
  * -1 when the writer stayed stuck. */
 static int blocked_writer(cgrpc_channel *ch, int slow, int cancel,
                           int64_t timeout_ms) {
-  cgrpc_call_options opts = {0, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 0};
   writer *w = calloc(1, sizeof *w);
   cgrpc_status st = {0};
   cgrpc_status_code want;

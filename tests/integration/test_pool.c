@@ -135,7 +135,7 @@ static cgrpc_status_code timed_echo(pool_fixture *f, const char *text,
                                     int64_t *ms, char *msg, size_t msg_size) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
-  cgrpc_call_options opts = {2000 * SLOW, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 2000 * SLOW};
   cgrpc_status status = {0};
   cgrpc_status_code code;
   int64_t t0 = it_now_ms();

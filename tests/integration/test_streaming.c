@@ -16,7 +16,7 @@
 #include "stream_harness.h"
 
 /* A call option with a deadline far enough to turn a hang into a failure. */
-static const cgrpc_call_options guard = {30000, NULL};
+static const cgrpc_call_options guard = {.timeout_ms = 30000};
 
 /* Fails the test with the call's status when an operation returned |rv|
  * rather than |want|. */
@@ -273,7 +273,7 @@ static void test_initial_metadata_early(void **state) {
   st_fixture *f = *state;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
   cgrpc_metadata_array *md_out = NULL;
-  cgrpc_call_options opts = {30000, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 30000};
   const cgrpc_metadata_array *md;
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
@@ -398,7 +398,7 @@ static void test_cancel_mid_stream_download(void **state) {
 static void test_deadline_mid_stream(void **state) {
   st_fixture *f = *state;
   download_t req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
-  cgrpc_call_options opts = {300, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 300};
   cgrpc_call *call = NULL;
   cgrpc_status st = {0};
   int64_t next = 0, t0 = it_now_ms();

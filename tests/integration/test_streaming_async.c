@@ -22,7 +22,7 @@ static int setup_inline(void **state) {
   return st_fixture_start(state, &cfg);
 }
 
-static const cgrpc_call_options guard = {30000, NULL};
+static const cgrpc_call_options guard = {.timeout_ms = 30000};
 
 /* ---- the client callback API ---- */
 

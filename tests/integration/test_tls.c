@@ -166,7 +166,7 @@ static cgrpc_status_code echo(cgrpc_channel *ch, char *out, size_t out_size,
                               char *why, size_t why_size) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
-  cgrpc_call_options opts = {10000, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 10000};
   cgrpc_status st = {0};
   cgrpc_status_code code;
   req.message = "hi";

@@ -127,7 +127,7 @@ static cgrpc_status_code echo_payload(cgrpc_channel *ch, size_t payload_len,
                                       size_t why_size) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   Cgrpc__Test__EchoReply *reply = NULL;
-  cgrpc_call_options opts = {timeout_ms, NULL};
+  cgrpc_call_options opts = {.timeout_ms = timeout_ms};
   cgrpc_status st = {0};
   cgrpc_status_code code;
   uint8_t *p = malloc(payload_len ? payload_len : 1);

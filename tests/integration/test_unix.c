@@ -167,7 +167,7 @@ static cgrpc_status_code echo(cgrpc_channel *ch, const char *message,
                               Cgrpc__Test__EchoReply **reply,
                               cgrpc_status *status) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
-  cgrpc_call_options opts = {CALL_TIMEOUT_MS, NULL};
+  cgrpc_call_options opts = {.timeout_ms = CALL_TIMEOUT_MS};
   Cgrpc__Test__EchoReply *dropped = NULL;
   cgrpc_status_code code;
   req.message = (char *)(uintptr_t)message;

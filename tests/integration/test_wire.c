@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "h2raw.h"
 #include "harness.h"
@@ -622,6 +623,462 @@ static void test_wire_server_data_after_client_rst_same_read(void **state) {
   data_after_client_rst(1);
 }
 
+/* ==== 5. Compression, server side =====================================
+ *
+ * gRPC's doc/compression.md and PROTOCOL-HTTP2.md: a message with the
+ * Compressed-Flag 1 is compressed with the call's grpc-encoding; a server
+ * answers an encoding it does not support with UNIMPLEMENTED and lists
+ * what it accepts in grpc-accept-encoding; the flag without a
+ * grpc-encoding other than identity is INTERNAL; the server compresses a
+ * response only with an encoding the client's grpc-accept-encoding lists.
+ * The receive limit applies to the inflated size (gRPC's
+ * max_receive_message_length; RESOURCE_EXHAUSTED). */
+
+/* Appends a message with the compressed flag holding |n| bytes of |p|
+ * compressed with zlib's |bits| (15 + 16: gzip, 15: zlib-wrapped deflate;
+ * 0: not compressed at all, the flag lies). */
+static void put_compressed(h2raw_buf *b, int bits, const void *p, size_t n) {
+  uint8_t pre[5];
+  uLong bound = n + 1024;
+  uint8_t *out;
+  z_stream zs;
+  size_t len = n;
+  if (bits) {
+    memset(&zs, 0, sizeof zs);
+    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, bits, 8,
+                                  Z_DEFAULT_STRATEGY),
+                     Z_OK);
+    bound = deflateBound(&zs, (uLong)n);
+    out = malloc(bound);
+    assert_non_null(out);
+    zs.next_in = (Bytef *)(uintptr_t)p;
+    zs.avail_in = (uInt)n;
+    zs.next_out = out;
+    zs.avail_out = (uInt)bound;
+    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    len = zs.total_out;
+    deflateEnd(&zs);
+  } else {
+    out = malloc(n + 1);
+    assert_non_null(out);
+    memcpy(out, p, n);
+  }
+  pre[0] = 1;
+  pre[1] = (uint8_t)(len >> 24);
+  pre[2] = (uint8_t)(len >> 16);
+  pre[3] = (uint8_t)(len >> 8);
+  pre[4] = (uint8_t)len;
+  h2raw_append(b, pre, 5);
+  h2raw_append(b, out, len);
+  free(out);
+}
+
+/* The packed EchoRequest {message: |text|}; free(). */
+static uint8_t *pack_echo_request(const char *text, size_t *n) {
+  Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+  uint8_t *p;
+  req.message = (char *)(uintptr_t)text;
+  *n = protobuf_c_message_get_packed_size(&req.base);
+  p = malloc(*n + 1);
+  assert_non_null(p);
+  protobuf_c_message_pack(&req.base, p);
+  return p;
+}
+
+/* Sends an Echo request on |stream| with the extra headers |extra|
+ * (name, value, ..., NULL) after the usual ones, and |msg| (a framed
+ * message, or NULL for EchoRequest {message: |text|} uncompressed). */
+static void rc_send_custom(rclient *c, uint32_t stream,
+                           const char *const *extra, const h2raw_buf *msg,
+                           const char *text) {
+  char authority[32];
+  const char *kv[32];
+  h2raw_buf b, m;
+  int n = 0;
+  snprintf(authority, sizeof authority, "127.0.0.1:%d", c->port);
+  kv[n++] = ":method";
+  kv[n++] = "POST";
+  kv[n++] = ":scheme";
+  kv[n++] = "http";
+  kv[n++] = ":path";
+  kv[n++] = ECHO_PATH;
+  kv[n++] = ":authority";
+  kv[n++] = authority;
+  kv[n++] = "content-type";
+  kv[n++] = "application/grpc";
+  kv[n++] = "te";
+  kv[n++] = "trailers";
+  while (extra && *extra && n < 30)
+    kv[n++] = *extra++;
+  kv[n] = NULL;
+  h2raw_buf_init(&b);
+  h2raw_buf_init(&m);
+  h2raw_headers(&b, stream, 0, kv);
+  if (!msg) {
+    Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+    req.message = (char *)(uintptr_t)text;
+    it_raw_grpc_message(&m, &req.base);
+    msg = &m;
+  }
+  assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
+  /* DATA in frames the default SETTINGS_MAX_FRAME_SIZE allows. */
+  {
+    size_t off = 0;
+    do {
+      size_t k = msg->len - off > 16384 ? 16384 : msg->len - off;
+      h2raw_buf_reset(&b);
+      h2raw_data(&b, stream, off + k == msg->len, msg->data + off, k);
+      if (h2raw_send_buf(c->fd, &b) != 0)
+        break; /* the server may have answered and reset already */
+      off += k;
+    } while (off < msg->len);
+  }
+  h2raw_buf_free(&m);
+  h2raw_buf_free(&b);
+}
+
+/* The grpc-status (from the trailers, or Trailers-Only) of |s|. */
+static const char *seen_status(const seen *s) {
+  return s->n_hdrs ? h2raw_fields_get(&s->hdrs[s->n_hdrs - 1], "grpc-status")
+                   : NULL;
+}
+
+static const char *seen_message(const seen *s) {
+  return s->n_hdrs ? h2raw_fields_get(&s->hdrs[s->n_hdrs - 1], "grpc-message")
+                   : NULL;
+}
+
+/* An encoding the server does not support: Trailers-Only UNIMPLEMENTED
+ * whose grpc-accept-encoding lists what it does accept (and not the one
+ * asked for); the handler never runs and the connection serves on. */
+static void test_wire_server_unsupported_encoding(void **state) {
+  static const char *const extra[] = {"grpc-encoding", "snappy", NULL};
+  static const uint8_t junk[] = "not snappy either";
+  it_server srv;
+  rclient c;
+  h2raw_buf m;
+  seen s;
+  const char *ae, *gs, *gm;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  h2raw_buf_init(&m);
+  put_compressed(&m, 0, junk, sizeof junk);
+  rc_send_custom(&c, 1, extra, &m, NULL);
+  h2raw_buf_free(&m);
+  seen_init(&s);
+  rc_read(&c, 1, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  gs = seen_status(&s);
+  gm = seen_message(&s);
+  ae = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-accept-encoding") : NULL;
+  print_message("  grpc-encoding snappy: grpc-status %s, grpc-message \"%s\", "
+                "grpc-accept-encoding \"%s\"\n",
+                str_or_none(gs), str_or_none(gm), str_or_none(ae));
+  CHECK(s.n_hdrs == 1 && s.hdrs_end[0] && s.n_data == 0,
+        "not Trailers-Only (%d HEADERS, %d DATA, rst %ld)", s.n_hdrs,
+        s.n_data, s.rst);
+  CHECK(gs && strcmp(gs, "12") == 0, "grpc-status %s, expected 12 "
+        "(UNIMPLEMENTED)", str_or_none(gs));
+  CHECK(ae && strcmp(ae, "identity,deflate,gzip") == 0,
+        "grpc-accept-encoding \"%s\", expected \"identity,deflate,gzip\"",
+        str_or_none(ae));
+  CHECK(gm && strstr(gm, "snappy"), "grpc-message \"%s\" does not name the "
+        "encoding", str_or_none(gm));
+  CHECK(atomic_load(&srv.stats.calls) == 0, "the Echo handler ran %d times",
+        atomic_load(&srv.stats.calls));
+  seen_free(&s);
+  rc_echo_round(&c, 3, "after");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* The compressed flag under no grpc-encoding, or "identity": INTERNAL. */
+static void test_wire_server_flag_without_encoding(void **state) {
+  static const char *const identity[] = {"grpc-encoding", "identity", NULL};
+  static const char *const *const extras[] = {NULL, identity};
+  it_server srv;
+  rclient c;
+  size_t n, i;
+  uint8_t *p = pack_echo_request("flagged", &n);
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  for (i = 0; i < 2; i++) {
+    uint32_t stream = 1 + 2 * (uint32_t)i;
+    h2raw_buf m;
+    seen s;
+    const char *gs;
+    h2raw_buf_init(&m);
+    put_compressed(&m, 0, p, n);
+    rc_send_custom(&c, stream, extras[i], &m, NULL);
+    h2raw_buf_free(&m);
+    seen_init(&s);
+    rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+    gs = seen_status(&s);
+    print_message("  flag 1, grpc-encoding %s: grpc-status %s (\"%s\")\n",
+                  i ? "identity" : "(none)", str_or_none(gs),
+                  str_or_none(seen_message(&s)));
+    CHECK(gs && strcmp(gs, "13") == 0,
+          "flag 1 with grpc-encoding %s: grpc-status %s, expected 13 "
+          "(INTERNAL)",
+          i ? "identity" : "(none)", str_or_none(gs));
+    seen_free(&s);
+  }
+  CHECK(atomic_load(&srv.stats.calls) == 0, "the Echo handler ran %d times",
+        atomic_load(&srv.stats.calls));
+  rc_echo_round(&c, 5, "after");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  free(p);
+  CHECKS_DONE();
+}
+
+/* gzip and deflate requests from another implementation (zlib's encoder)
+ * are read; a corrupt one is INTERNAL. */
+static void test_wire_server_compressed_request(void **state) {
+  static const char *const gzip[] = {"grpc-encoding", "gzip", NULL};
+  static const char *const deflate[] = {"grpc-encoding", "deflate", NULL};
+  it_server srv;
+  rclient c;
+  h2raw_buf m;
+  seen s;
+  size_t n;
+  uint8_t *p = pack_echo_request("squeezed", &n);
+  Cgrpc__Test__EchoReply *reply;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  h2raw_buf_init(&m);
+  put_compressed(&m, 15 + 16, p, n);
+  rc_send_custom(&c, 1, gzip, &m, NULL);
+  seen_init(&s);
+  rc_read(&c, 1, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  reply = check_echo_ok(&s, "squeezed", "a gzip request");
+  if (reply)
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+  seen_free(&s);
+  /* The same bytes as deflate: the wrong wrapper. */
+  rc_send_custom(&c, 3, deflate, &m, NULL);
+  seen_init(&s);
+  rc_read(&c, 3, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  CHECK(seen_status(&s) && strcmp(seen_status(&s), "13") == 0,
+        "gzip bytes under grpc-encoding deflate: grpc-status %s (\"%s\"), "
+        "expected 13 (INTERNAL)",
+        str_or_none(seen_status(&s)), str_or_none(seen_message(&s)));
+  seen_free(&s);
+  h2raw_buf_reset(&m);
+  put_compressed(&m, 15, p, n);
+  rc_send_custom(&c, 5, deflate, &m, NULL);
+  seen_init(&s);
+  rc_read(&c, 5, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  reply = check_echo_ok(&s, "squeezed", "a deflate request");
+  if (reply)
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+  seen_free(&s);
+  h2raw_buf_free(&m);
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  free(p);
+  CHECKS_DONE();
+}
+
+/* Adversarial compressed requests: deflate and gzip streams cut short
+ * (in the middle, and just before their trailer) and bytes that are no
+ * stream at all.  Each is INTERNAL without the handler running, and the
+ * connection serves on. */
+static void test_wire_server_bad_compressed_request(void **state) {
+  static const char *const gzip[] = {"grpc-encoding", "gzip", NULL};
+  static const char *const deflate[] = {"grpc-encoding", "deflate", NULL};
+  static const char *const what[] = {
+      "deflate cut in half", "deflate without its adler32", "gzip cut in half",
+      "gzip without its trailer", "garbage under gzip", "garbage under deflate"};
+  char text[2048];
+  uint8_t noise[512], *p;
+  uint32_t x = 12345;
+  size_t i, n;
+  h2raw_buf full_d, full_g, m;
+  it_server srv;
+  rclient c;
+  (void)state;
+  for (i = 0; i + 1 < sizeof text; i++)
+    text[i] = (char)('a' + (i * 7 + i / 13) % 26);
+  text[sizeof text - 1] = '\0';
+  for (i = 0; i < sizeof noise; i++) {
+    x = x * 1103515245u + 12345u; /* fixed, so every run sends the same */
+    noise[i] = (uint8_t)(x >> 16);
+  }
+  p = pack_echo_request(text, &n);
+  h2raw_buf_init(&full_d);
+  h2raw_buf_init(&full_g);
+  h2raw_buf_init(&m);
+  put_compressed(&full_d, 15, p, n);
+  put_compressed(&full_g, 15 + 16, p, n);
+  free(p);
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  for (i = 0; i < 6; i++) {
+    /* The compressed bytes after the 5-byte prefix, cut or replaced. */
+    const h2raw_buf *full = i < 2 ? &full_d : &full_g;
+    size_t body = full->len - 5;
+    size_t keep = i % 2 == 0 ? body / 2 : body - (i < 2 ? 4 : 8);
+    uint32_t stream = 1 + 2 * (uint32_t)i;
+    seen s;
+    h2raw_buf_reset(&m);
+    if (i < 4)
+      put_compressed(&m, 0, full->data + 5, keep);
+    else
+      put_compressed(&m, 0, noise, sizeof noise);
+    rc_send_custom(&c, stream, i == 5 || i < 2 ? deflate : gzip, &m, NULL);
+    seen_init(&s);
+    rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+    print_message("  %s: grpc-status %s (\"%s\")\n", what[i],
+                  str_or_none(seen_status(&s)), str_or_none(seen_message(&s)));
+    CHECK(seen_status(&s) && strcmp(seen_status(&s), "13") == 0,
+          "%s: grpc-status %s, expected 13 (INTERNAL)", what[i],
+          str_or_none(seen_status(&s)));
+    seen_free(&s);
+  }
+  CHECK(atomic_load(&srv.stats.calls) == 0, "the Echo handler ran %d times",
+        atomic_load(&srv.stats.calls));
+  rc_echo_round(&c, 13, "after the bad streams");
+  h2raw_buf_free(&full_d);
+  h2raw_buf_free(&full_g);
+  h2raw_buf_free(&m);
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* A zip bomb: 128 MiB of zeros in 128 KiB of gzip.  The server stops
+ * inflating at its 4 MiB receive limit and answers RESOURCE_EXHAUSTED at
+ * once (well before inflating 128 MiB could have finished), and the
+ * connection serves on. */
+static void test_wire_server_zip_bomb(void **state) {
+  static const char *const gzip[] = {"grpc-encoding", "gzip", NULL};
+  size_t big = (size_t)128 << 20;
+  uint8_t *zeros = calloc(big, 1);
+  it_server srv;
+  rclient c;
+  h2raw_buf m;
+  seen s;
+  int64_t t0, ms;
+  const char *gs;
+  (void)state;
+  assert_non_null(zeros);
+  h2raw_buf_init(&m);
+  put_compressed(&m, 15 + 16, zeros, big);
+  free(zeros);
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  /* The 128 KiB message is sent without waiting for WINDOW_UPDATEs: first
+   * a round trip, so that the server's SETTINGS (its large windows) are in
+   * force rather than the 64 KiB default (a slow server, as under TSan,
+   * would otherwise see a flow-control error). */
+  rc_echo_round(&c, 1, "before the bomb");
+  t0 = it_now_ms();
+  rc_send_custom(&c, 3, gzip, &m, NULL);
+  seen_init(&s);
+  rc_read(&c, 3, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  ms = it_now_ms() - t0;
+  gs = seen_status(&s);
+  print_message("  a %zu-byte bomb (128 MiB inflated): grpc-status %s "
+                "(\"%s\") after %lld ms\n",
+                m.len, str_or_none(gs), str_or_none(seen_message(&s)),
+                (long long)ms);
+  CHECK(gs && strcmp(gs, "8") == 0,
+        "grpc-status %s, expected 8 (RESOURCE_EXHAUSTED)", str_or_none(gs));
+  CHECK(ms < 1000 * SLOW, "the answer took %lld ms", (long long)ms);
+  CHECK(atomic_load(&srv.stats.calls) == 1,
+        "the Echo handler ran %d times for the bomb",
+        atomic_load(&srv.stats.calls) - 1);
+  seen_free(&s);
+  h2raw_buf_free(&m);
+  rc_echo_round(&c, 5, "after the bomb");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* A server whose default is gzip compresses for clients that accept gzip
+ * (with grpc-encoding: gzip), and only for them. */
+static void test_wire_server_negotiation(void **state) {
+  static const char *const ae_identity[] = {"grpc-accept-encoding",
+                                            "identity", NULL};
+  static const char *const ae_gzip[] = {"grpc-accept-encoding",
+                                        "identity, gzip", NULL};
+  static const char *const ae_deflate[] = {"grpc-accept-encoding", "deflate",
+                                           NULL};
+  static const struct {
+    const char *const *extra;
+    const char *what;
+    int compressed;
+  } cases[] = {{ae_identity, "accepting identity", 0},
+               {ae_gzip, "accepting gzip", 1},
+               {NULL, "with no grpc-accept-encoding", 0},
+               {ae_deflate, "accepting deflate only", 0}};
+  cgrpc_server_options *o = NULL;
+  it_server srv;
+  rclient c;
+  size_t i;
+  (void)state;
+  assert_int_equal(cgrpc_server_options_new(&o), 0);
+  assert_int_equal(
+      cgrpc_server_options_set_default_compression(o, CGRPC_COMPRESS_GZIP), 0);
+  assert_int_equal(it_server_start(&srv, o, 0), 0);
+  cgrpc_server_options_del(o);
+  rc_open(&c, srv.port);
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint32_t stream = 1 + 2 * (uint32_t)i;
+    const char *ge, *ae;
+    int flag;
+    seen s;
+    rc_send_custom(&c, stream, cases[i].extra, NULL, "negotiated");
+    seen_init(&s);
+    rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+    ge = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-encoding") : NULL;
+    ae = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-accept-encoding")
+                  : NULL;
+    flag = s.data.len >= 5 ? s.data.data[0] : -1;
+    print_message("  a client %s: grpc-encoding %s, flag %d\n", cases[i].what,
+                  str_or_none(ge), flag);
+    CHECK(seen_status(&s) && strcmp(seen_status(&s), "0") == 0,
+          "%s: grpc-status %s", cases[i].what, str_or_none(seen_status(&s)));
+    CHECK(flag == cases[i].compressed, "%s: the reply's flag is %d",
+          cases[i].what, flag);
+    CHECK(cases[i].compressed ? ge && strcmp(ge, "gzip") == 0 : ge == NULL,
+          "%s: grpc-encoding %s", cases[i].what, str_or_none(ge));
+    CHECK(ae && strcmp(ae, "identity,deflate,gzip") == 0,
+          "%s: grpc-accept-encoding %s", cases[i].what, str_or_none(ae));
+    if (flag == 1 && s.data.len >= 5) {
+      /* It inflates to the reply. */
+      uint8_t *out = malloc(4096);
+      z_stream zs;
+      Cgrpc__Test__EchoReply *r = NULL;
+      assert_non_null(out);
+      memset(&zs, 0, sizeof zs);
+      assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
+      zs.next_in = s.data.data + 5;
+      zs.avail_in = (uInt)(s.data.len - 5);
+      zs.next_out = out;
+      zs.avail_out = 4096;
+      if (inflate(&zs, Z_FINISH) == Z_STREAM_END)
+        r = cgrpc__test__echo_reply__unpack(NULL, zs.total_out, out);
+      inflateEnd(&zs);
+      CHECK(r && r->message && strcmp(r->message, "negotiated") == 0,
+            "%s: the compressed reply does not inflate to the EchoReply",
+            cases[i].what);
+      if (r)
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+      free(out);
+    }
+    seen_free(&s);
+  }
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
 /* ==== a raw server, for the client tests ============================== */
 
 #define RS_MAX_CONNS 8
@@ -649,6 +1106,7 @@ typedef struct rs_event {
   h2raw_fields hdrs; /* RS_HEADERS: the decoded block (the event owns it) */
   uint32_t code;     /* RS_RST, RS_GOAWAY: the error code */
   size_t len;        /* RS_DATA: the payload length */
+  int first_byte;    /* RS_DATA: the payload's first byte, or -1 */
 } rs_event;
 
 static void rs_start(rserver *rs) {
@@ -771,6 +1229,7 @@ static void rs_next(rserver *rs, int ms, rs_event *ev) {
       case H2RAW_DATA:
         ev->kind = RS_DATA;
         ev->len = f.len;
+        ev->first_byte = f.len ? f.payload[0] : -1;
         break;
       case H2RAW_RST_STREAM:
         ev->kind = RS_RST;
@@ -803,29 +1262,46 @@ static void rs_next(rserver *rs, int ms, rs_event *ev) {
 static void rs_event_free(rs_event *ev) { h2raw_fields_free(&ev->hdrs); }
 
 /* A proper answer to an Echo call on |stream|: :status 200 and
- * content-type, one EchoReply {message: |text|}, trailers grpc-status 0. */
-static void rs_answer(rserver *rs, int conn, uint32_t stream,
-                      const char *text) {
-  static const char *const head[] = {":status", "200", "content-type",
-                                     "application/grpc", NULL};
+ * content-type (and grpc-encoding: |encoding| when not NULL), one EchoReply
+ * {message: |text|} (or the framed message |msg| when not NULL), trailers
+ * grpc-status 0. */
+static void rs_answer_with(rserver *rs, int conn, uint32_t stream,
+                           const char *text, const char *encoding,
+                           const h2raw_buf *msg) {
+  const char *head[] = {":status",       "200",    "content-type",
+                        "application/grpc", NULL, NULL, NULL};
   static const char *const trailers[] = {"grpc-status", "0", NULL};
   Cgrpc__Test__EchoReply reply = CGRPC__TEST__ECHO_REPLY__INIT;
   h2raw_buf b, m;
+  size_t off = 0;
+  if (encoding) {
+    head[4] = "grpc-encoding";
+    head[5] = encoding;
+  }
   reply.message = (char *)(uintptr_t)text;
   h2raw_buf_init(&b);
   h2raw_buf_init(&m);
-  it_raw_grpc_message(&m, &reply.base);
+  if (!msg) {
+    it_raw_grpc_message(&m, &reply.base);
+    msg = &m;
+  }
   h2raw_headers(&b, stream, 0, head);
-  h2raw_data(&b, stream, 0, m.data, m.len);
+  /* The client's initial windows (64 KiB) take a small answer at once. */
+  do {
+    size_t k = msg->len - off > 16384 ? 16384 : msg->len - off;
+    h2raw_data(&b, stream, 0, msg->data + off, k);
+    off += k;
+  } while (off < msg->len);
   h2raw_headers(&b, stream, 1, trailers);
   rs_send(rs, conn, &b);
   h2raw_buf_free(&m);
   h2raw_buf_free(&b);
 }
 
+
 /* What the raw server does with each request attempt. */
 enum rs_action {
-  ANSWER,        /* rs_answer() once the request has ended */
+  ANSWER,        /* rs_answer_with() once the request has ended */
   GOAWAY_CLOSE,  /* GOAWAY(last stream 0, NO_ERROR), then close */
   REFUSE,        /* RST_STREAM(REFUSED_STREAM) at once */
   HEADERS_REFUSE /* response HEADERS, then RST_STREAM(REFUSED_STREAM) */
@@ -837,6 +1313,7 @@ typedef struct rs_attempt {
   char path[128];
   size_t data_bytes; /* request DATA received on the attempt's stream */
   int ended;         /* with END_STREAM */
+  int first_flag;    /* the first DATA byte (the compressed flag), or -1 */
 } rs_attempt;
 
 typedef struct scenario {
@@ -847,6 +1324,10 @@ typedef struct scenario {
   h2raw_fields first; /* the first request's header block */
   int answered_conn;  /* where ANSWER answered (-1: nowhere) */
   uint32_t answered_stream;
+  /* ANSWER's grpc-encoding (NULL: none) and message (NULL: the plain
+   * EchoReply "wire ok"). */
+  const char *reply_encoding;
+  const h2raw_buf *reply_msg;
 } scenario;
 
 static void scenario_init(scenario *sc) {
@@ -896,6 +1377,7 @@ static void rs_run(rserver *rs, it_async *a, scenario *sc) {
         rs_attempt *at = &sc->att[sc->n_att];
         at->conn = ev.conn;
         at->stream = ev.stream;
+        at->first_flag = -1;
         snprintf(at->path, sizeof at->path, "%s", path ? path : "");
       }
       if (sc->n_att++ == 0) {
@@ -929,13 +1411,16 @@ static void rs_run(rserver *rs, it_async *a, scenario *sc) {
       int i;
       for (i = 0; i < sc->n_att && i < 8; i++)
         if (sc->att[i].conn == ev.conn && sc->att[i].stream == ev.stream) {
+          if (sc->att[i].data_bytes == 0)
+            sc->att[i].first_flag = ev.first_byte;
           sc->att[i].data_bytes += ev.len;
           sc->att[i].ended |= (ev.flags & H2RAW_FLAG_END_STREAM) != 0;
         }
     }
     if ((ev.kind == RS_HEADERS || ev.kind == RS_DATA) && ev.conn == pend_conn &&
         ev.stream == pend_stream && (ev.flags & H2RAW_FLAG_END_STREAM)) {
-      rs_answer(rs, pend_conn, pend_stream, "wire ok");
+      rs_answer_with(rs, pend_conn, pend_stream, "wire ok",
+                     sc->reply_encoding, sc->reply_msg);
       sc->answered_conn = pend_conn;
       sc->answered_stream = pend_stream;
       pend_conn = -1;
@@ -971,7 +1456,7 @@ static void start_echo(cgrpc_channel *ch, const cgrpc_call_options *opts,
 #define CALL_OUTCOME(a)                                                        \
   cgrpc_status_code_name((a)->status.code), str_or_none((a)->status.message)
 
-/* Checks that |a| completed OK with the reply rs_answer() sends. */
+/* Checks that |a| completed OK with the reply rs_answer_with() sends. */
 static void check_call_ok(it_async *a, const char *what) {
   CHECK(a->done == 1, "%s: the call completed %d times", what, a->done);
   CHECK(a->status.code == CGRPC_STATUS_OK, "%s: status %s (\"%s\")", what,
@@ -982,7 +1467,7 @@ static void check_call_ok(it_async *a, const char *what) {
         "%s: the reply is not the one sent", what);
 }
 
-static const cgrpc_call_options call_10s = {10000, NULL};
+static const cgrpc_call_options call_10s = {.timeout_ms = 10000};
 
 /* ---- 3 (client side): DATA after the server's END_STREAM ----
  *
@@ -1095,7 +1580,7 @@ static void test_wire_client_header_order(void **state) {
   scenario sc;
   cgrpc_channel *ch;
   cgrpc_metadata_array *md = NULL;
-  cgrpc_call_options opts = {5000, NULL};
+  cgrpc_call_options opts = {.timeout_ms = 5000};
   it_async a;
   h2raw_fields *h;
   int i, te, to, ct, xa;
@@ -1294,6 +1779,157 @@ static void test_wire_retry_not_after_headers(void **state) {
   CHECKS_DONE();
 }
 
+/* ==== 6. Compression, client side =====================================
+ *
+ * What the client sends (grpc-encoding when it compresses, always
+ * grpc-accept-encoding with what it reads, the compressed flag), and how
+ * it takes compressed responses from another implementation: read in the
+ * response's grpc-encoding; INTERNAL for the flag without one (or in an
+ * encoding it cannot read, or corrupt); RESOURCE_EXHAUSTED for a reply
+ * that inflates past its receive limit. */
+
+/* An Echo call to the raw server with channel default |def|; the server
+ * answers with |encoding| and |msg| (see scenario).  Returns the first
+ * attempt's request headers and first DATA byte in |sc|, the outcome in
+ * |a| (it_async_fini it). */
+static void compressed_round(int def, const char *encoding,
+                             const h2raw_buf *msg, scenario *sc, it_async *a) {
+  rserver rs;
+  cgrpc_channel *ch = NULL;
+  cgrpc_channel_options *o = NULL;
+  rs_start(&rs);
+  assert_int_equal(cgrpc_channel_options_new(&o), 0);
+  if (def)
+    assert_int_equal(cgrpc_channel_options_set_default_compression(o, def), 0);
+  assert_int_equal(cgrpc_channel_new(&ch, rs.target, o), 0);
+  cgrpc_channel_options_del(o);
+  scenario_init(sc);
+  sc->act[sc->n_act++] = ANSWER;
+  sc->reply_encoding = encoding;
+  sc->reply_msg = msg;
+  start_echo(ch, &call_10s, a);
+  rs_run(&rs, a, sc);
+  CHECK(a->done == 1, "the call completed %d times", a->done);
+  cgrpc_channel_del(ch);
+  rs_stop(&rs);
+}
+
+/* A framed EchoReply {message: |text|} compressed with zlib's |bits|. */
+static void put_compressed_reply(h2raw_buf *m, int bits, const char *text) {
+  Cgrpc__Test__EchoReply reply = CGRPC__TEST__ECHO_REPLY__INIT;
+  size_t n = 0;
+  uint8_t *p;
+  reply.message = (char *)(uintptr_t)text;
+  n = protobuf_c_message_get_packed_size(&reply.base);
+  p = malloc(n + 1);
+  assert_non_null(p);
+  protobuf_c_message_pack(&reply.base, p);
+  put_compressed(m, bits, p, n);
+  free(p);
+}
+
+static void test_wire_client_sends_encoding(void **state) {
+  static const int defs[] = {0, CGRPC_COMPRESS_GZIP, CGRPC_COMPRESS_DEFLATE};
+  static const char *const names[] = {NULL, "gzip", "deflate"};
+  size_t i;
+  (void)state;
+  for (i = 0; i < 3; i++) {
+    scenario sc;
+    it_async a;
+    const char *ge, *ae;
+    compressed_round(defs[i], NULL, NULL, &sc, &a);
+    check_call_ok(&a, "a call answered uncompressed");
+    ge = h2raw_fields_get(&sc.first, "grpc-encoding");
+    ae = h2raw_fields_get(&sc.first, "grpc-accept-encoding");
+    print_message("  channel default %s: grpc-encoding %s, "
+                  "grpc-accept-encoding %s, flag %d\n",
+                  str_or_none(names[i]), str_or_none(ge), str_or_none(ae),
+                  sc.att[0].first_flag);
+    CHECK(names[i] ? ge && strcmp(ge, names[i]) == 0 : ge == NULL,
+          "default %s: grpc-encoding %s", str_or_none(names[i]),
+          str_or_none(ge));
+    CHECK(ae && strcmp(ae, "identity,deflate,gzip") == 0,
+          "grpc-accept-encoding %s, expected identity,deflate,gzip",
+          str_or_none(ae));
+    CHECK(sc.att[0].first_flag == (names[i] ? 1 : 0),
+          "default %s: the request's flag is %d", str_or_none(names[i]),
+          sc.att[0].first_flag);
+    it_async_fini(&a);
+    h2raw_fields_free(&sc.first);
+  }
+  CHECKS_DONE();
+}
+
+/* gzip and deflate replies from another implementation (zlib's encoder). */
+static void test_wire_client_compressed_reply(void **state) {
+  static const int bits[] = {15 + 16, 15};
+  static const char *const names[] = {"gzip", "deflate"};
+  size_t i;
+  (void)state;
+  for (i = 0; i < 2; i++) {
+    scenario sc;
+    it_async a;
+    h2raw_buf m;
+    h2raw_buf_init(&m);
+    put_compressed_reply(&m, bits[i], "wire ok");
+    compressed_round(0, names[i], &m, &sc, &a);
+    check_call_ok(&a, names[i]);
+    it_async_fini(&a);
+    h2raw_fields_free(&sc.first);
+    h2raw_buf_free(&m);
+  }
+  CHECKS_DONE();
+}
+
+/* Replies the client must refuse. */
+static void test_wire_client_bad_compressed_reply(void **state) {
+  size_t big = (size_t)64 << 20;
+  uint8_t *zeros = calloc(big, 1);
+  h2raw_buf plain, gz, bomb, corrupt;
+  static const char *const what[] = {
+      "flag 1 without grpc-encoding", "flag 1 under grpc-encoding identity",
+      "flag 1 under grpc-encoding snappy", "gzip bytes under deflate",
+      "corrupt gzip", "a gzip bomb (64 MiB of zeros)"};
+  const char *enc[6] = {NULL, "identity", "snappy", "deflate", "gzip", "gzip"};
+  const h2raw_buf *msg[6];
+  static const int want[6] = {
+      CGRPC_STATUS_INTERNAL, CGRPC_STATUS_INTERNAL, CGRPC_STATUS_INTERNAL,
+      CGRPC_STATUS_INTERNAL, CGRPC_STATUS_INTERNAL,
+      CGRPC_STATUS_RESOURCE_EXHAUSTED};
+  size_t i;
+  (void)state;
+  assert_non_null(zeros);
+  h2raw_buf_init(&plain);
+  h2raw_buf_init(&gz);
+  h2raw_buf_init(&bomb);
+  h2raw_buf_init(&corrupt);
+  put_compressed_reply(&plain, 0, "wire ok");
+  put_compressed_reply(&gz, 15 + 16, "wire ok");
+  put_compressed(&bomb, 15 + 16, zeros, big);
+  free(zeros);
+  put_compressed_reply(&corrupt, 15 + 16, "wire ok");
+  corrupt.data[corrupt.len - 3] ^= 0x5a; /* the gzip trailer */
+  msg[0] = msg[1] = msg[2] = &plain;
+  msg[3] = &gz;
+  msg[4] = &corrupt;
+  msg[5] = &bomb;
+  for (i = 0; i < 6; i++) {
+    scenario sc;
+    it_async a;
+    compressed_round(0, enc[i], msg[i], &sc, &a);
+    print_message("  %s: %s (\"%s\")\n", what[i], CALL_OUTCOME(&a));
+    CHECK((int)a.status.code == want[i], "%s: %s (\"%s\"), expected %s",
+          what[i], CALL_OUTCOME(&a), cgrpc_status_code_name(want[i]));
+    it_async_fini(&a);
+    h2raw_fields_free(&sc.first);
+  }
+  h2raw_buf_free(&plain);
+  h2raw_buf_free(&gz);
+  h2raw_buf_free(&bomb);
+  h2raw_buf_free(&corrupt);
+  CHECKS_DONE();
+}
+
 /* ---- main ---- */
 
 int main(int argc, char **argv) {
@@ -1308,12 +1944,21 @@ int main(int argc, char **argv) {
       T(test_wire_server_headers_after_end_stream),
       T(test_wire_server_data_after_client_rst),
       T(test_wire_server_data_after_client_rst_same_read),
+      T(test_wire_server_unsupported_encoding),
+      T(test_wire_server_flag_without_encoding),
+      T(test_wire_server_compressed_request),
+      T(test_wire_server_bad_compressed_request),
+      T(test_wire_server_zip_bomb),
+      T(test_wire_server_negotiation),
       T(test_wire_client_data_after_end_stream),
       T(test_wire_client_header_order),
       T(test_wire_retry_goaway_last_stream_0),
       T(test_wire_retry_refused_stream),
       T(test_wire_retry_only_once),
       T(test_wire_retry_not_after_headers),
+      T(test_wire_client_sends_encoding),
+      T(test_wire_client_compressed_reply),
+      T(test_wire_client_bad_compressed_reply),
 #undef T
   };
   /* One test (a cmocka filter pattern) per CTest entry. */

@@ -11,8 +11,12 @@
  * Cases: empty_unary large_unary client_streaming server_streaming ping_pong
  * empty_stream cancel_after_begin cancel_after_first_response
  * timeout_on_sleeping_server status_code_and_message special_status_message
- * custom_metadata unimplemented_method unimplemented_service, and "all",
- * which runs every case on one channel.
+ * custom_metadata unimplemented_method unimplemented_service
+ * client_compressed_unary server_compressed_unary client_compressed_streaming
+ * server_compressed_streaming, and "all", which runs every case on one
+ * channel.  The compression cases check the compressed flag of what the
+ * server sends (cgrpc_call_last_message_compressed()), as the descriptions
+ * allow where an implementation can see it.
  *
  * Prints "PASS: case" or "FAIL: case: why" per case and exits 0 when every
  * case passed, 1 otherwise, 2 on usage errors.
@@ -23,6 +27,7 @@
  * against --server_host_override when given (gRPC's test server certificate
  * is for *.test.google.fr), else against --server_host.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -212,11 +217,26 @@ static int large_unary(client *c) {
   return ok;
 }
 
-static int client_streaming(client *c) {
+/* Half-closes StreamingInputCall |call| (its writes went well when |ok|),
+ * checks for OK and |want| aggregated bytes, and drops the call. */
+static int finish_input(client *c, cgrpc_call *call, int ok, int32_t want) {
   Grpc__Testing__StreamingInputCallResponse *reply = NULL;
   cgrpc_status st = {0};
+  cgrpc_status_code code =
+      grpc__testing__test_service__streaming_input_call__finish(call, &reply,
+                                                                &st);
+  ok = check_code(c, "StreamingInputCall", code, &st, CGRPC_STATUS_OK) && ok;
+  if (ok && reply->aggregated_payload_size != want)
+    ok = fail(c, "aggregated_payload_size %d, want %d",
+              (int)reply->aggregated_payload_size, (int)want);
+  free_msg(reply);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+static int client_streaming(client *c) {
   cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
-  cgrpc_status_code code;
   cgrpc_call *call = NULL;
   int i, rv, ok = 1;
 
@@ -233,16 +253,7 @@ static int client_streaming(client *c) {
     if (rv != 0)
       ok = fail(c, "write request %d: %s", i, cgrpc_strerror(rv));
   }
-  code = grpc__testing__test_service__streaming_input_call__finish(call, &reply,
-                                                                   &st);
-  ok = ok && check_code(c, "StreamingInputCall", code, &st, CGRPC_STATUS_OK);
-  if (ok && reply->aggregated_payload_size != 74922)
-    ok = fail(c, "aggregated_payload_size %d, want 74922",
-              (int)reply->aggregated_payload_size);
-  free_msg(reply);
-  cgrpc_status_clear(&st);
-  cgrpc_call_unref(call);
-  return ok;
+  return finish_input(c, call, ok, 74922);
 }
 
 static int server_streaming(client *c) {
@@ -436,6 +447,253 @@ static int timeout_on_sleeping_server(client *c) {
        ok;
   if (ok && n != 0)
     ok = fail(c, "%d responses, want none", n);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  return ok;
+}
+
+/* ---- compression ---- */
+
+/* A unary call whose outcome, reply and the reply's compressed flag are
+ * taken in the done callback (the blocking stub has no call to ask). */
+typedef struct unary_wait {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int done;
+  cgrpc_status status;
+  ProtobufCMessage *reply;
+  int compressed;
+} unary_wait;
+
+static void unary_wait_done(cgrpc_call *call, const cgrpc_status *status,
+                            ProtobufCMessage *reply, void *user_data) {
+  unary_wait *w = user_data;
+  (void)status;
+  pthread_mutex_lock(&w->lock);
+  cgrpc_call_take_status(call, &w->status);
+  w->reply = reply;
+  w->compressed = cgrpc_call_last_message_compressed(call);
+  w->done = 1;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* UnaryCall with |req| and |opts|; returns the code and sets |*reply|
+ * (free_msg()), |*compressed| and |st| (cgrpc_status_clear()).  The call's
+ * deadline bounds the wait. */
+static cgrpc_status_code unary_flagged(client *c,
+                                       const Grpc__Testing__SimpleRequest *req,
+                                       const cgrpc_call_options *opts,
+                                       Grpc__Testing__SimpleResponse **reply,
+                                       int *compressed, cgrpc_status *st) {
+  unary_wait w;
+  int rv;
+  memset(&w, 0, sizeof w);
+  pthread_mutex_init(&w.lock, NULL);
+  pthread_cond_init(&w.cond, NULL);
+  *reply = NULL;
+  *compressed = 0;
+  rv = grpc__testing__test_service__unary_call__start(
+      c->channel, req, opts, unary_wait_done, &w, NULL);
+  if (rv != 0) {
+    memset(st, 0, sizeof *st);
+    st->code = CGRPC_STATUS_INTERNAL;
+    fail(c, "starting UnaryCall: %s", cgrpc_strerror(rv));
+  } else {
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+      pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    *st = w.status;
+    *reply = (Grpc__Testing__SimpleResponse *)w.reply;
+    *compressed = w.compressed;
+  }
+  pthread_mutex_destroy(&w.lock);
+  pthread_cond_destroy(&w.cond);
+  return st->code;
+}
+
+static cgrpc_call_options compress_opts(int compression) {
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  opts.compression = compression;
+  return opts;
+}
+
+/* The probe (expect_compressed but sent plain: INVALID_ARGUMENT), then a
+ * compressed and a plain request that say what they are. */
+static int client_compressed_unary(client *c) {
+  static const struct {
+    const char *what;
+    int expect, compression;
+    cgrpc_status_code want;
+  } steps[] = {
+      {"the probe (expect_compressed, sent uncompressed)", 1,
+       CGRPC_COMPRESS_IDENTITY, CGRPC_STATUS_INVALID_ARGUMENT},
+      {"a compressed request", 1, CGRPC_COMPRESS_GZIP, CGRPC_STATUS_OK},
+      {"an uncompressed request", 0, CGRPC_COMPRESS_IDENTITY,
+       CGRPC_STATUS_OK}};
+  size_t i;
+  int ok = 1;
+  for (i = 0; i < 3 && ok; i++) {
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__BoolValue expect = GRPC__TESTING__BOOL_VALUE__INIT;
+    Grpc__Testing__SimpleResponse *reply = NULL;
+    cgrpc_call_options opts = compress_opts(steps[i].compression);
+    cgrpc_status st = {0};
+    cgrpc_status_code code;
+    int compressed;
+    expect.value = steps[i].expect;
+    req.expect_compressed = &expect;
+    req.response_size = 314159;
+    req.payload = zero_payload(271828);
+    code = unary_flagged(c, &req, &opts, &reply, &compressed, &st);
+    ok = check_code(c, steps[i].what, code, &st, steps[i].want);
+    if (ok && steps[i].want == CGRPC_STATUS_OK)
+      ok = check_payload(c, steps[i].what, reply->payload, 314159);
+    free_payload(req.payload);
+    free_msg(reply);
+    cgrpc_status_clear(&st);
+  }
+  return ok;
+}
+
+/* response_compressed true and false; the reply's flag must follow. */
+static int server_compressed_unary(client *c) {
+  int i, ok = 1;
+  for (i = 1; i >= 0 && ok; i--) {
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__BoolValue want = GRPC__TESTING__BOOL_VALUE__INIT;
+    Grpc__Testing__SimpleResponse *reply = NULL;
+    cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+    cgrpc_status st = {0};
+    cgrpc_status_code code;
+    const char *what = i ? "response_compressed true" : "response_compressed "
+                                                        "false";
+    int compressed;
+    want.value = i;
+    req.response_compressed = &want;
+    req.response_size = 314159;
+    req.payload = zero_payload(271828);
+    code = unary_flagged(c, &req, &opts, &reply, &compressed, &st);
+    ok = check_code(c, what, code, &st, CGRPC_STATUS_OK) &&
+         check_payload(c, what, reply->payload, 314159);
+    if (ok && compressed != i)
+      ok = fail(c, "%s: the response's compressed flag is %d", what,
+                compressed);
+    free_payload(req.payload);
+    free_msg(reply);
+    cgrpc_status_clear(&st);
+  }
+  return ok;
+}
+
+/* StreamingInputCall: the probe, then one compressed and one plain
+ * message in one call (CGRPC_WRITE_NO_COMPRESS). */
+static int client_compressed_streaming(client *c) {
+  Grpc__Testing__StreamingInputCallResponse *reply = NULL;
+  cgrpc_call_options plain = compress_opts(CGRPC_COMPRESS_IDENTITY);
+  cgrpc_call_options gzip = compress_opts(CGRPC_COMPRESS_GZIP);
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  int i, rv, ok = 1;
+
+  /* The probe. */
+  rv = grpc__testing__test_service__streaming_input_call__open(c->channel,
+                                                               &plain, &call);
+  if (rv != 0)
+    return fail(c, "open StreamingInputCall: %s", cgrpc_strerror(rv));
+  {
+    Grpc__Testing__StreamingInputCallRequest req =
+        GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__BoolValue expect = GRPC__TESTING__BOOL_VALUE__INIT;
+    expect.value = 1;
+    req.expect_compressed = &expect;
+    req.payload = zero_payload(27182);
+    rv = grpc__testing__test_service__streaming_input_call__write(call, &req);
+    free_payload(req.payload);
+    /* The server may fail the call at once: then the write is refused. */
+    if (rv != 0 && rv != CGRPC_ERR_CLOSED)
+      ok = fail(c, "probe: write: %s", cgrpc_strerror(rv));
+  }
+  code = grpc__testing__test_service__streaming_input_call__finish(call, &reply,
+                                                                   &st);
+  ok = ok && check_code(c, "the probe (expect_compressed, sent uncompressed)",
+                        code, &st, CGRPC_STATUS_INVALID_ARGUMENT);
+  free_msg(reply);
+  reply = NULL;
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  if (!ok)
+    return 0;
+
+  rv = grpc__testing__test_service__streaming_input_call__open(c->channel,
+                                                               &gzip, &call);
+  if (rv != 0)
+    return fail(c, "open StreamingInputCall: %s", cgrpc_strerror(rv));
+  for (i = 0; i < 2 && ok; i++) {
+    Grpc__Testing__StreamingInputCallRequest req =
+        GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__BoolValue expect = GRPC__TESTING__BOOL_VALUE__INIT;
+    expect.value = i == 0;
+    req.expect_compressed = &expect;
+    req.payload = zero_payload(i == 0 ? 27182 : 45904);
+    rv = cgrpc_call_write_flags(call, &req.base,
+                                i == 0 ? 0 : CGRPC_WRITE_NO_COMPRESS);
+    free_payload(req.payload);
+    if (rv != 0)
+      ok = fail(c, "write request %d: %s", i, cgrpc_strerror(rv));
+  }
+  return finish_input(c, call, ok, 73086);
+}
+
+/* StreamingOutputCall: a compressed and an uncompressed response, each
+ * with the flag its parameters asked for. */
+static int server_compressed_streaming(client *c) {
+  static const int32_t sizes[2] = {31415, 92653};
+  Grpc__Testing__StreamingOutputCallRequest req =
+      GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+  Grpc__Testing__ResponseParameters params[2], *pp[2];
+  Grpc__Testing__BoolValue flags[2];
+  Grpc__Testing__StreamingOutputCallResponse *resp;
+  cgrpc_call_options opts = call_opts(CALL_TIMEOUT_MS, NULL);
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  cgrpc_call *call = NULL;
+  int i, n = 0, rv, ok = 1;
+  char what[64];
+
+  for (i = 0; i < 2; i++) {
+    grpc__testing__response_parameters__init(&params[i]);
+    grpc__testing__bool_value__init(&flags[i]);
+    flags[i].value = i == 0;
+    params[i].compressed = &flags[i];
+    params[i].size = sizes[i];
+    pp[i] = &params[i];
+  }
+  req.n_response_parameters = 2;
+  req.response_parameters = pp;
+  rv = grpc__testing__test_service__streaming_output_call__open(
+      c->channel, &req, &opts, &call);
+  if (rv != 0)
+    return fail(c, "open StreamingOutputCall: %s", cgrpc_strerror(rv));
+  while ((rv = grpc__testing__test_service__streaming_output_call__read(
+              call, &resp)) == 1) {
+    if (n < 2) {
+      int compressed = cgrpc_call_last_message_compressed(call);
+      snprintf(what, sizeof what, "response %d", n);
+      ok = ok && check_payload(c, what, resp->payload, sizes[n]);
+      if (ok && compressed != (n == 0))
+        ok = fail(c, "response %d: compressed flag %d, want %d", n,
+                  compressed, n == 0);
+    }
+    n++;
+    free_msg(resp);
+  }
+  code = cgrpc_call_finish(call, &st);
+  ok = check_code(c, "StreamingOutputCall", code, &st, CGRPC_STATUS_OK) && ok;
+  if (ok && n != 2)
+    ok = fail(c, "%d responses, want 2", n);
   cgrpc_status_clear(&st);
   cgrpc_call_unref(call);
   return ok;
@@ -651,6 +909,10 @@ static const struct {
     {"custom_metadata", custom_metadata},
     {"unimplemented_method", unimplemented_method},
     {"unimplemented_service", unimplemented_service},
+    {"client_compressed_unary", client_compressed_unary},
+    {"server_compressed_unary", server_compressed_unary},
+    {"client_compressed_streaming", client_compressed_streaming},
+    {"server_compressed_streaming", server_compressed_streaming},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 

@@ -107,10 +107,10 @@ class Harness:
 
     # ---- processes ----------------------------------------------------------
 
-    def start(self, label, argv):
+    def start(self, label, argv, env=None):
         log_path = os.path.join(self.workdir, f"{len(self.procs)}-{label}.log")
         print(f"start: {label}: {show(argv)}", flush=True)
-        proc = Proc(label, argv, log_path, self.env)
+        proc = Proc(label, argv, log_path, env or self.env)
         self.procs.append(proc)
         return proc
 
@@ -133,25 +133,27 @@ class Harness:
             if proc.running():
                 proc.stop(self.timeout(5))
 
-    def run(self, label, argv, timeout=20):
-        """Runs a client to completion.  Returns (status, stdout, stderr) with
-        bytes output; status is None when it timed out (and was killed)."""
+    def run(self, label, argv, timeout=20, env=None):
+        """Runs a client to completion (with |env| instead of the harness's
+        when given).  Returns (status, stdout, stderr) with bytes output;
+        status is None when it timed out (and was killed)."""
         print(f"run: {label}: {show(argv)}", flush=True)
         try:
             done = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                                  capture_output=True, env=self.env,
+                                  capture_output=True, env=env or self.env,
                                   timeout=self.timeout(timeout))
         except subprocess.TimeoutExpired as e:
             return None, e.stdout or b"", e.stderr or b""
         return done.returncode, done.stdout, done.stderr
 
     def run_case_client(self, label, what, argv, timeout, cgrpc,
-                        timed_out="timed out"):
+                        timed_out="timed out", env=None):
         """Runs a client that prints its own "PASS: "/"FAIL: " lines (passed
         through) and checks that |what| exits 0; |cgrpc| when it is one of
         our binaries (then its output must carry no sanitizer report).
-        |timed_out| is the detail of a run that timed out."""
-        status, out, err = self.run(what, argv, timeout=timeout)
+        |timed_out| is the detail of a run that timed out; |env| as for
+        run()."""
+        status, out, err = self.run(what, argv, timeout=timeout, env=env)
         text = (out + err).decode("utf-8", "replace")
         for line in text.splitlines():
             if line.startswith(("PASS: ", "FAIL: ")):
@@ -214,12 +216,13 @@ class Harness:
 
     # ---- the two sides' servers ---------------------------------------------
 
-    def start_cgrpc_server(self, binary, label="cgrpc server", extra=()):
+    def start_cgrpc_server(self, binary, label="cgrpc server", extra=(),
+                           env=None):
         """Starts one of our servers with --port=N on a free port N and waits
-        until it accepts.  Returns (proc, port)."""
+        until it accepts (|env| as for run()).  Returns (proc, port)."""
         for attempt in range(3):
             port = free_port()
-            proc = self.start(label, [binary, f"--port={port}", *extra])
+            proc = self.start(label, [binary, f"--port={port}", *extra], env)
             if self.wait_accepting(proc, port):
                 return proc, port
             # Another process may have taken the port between free_port()
@@ -305,14 +308,14 @@ def add_peer_args(ap):
                     help="keep the folder of process logs")
 
 
-def side_mode_parser(doc, stubs_help, binary):
-    """The command line of a runner of SIDE_MODES and cases, whose cgrpc
-    sides are |binary|_server and |binary|_client (--BINARY-server,
-    --BINARY-client)."""
+def side_mode_parser(doc, stubs_help, binary, modes=SIDE_MODES):
+    """The command line of a runner of |modes| (SIDE_MODES, or a dict like
+    it) and cases, whose cgrpc sides are |binary|_server and |binary|_client
+    (--BINARY-server, --BINARY-client)."""
     ap = argparse.ArgumentParser(
         description=doc.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=tuple(SIDE_MODES),
+    ap.add_argument("--mode", choices=tuple(modes),
                     help="who talks to whom")
     ap.add_argument("--case", action="append", default=[],
                     help="case to run (repeatable)")
@@ -326,15 +329,15 @@ def side_mode_parser(doc, stubs_help, binary):
     return ap
 
 
-def check_side_args(ap, args, binary):
-    """Exits with a usage error unless |args| (not --list) name a mode, a
-    case, the stubs and the binaries the mode needs.  Returns the mode's
-    (client side, server side)."""
+def check_side_args(ap, args, binary, modes=SIDE_MODES):
+    """Exits with a usage error unless |args| (not --list) name a mode of
+    |modes|, a case, the stubs and the cgrpc binaries the mode needs.
+    Returns the mode's (client side, server side)."""
     if not args.mode or not args.case:
         ap.error("give --mode and at least one --case (or --list)")
     if not args.stubs_dir:
         ap.error("--stubs-dir is required")
-    client_side, server_side = SIDE_MODES[args.mode]
+    client_side, server_side = modes[args.mode]
     if server_side == "cgrpc" and not getattr(args, f"{binary}_server"):
         ap.error(f"mode {args.mode} needs --{binary}-server")
     if client_side == "cgrpc" and not getattr(args, f"{binary}_client"):

@@ -22,6 +22,17 @@
  *                        then answers them in order.
  *   UnimplementedCall    left NULL: UNIMPLEMENTED (as is the whole
  *                        UnimplementedService, which is not registered).
+ *   CompressedRequest    a request with expect_compressed must have come
+ *                        compressed when it says true, uncompressed when it
+ *                        says false (the compressed flag of the message, as
+ *                        grpc++'s interop server checks it); otherwise
+ *                        INVALID_ARGUMENT.
+ *   CompressedResponse   response_compressed: the reply goes gzip-compressed
+ *                        (true) or uncompressed (false); in the streaming
+ *                        methods, response_parameters' compressed does so
+ *                        per message (gzip for the call as soon as one asks
+ *                        for it, CGRPC_WRITE_NO_COMPRESS for those that do
+ *                        not).
  * Every method echoes the request metadata "x-grpc-test-echo-initial" as
  * initial metadata and "x-grpc-test-echo-trailing-bin" as trailing metadata.
  *
@@ -86,16 +97,24 @@ static cgrpc_status_code echo_status(cgrpc_server_ctx *ctx,
                                st->message ? st->message : "");
 }
 
-/* Checks the parts of a request that ask for what we do not offer. */
+/* Checks the parts of a request that ask for what we do not offer, and
+ * expect_compressed (CompressedRequest) against the request message just
+ * read. */
 static cgrpc_status_code check_request(cgrpc_server_ctx *ctx,
                                        Grpc__Testing__PayloadType type,
                                        const Grpc__Testing__BoolValue *expect) {
+  int compressed = cgrpc_server_ctx_last_message_compressed(ctx);
   if (type != GRPC__TESTING__PAYLOAD_TYPE__COMPRESSABLE)
     return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
                                  "unsupported response_type %d", (int)type);
-  if (expect != NULL && expect->value)
+  if (expect != NULL && expect->value && !compressed)
     return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
-                                 "compressed requests are not supported");
+                                 "expected a compressed request, got an "
+                                 "uncompressed one");
+  if (expect != NULL && !expect->value && compressed)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
+                                 "expected an uncompressed request, got a "
+                                 "compressed one");
   return CGRPC_STATUS_OK;
 }
 
@@ -115,25 +134,34 @@ static int sleep_us(cgrpc_server_ctx *ctx, int64_t us) {
   return cgrpc_server_ctx_is_cancelled(ctx);
 }
 
-typedef int (*send_fn)(cgrpc_server_ctx *ctx,
-                       const Grpc__Testing__StreamingOutputCallResponse *reply);
-
-/* Sends one response per response_parameters entry of |req| with |send|.
- * Returns OK, or the status that ends the call. */
+/* Sends one response per response_parameters entry of |req|.  An entry
+ * with |compressed| set turns gzip on for the call (while it still can be:
+ * before the first response) and sends its message compressed when it
+ * says true; every other message goes uncompressed.  Returns OK, or the
+ * status that ends the call. */
 static cgrpc_status_code send_responses(
-    cgrpc_server_ctx *ctx, const Grpc__Testing__StreamingOutputCallRequest *req,
-    send_fn send) {
+    cgrpc_server_ctx *ctx,
+    const Grpc__Testing__StreamingOutputCallRequest *req) {
   cgrpc_status_code code;
   size_t i;
 
   if ((code = check_request(ctx, req->response_type, NULL)) != CGRPC_STATUS_OK)
     return code;
+  for (i = 0; i < req->n_response_parameters; i++)
+    if (req->response_parameters[i]->compressed != NULL) {
+      /* INVALID_STATE once a response went: the call's choice stays. */
+      cgrpc_server_ctx_set_compression(ctx, CGRPC_COMPRESS_GZIP);
+      break;
+    }
   for (i = 0; i < req->n_response_parameters; i++) {
     const Grpc__Testing__ResponseParameters *p = req->response_parameters[i];
     Grpc__Testing__StreamingOutputCallResponse resp =
         GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
     Grpc__Testing__Payload payload = GRPC__TESTING__PAYLOAD__INIT;
     uint8_t *body;
+    unsigned flags = p->compressed != NULL && p->compressed->value
+                         ? 0
+                         : (unsigned)CGRPC_WRITE_NO_COMPRESS;
     int rv;
 
     if (p->size < 0)
@@ -150,7 +178,7 @@ static cgrpc_status_code send_responses(
     payload.body.data = body;
     payload.body.len = (size_t)p->size;
     resp.payload = &payload;
-    rv = send(ctx, &resp); /* serialized before it returns */
+    rv = cgrpc_server_ctx_write_flags(ctx, &resp.base, flags); /* packed */
     free(body);
     if (rv == CGRPC_ERR_CLOSED)
       return CGRPC_STATUS_CANCELLED; /* the client is gone; nobody reads it */
@@ -190,6 +218,12 @@ static cgrpc_status_code unary_call(cgrpc_server_ctx *ctx,
   code = check_request(ctx, req->response_type, req->expect_compressed);
   if (code != CGRPC_STATUS_OK)
     return code;
+  if (req->response_compressed != NULL &&
+      cgrpc_server_ctx_set_compression(ctx, req->response_compressed->value
+                                                ? CGRPC_COMPRESS_GZIP
+                                                : CGRPC_COMPRESS_IDENTITY) != 0)
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INTERNAL,
+                                 "could not set the response compression");
   if (req->response_size < 0)
     return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_INVALID_ARGUMENT,
                                  "negative response_size %d",
@@ -241,8 +275,7 @@ static cgrpc_status_code streaming_output_call(
   echo_metadata(ctx);
   if ((code = echo_status(ctx, req->response_status)) != CGRPC_STATUS_OK)
     return code;
-  return send_responses(
-      ctx, req, grpc__testing__test_service__streaming_output_call__send);
+  return send_responses(ctx, req);
 }
 
 static cgrpc_status_code streaming_input_call(
@@ -286,8 +319,7 @@ static cgrpc_status_code full_duplex_call(cgrpc_server_ctx *ctx,
          1) {
     cgrpc_status_code code = echo_status(ctx, req->response_status);
     if (code == CGRPC_STATUS_OK)
-      code = send_responses(
-          ctx, req, grpc__testing__test_service__full_duplex_call__send);
+      code = send_responses(ctx, req);
     protobuf_c_message_free_unpacked(&req->base, NULL);
     if (code != CGRPC_STATUS_OK)
       return code;
@@ -325,8 +357,7 @@ static cgrpc_status_code half_duplex_call(cgrpc_server_ctx *ctx,
   for (i = 0; i < n && code == CGRPC_STATUS_OK; i++) {
     code = echo_status(ctx, reqs[i]->response_status);
     if (code == CGRPC_STATUS_OK)
-      code = send_responses(
-          ctx, reqs[i], grpc__testing__test_service__half_duplex_call__send);
+      code = send_responses(ctx, reqs[i]);
   }
   for (i = 0; i < n; i++)
     protobuf_c_message_free_unpacked(&reqs[i]->base, NULL);

@@ -24,6 +24,15 @@ interop_server:
   HalfDuplexCall       buffers the requests until the client half-closes,
                        then answers them in order.
   UnimplementedCall    not overridden: UNIMPLEMENTED.
+  CompressedResponse   response_compressed (UnaryCall) and
+                       response_parameters' compressed (the streaming
+                       methods): gzip for the call, and the messages that
+                       ask for none go uncompressed
+                       (disable_next_message_compression).
+
+CompressedRequest (expect_compressed) is not checked: a grpcio server
+cannot see whether a request came compressed, so client_compressed_* cannot
+run against it.
 
 Every method echoes the request metadata "x-grpc-test-echo-initial" as
 initial metadata and "x-grpc-test-echo-trailing-bin" as trailing metadata.
@@ -95,11 +104,15 @@ def main():
             payload=messages_pb2.Payload(body=bytes(size)))
 
     def responses_for(request, context):
+        if any(p.HasField("compressed") for p in request.response_parameters):
+            context.set_compression(grpc.Compression.Gzip)
         for params in request.response_parameters:
             if params.interval_us > 0:
                 time.sleep(params.interval_us / 1e6)
             if not context.is_active():
                 return
+            if not (params.HasField("compressed") and params.compressed.value):
+                context.disable_next_message_compression()
             yield response(params.size)
 
     class TestService(test_pb2_grpc.TestServiceServicer):
@@ -116,6 +129,10 @@ def main():
                 context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
                 context.set_details("negative response_size")
                 return messages_pb2.SimpleResponse()
+            if request.HasField("response_compressed"):
+                context.set_compression(
+                    grpc.Compression.Gzip if request.response_compressed.value
+                    else grpc.Compression.NoCompression)
             return messages_pb2.SimpleResponse(
                 payload=messages_pb2.Payload(
                     body=bytes(request.response_size)))

@@ -4,7 +4,8 @@
 
   run_testservice_interop.py --mode=MODE --case=CASE [--case=CASE ...]
                              --stubs-dir=DIR [--interop-server=PATH]
-                             [--interop-client=PATH]
+                             [--interop-client=PATH] [--grpcxx-server=PATH]
+                             [--grpcxx-client=PATH]
                              [--tls=none|test-ca|files] [--certs-dir=DIR]
   run_testservice_interop.py --list
 
@@ -14,11 +15,16 @@ Modes (--list prints them):
   py-client-cgrpc-server     py_interop_client.py -> cgrpc's interop_server
   cgrpc-client-py-server     cgrpc's interop_client -> py_interop_server.py
   cgrpc-client-cgrpc-server  cgrpc's interop_client -> cgrpc's interop_server
+  grpcxx-client-cgrpc-server grpcxx_interop_client -> cgrpc's interop_server
+  cgrpc-client-grpcxx-server cgrpc's interop_client -> grpcxx_interop_server
 
-Cases are those of doc/interop-test-descriptions.md that both clients run
-(--list prints them), and "all".  One server is started per run; each case
-runs in its own client process with the standard interop flags
-(--server_host, --server_port, --test_case, --use_tls and the TLS flags).
+Cases are those of doc/interop-test-descriptions.md that the clients run
+(--list prints them; the grpc++ peers run only some: see their sources),
+and "all".  One server is started per run; each case runs in its own
+client process with the standard interop flags (--server_host,
+--server_port, --test_case, --use_tls and the TLS flags).  The grpc++
+programs run plaintext only, with LeakSanitizer off (grpc++ itself is not
+built with the sanitizers and keeps process-lifetime state).
 
 --tls picks the transport:
   none     plaintext (the default): --use_tls=false on both sides.
@@ -38,8 +44,12 @@ import os
 import sys
 
 from interop_harness import (
-    SIDE_MODES as MODES, TEST_SERVER_NAME, Harness, check_side_args,
-    serve_cases, side_main, side_mode_parser)
+    SIDE_MODES, TEST_SERVER_NAME, Harness, check_side_args, serve_cases,
+    side_main, side_mode_parser)
+
+MODES = dict(SIDE_MODES)
+MODES["grpcxx-client-cgrpc-server"] = ("grpcxx", "cgrpc")
+MODES["cgrpc-client-grpcxx-server"] = ("cgrpc", "grpcxx")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,6 +61,8 @@ CASES = ("empty_unary", "large_unary", "client_streaming", "server_streaming",
          "cancel_after_first_response", "timeout_on_sleeping_server",
          "status_code_and_message", "special_status_message",
          "custom_metadata", "unimplemented_method", "unimplemented_service",
+         "client_compressed_unary", "server_compressed_unary",
+         "client_compressed_streaming", "server_compressed_streaming",
          "all")
 
 # A client run's time limit, seconds (before the multiplier); "all" runs
@@ -60,6 +72,12 @@ CLIENT_TIMEOUT_ALL = 60
 
 
 class TestServiceHarness(Harness):
+
+    def grpcxx_env(self):
+        env = dict(self.env)
+        opts = env.get("ASAN_OPTIONS", "")
+        env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "detect_leaks=0"
+        return env
 
     def server_flags(self):
         tls = self.args.tls
@@ -83,6 +101,11 @@ class TestServiceHarness(Harness):
                 f"--ca_file={os.path.join(self.args.certs_dir, 'ca.pem')}"]
 
     def start_server(self, side):
+        if side == "grpcxx":
+            return self.start_cgrpc_server(self.args.grpcxx_server,
+                                           label="grpcxx_interop_server",
+                                           extra=("--use_tls=false",),
+                                           env=self.grpcxx_env())
         if side == "cgrpc":
             return self.start_cgrpc_server(self.args.interop_server,
                                            label="interop_server",
@@ -93,18 +116,23 @@ class TestServiceHarness(Harness):
     def run_client(self, side, port, case):
         flags = ["--server_host=127.0.0.1", f"--server_port={port}",
                  f"--test_case={case}", *self.client_flags()]
+        env = None
         if side == "py":
             label = "py_interop_client"
             argv = [self.args.python, PY_CLIENT, *flags,
                     f"--stubs-dir={self.args.stubs_dir}"]
+        elif side == "grpcxx":
+            label = "grpcxx_interop_client"
+            argv = [self.args.grpcxx_client, *flags]
+            env = self.grpcxx_env()
         else:
             label = "interop_client"
             argv = [self.args.interop_client, *flags]
         limit = CLIENT_TIMEOUT_ALL if case == "all" else CLIENT_TIMEOUT
         self.run_case_client(
             label, f"{label} --test_case={case}", argv, limit,
-            cgrpc=side == "cgrpc",
-            timed_out=f"timed out after {self.timeout(limit):g} s")
+            cgrpc=side != "py",
+            timed_out=f"timed out after {self.timeout(limit):g} s", env=env)
 
 
 def run_mode(h, name, cases):
@@ -117,7 +145,9 @@ def run_mode(h, name, cases):
 
 def main():
     ap = side_mode_parser(__doc__, "folder holding grpc/testing/*_pb2*.py",
-                          "interop")
+                          "interop", MODES)
+    ap.add_argument("--grpcxx-server", help="path to grpcxx_interop_server")
+    ap.add_argument("--grpcxx-client", help="path to grpcxx_interop_client")
     ap.add_argument("--tls", choices=("none", "test-ca", "files"),
                     default="none", help="transport (default none)")
     ap.add_argument("--certs-dir", default=os.environ.get("CGRPC_TEST_CERTS"),
@@ -129,9 +159,15 @@ def main():
         print("modes: " + " ".join(MODES))
         print("cases: " + " ".join(CASES))
         return 0
-    check_side_args(ap, args, "interop")
+    client_side, server_side = check_side_args(ap, args, "interop", MODES)
+    if server_side == "grpcxx" and not args.grpcxx_server:
+        ap.error(f"mode {args.mode} needs --grpcxx-server")
+    if client_side == "grpcxx" and not args.grpcxx_client:
+        ap.error(f"mode {args.mode} needs --grpcxx-client")
     if args.tls == "files" and not args.certs_dir:
         ap.error("--tls=files needs --certs-dir")
+    if "grpcxx" in (client_side, server_side) and args.tls != "none":
+        ap.error(f"mode {args.mode} runs plaintext only (--tls=none)")
     for case in args.case:
         if case not in CASES:
             ap.error(f"unknown case {case!r} (see --list)")
