@@ -7,21 +7,34 @@
 // compressed flag of each response (grpcxx_interop.h).
 //
 //   grpcxx_interop_client --server_host=H --server_port=N --test_case=NAME
-//                         [--use_tls=false]
+//                         [--use_tls=false|true] [--use_test_ca=false|true]
+//                         [--ca_file=PEM] [--server_host_override=NAME]
+//                         [--access_token=T]
 //
 // Cases: large_unary client_streaming server_streaming
 // client_compressed_unary server_compressed_unary client_compressed_streaming
 // server_compressed_streaming, and "all".  Prints "PASS: case" or
 // "FAIL: case: why" per case; exits 0 when every case passed, 1 otherwise,
-// 2 on usage errors.  Every call has a 20 s deadline.
+// 2 on usage errors.  Every call has a 20 s deadline.  A wrong status
+// prints as "got NAME (\"message\"), want NAME", as interop_client's does.
+//
+// The TLS flags are those of gRPC's interop clients: --use_tls=true
+// connects with grpc::SslCredentials and checks the server's certificate
+// against the system's roots, gRPC's test CA with --use_test_ca=true
+// (testdata/ca.pem, compiled in) or the CAs in --ca_file; and its name
+// against --server_host_override when given (the channel argument
+// grpc.ssl_target_name_override), else against --server_host.
+// --access_token=T sends "authorization: Bearer T" with every call
+// (grpc::AccessTokenCredentials composed with the SSL credentials); it
+// needs --use_tls=true, as gRPC sends such credentials over TLS only.
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <cgrpc/status.h>
 #include <grpcpp/grpcpp.h>
 
 #include "grpc/testing/test.grpc.pb.h"
@@ -50,10 +63,16 @@ void Expect(bool cond, const std::string &why) {
     throw Failure{why};
 }
 
+// gRPC's name of |code|: cgrpc's table of the spec's names (a pure
+// function, the only thing of cgrpc this grpc++ peer uses).
+std::string CodeName(StatusCode code) {
+  return cgrpc_status_code_name(static_cast<int>(code));
+}
+
 void ExpectCode(const Status &st, StatusCode want, const std::string &what) {
-  Expect(st.error_code() == want,
-         what + ": got code " + std::to_string(st.error_code()) + " (\"" +
-             st.error_message() + "\"), want " + std::to_string(want));
+  Expect(st.error_code() == want, what + ": got " + CodeName(st.error_code()) +
+                                      " (\"" + st.error_message() +
+                                      "\"), want " + CodeName(want));
 }
 
 void ExpectZeros(const std::string &body, size_t size,
@@ -234,38 +253,98 @@ private:
   std::unique_ptr<TestService::Stub> stub_;
 };
 
+// The TLS flags of gRPC's interop clients.
+struct TlsFlags {
+  bool use_tls = false;
+  bool use_test_ca = false;
+  const char *ca_file = nullptr;
+  std::string host_override;
+  const char *access_token = nullptr;
+};
+
+// The channel credentials |tls| asks for, nullptr after printing why.
+std::shared_ptr<grpc::ChannelCredentials>
+MakeCredentials(const TlsFlags &tls, grpc::ChannelArguments *args) {
+  if (!tls.use_tls)
+    return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions pem; // empty roots: the system's
+  if (tls.ca_file != nullptr) {
+    if (!grpcxx_interop::ReadFile(tls.ca_file, &pem.pem_root_certs)) {
+      std::fprintf(stderr, "grpcxx_interop_client: cannot read %s\n",
+                   tls.ca_file);
+      return nullptr;
+    }
+  } else if (tls.use_test_ca) {
+    pem.pem_root_certs = interop_testdata_ca_pem;
+  }
+  if (!tls.host_override.empty())
+    args->SetSslTargetNameOverride(tls.host_override);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::SslCredentials(pem);
+  if (tls.access_token != nullptr)
+    creds = grpc::CompositeChannelCredentials(
+        creds, grpc::AccessTokenCredentials(tls.access_token));
+  return creds;
+}
+
+const char kUsage[] =
+    "usage: %s --server_host=H --server_port=N --test_case=NAME\n"
+    "          [--use_tls=false|true] [--use_test_ca=false|true]\n"
+    "          [--ca_file=PEM] [--server_host_override=NAME]\n"
+    "          [--access_token=T]\n";
+
 } // namespace
 
 int main(int argc, char **argv) {
+  using grpcxx_interop::FlagValue;
   std::string host = "localhost", test_case;
   long port = -1;
+  TlsFlags tls;
+  const char *v;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (std::strncmp(a, "--server_host=", 14) == 0) {
-      host = a + 14;
-    } else if (std::strncmp(a, "--server_port=", 14) == 0) {
-      port = std::strtol(a + 14, nullptr, 10);
-    } else if (std::strncmp(a, "--test_case=", 12) == 0) {
-      test_case = a + 12;
-    } else if (std::strcmp(a, "--use_tls=false") == 0) {
-    } else {
+    bool ok = true;
+    if ((v = FlagValue(a, "server_host")) != nullptr)
+      host = v;
+    else if ((v = FlagValue(a, "server_port")) != nullptr)
+      ok = grpcxx_interop::ParsePort(v, 1, &port);
+    else if ((v = FlagValue(a, "test_case")) != nullptr)
+      test_case = v;
+    else if ((v = FlagValue(a, "use_tls")) != nullptr)
+      ok = grpcxx_interop::ParseBool(v, &tls.use_tls);
+    else if ((v = FlagValue(a, "use_test_ca")) != nullptr)
+      ok = grpcxx_interop::ParseBool(v, &tls.use_test_ca);
+    else if ((v = FlagValue(a, "ca_file")) != nullptr)
+      tls.ca_file = v;
+    else if ((v = FlagValue(a, "server_host_override")) != nullptr)
+      tls.host_override = v;
+    else if ((v = FlagValue(a, "access_token")) != nullptr)
+      tls.access_token = v;
+    else
+      ok = false;
+    if (!ok) {
+      std::fprintf(stderr, kUsage, argv[0]);
       std::fprintf(stderr, "grpcxx_interop_client: bad argument \"%s\"\n", a);
       return 2;
     }
   }
-  if (port <= 0 || port > 65535 || test_case.empty()) {
-    std::fprintf(stderr,
-                 "usage: %s --server_host=H --server_port=N --test_case=NAME "
-                 "[--use_tls=false]\n",
-                 argv[0]);
+  if (port < 0 || test_case.empty()) {
+    std::fprintf(stderr, kUsage, argv[0]);
+    return 2;
+  }
+  if (tls.access_token != nullptr && !tls.use_tls) {
+    std::fprintf(stderr, "grpcxx_interop_client: --access_token needs "
+                         "--use_tls=true (gRPC sends call credentials over "
+                         "TLS only)\n");
     return 2;
   }
 
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  std::shared_ptr<grpc::ChannelCredentials> creds = MakeCredentials(tls, &args);
+  if (!creds)
+    return 1;
   Cases cases(grpc::CreateCustomChannel(host + ":" + std::to_string(port),
-                                        grpc::InsecureChannelCredentials(),
-                                        args));
+                                        creds, args));
   const std::vector<std::pair<std::string, std::function<void()>>> all = {
       {"large_unary", [&] { cases.LargeUnary(); }},
       {"client_streaming", [&] { cases.ClientStreaming(); }},

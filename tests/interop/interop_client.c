@@ -7,6 +7,7 @@
  *   interop_client --server_host=H --server_port=N --test_case=NAME
  *                  [--use_tls=false|true] [--use_test_ca=false|true]
  *                  [--ca_file=PEM] [--server_host_override=NAME]
+ *                  [--access_token=T]
  *
  * Cases: empty_unary large_unary client_streaming server_streaming ping_pong
  * empty_stream cancel_after_begin cancel_after_first_response
@@ -26,6 +27,11 @@
  * (testdata/ca.pem), or the CAs in --ca_file (grpc-go's flag); and its name
  * against --server_host_override when given (gRPC's test server certificate
  * is for *.test.google.fr), else against --server_host.
+ *
+ * --access_token=T adds "authorization: Bearer T" to every call (call
+ * credentials, cgrpc_call_credentials_new_access_token()).  It needs
+ * --use_tls=true: the library sends call credentials over TLS only, and
+ * this program does not ask it to allow plaintext.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -929,6 +935,7 @@ static void usage(const char *argv0) {
           "usage: %s --server_host=HOST --server_port=PORT --test_case=NAME\n"
           "          [--use_tls=false|true] [--use_test_ca=false|true]\n"
           "          [--ca_file=PEM] [--server_host_override=NAME]\n"
+          "          [--access_token=T]\n"
           "cases: all",
           argv0);
   for (i = 0; i < N_CASES; i++)
@@ -971,9 +978,24 @@ static int set_tls(cgrpc_channel_options *opts, int use_test_ca,
   return 0;
 }
 
+/* The call credentials of --access_token=|token|.  Returns 0 or an exit
+ * code. */
+static int set_access_token(cgrpc_channel_options *opts, const char *token) {
+  cgrpc_call_credentials *creds = NULL;
+  int rv = cgrpc_call_credentials_new_access_token(&creds, token);
+  if (rv == 0)
+    cgrpc_channel_options_set_call_credentials(opts, creds);
+  cgrpc_call_credentials_del(creds);
+  if (rv != 0) {
+    fprintf(stderr, "interop_client: --access_token: %s\n", cgrpc_strerror(rv));
+    return rv == CGRPC_ERR_INVALID_ARGUMENT ? 2 : 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *host = "localhost", *test_case = NULL;
-  const char *ca_file = NULL, *host_override = NULL;
+  const char *ca_file = NULL, *host_override = NULL, *access_token = NULL;
   cgrpc_channel_options *copts = NULL;
   long port = -1;
   char target[300];
@@ -1004,6 +1026,8 @@ int main(int argc, char **argv) {
       ca_file = a + 10;
     } else if (strncmp(a, "--server_host_override=", 23) == 0) {
       host_override = a + 23;
+    } else if (strncmp(a, "--access_token=", 15) == 0) {
+      access_token = a + 15;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(argv[0]);
       return 0;
@@ -1015,6 +1039,11 @@ int main(int argc, char **argv) {
   }
   if (port < 0 || test_case == NULL || host[0] == '\0') {
     usage(argv[0]);
+    return 2;
+  }
+  if (access_token != NULL && !use_tls) {
+    fprintf(stderr, "interop_client: --access_token needs --use_tls=true "
+                    "(call credentials are sent over TLS only)\n");
     return 2;
   }
   if (strcmp(test_case, "all") != 0) {
@@ -1036,6 +1065,11 @@ int main(int argc, char **argv) {
   rv = cgrpc_channel_options_new(&copts);
   if (rv == 0 && use_tls &&
       (rv = set_tls(copts, use_test_ca, ca_file, host_override)) != 0) {
+    cgrpc_channel_options_del(copts);
+    return rv;
+  }
+  if (rv == 0 && access_token != NULL &&
+      (rv = set_access_token(copts, access_token)) != 0) {
     cgrpc_channel_options_del(copts);
     return rv;
   }

@@ -5,6 +5,7 @@
  *
  *   interop_server --port=N [--use_tls=false|true] [--tls_cert_file=PEM]
  *                  [--tls_key_file=PEM] [--max_workers=N]
+ *                  [--require_token=T]
  *
  * Server features, as the descriptions name them:
  *   EmptyCall            answers Empty.
@@ -43,6 +44,11 @@
  * server certificate (testdata/server1.pem, for *.test.google.fr), or the
  * certificate chain and key that --tls_cert_file and --tls_key_file name
  * (grpc-go's flags).
+ *
+ * --require_token=T (a cgrpc test flag, not one of gRPC's): every call of
+ * the methods above whose metadata lacks "authorization: Bearer T" fails
+ * UNAUTHENTICATED, saying so (UnimplementedCall stays UNIMPLEMENTED).  It
+ * needs --use_tls=true: bearer tokens travel over TLS only.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -82,6 +88,23 @@ static void echo_metadata(cgrpc_server_ctx *ctx) {
   if ((value = cgrpc_metadata_array_get(md, ECHO_TRAILING_KEY, &len)) != NULL)
     cgrpc_server_ctx_add_trailing_metadata_bin(ctx, ECHO_TRAILING_KEY, value,
                                                len);
+}
+
+/* The start of every handler: |bearer| is "Bearer T" for --require_token=T
+ * (the handlers' user_data), or NULL.  Refuses a call that does not carry
+ * it with UNAUTHENTICATED; otherwise sends back the echo metadata and
+ * returns OK. */
+static cgrpc_status_code begin_call(cgrpc_server_ctx *ctx, const char *bearer) {
+  if (bearer != NULL) {
+    const char *got = cgrpc_metadata_array_get(cgrpc_server_ctx_metadata(ctx),
+                                               "authorization", NULL);
+    if (got == NULL || strcmp(got, bearer) != 0)
+      return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                   "missing or wrong bearer token "
+                                   "(interop_server --require_token)");
+  }
+  echo_metadata(ctx);
+  return CGRPC_STATUS_OK;
 }
 
 /* The status a request's response_status asks for; OK when it has none. */
@@ -198,8 +221,8 @@ static cgrpc_status_code empty_call(cgrpc_server_ctx *ctx,
                                     void *user_data) {
   (void)request;
   (void)reply;
-  (void)user_data;
-  echo_metadata(ctx);
+  if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
+    return CGRPC_STATUS_UNAUTHENTICATED;
   return CGRPC_STATUS_OK;
 }
 
@@ -210,9 +233,9 @@ static cgrpc_status_code unary_call(cgrpc_server_ctx *ctx,
   Grpc__Testing__Payload *payload;
   cgrpc_status_code code;
   uint8_t *body;
-  (void)user_data;
 
-  echo_metadata(ctx);
+  if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
+    return CGRPC_STATUS_UNAUTHENTICATED;
   if ((code = echo_status(ctx, req->response_status)) != CGRPC_STATUS_OK)
     return code;
   code = check_request(ctx, req->response_type, req->expect_compressed);
@@ -249,9 +272,9 @@ static cgrpc_status_code cacheable_unary_call(
   struct timespec ts;
   char *now;
   (void)req;
-  (void)user_data;
 
-  echo_metadata(ctx);
+  if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
+    return CGRPC_STATUS_UNAUTHENTICATED;
   clock_gettime(CLOCK_REALTIME, &ts);
   payload = cgrpc_server_ctx_alloc(ctx, sizeof *payload);
   now = cgrpc_server_ctx_printf(ctx, "%lld%09ld", (long long)ts.tv_sec,
@@ -270,9 +293,9 @@ static cgrpc_status_code streaming_output_call(
     cgrpc_server_ctx *ctx, const Grpc__Testing__StreamingOutputCallRequest *req,
     void *user_data) {
   cgrpc_status_code code;
-  (void)user_data;
 
-  echo_metadata(ctx);
+  if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
+    return CGRPC_STATUS_UNAUTHENTICATED;
   if ((code = echo_status(ctx, req->response_status)) != CGRPC_STATUS_OK)
     return code;
   return send_responses(ctx, req);
@@ -284,9 +307,9 @@ static cgrpc_status_code streaming_input_call(
   Grpc__Testing__StreamingInputCallRequest *req;
   int64_t total = 0;
   int rv;
-  (void)user_data;
 
-  echo_metadata(ctx);
+  if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
+    return CGRPC_STATUS_UNAUTHENTICATED;
   while ((rv = grpc__testing__test_service__streaming_input_call__recv(
               ctx, &req)) == 1) {
     cgrpc_status_code code =
@@ -312,9 +335,9 @@ static cgrpc_status_code full_duplex_call(cgrpc_server_ctx *ctx,
                                           void *user_data) {
   Grpc__Testing__StreamingOutputCallRequest *req;
   int rv;
-  (void)user_data;
 
-  echo_metadata(ctx);
+  if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
+    return CGRPC_STATUS_UNAUTHENTICATED;
   while ((rv = grpc__testing__test_service__full_duplex_call__recv(ctx, &req)) ==
          1) {
     cgrpc_status_code code = echo_status(ctx, req->response_status);
@@ -333,9 +356,9 @@ static cgrpc_status_code half_duplex_call(cgrpc_server_ctx *ctx,
   cgrpc_status_code code = CGRPC_STATUS_OK;
   size_t n = 0, cap = 0, i;
   int rv;
-  (void)user_data;
 
-  echo_metadata(ctx);
+  if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
+    return CGRPC_STATUS_UNAUTHENTICATED;
   while ((rv = grpc__testing__test_service__half_duplex_call__recv(ctx, &req)) ==
          1) {
     if (n == cap) {
@@ -371,13 +394,15 @@ static void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s [--port=N] [--use_tls=false|true] [--tls_cert_file=PEM]\n"
           "          [--tls_key_file=PEM] [--max_workers=N]\n"
+          "          [--require_token=T]\n"
           "  grpc.testing.TestService for the gRPC interop tests.\n",
           argv0);
 }
 
+/* |arg|: the handlers' user_data, "Bearer T" for --require_token=T or
+ * NULL. */
 static int register_test_service(cgrpc_server *server, void *arg) {
   Grpc__Testing__TestService_Servicer servicer;
-  (void)arg;
   memset(&servicer, 0, sizeof servicer);
   servicer.empty_call = empty_call;
   servicer.unary_call = unary_call;
@@ -388,7 +413,7 @@ static int register_test_service(cgrpc_server *server, void *arg) {
   servicer.half_duplex_call = half_duplex_call;
   /* unimplemented_call stays NULL: the server answers UNIMPLEMENTED. */
   return grpc__testing__test_service__servicer__register(server, &servicer,
-                                                         NULL);
+                                                         arg);
 }
 
 /* The server's TLS credentials: the named files, else gRPC's test pair.
@@ -425,6 +450,7 @@ int main(int argc, char **argv) {
   test_server_config cfg = {"interop_server", 0, DEFAULT_MAX_WORKERS, -2,
                             2000, register_test_service, NULL, NULL, NULL};
   const char *cert_file = NULL, *key_file = NULL;
+  char bearer[512];
   int i, use_tls = 0, rv;
 
   for (i = 1; i < argc; i++) {
@@ -441,6 +467,10 @@ int main(int argc, char **argv) {
       cert_file = a + 16;
     } else if (strncmp(a, "--tls_key_file=", 15) == 0) {
       key_file = a + 15;
+    } else if (strncmp(a, "--require_token=", 16) == 0) {
+      int n = snprintf(bearer, sizeof bearer, "Bearer %s", a + 16);
+      bad = a[16] == '\0' || n < 0 || (size_t)n >= sizeof bearer;
+      cfg.arg = bearer;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(argv[0]);
       return 0;
@@ -456,6 +486,11 @@ int main(int argc, char **argv) {
   if (!use_tls && (cert_file != NULL || key_file != NULL)) {
     fprintf(stderr, "interop_server: --tls_cert_file and --tls_key_file need "
                     "--use_tls=true\n");
+    return 2;
+  }
+  if (!use_tls && cfg.arg != NULL) {
+    fprintf(stderr, "interop_server: --require_token needs --use_tls=true "
+                    "(bearer tokens travel over TLS only)\n");
     return 2;
   }
   if (use_tls && (rv = make_credentials(cert_file, key_file, &cfg.creds)) != 0)

@@ -7,6 +7,8 @@
                              [--interop-client=PATH] [--grpcxx-server=PATH]
                              [--grpcxx-client=PATH]
                              [--tls=none|test-ca|files] [--certs-dir=DIR]
+                             [--require-token=T] [--access-token=T]
+                             [--expect-code=NAME]
   run_testservice_interop.py --list
 
 Modes (--list prints them):
@@ -23,8 +25,8 @@ Cases are those of doc/interop-test-descriptions.md that the clients run
 and "all".  One server is started per run; each case runs in its own
 client process with the standard interop flags (--server_host,
 --server_port, --test_case, --use_tls and the TLS flags).  The grpc++
-programs run plaintext only, with LeakSanitizer off (grpc++ itself is not
-built with the sanitizers and keeps process-lifetime state).
+programs run with LeakSanitizer off (grpc++ itself is not built with the
+sanitizers and keeps process-lifetime state).
 
 --tls picks the transport:
   none     plaintext (the default): --use_tls=false on both sides.
@@ -37,6 +39,18 @@ built with the sanitizers and keeps process-lifetime state).
            localhost and 127.0.0.1), the client --ca_file=ca.pem and no
            override, so the name checked is the address 127.0.0.1.
 
+Bearer tokens (TLS only; cgrpc and grpc++ sides):
+  --require-token=T  the server runs with --require_token=T (a cgrpc test
+                     flag of interop_server and grpcxx_interop_server):
+                     calls without "authorization: Bearer T" fail
+                     UNAUTHENTICATED.
+  --access-token=T   the client runs with --access_token=T (call
+                     credentials).
+  --expect-code=NAME every case must fail with that status instead: the
+                     client exits 1, prints no PASS line, and each FAIL
+                     line says "got NAME (" (the clients' wording for the
+                     status they got instead of the one they wanted).
+
 Processes, waits, timeouts and the exit status are as interop_harness.py
 describes.
 """
@@ -44,8 +58,8 @@ import os
 import sys
 
 from interop_harness import (
-    SIDE_MODES, TEST_SERVER_NAME, Harness, check_side_args, serve_cases,
-    side_main, side_mode_parser)
+    SANITIZER_RE, SIDE_MODES, TEST_SERVER_NAME, Harness, check_side_args,
+    dump, serve_cases, side_main, side_mode_parser)
 
 MODES = dict(SIDE_MODES)
 MODES["grpcxx-client-cgrpc-server"] = ("grpcxx", "cgrpc")
@@ -81,30 +95,35 @@ class TestServiceHarness(Harness):
 
     def server_flags(self):
         tls = self.args.tls
+        token = ([f"--require_token={self.args.require_token}"]
+                 if self.args.require_token else [])
         if tls == "none":
-            return ("--use_tls=false",)
+            return ["--use_tls=false", *token]
         if tls == "test-ca":
-            return ("--use_tls=true",)
+            return ["--use_tls=true", *token]
         certs = self.args.certs_dir
-        return ("--use_tls=true",
+        return ["--use_tls=true",
                 f"--tls_cert_file={os.path.join(certs, 'server.pem')}",
-                f"--tls_key_file={os.path.join(certs, 'server.key')}")
+                f"--tls_key_file={os.path.join(certs, 'server.key')}", *token]
 
     def client_flags(self):
         tls = self.args.tls
+        token = ([f"--access_token={self.args.access_token}"]
+                 if self.args.access_token else [])
         if tls == "none":
-            return ["--use_tls=false"]
+            return ["--use_tls=false", *token]
         if tls == "test-ca":
             return ["--use_tls=true", "--use_test_ca=true",
-                    f"--server_host_override={TEST_SERVER_NAME}"]
+                    f"--server_host_override={TEST_SERVER_NAME}", *token]
         return ["--use_tls=true",
-                f"--ca_file={os.path.join(self.args.certs_dir, 'ca.pem')}"]
+                f"--ca_file={os.path.join(self.args.certs_dir, 'ca.pem')}",
+                *token]
 
     def start_server(self, side):
         if side == "grpcxx":
             return self.start_cgrpc_server(self.args.grpcxx_server,
                                            label="grpcxx_interop_server",
-                                           extra=("--use_tls=false",),
+                                           extra=self.server_flags(),
                                            env=self.grpcxx_env())
         if side == "cgrpc":
             return self.start_cgrpc_server(self.args.interop_server,
@@ -129,10 +148,38 @@ class TestServiceHarness(Harness):
             label = "interop_client"
             argv = [self.args.interop_client, *flags]
         limit = CLIENT_TIMEOUT_ALL if case == "all" else CLIENT_TIMEOUT
+        what = f"{label} --test_case={case}"
+        if self.args.expect_code:
+            self.run_refused_client(label, what, argv, limit,
+                                    cgrpc=side != "py", env=env)
+            return
         self.run_case_client(
-            label, f"{label} --test_case={case}", argv, limit,
-            cgrpc=side != "py",
+            label, what, argv, limit, cgrpc=side != "py",
             timed_out=f"timed out after {self.timeout(limit):g} s", env=env)
+
+    def run_refused_client(self, label, what, argv, limit, cgrpc, env):
+        """Runs a client whose every case must fail with the status
+        --expect-code names (see the top comment)."""
+        code = self.args.expect_code
+        status, out, err = self.run(what, argv, timeout=limit, env=env)
+        lines = (out + err).decode("utf-8", "replace").splitlines()
+        passed = [l for l in lines if l.startswith("PASS: ")]
+        failed = [l for l in lines if l.startswith("FAIL: ")]
+        for line in passed + failed:
+            print(f"    {line}", flush=True)
+        if cgrpc:
+            self.check(f"{label}: no sanitizer report",
+                       not SANITIZER_RE.search(out + err))
+        wrong = [l for l in failed if f"got {code} (" not in l]
+        ok = self.check(
+            f"{what} fails {code}",
+            status == 1 and failed and not passed and not wrong,
+            f"exit status {status}, {len(passed)} passed, "
+            f"{len(wrong)} of {len(failed)} failed otherwise"
+            if status is not None else
+            f"timed out after {self.timeout(limit):g} s")
+        if not ok:
+            dump(label, out + err)
 
 
 def run_mode(h, name, cases):
@@ -153,6 +200,12 @@ def main():
     ap.add_argument("--certs-dir", default=os.environ.get("CGRPC_TEST_CERTS"),
                     help="certificates for --tls=files (default "
                     "$CGRPC_TEST_CERTS)")
+    ap.add_argument("--require-token",
+                    help="the server refuses calls without this bearer token")
+    ap.add_argument("--access-token", help="the client sends this token")
+    ap.add_argument("--expect-code",
+                    help="every case must fail with this status name "
+                    "(UNAUTHENTICATED, ...)")
     args = ap.parse_args()
 
     if args.list:
@@ -166,8 +219,10 @@ def main():
         ap.error(f"mode {args.mode} needs --grpcxx-client")
     if args.tls == "files" and not args.certs_dir:
         ap.error("--tls=files needs --certs-dir")
-    if "grpcxx" in (client_side, server_side) and args.tls != "none":
-        ap.error(f"mode {args.mode} runs plaintext only (--tls=none)")
+    if (args.require_token or args.access_token) and args.tls == "none":
+        ap.error("bearer tokens need TLS (--tls=test-ca or files)")
+    if args.require_token and server_side == "py":
+        ap.error("py_interop_server.py has no --require_token")
     for case in args.case:
         if case not in CASES:
             ap.error(f"unknown case {case!r} (see --list)")
