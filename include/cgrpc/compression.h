@@ -32,8 +32,13 @@
  *
  * A message is compressed by the thread that writes it (the application's,
  * or the handler's), not by the event loop: only handlers that run on the
- * loop (max_workers = 0, or async callbacks) compress there.  Received
- * messages are inflated on the loop, as they arrive.
+ * loop (max_workers = 0, or async callbacks) compress there.  A received
+ * message of a stream is inflated when it is read (by the thread of a
+ * blocking read, on the loop for an async one), so one that waits for a
+ * reader costs its compressed size, and a stream's reader that lags holds
+ * no more memory than without compression; its failures (too large, not
+ * inflating) end the call when that message is read.  The one message of
+ * a unary request or response is inflated on the loop as it arrives.
  */
 #ifndef CGRPC_COMPRESSION_H
 #define CGRPC_COMPRESSION_H

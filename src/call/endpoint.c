@@ -316,6 +316,12 @@ static CGRPC__COLD int on_compressed(cgrpc__ep *ep, const uint8_t *data,
     ep->ops->fail(ep, CGRPC_STATUS_INTERNAL, msg);
     return 1;
   }
+  /* A stream's messages wait in the receive queue as they came, and are
+   * inflated by the reader (cgrpc__ep_decode()): the queue's limit and the
+   * window it holds back then bound what is kept, as for uncompressed
+   * ones.  Inflated here, 1 KiB of wire could be 1 MiB in the queue. */
+  if (!ep->unary_recv)
+    return ep->ops->message(ep, 1, data, len);
   rv = cgrpc__decompress(ep->recv_enc, data, len, ep->max_recv, headroom,
                          &ep->inflated, &n);
   if (rv != 0) {
@@ -358,6 +364,9 @@ cgrpc__msg *cgrpc__ep_take_message(cgrpc__ep *ep, int compressed,
     ep->inflated = NULL;
   } else {
     m = cgrpc__msg_received(&ep->deframer, data, len);
+    /* Still compressed (see on_compressed()). */
+    if (m && compressed)
+      m->deflated = ep->recv_enc;
   }
   if (m)
     m->compressed = (unsigned char)(compressed != 0);
@@ -549,9 +558,44 @@ int cgrpc__ep_read_async(cgrpc__ep *ep) {
   return rv;
 }
 
-ProtobufCMessage *cgrpc__ep_decode(const cgrpc__ep *ep, cgrpc__msg *m) {
-  ProtobufCMessage *msg =
-      protobuf_c_message_unpack(ep->recv_desc, NULL, m->len, m->data);
+/* A message still compressed: inflated within the receive limit, then
+ * decoded.  The failure's message is static: from a reader's thread,
+ * cgrpc__ep_fail_any() keeps only the pointer. */
+static CGRPC__COLD ProtobufCMessage *decode_deflated(cgrpc__ep *ep,
+                                                     cgrpc__msg *m) {
+  ProtobufCMessage *msg = NULL;
+  uint8_t *plain;
+  size_t n;
+  int rv = cgrpc__decompress(m->deflated, m->data, m->len, ep->max_recv, 0,
+                             &plain, &n);
+  cgrpc__free(m);
+  switch (rv) {
+  case 0:
+    msg = protobuf_c_message_unpack(ep->recv_desc, NULL, n, plain);
+    cgrpc__free(plain);
+    break;
+  case CGRPC_ERR_TOO_LARGE:
+    cgrpc__ep_fail_any(ep, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                       "decompressed message larger than the receive limit "
+                       "(max_receive_message_length)");
+    break;
+  case CGRPC_ERR_NOMEM:
+    cgrpc__ep_fail_any(ep, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory decompressing a message");
+    break;
+  default:
+    cgrpc__ep_fail_any(ep, CGRPC_STATUS_INTERNAL,
+                       "could not decompress a message");
+    break;
+  }
+  return msg;
+}
+
+ProtobufCMessage *cgrpc__ep_decode(cgrpc__ep *ep, cgrpc__msg *m) {
+  ProtobufCMessage *msg;
+  if (m->deflated)
+    return decode_deflated(ep, m);
+  msg = protobuf_c_message_unpack(ep->recv_desc, NULL, m->len, m->data);
   cgrpc__free(m);
   return msg;
 }

@@ -86,8 +86,11 @@ typedef struct cgrpc__ep_ops {
    * run. */
   void (*kick)(cgrpc__ep *ep, unsigned requests);
   /* A received message, valid during the call only (take it with
-   * cgrpc__ep_take_message()); |compressed| says it came compressed and
-   * |data| is what it inflated to.  Returns 0 to go on, CGRPC_ERR_NOMEM,
+   * cgrpc__ep_take_message()); |compressed| says it came compressed.  On
+   * a unary side (|unary_recv|) |data| is what it inflated to; on a
+   * streaming side it is still compressed, inflated only when the reader
+   * takes it, so a reader that lags holds the bytes the window let in,
+   * not what they inflate to.  Returns 0 to go on, CGRPC_ERR_NOMEM,
    * or 1 after the side has ended the call itself. */
   int (*message)(cgrpc__ep *ep, int compressed, const uint8_t *data,
                  size_t len);
@@ -296,7 +299,10 @@ cgrpc__msg *cgrpc__ep_read_wait(cgrpc__ep *ep);
  * set |reads_ended|. */
 int cgrpc__ep_read_async(cgrpc__ep *ep);
 
-/* Decodes and frees |m|; NULL when it does not parse. */
-ProtobufCMessage *cgrpc__ep_decode(const cgrpc__ep *ep, cgrpc__msg *m);
+/* Decodes and frees |m|, inflating it first when it is still compressed
+ * (|deflated|).  NULL when it does not parse; when it does not inflate
+ * (within the receive limit) the call has also been failed, with
+ * RESOURCE_EXHAUSTED or INTERNAL.  Any thread. */
+ProtobufCMessage *cgrpc__ep_decode(cgrpc__ep *ep, cgrpc__msg *m);
 
 #endif /* CGRPC_CALL_ENDPOINT_H */

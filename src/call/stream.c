@@ -38,6 +38,7 @@ static cgrpc__msg *msg_init(cgrpc__msg *m, size_t len) {
     m->off = 0;
     m->seq = 0;
     m->compressed = 0;
+    m->deflated = 0;
   }
   return m;
 }

@@ -37,9 +37,12 @@ typedef struct cgrpc__msg {
   size_t len; /* bytes in data[] */
   size_t off; /* bytes already taken (send side) */
   uint64_t seq;
-  /* Receive side: the message came compressed (its flag was 1); data[]
-   * holds it inflated. */
+  /* Receive side: the message came compressed (its flag was 1).  data[]
+   * holds it inflated, unless |deflated| names its encoding: then data[]
+   * holds the compressed bytes, for the reader to inflate when it takes
+   * the message (cgrpc__ep_decode()). */
   unsigned char compressed;
+  signed char deflated;
   uint8_t data[];
 } cgrpc__msg;
 

@@ -38,6 +38,21 @@
 #include "harness.h"
 #include "stream.grpc-c.h"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* From sanitizer/allocator_interface.h, which not every compiler ships. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+/* Bytes the process has allocated and not freed. */
+static long long heap_bytes(void) {
+  return (long long)__sanitizer_get_current_allocated_bytes();
+}
+#else
+#include <malloc.h>
+static long long heap_bytes(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (long long)(mi.uordblks + mi.hblkhd);
+}
+#endif
+
 #ifdef CGRPC_TEST_SANITIZED
 #define SLOW 3
 #else
@@ -51,6 +66,8 @@ typedef Cgrpc__Test__Chunk chunk_t;
 /* What the handlers saw that a reply cannot carry. */
 static atomic_int late_set_rv;  /* set_compression() after a write */
 static atomic_int bad_flags_rv; /* write_flags() with an unknown flag */
+static atomic_int upload_stall; /* Upload with "x-stall" waits while set */
+static atomic_int upload_stalled; /* ... and says it got there */
 
 /* ---- the servicer ---- */
 
@@ -113,9 +130,15 @@ static cgrpc_status_code h_upload(cgrpc_server_ctx *ctx,
                                   Cgrpc__Test__UploadSummary *reply,
                                   void *user_data) {
   chunk_t *c;
-  int rv;
+  int rv, waited = 0;
   (void)user_data;
   apply_compression(ctx);
+  /* "x-stall": a reader that lags, until the test lets it go. */
+  if (it_md_get(cgrpc_server_ctx_metadata(ctx), "x-stall")) {
+    atomic_store(&upload_stalled, 1);
+    while (atomic_load(&upload_stall) && waited++ < TIMEOUT_MS)
+      it_sleep_ms(1);
+  }
   while ((rv = cgrpc__test__stream_service__upload__recv(ctx, &c)) == 1) {
     if (cgrpc_server_ctx_last_message_compressed(ctx) && reply->count < 64)
       reply->sum |= (uint64_t)1 << reply->count;
@@ -645,6 +668,137 @@ static void test_compression_bomb(void **state) {
   cgrpc_channel_del(ch);
 }
 
+/* The limit on the inflated size holds on streams too, whichever way the
+ * reader reads: the server's blocking read (Upload) and async read
+ * (SlowChat) answer RESOURCE_EXHAUSTED for 8 MiB of zeros under its
+ * 4 MiB limit; the client's blocking read does for 2 MiB under its 1 MiB
+ * one.  A message that does not inflate at all is INTERNAL. */
+static void test_compression_stream_bomb(void **state) {
+  fixture *f = *state;
+  size_t big = (size_t)8 << 20;
+  uint8_t *zeros = calloc(big, 1);
+  cgrpc_metadata_array *md;
+  cgrpc_call_options o = opts_for(CGRPC_COMPRESS_GZIP, "gzip", &md);
+  cgrpc_channel *small = channel(f, CGRPC_COMPRESS_GZIP, 1 << 20);
+  int k;
+  assert_non_null(zeros);
+  for (k = 0; k < 2; k++) { /* Upload, then SlowChat */
+    cgrpc_status st = {0};
+    cgrpc_call *call = NULL;
+    chunk_t c = CGRPC__TEST__CHUNK__INIT, *r = NULL;
+    cgrpc_status_code code;
+    c.data.data = zeros;
+    c.data.len = big;
+    if (k == 0)
+      assert_int_equal(
+          cgrpc__test__stream_service__upload__open(f->ch, &o, &call), 0);
+    else
+      assert_int_equal(
+          cgrpc__test__stream_service__slow_chat__open(f->ch, &o, &call), 0);
+    assert_int_equal(cgrpc_call_write(call, &c.base), 0);
+    if (k == 1)
+      assert_int_equal(cgrpc__test__stream_service__slow_chat__read(call, &r),
+                       0);
+    cgrpc_call_writes_done(call);
+    code = cgrpc_call_finish(call, &st);
+    print_message("  %s, 8 MiB of zeros: %s (\"%s\")\n",
+                  k ? "SlowChat" : "Upload", cgrpc_status_code_name(code),
+                  st.message ? st.message : "");
+    if (code != CGRPC_STATUS_RESOURCE_EXHAUSTED ||
+        !strstr(st.message ? st.message : "", "decompressed"))
+      fail_msg("%s: %s (\"%s\"), expected RESOURCE_EXHAUSTED",
+               k ? "SlowChat" : "Upload", cgrpc_status_code_name(code),
+               st.message ? st.message : "");
+    cgrpc_status_clear(&st);
+    cgrpc_call_unref(call);
+  }
+  {
+    Cgrpc__Test__DownloadRequest req = CGRPC__TEST__DOWNLOAD_REQUEST__INIT;
+    cgrpc_status st = {0};
+    cgrpc_call *call = NULL;
+    cgrpc_status_code code;
+    chunk_t *r = NULL;
+    req.count = 3;
+    req.size = 2 << 20;
+    assert_int_equal(
+        cgrpc__test__stream_service__download__open(small, &req, &o, &call), 0);
+    assert_int_equal(cgrpc__test__stream_service__download__read(call, &r), 0);
+    code = cgrpc_call_finish(call, &st);
+    print_message("  Download, 2 MiB under a 1 MiB limit: %s (\"%s\")\n",
+                  cgrpc_status_code_name(code), st.message ? st.message : "");
+    if (code != CGRPC_STATUS_RESOURCE_EXHAUSTED)
+      fail_msg("Download: %s, expected RESOURCE_EXHAUSTED",
+               cgrpc_status_code_name(code));
+    cgrpc_status_clear(&st);
+    cgrpc_call_unref(call);
+  }
+  cgrpc_channel_del(small);
+  cgrpc_metadata_array_del(md);
+  free(zeros);
+}
+
+/* A reader that lags holds what the stream window lets in, as for
+ * uncompressed messages, not that inflated: 64 messages of 3 MiB of zeros
+ * (about 3 KiB each on the wire, 192 MiB inflated) sent to an Upload
+ * handler that does not read yet cost the server little memory, and all
+ * 64 are read in full once it does. */
+static void test_compression_lagging_reader_memory(void **state) {
+  fixture *f = *state;
+  Cgrpc__Test__UploadSummary *sum = NULL;
+  cgrpc_metadata_array *md;
+  cgrpc_call_options o = opts_for(CGRPC_COMPRESS_GZIP, NULL, &md);
+  cgrpc_status st = {0};
+  cgrpc_call *call = NULL;
+  size_t each = (size_t)3 << 20;
+  uint8_t *zeros = calloc(each, 1);
+  long long before, grew;
+  int i, waited = 0;
+  assert_non_null(zeros);
+  assert_int_equal(cgrpc_metadata_array_new(&md), 0);
+  assert_int_equal(cgrpc_metadata_array_add(md, "x-stall", "1"), 0);
+  o.metadata = md;
+  atomic_store(&upload_stall, 1);
+  atomic_store(&upload_stalled, 0);
+  assert_int_equal(cgrpc__test__stream_service__upload__open(f->ch, &o, &call),
+                   0);
+  /* The first write sends the headers. */
+  {
+    chunk_t c = CGRPC__TEST__CHUNK__INIT;
+    assert_int_equal(cgrpc_call_write(call, &c.base), 0);
+  }
+  while (!atomic_load(&upload_stalled) && waited++ < TIMEOUT_MS)
+    it_sleep_ms(1);
+  assert_int_equal(atomic_load(&upload_stalled), 1);
+  before = heap_bytes();
+  for (i = 0; i < 64; i++) {
+    chunk_t c = CGRPC__TEST__CHUNK__INIT;
+    c.data.data = zeros;
+    c.data.len = each;
+    c.seq = i + 1;
+    assert_int_equal(cgrpc_call_write(call, &c.base), 0);
+  }
+  /* Time for the server to take them all in. */
+  it_sleep_ms(500 * SLOW);
+  grew = heap_bytes() - before;
+  print_message("  64 x 3 MiB of zeros, gzip, to a reader that lags: the "
+                "heap grew by %lld KiB\n",
+                grew / 1024);
+  atomic_store(&upload_stall, 0);
+  assert_int_equal(cgrpc__test__stream_service__upload__finish(call, &sum, &st),
+                   CGRPC_STATUS_OK);
+  assert_int_equal(sum->count, 65);
+  assert_int_equal(sum->bytes, (int64_t)(64 * each));
+  protobuf_c_message_free_unpacked(&sum->base, NULL);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  cgrpc_metadata_array_del(md);
+  free(zeros);
+  if (grew > (32ll << 20))
+    fail_msg("the server held %lld MiB for 192 KiB of compressed messages "
+             "its handler had not read",
+             grew >> 20);
+}
+
 /* ---- misuse ---- */
 
 static int misuse_logged;
@@ -712,6 +866,8 @@ int main(int argc, char **argv) {
       T(test_compression_chat_blocking),
       T(test_compression_chat_async),
       T(test_compression_bomb),
+      T(test_compression_stream_bomb),
+      T(test_compression_lagging_reader_memory),
       T(test_compression_misuse),
 #undef T
   };

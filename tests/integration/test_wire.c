@@ -687,10 +687,11 @@ static uint8_t *pack_echo_request(const char *text, size_t *n) {
 
 /* Sends an Echo request on |stream| with the extra headers |extra|
  * (name, value, ..., NULL) after the usual ones, and |msg| (a framed
- * message, or NULL for EchoRequest {message: |text|} uncompressed). */
-static void rc_send_custom(rclient *c, uint32_t stream,
-                           const char *const *extra, const h2raw_buf *msg,
-                           const char *text) {
+ * message, or NULL for EchoRequest {message: |text|} uncompressed) in
+ * DATA frames of at most |max_frame| bytes. */
+static void rc_send_custom_n(rclient *c, uint32_t stream,
+                             const char *const *extra, const h2raw_buf *msg,
+                             const char *text, size_t max_frame) {
   char authority[32];
   const char *kv[32];
   h2raw_buf b, m;
@@ -725,7 +726,7 @@ static void rc_send_custom(rclient *c, uint32_t stream,
   {
     size_t off = 0;
     do {
-      size_t k = msg->len - off > 16384 ? 16384 : msg->len - off;
+      size_t k = msg->len - off > max_frame ? max_frame : msg->len - off;
       h2raw_buf_reset(&b);
       h2raw_data(&b, stream, off + k == msg->len, msg->data + off, k);
       if (h2raw_send_buf(c->fd, &b) != 0)
@@ -735,6 +736,14 @@ static void rc_send_custom(rclient *c, uint32_t stream,
   }
   h2raw_buf_free(&m);
   h2raw_buf_free(&b);
+}
+
+/* rc_send_custom_n() in frames the default SETTINGS_MAX_FRAME_SIZE
+ * allows. */
+static void rc_send_custom(rclient *c, uint32_t stream,
+                           const char *const *extra, const h2raw_buf *msg,
+                           const char *text) {
+  rc_send_custom_n(c, stream, extra, msg, text, 16384);
 }
 
 /* The grpc-status (from the trailers, or Trailers-Only) of |s|. */
@@ -997,6 +1006,160 @@ static void test_wire_server_zip_bomb(void **state) {
   rc_echo_round(&c, 5, "after the bomb");
   rc_close(&c);
   it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* zlib's |bits| stream of the |n| bytes at |p| (free()); *out_len bytes. */
+static uint8_t *zbytes(int bits, const void *p, size_t n, size_t *out_len) {
+  h2raw_buf b;
+  uint8_t *out;
+  h2raw_buf_init(&b);
+  put_compressed(&b, bits, p, n);
+  *out_len = b.len - 5;
+  out = malloc(*out_len + 1);
+  assert_non_null(out);
+  memcpy(out, b.data + 5, *out_len);
+  h2raw_buf_free(&b);
+  return out;
+}
+
+/* A framed message with flag |flag| around the |n| bytes at |p|. */
+static void put_framed(h2raw_buf *b, int flag, const void *p, size_t n) {
+  uint8_t pre[5];
+  pre[0] = (uint8_t)flag;
+  pre[1] = (uint8_t)(n >> 24);
+  pre[2] = (uint8_t)(n >> 16);
+  pre[3] = (uint8_t)(n >> 8);
+  pre[4] = (uint8_t)n;
+  h2raw_append(b, pre, 5);
+  if (n)
+    h2raw_append(b, p, n);
+}
+
+/* Odd compressed requests (PROTOCOL-HTTP2.md, doc/compression.md): a
+ * Compressed-Flag other than 0 or 1 is a protocol error (INTERNAL); a
+ * grpc-encoding that differs in case, or is empty, is not one this server
+ * supports (UNIMPLEMENTED); the last of two grpc-encoding fields counts;
+ * a zero-length compressed message, a gzip stream with bytes after its
+ * end or a second member, and raw deflate under "deflate" do not inflate
+ * (INTERNAL); zlib-wrapped deflate, flag 0 under gzip and a compressed
+ * message split into 1-byte DATA frames are read.  The connection serves
+ * on. */
+static void test_wire_server_odd_compressed_requests(void **state) {
+  static const char *const gzip[] = {"grpc-encoding", "gzip", NULL};
+  static const char *const deflate[] = {"grpc-encoding", "deflate", NULL};
+  static const char *const upper[] = {"grpc-encoding", "GZIP", NULL};
+  static const char *const empty[] = {"grpc-encoding", "", NULL};
+  static const char *const twice[] = {"grpc-encoding", "gzip", "grpc-encoding",
+                                      "gzip", NULL};
+  static const char *const gzip_identity[] = {
+      "grpc-encoding", "gzip", "grpc-encoding", "identity", NULL};
+  static const int want[13] = {13, 13, 12, 12, 0, 13, 13, 13, 13, 13, 0, 0, 0};
+  it_server srv;
+  rclient c;
+  size_t n, zn, dn, rn;
+  uint8_t *p = pack_echo_request("odd", &n), *z, *d, *raw, *t;
+  uint32_t stream = 1;
+  int i;
+  (void)state;
+  z = zbytes(15 + 16, p, n, &zn);
+  d = zbytes(15, p, n, &dn);
+  raw = zbytes(-15, p, n, &rn);
+  t = malloc(2 * zn + 3);
+  assert_non_null(t);
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  for (i = 0; i < 13; i++) {
+    const char *const *extra = gzip;
+    const char *what = "";
+    h2raw_buf m;
+    seen s;
+    h2raw_buf_init(&m);
+    switch (i) {
+    case 0:
+      what = "flag 2 under gzip";
+      put_framed(&m, 2, z, zn);
+      break;
+    case 1:
+      what = "flag 255 under gzip";
+      put_framed(&m, 255, z, zn);
+      break;
+    case 2:
+      what = "grpc-encoding GZIP";
+      extra = upper;
+      put_framed(&m, 1, z, zn);
+      break;
+    case 3:
+      what = "an empty grpc-encoding, flag 0";
+      extra = empty;
+      put_framed(&m, 0, p, n);
+      break;
+    case 4:
+      what = "grpc-encoding gzip twice";
+      extra = twice;
+      put_framed(&m, 1, z, zn);
+      break;
+    case 5:
+      what = "grpc-encoding gzip, then identity";
+      extra = gzip_identity;
+      put_framed(&m, 1, z, zn);
+      break;
+    case 6:
+      what = "a zero-length compressed message";
+      put_framed(&m, 1, z, 0);
+      break;
+    case 7:
+      what = "gzip and 3 bytes after it";
+      memcpy(t, z, zn);
+      memcpy(t + zn, "xyz", 3);
+      put_framed(&m, 1, t, zn + 3);
+      break;
+    case 8:
+      what = "two gzip members";
+      memcpy(t, z, zn);
+      memcpy(t + zn, z, zn);
+      put_framed(&m, 1, t, 2 * zn);
+      break;
+    case 9:
+      what = "raw deflate under deflate";
+      extra = deflate;
+      put_framed(&m, 1, raw, rn);
+      break;
+    case 10:
+      what = "zlib-wrapped deflate under deflate";
+      extra = deflate;
+      put_framed(&m, 1, d, dn);
+      break;
+    case 11:
+      what = "flag 0 under gzip";
+      put_framed(&m, 0, p, n);
+      break;
+    default:
+      what = "gzip in 1-byte DATA frames";
+      put_framed(&m, 1, z, zn);
+      break;
+    }
+    rc_send_custom_n(&c, stream, extra, &m, NULL, i == 12 ? 1 : 16384);
+    seen_init(&s);
+    rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+    print_message("  %s: grpc-status %s (\"%s\")\n", what,
+                  str_or_none(seen_status(&s)), str_or_none(seen_message(&s)));
+    CHECK(seen_status(&s) && atoi(seen_status(&s)) == want[i],
+          "%s: grpc-status %s, expected %d", what, str_or_none(seen_status(&s)),
+          want[i]);
+    CHECK(s.goaway < 0, "%s: GOAWAY(%ld)", what, s.goaway);
+    seen_free(&s);
+    h2raw_buf_free(&m);
+    stream += 2;
+  }
+  rc_echo_round(&c, stream, "after the odd ones");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  free(p);
+  free(z);
+  free(d);
+  free(raw);
+  free(t);
   CHECKS_DONE();
 }
 
@@ -1950,6 +2113,7 @@ int main(int argc, char **argv) {
       T(test_wire_server_bad_compressed_request),
       T(test_wire_server_zip_bomb),
       T(test_wire_server_negotiation),
+      T(test_wire_server_odd_compressed_requests),
       T(test_wire_client_data_after_end_stream),
       T(test_wire_client_header_order),
       T(test_wire_retry_goaway_last_stream_0),
