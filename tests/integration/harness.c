@@ -355,9 +355,10 @@ double it_process_cpu_s(void) {
 
 /* The gRPC request headers for |path| on a raw connection to |port|. */
 void it_raw_request_headers(h2raw_buf *b, uint32_t stream, const char *path,
-                            int port, const char *timeout) {
+                            int port, const char *timeout,
+                            const char *const *extra) {
   char authority[32];
-  const char *kv[20];
+  const char *kv[40];
   int n = 0;
   snprintf(authority, sizeof authority, "127.0.0.1:%d", port);
   kv[n++] = ":method";
@@ -376,7 +377,11 @@ void it_raw_request_headers(h2raw_buf *b, uint32_t stream, const char *path,
     kv[n++] = "grpc-timeout";
     kv[n++] = timeout;
   }
-  kv[n++] = NULL;
+  while (extra && extra[0] && extra[1] && n < 38) {
+    kv[n++] = *extra++;
+    kv[n++] = *extra++;
+  }
+  kv[n] = NULL;
   h2raw_headers(b, stream, 0, kv);
 }
 

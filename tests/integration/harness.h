@@ -176,10 +176,12 @@ double it_process_cpu_s(void);
 /* ---- raw gRPC requests (tests/common/h2raw) ---- */
 
 /* The gRPC request headers for |path| on a raw connection to
- * 127.0.0.1:|port| (scheme http), with grpc-timeout |timeout| (NULL: none),
- * without END_STREAM, appended to |b|. */
+ * 127.0.0.1:|port| (scheme http), with grpc-timeout |timeout| (NULL: none)
+ * and then the fields |extra| (name, value, ..., NULL; NULL: none; at most
+ * 12 pairs), without END_STREAM, appended to |b|. */
 void it_raw_request_headers(h2raw_buf *b, uint32_t stream, const char *path,
-                            int port, const char *timeout);
+                            int port, const char *timeout,
+                            const char *const *extra);
 /* A gRPC message holding |msg|, packed, appended to |b|. */
 void it_raw_grpc_message(h2raw_buf *b, const ProtobufCMessage *msg);
 /* The start of a raw client connection that lets the server send as much

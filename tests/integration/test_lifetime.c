@@ -70,8 +70,6 @@ static const char *rv_name(int rv) {
 
 /* ---- watchdog ---- */
 
-
-
 /* Stops |srv| (grace 0) without hanging the test: the server is abandoned
  * (not freed) when shutting it down does not return. */
 static void st_server_stop_bounded(st_server *srv) {
@@ -188,7 +186,6 @@ static cgrpc_status_code echo_code(cgrpc_channel *ch, const char *msg) {
   return code;
 }
 
-
 /* ==== D1: the server loop spins at 100% CPU ==========================
  *
  * A client opens huge windows, asks Flood for far more than fits in any
@@ -221,7 +218,7 @@ static void d1_run(int client_reads_later) {
   h2raw_buf_init(&msg);
   it_raw_client_greeting(&b);
   it_raw_request_headers(&b, 1, "/cgrpc.test.StreamService/Flood", srv.it.port,
-                      "1S");
+                         "1S", NULL);
   /* The second form sends chunks larger than the send queue's limit,
    * which keeps the queue from running dry even when the handler is slower
    * than the loop (sanitizer builds). */
@@ -1937,7 +1934,8 @@ static void test_lifetime_peer_vanishes_mid_frame(void **state) {
   h2raw_preface(&b);
   h2raw_settings(&b, NULL, 0);
   prefix_len = b.len;
-  it_raw_request_headers(&b, 1, "/cgrpc.test.EchoService/Echo", f->srv.port, NULL);
+  it_raw_request_headers(&b, 1, "/cgrpc.test.EchoService/Echo", f->srv.port,
+                         NULL, NULL);
   req.message = "cut short";
   req.response_size = 100000;
   it_raw_grpc_message(&msg, &req.base);
@@ -1971,7 +1969,8 @@ static void test_lifetime_peer_vanishes_mid_frame(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
+#define T(name)                                                                \
+  cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
       T(test_lifetime_d1_unread_flood_no_spin),
       T(test_lifetime_d1_flood_client_reads_later),
       T(test_lifetime_d2_deadline_unread_peer),

@@ -493,8 +493,8 @@ static void test_tls_hostile_unread_flood(void **state) {
   assert_true(fd >= 0);
   h2raw_buf_init(&b);
   it_raw_client_greeting(&b);
-  it_raw_request_headers(&b, 1, "/cgrpc.test.StreamService/Flood", r.port,
-                         "1S");
+  it_raw_request_headers(&b, 1, "/cgrpc.test.StreamService/Flood", r.port, "1S",
+                         NULL);
   req.count = 100000;
   req.size = 16384;
   {

@@ -692,29 +692,10 @@ static uint8_t *pack_echo_request(const char *text, size_t *n) {
 static void rc_send_custom_n(rclient *c, uint32_t stream,
                              const char *const *extra, const h2raw_buf *msg,
                              const char *text, size_t max_frame) {
-  char authority[32];
-  const char *kv[32];
   h2raw_buf b, m;
-  int n = 0;
-  snprintf(authority, sizeof authority, "127.0.0.1:%d", c->port);
-  kv[n++] = ":method";
-  kv[n++] = "POST";
-  kv[n++] = ":scheme";
-  kv[n++] = "http";
-  kv[n++] = ":path";
-  kv[n++] = ECHO_PATH;
-  kv[n++] = ":authority";
-  kv[n++] = authority;
-  kv[n++] = "content-type";
-  kv[n++] = "application/grpc";
-  kv[n++] = "te";
-  kv[n++] = "trailers";
-  while (extra && *extra && n < 30)
-    kv[n++] = *extra++;
-  kv[n] = NULL;
   h2raw_buf_init(&b);
   h2raw_buf_init(&m);
-  h2raw_headers(&b, stream, 0, kv);
+  it_raw_request_headers(&b, stream, ECHO_PATH, c->port, NULL, extra);
   if (!msg) {
     Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
     req.message = (char *)(uintptr_t)text;
