@@ -26,6 +26,11 @@
  * Credentials objects are reference counted: everything that takes one
  * (options, servers, channels) keeps its own reference, so the caller may
  * delete its object at once.
+ *
+ * OpenSSL (libssl.so.3 and libcrypto.so.3) is loaded when the first
+ * credentials or session cache are made, so a program that never uses TLS
+ * never maps it.  When it cannot be loaded, those constructors return
+ * CGRPC_ERR_UNSUPPORTED and cgrpc_tls_load_error() says why.
  */
 #ifndef CGRPC_TLS_H
 #define CGRPC_TLS_H
@@ -53,8 +58,17 @@ typedef enum cgrpc_client_auth {
   CGRPC_CLIENT_AUTH_REQUIRE = 2
 } cgrpc_client_auth;
 
+/*
+ * Loads OpenSSL if that has not been tried yet.  Returns NULL when TLS can
+ * be used, or why not (a static string, e.g. that libssl.so.3 is missing).
+ * Thread safety: any thread.
+ */
+CGRPC_EXTERN const char *cgrpc_tls_load_error(void);
+
 /* Creates empty server credentials (a certificate must be set before they
- * are used).  Returns 0 or CGRPC_ERR_NOMEM.  Thread safety: any thread. */
+ * are used).  Returns 0, CGRPC_ERR_NOMEM, or CGRPC_ERR_UNSUPPORTED when
+ * OpenSSL cannot be loaded (cgrpc_tls_load_error()).  Thread safety: any
+ * thread. */
 CGRPC_EXTERN int cgrpc_server_credentials_new(cgrpc_server_credentials **creds);
 
 /* Releases the caller's reference.  NULL does nothing.  Any thread. */
@@ -104,8 +118,9 @@ CGRPC_EXTERN int cgrpc_server_credentials_set_client_auth(
 typedef struct cgrpc_channel_credentials cgrpc_channel_credentials;
 
 /* Creates channel credentials that trust the system's root certificates
- * (OpenSSL's default store) until others are set.  Returns 0 or
- * CGRPC_ERR_NOMEM.  Thread safety: any thread. */
+ * (OpenSSL's default store) until others are set.  Returns 0,
+ * CGRPC_ERR_NOMEM or CGRPC_ERR_UNSUPPORTED (OpenSSL cannot be loaded).
+ * Thread safety: any thread. */
 CGRPC_EXTERN int
 cgrpc_channel_credentials_new(cgrpc_channel_credentials **creds);
 
@@ -158,7 +173,8 @@ cgrpc_channel_credentials_set_insecure_skip_hostname_check_for_testing(
  *   cgrpc_tls_session_cache_del(cache);       (the options keep their own)
  *
  * Returns 0, CGRPC_ERR_INVALID_ARGUMENT (NULL, or a capacity of 0 or above
- * 1000000) or CGRPC_ERR_NOMEM.  Reference counted like the credentials.
+ * 1000000), CGRPC_ERR_NOMEM or CGRPC_ERR_UNSUPPORTED (OpenSSL cannot be
+ * loaded).  Reference counted like the credentials.
  * Thread safety: any thread; channels on any threads may share one.
  */
 typedef struct cgrpc_tls_session_cache cgrpc_tls_session_cache;

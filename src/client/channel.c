@@ -520,7 +520,8 @@ void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
 /* What cgrpc_channel_new() copies of the options beyond the plain fields,
  * and the TLS state; NULL-safe parts of both. */
 static void channel_free_parts(cgrpc_channel *ch) {
-  SSL_CTX_free(ch->tls_ctx);
+  if (ch->tls_ctx) /* a plaintext channel may not have loaded OpenSSL */
+    SSL_CTX_free(ch->tls_ctx);
   cgrpc__tls_sessions_clear(&ch->tls_sessions);
   cgrpc__free(ch->tls_name);
   cgrpc_channel_credentials_del(ch->opts.creds);

@@ -3,9 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -162,10 +159,17 @@ struct cgrpc_server_credentials {
   SSL_CTX *ctx; /* built from the above once a certificate is set */
 };
 
+const char *cgrpc_tls_load_error(void) {
+  return cgrpc__ossl_load() == 0 ? NULL : cgrpc__ossl_error();
+}
+
 int cgrpc_server_credentials_new(cgrpc_server_credentials **creds) {
   cgrpc_server_credentials *c;
+  int rv;
   if (!creds)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if ((rv = cgrpc__ossl_load()) != 0)
+    return rv;
   c = cgrpc__calloc(1, sizeof *c);
   if (!c)
     return CGRPC_ERR_NOMEM;
@@ -361,8 +365,11 @@ struct cgrpc_channel_credentials {
 
 int cgrpc_channel_credentials_new(cgrpc_channel_credentials **creds) {
   cgrpc_channel_credentials *c;
+  int rv;
   if (!creds)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if ((rv = cgrpc__ossl_load()) != 0)
+    return rv;
   c = cgrpc__calloc(1, sizeof *c);
   if (!c)
     return CGRPC_ERR_NOMEM;
@@ -499,8 +506,11 @@ struct cgrpc_tls_session_cache {
 int cgrpc_tls_session_cache_new(cgrpc_tls_session_cache **cache,
                                 size_t capacity) {
   cgrpc_tls_session_cache *c;
+  int rv;
   if (!cache || capacity == 0 || capacity > 1000000)
     return CGRPC_ERR_INVALID_ARGUMENT;
+  if ((rv = cgrpc__ossl_load()) != 0)
+    return rv;
   c = cgrpc__calloc(1, sizeof *c);
   if (c)
     c->entries = cgrpc__calloc(capacity, sizeof *c->entries);
@@ -596,7 +606,8 @@ int cgrpc__tls_sessions_init(cgrpc__tls_sessions *s,
 }
 
 void cgrpc__tls_sessions_clear(cgrpc__tls_sessions *s) {
-  SSL_SESSION_free(s->last);
+  if (s->last) /* a plaintext channel may not have loaded OpenSSL */
+    SSL_SESSION_free(s->last);
   cgrpc_tls_session_cache_del(s->cache);
   cgrpc__free(s->key);
   memset(s, 0, sizeof *s);

@@ -4,17 +4,18 @@
  * SSL_CTX each side builds from them (ALPN "h2" required, TLS 1.2+, peer
  * verification, session resumption), and the non-blocking I/O of one
  * connection.  Every OpenSSL call of the library lives here and in the h2
- * connection that drives it.
+ * connection that drives it, through io/ossl.h (OpenSSL is loaded when the
+ * first credentials or session cache are made).
  */
 #ifndef CGRPC_IO_TLS_H
 #define CGRPC_IO_TLS_H
 
-#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "cgrpc/tls.h"
+#include "io/ossl.h"
 #include "util/log.h"
 
 /* ---- building contexts ---- */

@@ -70,10 +70,13 @@ pc_prefix=$(pkg-config --variable=prefix cgrpc)
   fail "cgrpc.pc has prefix=$pc_prefix, expected $prefix"
 echo "cgrpc $(pkg-config --modversion cgrpc): $(pkg-config --cflags --libs cgrpc)"
 static_libs=$(pkg-config --static --libs cgrpc)
-for lib in -lcgrpc -lprotobuf-c -lnghttp2 -lssl -lcrypto -lz -lpthread; do
+for lib in -lcgrpc -lprotobuf-c -lnghttp2 -lz -lpthread -ldl; do
   [[ " $static_libs " == *" $lib "* ]] ||
     fail "pkg-config --static --libs cgrpc lacks $lib: $static_libs"
 done
+# OpenSSL is loaded at run time (src/io/ossl.c), never linked.
+[[ " $static_libs " != *" -lssl "* ]] ||
+  fail "pkg-config --static --libs cgrpc links OpenSSL: $static_libs"
 # shellcheck disable=SC2046 # pkg-config output is meant to be split
 "$cc" -std=c11 -Wall -Wextra -Werror \
   -o "$work_dir/pkgconfig_consumer" "$consumer_src/pkgconfig_main.c" \

@@ -49,8 +49,7 @@ static void test_unary_round_trip(void **state) {
 /* Like the Greeter: a few named calls in a row on one channel. */
 static void test_unary_say_hello_basics(void **state) {
   it_fixture *f = *state;
-  static const char *const names[] = {"world", "cgrpc", "", "a b c",
-                                      "x\ty"};
+  static const char *const names[] = {"world", "cgrpc", "", "a b c", "x\ty"};
   size_t i;
   for (i = 0; i < sizeof names / sizeof names[0]; i++) {
     Cgrpc__Test__EchoReply *reply = NULL;
@@ -68,9 +67,9 @@ static void test_unary_empty_message(void **state) {
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status status = {0};
   assert_int_equal(protobuf_c_message_get_packed_size(&req.base), 0);
-  assert_int_equal(cgrpc__test__echo_service__echo__call(f->ch, &req, &reply,
-                                                         NULL, &status),
-                   CGRPC_STATUS_OK);
+  assert_int_equal(
+      cgrpc__test__echo_service__echo__call(f->ch, &req, &reply, NULL, &status),
+      CGRPC_STATUS_OK);
   assert_non_null(reply);
   assert_string_equal(reply->message, "");
   assert_int_equal(reply->payload.len, 0);
@@ -92,9 +91,9 @@ static void test_unary_large_payload(void **state) {
   req.payload.data = data;
   req.payload.len = n;
   req.message = "big";
-  assert_int_equal(cgrpc__test__echo_service__echo__call(f->ch, &req, &reply,
-                                                         NULL, &status),
-                   CGRPC_STATUS_OK);
+  assert_int_equal(
+      cgrpc__test__echo_service__echo__call(f->ch, &req, &reply, NULL, &status),
+      CGRPC_STATUS_OK);
   assert_non_null(reply);
   assert_int_equal(reply->payload.len, n);
   assert_memory_equal(reply->payload.data, data, n);
@@ -106,9 +105,9 @@ static void test_unary_large_payload(void **state) {
   req.payload.len = 0;
   req.response_size = (int32_t)n;
   reply = NULL;
-  assert_int_equal(cgrpc__test__echo_service__echo__call(f->ch, &req, &reply,
-                                                         NULL, &status),
-                   CGRPC_STATUS_OK);
+  assert_int_equal(
+      cgrpc__test__echo_service__echo__call(f->ch, &req, &reply, NULL, &status),
+      CGRPC_STATUS_OK);
   assert_non_null(reply);
   assert_int_equal(reply->payload.len, n);
   for (i = 0; i < n; i++)
@@ -217,10 +216,10 @@ static void test_unary_unimplemented_method(void **state) {
 
 static void test_unary_unknown_path(void **state) {
   it_fixture *f = *state;
-  const cgrpc_method_desc method = {
-      "Method", "/no.Such/Method", CGRPC_METHOD_UNARY,
-      &cgrpc__test__echo_request__descriptor,
-      &cgrpc__test__echo_reply__descriptor};
+  const cgrpc_method_desc method = {"Method", "/no.Such/Method",
+                                    CGRPC_METHOD_UNARY,
+                                    &cgrpc__test__echo_request__descriptor,
+                                    &cgrpc__test__echo_reply__descriptor};
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   ProtobufCMessage *reply = NULL;
   cgrpc_status status = {0};
@@ -232,9 +231,9 @@ static void test_unary_unknown_path(void **state) {
   assert_non_null(strstr(status.message, "/no.Such/Method"));
   cgrpc_status_clear(&status);
   /* The channel is still good. */
-  assert_int_equal(it_echo(f->ch, "still here", (Cgrpc__Test__EchoReply **)&reply,
-                           NULL),
-                   CGRPC_STATUS_OK);
+  assert_int_equal(
+      it_echo(f->ch, "still here", (Cgrpc__Test__EchoReply **)&reply, NULL),
+      CGRPC_STATUS_OK);
   protobuf_c_message_free_unpacked(reply, NULL);
 }
 
@@ -319,8 +318,8 @@ static void test_unary_take_status(void **state) {
   req.status_code = CGRPC_STATUS_ABORTED;
   req.status_message = "aborted on purpose";
   req.echo_metadata = 1;
-  assert_int_equal(cgrpc__test__echo_service__echo__start(
-                       f->ch, &req, &opts, take_done, &t, NULL),
+  assert_int_equal(cgrpc__test__echo_service__echo__start(f->ch, &req, &opts,
+                                                          take_done, &t, NULL),
                    0);
   cgrpc_metadata_array_del(md); /* read before start returned */
   end = it_now_ms() + IT_WAIT_MS;
@@ -354,17 +353,49 @@ static void test_unary_misuse(void **state) {
   /* Wrong request type for the method. */
   Cgrpc__Test__EchoReply wrong = CGRPC__TEST__ECHO_REPLY__INIT;
   ProtobufCMessage *out = NULL;
-  assert_int_equal(cgrpc_unary_call(f->ch,
-                                    &cgrpc__test__echo_service__service__methods[0],
-                                    &wrong.base, &out, NULL, &status),
-                   CGRPC_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(
+      cgrpc_unary_call(f->ch, &cgrpc__test__echo_service__service__methods[0],
+                       &wrong.base, &out, NULL, &status),
+      CGRPC_STATUS_INVALID_ARGUMENT);
   assert_null(out);
   cgrpc_status_clear(&status);
-  assert_int_equal(cgrpc__test__echo_service__echo__call(NULL, &req, &reply,
-                                                         NULL, &status),
-                   CGRPC_STATUS_INVALID_ARGUMENT);
+  assert_int_equal(
+      cgrpc__test__echo_service__echo__call(NULL, &req, &reply, NULL, &status),
+      CGRPC_STATUS_INVALID_ARGUMENT);
   assert_null(reply);
   cgrpc_status_clear(&status);
+}
+
+/* Nonzero when this process maps a library whose path contains |name|. */
+static int maps_library(const char *name) {
+  char line[512];
+  int found = 0;
+  FILE *f = fopen("/proc/self/maps", "r");
+  assert_non_null(f);
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, name) != NULL;
+  fclose(f);
+  return found;
+}
+
+/* A process that uses only plaintext never maps OpenSSL (about 1.7 MB of
+ * resident memory once relocated); TLS credentials load it.  (This test
+ * binary does not link OpenSSL; the TLS tests do.) */
+static void test_unary_plaintext_leaves_openssl_unloaded(void **state) {
+  it_fixture *f = *state;
+  Cgrpc__Test__EchoReply *reply = NULL;
+  cgrpc_status status = {0};
+  cgrpc_channel_credentials *creds = NULL;
+  assert_int_equal(it_echo(f->ch, "plain", &reply, &status), CGRPC_STATUS_OK);
+  protobuf_c_message_free_unpacked(&reply->base, NULL);
+  cgrpc_status_clear(&status);
+  assert_false(maps_library("libssl.so"));
+  assert_false(maps_library("libcrypto.so"));
+  assert_int_equal(cgrpc_channel_credentials_new(&creds), 0);
+  assert_null(cgrpc_tls_load_error());
+  assert_true(maps_library("libssl.so"));
+  assert_true(maps_library("libcrypto.so"));
+  cgrpc_channel_credentials_del(creds);
 }
 
 int main(void) {
@@ -383,6 +414,8 @@ int main(void) {
       T(test_unary_async_start),
       T(test_unary_take_status),
       T(test_unary_misuse),
+      /* Last: OpenSSL stays loaded once it is. */
+      T(test_unary_plaintext_leaves_openssl_unloaded),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

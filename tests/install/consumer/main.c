@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Built against an installed cgrpc: the public header, the generated Greeter
- * code and the library.  Creates a server and a channel and deletes them.
+ * code and the library.  Creates a server and a channel and deletes them,
+ * then TLS credentials (which load OpenSSL at run time).
  */
 #include <stdio.h>
 
@@ -22,6 +23,7 @@ int main(void) {
   Helloworld__Greeter_Servicer greeter = {.say_hello = say_hello};
   cgrpc_server *server = NULL;
   cgrpc_channel *channel = NULL;
+  cgrpc_channel_credentials *creds = NULL;
   int rv;
 
   rv = cgrpc_server_new(&server, NULL);
@@ -43,6 +45,15 @@ int main(void) {
   }
   cgrpc_channel_del(channel);
   cgrpc_server_del(server);
-  printf("cgrpc %s: server and channel created and deleted\n", CGRPC_VERSION);
+  rv = cgrpc_channel_credentials_new(&creds);
+  if (rv != 0) {
+    fprintf(stderr, "cgrpc_channel_credentials_new: %s (%s)\n",
+            cgrpc_strerror(rv),
+            cgrpc_tls_load_error() ? cgrpc_tls_load_error() : "?");
+    return 1;
+  }
+  cgrpc_channel_credentials_del(creds);
+  printf("cgrpc %s: server, channel and TLS credentials created and deleted\n",
+         CGRPC_VERSION);
   return 0;
 }
