@@ -642,7 +642,8 @@ static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
 void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
                                const cgrpc__sock_cred *cred, SSL *tls) {
   cgrpc_server *server = sl->server;
-  cgrpc__server_conn *conn = cgrpc__calloc(1, sizeof *conn);
+  size_t peer_len = strlen(peer);
+  cgrpc__server_conn *conn = cgrpc__calloc(1, sizeof *conn + peer_len + 1);
   nghttp2_session *session = NULL;
   nghttp2_option *opt = NULL;
   nghttp2_session_callbacks *cbs = server_callbacks();
@@ -666,7 +667,7 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
   conn->sl = sl;
   snprintf(conn->h2.peer, sizeof conn->h2.peer, "%s", peer);
-  snprintf(conn->peer, sizeof conn->peer, "%s", peer);
+  memcpy(conn->peer, peer, peer_len + 1);
   conn->peer_cred = *cred;
   pthread_mutex_lock(&server->lock);
   server->live_conns++;

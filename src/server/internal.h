@@ -223,10 +223,12 @@ struct cgrpc__server_conn {
   int shutdown_ping_sent;
   /* Closes a connection that never completes the HTTP/2 handshake. */
   cgrpc__timer handshake_timer;
-  /* The peer as accept() saw it: its whole name (h2.peer, for the log, may
-   * be cut short) and, on a Unix socket, its credentials. */
-  char peer[CGRPC__SOCK_NAME_MAX];
+  /* The peer as accept() saw it: on a Unix socket its credentials, and its
+   * whole name (h2.peer, for the log, may be cut short), allocated with
+   * the connection at its length (a Unix path may take 300 bytes; an IP
+   * address and port about 25, and an idle connection's memory counts). */
   cgrpc__sock_cred peer_cred;
+  char peer[];
 };
 
 /* ---- conn.c ---- */
