@@ -259,7 +259,7 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
     /* The TLS handshake failed (or the server closed during it): a
      * connection failure, with backoff. */
     snprintf(ch->last_error, sizeof ch->last_error, "TLS handshake failed: %.200s",
-             h2->error[0] ? h2->error
+             h2->error ? h2->error
                           : "the server closed the connection");
     connect_failed(conn);
     return;
@@ -270,7 +270,7 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
     ch->state = CHANNEL_IDLE;
   }
   /* The calls that end here say why (those retried go elsewhere). */
-  if (h2->error[0]) {
+  if (h2->error) {
     snprintf(ch->lost_reason, sizeof ch->lost_reason,
              "connection to %s closed: %.160s", target_name(ch), h2->error);
     cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", ch->lost_reason);

@@ -17,7 +17,19 @@ static int scan_frames(cgrpc__h2conn *conn, const uint8_t *p, size_t n);
 
 static void closed_task(void *user_data) {
   cgrpc__h2conn *conn = user_data;
+  char *error = conn->error; /* the owner may free |conn| in on_close */
   conn->on_close(conn, conn->user_data);
+  cgrpc__free(error);
+}
+
+/* Sets why the connection failed, replacing what was said before (out of
+ * memory, the text is lost: the owner then gives a generic reason). */
+static void set_error(cgrpc__h2conn *conn, const char *why) {
+  char *copy = cgrpc__strdup(why);
+  if (!copy)
+    return;
+  cgrpc__free(conn->error);
+  conn->error = copy;
 }
 
 void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
@@ -43,8 +55,8 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
 void cgrpc__h2conn_fail(cgrpc__h2conn *conn, const char *why) {
   if (conn->closed)
     return;
-  if (why && !conn->error[0])
-    snprintf(conn->error, sizeof conn->error, "%s", why);
+  if (why && !conn->error)
+    set_error(conn, why);
   cgrpc__h2conn_close(conn);
 }
 
@@ -58,10 +70,13 @@ void cgrpc__h2conn_schedule_flush(cgrpc__h2conn *conn) {
 static ssize_t send_some(cgrpc__h2conn *conn, const uint8_t *p, size_t n) {
   size_t sent = 0;
   while (conn->tls && sent < n) {
-    ssize_t r = cgrpc__tls_write(conn->tls, p + sent, n - sent, conn->error,
-                                 sizeof conn->error);
-    if (r == CGRPC__TLS_FAILED)
+    char err[160];
+    ssize_t r =
+        cgrpc__tls_write(conn->tls, p + sent, n - sent, err, sizeof err);
+    if (r == CGRPC__TLS_FAILED) {
+      set_error(conn, err);
       return -1;
+    }
     if (r < 0)
       break; /* WANT_WRITE (EPOLLOUT) or WANT_READ (we always read) */
     sent += (size_t)r;
@@ -214,14 +229,17 @@ fail:
  * nothing more is there now, or -2 on an error (with |error| set). */
 static ssize_t recv_some(cgrpc__h2conn *conn, uint8_t *buf, size_t n) {
   if (conn->tls) {
-    ssize_t r = cgrpc__tls_read(conn->tls, buf, n, conn->error,
-                                sizeof conn->error);
+    char err[160];
+    ssize_t r = cgrpc__tls_read(conn->tls, buf, n, err, sizeof err);
     if (r >= 0)
       return r;
     if (r == CGRPC__TLS_WANT_WRITE)
       cgrpc__loop_watch_update(conn->loop, &conn->watch,
                                CGRPC__IO_READ | CGRPC__IO_WRITE);
-    return r == CGRPC__TLS_FAILED ? -2 : -1;
+    if (r != CGRPC__TLS_FAILED)
+      return -1;
+    set_error(conn, err);
+    return -2;
   }
   for (;;) {
     ssize_t r = recv(conn->fd, buf, n, 0);
@@ -231,7 +249,7 @@ static ssize_t recv_some(cgrpc__h2conn *conn, uint8_t *buf, size_t n) {
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return -1;
-    snprintf(conn->error, sizeof conn->error, "%s", strerror(errno));
+    set_error(conn, strerror(errno));
     return -2;
   }
 }
@@ -253,8 +271,10 @@ static void start_http2(cgrpc__h2conn *conn) {
 
 /* One step of the TLS handshake, on the loop's events. */
 static void handshake_step(cgrpc__h2conn *conn) {
-  int rv = cgrpc__tls_handshake(conn->tls, conn->error, sizeof conn->error);
+  char err[160];
+  int rv = cgrpc__tls_handshake(conn->tls, err, sizeof err);
   if (rv == CGRPC__TLS_FAILED) {
+    set_error(conn, err);
     cgrpc__h2conn_close(conn);
     return;
   }
@@ -287,11 +307,13 @@ static void conn_io(void *user_data, unsigned events) {
         if (!conn->received && !conn->tls &&
             !nghttp2_session_check_server_session(conn->session)) {
           /* Nothing came back at all: likely a TLS-only server. */
-          char why[sizeof conn->error];
-          snprintf(why, sizeof why, "%.60s before the server said anything "
+          char why[160];
+          snprintf(why, sizeof why,
+                   "%.60s before the server said anything "
                    "(is it a TLS port?)",
-                   n == 0 ? "the connection closed" : conn->error);
-          snprintf(conn->error, sizeof conn->error, "%s", why);
+                   n == 0 || !conn->error ? "the connection closed"
+                                          : conn->error);
+          set_error(conn, why);
         }
         cgrpc__h2conn_close(conn);
         return;
@@ -476,7 +498,7 @@ int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
   conn->closed = 0;
   conn->ready = 0;
   conn->received = 0;
-  conn->error[0] = '\0';
+  conn->error = NULL;
   memset(conn->closed_ids, 0, sizeof conn->closed_ids);
   conn->closed_next = 0;
   conn->closed_max = 0;

@@ -73,8 +73,9 @@ struct cgrpc__h2conn {
   SSL *tls;
   cgrpc__deferred read_again; /* TLS holds decrypted bytes to read */
   /* Why the connection failed (a TLS handshake error, ...), for the owner's
-   * messages; "" when it closed normally. */
-  char error[160];
+   * on_close: NULL while nothing failed (most connections never do, so
+   * the text is allocated when it is set, and freed after on_close). */
+  char *error;
   /* Streams closed lately whose peer had ended or reset them, in a ring:
    * nghttp2 keeps no closed streams (no_closed_streams), and remembering
    * these few costs 80 bytes a connection. */

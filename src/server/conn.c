@@ -608,7 +608,7 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__server_conn *conn = user_data;
   cgrpc__server_loop *sl = conn->sl;
   cgrpc_server *server = sl->server;
-  if (!h2->ready && h2->error[0])
+  if (!h2->ready && h2->error)
     cgrpc__log(&server->log, CGRPC_LOG_WARNING,
                "%s: TLS handshake failed: %s", h2->peer, h2->error);
   cgrpc__loop_timer_stop(sl->loop, &conn->handshake_timer);
