@@ -3,6 +3,7 @@
  * The Greeter client from the gRPC tutorials.
  *
  *   greeter_client [--target=TARGET] [--name=NAME]
+ *                  [--count=N [--interval_ms=M]] [--timeout_ms=T]
  *                  [--ca_file=F [--server_host_override=NAME]
  *                   [--client_cert_file=F --client_key_file=F]
  *                   [--access_token=T]]
@@ -12,11 +13,16 @@
  * F; --server_host_override checks the server's certificate for NAME
  * instead of the target's host; the client certificate and key make it
  * mutual TLS; --access_token sends "authorization: Bearer T" with the call
- * (greeter_server --require_token=T).  Prints the server's greeting and
- * exits 0, or prints the status name and its message and exits 1.
+ * (greeter_server --require_token=T).  --count makes N calls on the one
+ * channel, M milliseconds apart (default 0), each with a deadline of T
+ * milliseconds when --timeout_ms is given.  Prints one line per call: the
+ * server's greeting (stdout), or the status name and its message
+ * (stderr); exits 0 when every call succeeded, else 1.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cgrpc/cgrpc.h>
 
@@ -37,11 +43,11 @@ static int tls_options(cgrpc_channel_options **opts, const char *ca,
   if ((rv = cgrpc_channel_options_new(opts)) != 0 ||
       (rv = cgrpc_channel_credentials_new(&creds)) != 0 ||
       (rv = cgrpc_channel_credentials_set_root_certs_file(creds, ca)) != 0 ||
-      ((cert || key) &&
-       (rv = cgrpc_channel_credentials_set_cert_files(
-            creds, cert ? cert : "", key ? key : "")) != 0) ||
-      (host_override && (rv = cgrpc_channel_options_set_ssl_target_name_override(
-                             *opts, host_override)) != 0) ||
+      ((cert || key) && (rv = cgrpc_channel_credentials_set_cert_files(
+                             creds, cert ? cert : "", key ? key : "")) != 0) ||
+      (host_override &&
+       (rv = cgrpc_channel_options_set_ssl_target_name_override(
+            *opts, host_override)) != 0) ||
       (token &&
        (rv = cgrpc_call_credentials_new_access_token(&bearer, token)) != 0)) {
     cgrpc_channel_credentials_del(creds);
@@ -54,15 +60,26 @@ static int tls_options(cgrpc_channel_options **opts, const char *ca,
   return 0;
 }
 
+/* Parses a whole decimal number of at least |min| into |*out|; returns 1,
+ * or 0 when |s| is not one. */
+static int parse_number(const char *s, long min, long *out) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end || v < min)
+    return 0;
+  *out = v;
+  return 1;
+}
+
 int main(int argc, char **argv) {
   const char *target = "localhost:50051";
   const char *ca = NULL, *host_override = NULL, *cert = NULL, *key = NULL;
   const char *token = NULL;
   cgrpc_channel_options *opts = NULL;
   Helloworld__HelloRequest request = HELLOWORLD__HELLO_REQUEST__INIT;
-  Helloworld__HelloReply *reply = NULL;
-  cgrpc_status status = {0};
+  cgrpc_call_options call_opts = {0};
   cgrpc_channel *channel = NULL;
+  long count = 1, interval_ms = 0, timeout_ms = 0, failed = 0;
   int rv;
 
   request.name = "world";
@@ -81,11 +98,22 @@ int main(int argc, char **argv) {
       key = argv[i] + 18;
     } else if (strncmp(argv[i], "--access_token=", 15) == 0) {
       token = argv[i] + 15;
+    } else if (strncmp(argv[i], "--count=", 8) == 0 &&
+               parse_number(argv[i] + 8, 1, &count)) {
+      /* parsed */
+    } else if (strncmp(argv[i], "--interval_ms=", 14) == 0 &&
+               parse_number(argv[i] + 14, 0, &interval_ms)) {
+      /* parsed */
+    } else if (strncmp(argv[i], "--timeout_ms=", 13) == 0 &&
+               parse_number(argv[i] + 13, 1, &timeout_ms)) {
+      call_opts.timeout_ms = timeout_ms;
     } else {
       fprintf(stderr,
-              "usage: %s [--target=TARGET] [--name=NAME] [--ca_file=F "
+              "usage: %s [--target=TARGET] [--name=NAME] [--count=N "
+              "[--interval_ms=M]] [--timeout_ms=T] [--ca_file=F "
               "[--server_host_override=NAME] [--client_cert_file=F "
-              "--client_key_file=F] [--access_token=T]]\n",
+              "--client_key_file=F] [--access_token=T]]\n"
+              "  (N and T positive, M at least 0)\n",
               argv[0]);
       return 2;
     }
@@ -105,17 +133,28 @@ int main(int argc, char **argv) {
     fprintf(stderr, "greeter_client: %s: %s\n", target, cgrpc_strerror(rv));
     return 1;
   }
-  if (helloworld__greeter__say_hello__call(channel, &request, &reply, NULL,
-                                           &status) == CGRPC_STATUS_OK) {
-    printf("%s\n", reply->message);
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
-  } else {
-    fprintf(stderr, "greeter_client: RPC failed: %s: %s\n",
-            cgrpc_status_code_name(status.code),
-            status.message ? status.message : "");
+  for (long n = 0; n < count; n++) {
+    Helloworld__HelloReply *reply = NULL;
+    cgrpc_status status = {0};
+    if (n > 0 && interval_ms > 0) {
+      struct timespec ts = {interval_ms / 1000, (interval_ms % 1000) * 1000000};
+      nanosleep(&ts, NULL);
+    }
+    if (helloworld__greeter__say_hello__call(channel, &request, &reply,
+                                             &call_opts,
+                                             &status) == CGRPC_STATUS_OK) {
+      printf("%s\n", reply->message);
+      fflush(stdout);
+      protobuf_c_message_free_unpacked(&reply->base, NULL);
+    } else {
+      fprintf(stderr, "greeter_client: RPC failed: %s: %s\n",
+              cgrpc_status_code_name(status.code),
+              status.message ? status.message : "");
+      failed++;
+    }
+    cgrpc_status_clear(&status);
   }
-  rv = status.code == CGRPC_STATUS_OK ? 0 : 1;
-  cgrpc_status_clear(&status);
+  rv = failed ? 1 : 0;
   cgrpc_channel_del(channel);
   return rv;
 }

@@ -3,6 +3,7 @@
  * The Greeter server from the gRPC tutorials.
  *
  *   greeter_server [--port=N | --listen=ADDR ...] [--max_workers=N]
+ *                  [--name=S]
  *                  [--tls_cert_file=F --tls_key_file=F [--client_ca_file=F]]
  *                  [--require_token=T]
  *
@@ -12,6 +13,8 @@
  * requires client certificates signed by those CAs (mutual TLS).
  * --require_token answers UNAUTHENTICATED to calls without the metadata
  * "authorization: Bearer T" (greeter_client --access_token=T).
+ * --name=S adds " (from S)" to every greeting, so that a client that
+ * spreads its calls over several servers shows which one answered.
  * --max_workers caps the handler thread pool,
  * which grows on demand (default: the library's, 1024); 0 runs handlers on
  * the server's own threads, which suits handlers like these that never
@@ -29,38 +32,46 @@
 
 #include "helloworld.grpc-c.h"
 
-/* |want|: the "authorization" value a call must carry ("Bearer T", from
- * --require_token=T), or NULL. */
-static int authorized(cgrpc_server_ctx *ctx, const char *want) {
+/* What the handlers are told by the flags. */
+typedef struct greeter_config {
+  const char *bearer; /* "Bearer T" from --require_token=T, or NULL */
+  const char *name;   /* --name=S, or NULL */
+} greeter_config;
+
+/* Whether the call carries the "authorization" value |cfg| asks for. */
+static int authorized(cgrpc_server_ctx *ctx, const greeter_config *cfg) {
   const char *got;
-  if (!want)
+  if (!cfg->bearer)
     return 1;
   got = cgrpc_metadata_array_get(cgrpc_server_ctx_metadata(ctx),
                                  "authorization", NULL);
-  return got && strcmp(got, want) == 0;
+  return got && strcmp(got, cfg->bearer) == 0;
+}
+
+/* |greeting| ("Hello", "Hello again") to |who|, and which server says it. */
+static cgrpc_status_code greet(cgrpc_server_ctx *ctx, const char *greeting,
+                               const char *who, Helloworld__HelloReply *reply,
+                               const greeter_config *cfg) {
+  if (!authorized(ctx, cfg))
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                 "missing or wrong bearer token");
+  reply->message = cgrpc_server_ctx_printf(
+      ctx, "%s, %s!%s%s%s", greeting, who, cfg->name ? " (from " : "",
+      cfg->name ? cfg->name : "", cfg->name ? ")" : "");
+  return reply->message ? CGRPC_STATUS_OK : CGRPC_STATUS_RESOURCE_EXHAUSTED;
 }
 
 static cgrpc_status_code say_hello(cgrpc_server_ctx *ctx,
                                    const Helloworld__HelloRequest *request,
                                    Helloworld__HelloReply *reply,
                                    void *user_data) {
-  if (!authorized(ctx, user_data))
-    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
-                                 "missing or wrong bearer token");
-  reply->message = cgrpc_server_ctx_printf(ctx, "Hello, %s!", request->name);
-  return CGRPC_STATUS_OK;
+  return greet(ctx, "Hello", request->name, reply, user_data);
 }
 
-static cgrpc_status_code say_hello_again(cgrpc_server_ctx *ctx,
-                                         const Helloworld__HelloRequest *request,
-                                         Helloworld__HelloReply *reply,
-                                         void *user_data) {
-  if (!authorized(ctx, user_data))
-    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
-                                 "missing or wrong bearer token");
-  reply->message =
-      cgrpc_server_ctx_printf(ctx, "Hello again, %s!", request->name);
-  return CGRPC_STATUS_OK;
+static cgrpc_status_code
+say_hello_again(cgrpc_server_ctx *ctx, const Helloworld__HelloRequest *request,
+                Helloworld__HelloReply *reply, void *user_data) {
+  return greet(ctx, "Hello again", request->name, reply, user_data);
 }
 
 #define MAX_LISTEN 8
@@ -76,11 +87,10 @@ static int tls_credentials(cgrpc_server_credentials **creds, const char *cert,
     return CGRPC_ERR_INVALID_ARGUMENT;
   if ((rv = cgrpc_server_credentials_new(creds)) != 0 ||
       (rv = cgrpc_server_credentials_set_cert_files(*creds, cert, key)) != 0 ||
-      (client_ca &&
-       ((rv = cgrpc_server_credentials_set_client_ca_file(*creds, client_ca)) !=
-            0 ||
-        (rv = cgrpc_server_credentials_set_client_auth(
-             *creds, CGRPC_CLIENT_AUTH_REQUIRE)) != 0))) {
+      (client_ca && ((rv = cgrpc_server_credentials_set_client_ca_file(
+                          *creds, client_ca)) != 0 ||
+                     (rv = cgrpc_server_credentials_set_client_auth(
+                          *creds, CGRPC_CLIENT_AUTH_REQUIRE)) != 0))) {
     cgrpc_server_credentials_del(*creds);
     *creds = NULL;
     return rv;
@@ -98,7 +108,8 @@ int main(int argc, char **argv) {
   cgrpc_server *server = NULL;
   const char *listen[MAX_LISTEN];
   const char *cert = NULL, *key = NULL, *client_ca = NULL;
-  char addr[64], bearer_buf[256], *bearer = NULL;
+  char addr[64], bearer_buf[256];
+  greeter_config config = {NULL, NULL};
   sigset_t stop_signals;
   int port = 50051, first_port = -1, max_workers = -1, n_listen = 0, sig, rv;
 
@@ -118,12 +129,14 @@ int main(int argc, char **argv) {
     } else if (strncmp(argv[i], "--require_token=", 16) == 0 &&
                argv[i][16] != '\0') {
       snprintf(bearer_buf, sizeof bearer_buf, "Bearer %s", argv[i] + 16);
-      bearer = bearer_buf;
+      config.bearer = bearer_buf;
+    } else if (strncmp(argv[i], "--name=", 7) == 0 && argv[i][7] != '\0') {
+      config.name = argv[i] + 7;
     } else {
       fprintf(stderr,
               "usage: %s [--port=N | --listen=ADDR ...] [--max_workers=N] "
-              "[--tls_cert_file=F --tls_key_file=F [--client_ca_file=F]] "
-              "[--require_token=T]\n",
+              "[--name=S] [--tls_cert_file=F --tls_key_file=F "
+              "[--client_ca_file=F]] [--require_token=T]\n",
               argv[0]);
       return 2;
     }
@@ -166,8 +179,7 @@ int main(int argc, char **argv) {
   cgrpc_server_credentials_del(creds); /* the server keeps its own */
   if (rv != 0 ||
       (rv = helloworld__greeter__servicer__register(server, &greeter,
-                                                    bearer)) !=
-          0 ||
+                                                    &config)) != 0 ||
       (rv = cgrpc_server_start(server)) != 0) {
     fprintf(stderr, "greeter_server: %s\n", cgrpc_strerror(rv));
     cgrpc_server_del(server);

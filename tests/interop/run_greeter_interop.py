@@ -71,13 +71,13 @@ class GreeterHarness(Harness):
             dump("grpcio client", out + err)
         return status, out.decode("utf-8", "replace")
 
-    def cgrpc_client(self, binary, target, name, tls=()):
-        """Runs our greeter_client with the TLS flags |tls|.  Returns
-        (status, stdout lines, stderr text)."""
+    def cgrpc_client(self, binary, target, name, flags=()):
+        """Runs our greeter_client with the further flags |flags| (TLS,
+        --count, ...).  Returns (status, stdout lines, stderr text)."""
         status, out, err = self.run(
             "cgrpc client",
             [binary, f"--target={target}", b"--name=" + name.encode("utf-8"),
-             *tls])
+             *flags])
         self.check("cgrpc client: no sanitizer report",
                    not SANITIZER_RE.search(out + err))
         if status != 0:
@@ -162,6 +162,35 @@ def cgrpc_client_py_server(h):
 
 # ---- TLS modes -----------------------------------------------------------------
 
+@mode("cgrpc-client-cgrpc-server-count",
+      needs=("cgrpc_client", "cgrpc_server"))
+def cgrpc_client_cgrpc_server_count(h):
+    """greeter_client --count/--interval_ms/--timeout_ms -> greeter_server
+    --name: one line per call, and the exit status counts the failures"""
+    server, port = h.start_cgrpc_server(h.args.cgrpc_server,
+                                        label="greeter_server",
+                                        extra=("--name=alpha",))
+    target = f"127.0.0.1:{port}"
+    try:
+        status, lines, _ = h.cgrpc_client(
+            h.args.cgrpc_client, target, "world",
+            ("--count=3", "--interval_ms=10",
+             f"--timeout_ms={h.timeout(10) * 1000:.0f}"))
+        h.check_equal("3 calls to greeter_server --name=alpha",
+                      (status, lines), (0, ["Hello, world! (from alpha)"] * 3))
+    finally:
+        h.stop(server)
+    # Nobody listens there now: every call fails, and says so.
+    status, lines, err = h.cgrpc_client(h.args.cgrpc_client, target, "world",
+                                        ("--count=2", "--timeout_ms=2000"))
+    failures = [l for l in err.splitlines() if "RPC failed: " in l]
+    h.check_equal("2 calls to a stopped server: exit 1, 2 failure lines",
+                  (status, lines, len(failures)), (1, [], 2))
+    h.check("the failures name their status",
+            all("UNAVAILABLE" in l or "DEADLINE_EXCEEDED" in l
+                for l in failures), err)
+
+
 def cert(h, name):
     return os.path.join(h.args.certs_dir, name)
 
@@ -197,7 +226,7 @@ def tls_client(h, side, target, name, flags):
     if side == "py":
         return h.py_client(target, name, tls=["--use_tls=true", *flags])
     status, lines, err = h.cgrpc_client(h.args.cgrpc_client, target, name,
-                                        tls=flags)
+                                        flags=flags)
     return status, "\n".join(lines) + err
 
 
