@@ -4,6 +4,7 @@
  *
  *   greeter_client [--target=TARGET] [--name=NAME]
  *                  [--count=N [--interval_ms=M]] [--timeout_ms=T]
+ *                  [--service_config=JSON]
  *                  [--ca_file=F [--server_host_override=NAME]
  *                   [--client_cert_file=F --client_key_file=F]
  *                   [--access_token=T]]
@@ -15,7 +16,9 @@
  * mutual TLS; --access_token sends "authorization: Bearer T" with the call
  * (greeter_server --require_token=T).  --count makes N calls on the one
  * channel, M milliseconds apart (default 0), each with a deadline of T
- * milliseconds when --timeout_ms is given.  Prints one line per call: the
+ * milliseconds when --timeout_ms is given.  --service_config gives the
+ * channel a service config (gRPC's JSON; a wrong one is refused with the
+ * field that is wrong).  Prints one line per call: the
  * server's greeting (stdout), or the status name and its message
  * (stderr); exits 0 when every call succeeded, else 1.
  */
@@ -74,7 +77,7 @@ static int parse_number(const char *s, long min, long *out) {
 int main(int argc, char **argv) {
   const char *target = "localhost:50051";
   const char *ca = NULL, *host_override = NULL, *cert = NULL, *key = NULL;
-  const char *token = NULL;
+  const char *token = NULL, *service_config = NULL;
   cgrpc_channel_options *opts = NULL;
   Helloworld__HelloRequest request = HELLOWORLD__HELLO_REQUEST__INIT;
   cgrpc_call_options call_opts = {0};
@@ -98,6 +101,8 @@ int main(int argc, char **argv) {
       key = argv[i] + 18;
     } else if (strncmp(argv[i], "--access_token=", 15) == 0) {
       token = argv[i] + 15;
+    } else if (strncmp(argv[i], "--service_config=", 17) == 0) {
+      service_config = argv[i] + 17;
     } else if (strncmp(argv[i], "--count=", 8) == 0 &&
                parse_number(argv[i] + 8, 1, &count)) {
       /* parsed */
@@ -110,7 +115,8 @@ int main(int argc, char **argv) {
     } else {
       fprintf(stderr,
               "usage: %s [--target=TARGET] [--name=NAME] [--count=N "
-              "[--interval_ms=M]] [--timeout_ms=T] [--ca_file=F "
+              "[--interval_ms=M]] [--timeout_ms=T] [--service_config=JSON] "
+              "[--ca_file=F "
               "[--server_host_override=NAME] [--client_cert_file=F "
               "--client_key_file=F] [--access_token=T]]\n"
               "  (N and T positive, M at least 0)\n",
@@ -126,6 +132,19 @@ int main(int argc, char **argv) {
                   "together, and a token is printable ASCII)"
                 : "");
     return 2;
+  }
+  if (service_config) {
+    char why[300];
+    if (!opts && (rv = cgrpc_channel_options_new(&opts)) != 0) {
+      fprintf(stderr, "greeter_client: %s\n", cgrpc_strerror(rv));
+      return 1;
+    }
+    if (cgrpc_channel_options_set_service_config(opts, service_config, why,
+                                                 sizeof why) != 0) {
+      fprintf(stderr, "greeter_client: --service_config: %s\n", why);
+      cgrpc_channel_options_del(opts);
+      return 2;
+    }
   }
   rv = cgrpc_channel_new(&channel, target, opts);
   cgrpc_channel_options_del(opts);

@@ -102,6 +102,44 @@ CGRPC_EXTERN void
 cgrpc_channel_options_allow_insecure_call_credentials(
     cgrpc_channel_options *opts, int allow);
 
+/*
+ * Gives channels from these options a service config (gRPC's
+ * doc/service_config.md), in JSON:
+ *
+ *   {"methodConfig": [{"name": [{"service": "helloworld.Greeter"}],
+ *                      "timeout": "1.5s", "waitForReady": true,
+ *                      "maxRequestMessageBytes": 1048576,
+ *                      "retryPolicy": {"maxAttempts": 3,
+ *                                      "initialBackoff": "0.1s",
+ *                                      "maxBackoff": "1s",
+ *                                      "backoffMultiplier": 2,
+ *                                      "retryableStatusCodes":
+ *                                          ["UNAVAILABLE"]}}],
+ *    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+ *    "loadBalancingConfig": [{"round_robin": {}}]}
+ *
+ * A methodConfig applies to the methods its names list: a name with a
+ * service and a method, else one with only the service, else the default
+ * (an empty name {}).  Applied to every call now: "timeout" caps the
+ * call's own deadline, and the message limits apply where they are lower
+ * than the channel's (cgrpc_channel_options_set_max_*_message_length()).
+ * waitForReady, retryPolicy, retryThrottling and loadBalancingConfig are
+ * checked and kept; channels act on them as those features land (see the
+ * README's "Channels").  Unknown fields are ignored, as gRPC does.
+ *
+ * The JSON is checked here: a syntax error, or a field with a wrong value,
+ * returns CGRPC_ERR_INVALID_ARGUMENT, logs why (with the options' log
+ * callback) and writes it to |err| when not NULL (at most |err_size|
+ * bytes), e.g. "methodConfig[0].retryPolicy.maxAttempts: must be an
+ * integer of at least 2".  The options keep the config they had then.
+ * NULL |json| removes the config.  Returns 0, CGRPC_ERR_INVALID_ARGUMENT or
+ * CGRPC_ERR_NOMEM.  Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN int
+cgrpc_channel_options_set_service_config(cgrpc_channel_options *opts,
+                                         const char *json, char *err,
+                                         size_t err_size);
+
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
                                                 cgrpc_log_cb cb,

@@ -226,12 +226,17 @@ static int call_prepare_headers(cgrpc_call *call,
   cgrpc__hdrs_add(h, ":path", 5, call->method->path, strlen(call->method->path));
   cgrpc__hdrs_add(h, ":authority", 10, ch->authority, strlen(ch->authority));
   CGRPC__HDRS_ADD_LIT(h, "te", "trailers");
-  if (opts && opts->timeout_ms > 0) {
-    /* Saturated: INT64_MAX, a common "no deadline", stays far away. */
+  if ((opts && opts->timeout_ms > 0) || (call->mc && call->mc->timeout_ns)) {
+    /* Saturated: INT64_MAX, a common "no deadline", stays far away.  The
+     * service config's timeout caps the call's. */
     int64_t now = cgrpc__now_ns();
-    int64_t max_ms = (INT64_MAX - now) / 1000000;
-    int64_t ms = opts->timeout_ms < max_ms ? opts->timeout_ms : max_ms;
-    call->deadline_ns = now + ms * 1000000;
+    int64_t left = INT64_MAX - now;
+    if (opts && opts->timeout_ms > 0)
+      left = opts->timeout_ms < left / 1000000 ? opts->timeout_ms * 1000000
+                                               : left;
+    if (call->mc && call->mc->timeout_ns && call->mc->timeout_ns < left)
+      left = call->mc->timeout_ns;
+    call->deadline_ns = now + left;
     call->timeout_index = h->len;
     CGRPC__HDRS_ADD_LIT(h, "grpc-timeout", ""); /* filled at submission */
   }
@@ -266,15 +271,31 @@ static int request_encoding(const cgrpc_channel *ch,
   return c == CGRPC_COMPRESS_DEFAULT ? CGRPC_COMPRESS_IDENTITY : c;
 }
 
+/* The lower of two size limits, -1 meaning none. */
+static int64_t min_limit(int64_t a, int64_t b) {
+  if (a < 0)
+    return b;
+  return b < 0 || a < b ? a : b;
+}
+
 /* A call with |refs| references (the loop's, and the caller's), sending
  * in |enc|. */
 static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
                             int refs, int enc) {
   cgrpc_call *call = cgrpc__calloc(1, sizeof *call);
+  int64_t max_recv = ch->opts.max_recv;
   if (!call)
     return NULL;
   call->send_enc = (signed char)enc;
-  cgrpc__ep_init(&call->ep, &call_ops, ch->loop, refs, ch->opts.max_recv,
+  call->max_send = ch->opts.max_send;
+  /* The service config's limits apply where they are lower (-1: none). */
+  call->mc = cgrpc__service_config_method(ch->opts.service_config,
+                                          method->path);
+  if (call->mc) {
+    call->max_send = min_limit(call->max_send, call->mc->max_request_bytes);
+    max_recv = min_limit(max_recv, call->mc->max_response_bytes);
+  }
+  cgrpc__ep_init(&call->ep, &call_ops, ch->loop, refs, max_recv,
                  method->output, "response");
   cgrpc__channel_ref(ch);
   call->ch = ch;
@@ -344,7 +365,7 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   call->user_data = user_data;
   rv = call_prepare_headers(call, opts);
   if (rv == 0) {
-    m = cgrpc__msg_pack(request, ch->opts.max_send, enc, &err);
+    m = cgrpc__msg_pack(request, call->max_send, enc, &err);
     if (m) {
       /* Not yet shared with any thread.  Kept once sent, for a retry. */
       m->seq = ++call->ep.st.send_seq;
@@ -573,7 +594,7 @@ static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
-  m = cgrpc__msg_pack(msg, call->ch->opts.max_send,
+  m = cgrpc__msg_pack(msg, call->max_send,
                       (flags & CGRPC_WRITE_NO_COMPRESS)
                           ? CGRPC_COMPRESS_IDENTITY
                           : call->send_enc,

@@ -46,6 +46,7 @@ void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
   cgrpc_channel_credentials_del(opts->creds);
   cgrpc_tls_session_cache_del(opts->sessions);
   cgrpc_call_credentials_del(opts->call_creds);
+  cgrpc__service_config_unref(opts->service_config);
   cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
@@ -104,6 +105,33 @@ void cgrpc_channel_options_set_call_credentials(
     cgrpc__call_creds_ref(creds);
   cgrpc_call_credentials_del(opts->call_creds);
   opts->call_creds = creds;
+}
+
+int cgrpc_channel_options_set_service_config(cgrpc_channel_options *opts,
+                                             const char *json, char *err,
+                                             size_t err_size) {
+  char why[300];
+  cgrpc__service_config *sc;
+  if (!opts)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (!json) {
+    cgrpc__service_config_unref(opts->service_config);
+    opts->service_config = NULL;
+    return 0;
+  }
+  sc = cgrpc__service_config_parse(json, why, sizeof why);
+  if (!sc) {
+    cgrpc__logger log;
+    cgrpc__logger_init(&log, opts->log_cb, opts->log_user_data);
+    cgrpc__log(&log, CGRPC_LOG_ERROR, "service config: %s", why);
+    if (err && err_size)
+      snprintf(err, err_size, "%s", why);
+    return strcmp(why, "out of memory") == 0 ? CGRPC_ERR_NOMEM
+                                              : CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  cgrpc__service_config_unref(opts->service_config);
+  opts->service_config = sc;
+  return 0;
 }
 
 void cgrpc_channel_options_allow_insecure_call_credentials(
@@ -526,6 +554,7 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc__free(ch->tls_name);
   cgrpc_channel_credentials_del(ch->opts.creds);
   cgrpc_call_credentials_del(ch->opts.call_creds);
+  cgrpc__service_config_unref(ch->opts.service_config);
   cgrpc__free(ch->authority);
 }
 
@@ -606,6 +635,8 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
       cgrpc__channel_creds_ref(ch->opts.creds);
     if (ch->opts.call_creds)
       cgrpc__call_creds_ref(ch->opts.call_creds);
+    if (ch->opts.service_config)
+      cgrpc__service_config_ref(ch->opts.service_config);
   } else {
     options_defaults(&ch->opts);
   }

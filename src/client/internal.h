@@ -23,6 +23,7 @@
 #include "cgrpc/call_credentials.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/tls.h"
+#include "client/service_config.h"
 #include "h2/conn.h"
 #include "h2/hdrs.h"
 #include "io/loop.h"
@@ -39,6 +40,7 @@ struct cgrpc_channel_options {
   cgrpc_tls_session_cache *sessions; /* a reference, or NULL */
   cgrpc_call_credentials *call_creds; /* a reference, or NULL */
   int insecure_call_creds;            /* allowed on plaintext too */
+  cgrpc__service_config *service_config; /* a reference, or NULL */
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };
@@ -121,6 +123,10 @@ struct cgrpc_call {
   cgrpc__ep ep; /* first: the endpoint is the call */
   cgrpc_channel *ch; /* a reference, dropped when the call is freed */
   const cgrpc_method_desc *method;
+  /* The service config's entry for the method (the channel holds the
+   * config), or NULL; and the send limit it and the channel make. */
+  const cgrpc__method_config *mc;
+  int64_t max_send;
   cgrpc_unary_done_cb done;
   void *user_data;
   cgrpc_call_callbacks cbs;
