@@ -55,6 +55,40 @@ static int set_message(cgrpc_call *call, const char *message) {
   return 0;
 }
 
+/* ---- retries of the service config's retryPolicy (gRFC A6) ---- */
+
+/* Requests larger than this are not kept for a retry (gRFC A6's per-call
+ * buffer; C-core's default too): the call is committed at once. */
+#define RETRY_BUFFER_LIMIT (256 * 1024)
+
+static void backoff_leave(cgrpc_call *call) {
+  cgrpc_channel *ch = call->ch;
+  cgrpc__loop_timer_stop(call->ep.loop, &call->retry_timer);
+  if (call->prev)
+    call->prev->next = call->next;
+  else
+    ch->backing_off = call->next;
+  if (call->next)
+    call->next->prev = call->prev;
+  call->prev = call->next = NULL;
+  call->backing_off = 0;
+}
+
+void cgrpc__call_fail_backing_off(cgrpc_channel *ch, cgrpc_status_code code,
+                                  const char *message) {
+  while (ch->backing_off)
+    cgrpc__call_fail(ch->backing_off, code, message);
+}
+
+static void throttle_count(cgrpc_call *call, cgrpc_status_code code);
+static int maybe_policy_retry(cgrpc_call *call, cgrpc_status_code code);
+
+static void retry_fired(void *user_data) {
+  cgrpc_call *call = user_data;
+  backoff_leave(call);
+  cgrpc__channel_enqueue(call->ch, call);
+}
+
 /*
  * Delivers the outcome once: stops the timer, ends the application's side
  * of the queues and wakes or calls the user.  The stream (if any) lives on
@@ -68,6 +102,8 @@ static void call_complete(cgrpc_call *call, ProtobufCMessage *reply) {
   cgrpc__loop_timer_stop(call->ep.loop, &call->deadline_timer);
   if (call->pending)
     cgrpc__channel_dequeue(call->ch, call);
+  if (call->backing_off)
+    backoff_leave(call);
   cgrpc__ep_stop(&call->ep);
   if (call->unary) {
     call->done(call, &call->status, reply, call->user_data);
@@ -223,7 +259,8 @@ static int call_prepare_headers(cgrpc_call *call,
     CGRPC__HDRS_ADD_LIT(h, ":scheme", "https");
   else
     CGRPC__HDRS_ADD_LIT(h, ":scheme", "http");
-  cgrpc__hdrs_add(h, ":path", 5, call->method->path, strlen(call->method->path));
+  cgrpc__hdrs_add(h, ":path", 5, call->method->path,
+                  strlen(call->method->path));
   cgrpc__hdrs_add(h, ":authority", 10, ch->authority, strlen(ch->authority));
   CGRPC__HDRS_ADD_LIT(h, "te", "trailers");
   if ((opts && opts->timeout_ms > 0) || (call->mc && call->mc->timeout_ns)) {
@@ -232,8 +269,8 @@ static int call_prepare_headers(cgrpc_call *call,
     int64_t now = cgrpc__now_ns();
     int64_t left = INT64_MAX - now;
     if (opts && opts->timeout_ms > 0)
-      left = opts->timeout_ms < left / 1000000 ? opts->timeout_ms * 1000000
-                                               : left;
+      left =
+          opts->timeout_ms < left / 1000000 ? opts->timeout_ms * 1000000 : left;
     if (call->mc && call->mc->timeout_ns && call->mc->timeout_ns < left)
       left = call->mc->timeout_ns;
     call->deadline_ns = now + left;
@@ -289,19 +326,23 @@ static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
   call->send_enc = (signed char)enc;
   call->max_send = ch->opts.max_send;
   /* The service config's limits apply where they are lower (-1: none). */
-  call->mc = cgrpc__service_config_method(ch->opts.service_config,
-                                          method->path);
+  call->mc =
+      cgrpc__service_config_method(ch->opts.service_config, method->path);
   if (call->mc) {
     call->max_send = min_limit(call->max_send, call->mc->max_request_bytes);
     max_recv = min_limit(max_recv, call->mc->max_response_bytes);
   }
-  cgrpc__ep_init(&call->ep, &call_ops, ch->loop, refs, max_recv,
-                 method->output, "response");
+  cgrpc__ep_init(&call->ep, &call_ops, ch->loop, refs, max_recv, method->output,
+                 "response");
   cgrpc__channel_ref(ch);
   call->ch = ch;
   call->method = method;
   cgrpc__hdrs_init(&call->hdrs);
   cgrpc__timer_init(&call->deadline_timer, deadline_fired, call);
+  cgrpc__timer_init(&call->retry_timer, retry_fired, call);
+  call->policy_attempts = 1;
+  if (call->mc && call->mc->has_retry_policy)
+    call->retry_backoff_ns = call->mc->retry.initial_backoff_ns;
   return call;
 }
 
@@ -348,8 +389,7 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   cgrpc_call *call;
   cgrpc__msg *m;
   int rv, err = 0, enc;
-  if (!ch || !method || !method->path || !method->output || !request ||
-      !done)
+  if (!ch || !method || !method->path || !method->output || !request || !done)
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (method->kind != CGRPC_METHOD_UNARY ||
       (method->input && request->descriptor != method->input))
@@ -369,6 +409,7 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
     if (m) {
       /* Not yet shared with any thread.  Kept once sent, for a retry. */
       m->seq = ++call->ep.st.send_seq;
+      call->retry_committed = m->len > RETRY_BUFFER_LIMIT;
       cgrpc__msgq_push(&call->ep.st.sendq, m);
       call->ep.st.keep_sent = 1;
     } else if (err == CGRPC_ERR_TOO_LARGE) {
@@ -428,12 +469,10 @@ static cgrpc_status_code misuse(cgrpc_status *status, cgrpc_status_code code,
   return code;
 }
 
-cgrpc_status_code cgrpc_unary_call(cgrpc_channel *ch,
-                                   const cgrpc_method_desc *method,
-                                   const ProtobufCMessage *request,
-                                   ProtobufCMessage **reply,
-                                   const cgrpc_call_options *opts,
-                                   cgrpc_status *status) {
+cgrpc_status_code
+cgrpc_unary_call(cgrpc_channel *ch, const cgrpc_method_desc *method,
+                 const ProtobufCMessage *request, ProtobufCMessage **reply,
+                 const cgrpc_call_options *opts, cgrpc_status *status) {
   sync_wait w;
   cgrpc_status_code code;
   int rv;
@@ -563,8 +602,8 @@ static int async_open(cgrpc_channel *channel, const cgrpc_method_desc *method,
                       const cgrpc_call_callbacks *cbs, void *user_data,
                       int start, cgrpc_call **call_ptr) {
   static const cgrpc_call_callbacks none = {NULL, NULL, NULL};
-  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data,
-                     start, call_ptr);
+  return stream_open(channel, method, opts, cbs ? cbs : &none, user_data, start,
+                     call_ptr);
 }
 
 int cgrpc_call_open_async(cgrpc_channel *channel,
@@ -707,7 +746,8 @@ static cgrpc_metadata_array *copy_metadata(const cgrpc_metadata_array *md) {
     const uint8_t *value;
     size_t len;
     cgrpc_metadata_array_at(md, i, &key, &value, &len);
-    if (cgrpc__metadata_array_add_raw(copy, key, strlen(key), value, len) != 0) {
+    if (cgrpc__metadata_array_add_raw(copy, key, strlen(key), value, len) !=
+        0) {
       cgrpc_metadata_array_del(copy);
       return NULL;
     }
@@ -784,8 +824,7 @@ cgrpc_status_code cgrpc_call_finish_with_reply(cgrpc_call *call,
   if (st.code == CGRPC_STATUS_OK && (problem || !msg)) {
     cgrpc_status_clear(&st);
     misuse(&st, problem ? CGRPC_STATUS_INTERNAL : CGRPC_STATUS_UNIMPLEMENTED,
-           problem ? problem
-                   : "client-streaming call got no response message");
+           problem ? problem : "client-streaming call got no response message");
   }
   if (st.code != CGRPC_STATUS_OK && msg) {
     protobuf_c_message_free_unpacked(msg, NULL);
@@ -844,6 +883,22 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   }
   if (LIT_EQ(name, namelen, "content-type")) {
     call->bad_content_type = !cgrpc__wire_content_type_ok(value, valuelen);
+    return 0;
+  }
+  if (LIT_EQ(name, namelen, "grpc-retry-pushback-ms")) {
+    /* gRFC A6: a non-negative integer; anything else stops retries. */
+    char buf[24];
+    char *end;
+    long long ms = -1;
+    if (valuelen > 0 && valuelen < sizeof buf) {
+      memcpy(buf, value, valuelen);
+      buf[valuelen] = '\0';
+      ms = strtoll(buf, &end, 10);
+      if (*end || ms > INT64_MAX / 1000000)
+        ms = -1;
+    }
+    call->pushback_ms = ms < 0 ? -1 : ms;
+    call->has_pushback = 1;
     return 0;
   }
   if (LIT_EQ(name, namelen, "grpc-encoding")) {
@@ -922,6 +977,13 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
     call->status.code = CGRPC_STATUS_INTERNAL;
     set_message(call, "server closed the stream without a grpc-status");
   }
+  /* Trailers-Only (no response headers of its own): not committed. */
+  if (call->have_grpc_status && !call->in_trailers && call->n_responses == 0) {
+    if (maybe_policy_retry(call, call->status.code))
+      return;
+  } else if (call->status.code == CGRPC_STATUS_OK) {
+    throttle_count(call, CGRPC_STATUS_OK);
+  }
   if (call->status.code == CGRPC_STATUS_OK &&
       !cgrpc__deframer_is_idle(&call->ep.deframer)) {
     call->status.code = CGRPC_STATUS_INTERNAL;
@@ -952,6 +1014,137 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
   call_complete(call, reply);
 }
 
+/* Forgets what the last attempt received and rewinds the request for the
+ * next one.  Returns 0, or -1 when the request cannot be sent again. */
+static int attempt_reset(cgrpc_call *call) {
+  int rv;
+  pthread_mutex_lock(&call->ep.st.lock);
+  rv = cgrpc__stream_rewind(&call->ep.st);
+  pthread_mutex_unlock(&call->ep.st.lock);
+  if (rv != 0)
+    return -1;
+  call->ep.header_bytes = 0;
+  call->ep.recv_enc = 0;
+  call->in_trailers = 0;
+  call->have_grpc_status = 0;
+  call->bad_content_type = 0;
+  call->http_status = 0;
+  call->n_responses = 0;
+  call->has_pushback = 0;
+  call->status.code = CGRPC_STATUS_OK;
+  cgrpc__free(call->status.message);
+  call->status.message = NULL;
+  cgrpc_metadata_array_del(call->status.initial_metadata);
+  cgrpc_metadata_array_del(call->status.trailing_metadata);
+  call->status.initial_metadata = call->status.trailing_metadata = NULL;
+  return 0;
+}
+
+/* A number in [0, 1) for backoff jitter (no shared state: any loop). */
+static double jitter_unit(const cgrpc_call *call) {
+  uint64_t x = (uint64_t)cgrpc__now_ns() ^ (uint64_t)(uintptr_t)call ^
+               ((uint64_t)call->policy_attempts << 32);
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return (double)(x >> 11) / 9007199254740992.0;
+}
+
+/* retryThrottling's token count for an attempt that ended with |code|. */
+static void throttle_count(cgrpc_call *call, cgrpc_status_code code) {
+  cgrpc_channel *ch = call->ch;
+  if (!ch->retry_max_tokens)
+    return;
+  if (code == CGRPC_STATUS_OK) {
+    ch->retry_tokens += ch->retry_token_ratio;
+    if (ch->retry_tokens > ch->retry_max_tokens)
+      ch->retry_tokens = ch->retry_max_tokens;
+  } else if (call->mc && call->mc->has_retry_policy &&
+             (call->mc->retry.retryable_codes & (1u << code))) {
+    ch->retry_tokens = ch->retry_tokens > 1000 ? ch->retry_tokens - 1000 : 0;
+  }
+}
+
+/*
+ * Whether the attempt that ended with |code| (the call not committed: no
+ * response headers came) goes again under the method's retryPolicy, and
+ * after how long: the server's grpc-retry-pushback-ms, else a random time
+ * up to the current backoff (gRFC A6).  A pushback that is not a
+ * non-negative number stops the retries, as does a retry that could not
+ * start before the deadline.
+ */
+static int policy_retry_delay(cgrpc_call *call, cgrpc_status_code code,
+                              int64_t *delay_ns) {
+  const cgrpc__method_config *mc = call->mc;
+  cgrpc_channel *ch = call->ch;
+  if (!mc || !mc->has_retry_policy || !call->unary || call->retry_committed ||
+      call->completed || code == CGRPC_STATUS_OK ||
+      !(mc->retry.retryable_codes & (1u << code)) ||
+      call->policy_attempts >= mc->retry.max_attempts)
+    return 0;
+  if (ch->retry_max_tokens && ch->retry_tokens <= ch->retry_max_tokens / 2)
+    return 0; /* throttled */
+  if (call->has_pushback) {
+    if (call->pushback_ms < 0)
+      return 0;
+    *delay_ns = call->pushback_ms * 1000000;
+  } else {
+    double next = (double)call->retry_backoff_ns * mc->retry.backoff_multiplier;
+    *delay_ns = (int64_t)(jitter_unit(call) * (double)call->retry_backoff_ns);
+    call->retry_backoff_ns = next > (double)mc->retry.max_backoff_ns
+                                 ? mc->retry.max_backoff_ns
+                                 : (int64_t)next;
+  }
+  return !call->deadline_ns || cgrpc__now_ns() + *delay_ns < call->deadline_ns;
+}
+
+/* Starts the next attempt of the retryPolicy after |delay_ns|, saying how
+ * many came before (grpc-previous-rpc-attempts).  Returns 1, or 0 when it
+ * cannot (the call then ends with what it has). */
+static int policy_retry(cgrpc_call *call, int64_t delay_ns) {
+  cgrpc_channel *ch = call->ch;
+  cgrpc__hdrs *h = &call->hdrs;
+  int n = snprintf(call->retry_header_value, sizeof call->retry_header_value,
+                   "%d", call->policy_attempts);
+  if (call->retry_header_index) {
+    h->nv[call->retry_header_index].valuelen = (size_t)n;
+  } else {
+    call->retry_header_index = h->len;
+    cgrpc__hdrs_add(h, "grpc-previous-rpc-attempts", 26,
+                    call->retry_header_value, (size_t)n);
+    if (h->failed)
+      return 0;
+  }
+  if (attempt_reset(call) != 0)
+    return 0;
+  call->policy_attempts++;
+  if (delay_ns > 0) {
+    call->next = ch->backing_off;
+    if (ch->backing_off)
+      ch->backing_off->prev = call;
+    ch->backing_off = call;
+    call->prev = NULL;
+    call->backing_off = 1;
+    if (cgrpc__loop_timer_start(call->ep.loop, &call->retry_timer,
+                                cgrpc__now_ns() + delay_ns) == 0)
+      return 1;
+    backoff_leave(call);
+  }
+  cgrpc__channel_enqueue(ch, call);
+  return 1;
+}
+
+/* The attempt ended with |code| before the call was committed: retried
+ * under the retryPolicy when it allows.  Returns 1 when it goes again. */
+static int maybe_policy_retry(cgrpc_call *call, cgrpc_status_code code) {
+  int64_t delay_ns = 0;
+  throttle_count(call, code);
+  return policy_retry_delay(call, code, &delay_ns) &&
+         policy_retry(call, delay_ns);
+}
+
 /*
  * gRFC A6's transparent retry: a request the server provably never
  * processed goes once more, on whatever connection the channel has next,
@@ -960,24 +1153,9 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
  * sent yet.
  */
 static int call_retry(cgrpc_call *call) {
-  int rv;
   if (call->completed || call->attempts > 1 || call->http_status != 0 ||
-      call->n_responses > 0)
+      call->n_responses > 0 || attempt_reset(call) != 0)
     return 0;
-  pthread_mutex_lock(&call->ep.st.lock);
-  rv = cgrpc__stream_rewind(&call->ep.st);
-  pthread_mutex_unlock(&call->ep.st.lock);
-  if (rv != 0)
-    return 0;
-  call->ep.header_bytes = 0;
-  call->ep.recv_enc = 0;
-  call->in_trailers = 0;
-  call->have_grpc_status = 0;
-  call->bad_content_type = 0;
-  call->status.code = CGRPC_STATUS_OK;
-  cgrpc_metadata_array_del(call->status.initial_metadata);
-  cgrpc_metadata_array_del(call->status.trailing_metadata);
-  call->status.initial_metadata = call->status.trailing_metadata = NULL;
   cgrpc__channel_enqueue(call->ch, call);
   return 1;
 }
@@ -1004,6 +1182,9 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
                      "the connection went before the request was sent");
     return;
   case CGRPC__EP_CONN_LOST:
+    if (call->http_status == 0 &&
+        maybe_policy_retry(call, CGRPC_STATUS_UNAVAILABLE))
+      return;
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE,
                      call->ch->lost_reason[0] ? call->ch->lost_reason
                                               : "connection closed");
@@ -1071,9 +1252,8 @@ static uint32_t call_body_end(cgrpc__ep *ep) {
 }
 
 static const cgrpc__ep_ops call_ops = {
-    call_kick,      call_message,    ep_fail,   call_body_end,
-    call_read_done, call_write_done, call_idle, call_unbound,
-    call_destroy};
+    call_kick,       call_message, ep_fail,      call_body_end, call_read_done,
+    call_write_done, call_idle,    call_unbound, call_destroy};
 
 static nghttp2_session_callbacks *client_cbs;
 static pthread_once_t client_cbs_once = PTHREAD_ONCE_INIT;

@@ -635,8 +635,13 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
       cgrpc__channel_creds_ref(ch->opts.creds);
     if (ch->opts.call_creds)
       cgrpc__call_creds_ref(ch->opts.call_creds);
-    if (ch->opts.service_config)
+    if (ch->opts.service_config) {
       cgrpc__service_config_ref(ch->opts.service_config);
+      if (cgrpc__service_config_throttling(ch->opts.service_config,
+                                           &ch->retry_max_tokens,
+                                           &ch->retry_token_ratio))
+        ch->retry_tokens = ch->retry_max_tokens;
+    }
   } else {
     options_defaults(&ch->opts);
   }
@@ -708,6 +713,7 @@ static void close_task(void *user_data) {
   ch->close_started = 1;
   while (ch->pending)
     cgrpc__call_fail(ch->pending, CGRPC_STATUS_CANCELLED, "channel closed");
+  cgrpc__call_fail_backing_off(ch, CGRPC_STATUS_CANCELLED, "channel closed");
   cgrpc__loop_timer_stop(ch->loop, &ch->backoff_timer);
   ch->conn = NULL;
   for (conn = ch->conns; conn; conn = next) {

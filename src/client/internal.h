@@ -92,6 +92,10 @@ struct cgrpc_channel {
   cgrpc__client_conn *conn;    /* current: connecting or ready */
   cgrpc__client_conn *conns;   /* every live one, draining ones too */
   struct cgrpc_call *pending;  /* calls waiting for a connection */
+  /* Calls waiting out a retry backoff (call.c; prev/next as in pending). */
+  struct cgrpc_call *backing_off;
+  /* retryThrottling (gRFC A6), in thousandths of a token; loop thread. */
+  int retry_tokens, retry_max_tokens, retry_token_ratio;
   int64_t backoff_ms;
   cgrpc__timer backoff_timer;
   char last_error[256];
@@ -147,6 +151,18 @@ struct cgrpc_call {
   cgrpc__hdrs hdrs;      /* request headers, kept for a transparent retry */
   size_t timeout_index;  /* where grpc-timeout goes in hdrs (0: none) */
   int attempts;          /* times the request was submitted */
+  /* Retries of the service config's retryPolicy (gRFC A6): attempts made
+   * (1 for the original), the next backoff's ceiling, the backoff timer,
+   * and where grpc-previous-rpc-attempts is in hdrs (0: not yet). */
+  int policy_attempts;
+  int64_t retry_backoff_ns;
+  cgrpc__timer retry_timer;
+  unsigned backing_off : 1;
+  unsigned retry_committed : 1; /* too large a request to keep */
+  unsigned has_pushback : 1;    /* grpc-retry-pushback-ms came */
+  int64_t pushback_ms;          /* its value; -1: not a valid one */
+  size_t retry_header_index;
+  char retry_header_value[12];
   int64_t deadline_ns;   /* 0: none */
   cgrpc__timer deadline_timer;
   int n_responses;
@@ -169,6 +185,9 @@ void cgrpc__call_submit(struct cgrpc_call *call);
 /* Ends |call| with |code| (resets its stream if it has one). */
 void cgrpc__call_fail(struct cgrpc_call *call, cgrpc_status_code code,
                       const char *message);
+/* Ends every call of |ch| that waits out a retry backoff with |code|. */
+void cgrpc__call_fail_backing_off(cgrpc_channel *ch, cgrpc_status_code code,
+                                  const char *message);
 /* The session callbacks of every client connection. */
 nghttp2_session_callbacks *cgrpc__client_callbacks(void);
 

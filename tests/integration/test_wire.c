@@ -57,7 +57,6 @@ static const char *str_or_none(const char *s) { return s ? s : "(none)"; }
 
 /* ---- watchdog ---- */
 
-
 /* ---- messages ---- */
 
 /* The EchoRequest {message: |text|} as a DATA frame with END_STREAM. */
@@ -645,9 +644,8 @@ static void put_compressed(h2raw_buf *b, int bits, const void *p, size_t n) {
   size_t len = n;
   if (bits) {
     memset(&zs, 0, sizeof zs);
-    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, bits, 8,
-                                  Z_DEFAULT_STRATEGY),
-                     Z_OK);
+    assert_int_equal(
+        deflateInit2(&zs, 9, Z_DEFLATED, bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
     bound = deflateBound(&zs, (uLong)n);
     out = malloc(bound);
     assert_non_null(out);
@@ -765,15 +763,19 @@ static void test_wire_server_unsupported_encoding(void **state) {
                 "grpc-accept-encoding \"%s\"\n",
                 str_or_none(gs), str_or_none(gm), str_or_none(ae));
   CHECK(s.n_hdrs == 1 && s.hdrs_end[0] && s.n_data == 0,
-        "not Trailers-Only (%d HEADERS, %d DATA, rst %ld)", s.n_hdrs,
-        s.n_data, s.rst);
-  CHECK(gs && strcmp(gs, "12") == 0, "grpc-status %s, expected 12 "
-        "(UNIMPLEMENTED)", str_or_none(gs));
+        "not Trailers-Only (%d HEADERS, %d DATA, rst %ld)", s.n_hdrs, s.n_data,
+        s.rst);
+  CHECK(gs && strcmp(gs, "12") == 0,
+        "grpc-status %s, expected 12 "
+        "(UNIMPLEMENTED)",
+        str_or_none(gs));
   CHECK(ae && strcmp(ae, "identity,deflate,gzip") == 0,
         "grpc-accept-encoding \"%s\", expected \"identity,deflate,gzip\"",
         str_or_none(ae));
-  CHECK(gm && strstr(gm, "snappy"), "grpc-message \"%s\" does not name the "
-        "encoding", str_or_none(gm));
+  CHECK(gm && strstr(gm, "snappy"),
+        "grpc-message \"%s\" does not name the "
+        "encoding",
+        str_or_none(gm));
   CHECK(atomic_load(&srv.stats.calls) == 0, "the Echo handler ran %d times",
         atomic_load(&srv.stats.calls));
   seen_free(&s);
@@ -881,8 +883,9 @@ static void test_wire_server_bad_compressed_request(void **state) {
   static const char *const gzip[] = {"grpc-encoding", "gzip", NULL};
   static const char *const deflate[] = {"grpc-encoding", "deflate", NULL};
   static const char *const what[] = {
-      "deflate cut in half", "deflate without its adler32", "gzip cut in half",
-      "gzip without its trailer", "garbage under gzip", "garbage under deflate"};
+      "deflate cut in half", "deflate without its adler32",
+      "gzip cut in half",    "gzip without its trailer",
+      "garbage under gzip",  "garbage under deflate"};
   char text[2048];
   uint8_t noise[512], *p;
   uint32_t x = 12345;
@@ -1147,8 +1150,8 @@ static void test_wire_server_odd_compressed_requests(void **state) {
 /* A server whose default is gzip compresses for clients that accept gzip
  * (with grpc-encoding: gzip), and only for them. */
 static void test_wire_server_negotiation(void **state) {
-  static const char *const ae_identity[] = {"grpc-accept-encoding",
-                                            "identity", NULL};
+  static const char *const ae_identity[] = {"grpc-accept-encoding", "identity",
+                                            NULL};
   static const char *const ae_gzip[] = {"grpc-accept-encoding",
                                         "identity, gzip", NULL};
   static const char *const ae_deflate[] = {"grpc-accept-encoding", "deflate",
@@ -1181,8 +1184,7 @@ static void test_wire_server_negotiation(void **state) {
     seen_init(&s);
     rc_read(&c, stream, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
     ge = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-encoding") : NULL;
-    ae = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-accept-encoding")
-                  : NULL;
+    ae = s.n_hdrs ? h2raw_fields_get(&s.hdrs[0], "grpc-accept-encoding") : NULL;
     flag = s.data.len >= 5 ? s.data.data[0] : -1;
     print_message("  a client %s: grpc-encoding %s, flag %d\n", cases[i].what,
                   str_or_none(ge), flag);
@@ -1412,8 +1414,8 @@ static void rs_event_free(rs_event *ev) { h2raw_fields_free(&ev->hdrs); }
 static void rs_answer_with(rserver *rs, int conn, uint32_t stream,
                            const char *text, const char *encoding,
                            const h2raw_buf *msg) {
-  const char *head[] = {":status",       "200",    "content-type",
-                        "application/grpc", NULL, NULL, NULL};
+  const char *head[] = {
+      ":status", "200", "content-type", "application/grpc", NULL, NULL, NULL};
   static const char *const trailers[] = {"grpc-status", "0", NULL};
   Cgrpc__Test__EchoReply reply = CGRPC__TEST__ECHO_REPLY__INIT;
   h2raw_buf b, m;
@@ -1442,13 +1444,15 @@ static void rs_answer_with(rserver *rs, int conn, uint32_t stream,
   h2raw_buf_free(&b);
 }
 
-
 /* What the raw server does with each request attempt. */
 enum rs_action {
-  ANSWER,        /* rs_answer_with() once the request has ended */
-  GOAWAY_CLOSE,  /* GOAWAY(last stream 0, NO_ERROR), then close */
-  REFUSE,        /* RST_STREAM(REFUSED_STREAM) at once */
-  HEADERS_REFUSE /* response HEADERS, then RST_STREAM(REFUSED_STREAM) */
+  ANSWER,             /* rs_answer_with() once the request has ended */
+  GOAWAY_CLOSE,       /* GOAWAY(last stream 0, NO_ERROR), then close */
+  REFUSE,             /* RST_STREAM(REFUSED_STREAM) at once */
+  HEADERS_REFUSE,     /* response HEADERS, then RST_STREAM(REFUSED_STREAM) */
+  UNAVAILABLE,        /* Trailers-Only grpc-status 14 (not committed) */
+  PUSHBACK,           /* the same with grpc-retry-pushback-ms: sc->pushback */
+  HEADERS_UNAVAILABLE /* response HEADERS, then trailers with status 14 */
 };
 
 typedef struct rs_attempt {
@@ -1458,6 +1462,8 @@ typedef struct rs_attempt {
   size_t data_bytes; /* request DATA received on the attempt's stream */
   int ended;         /* with END_STREAM */
   int first_flag;    /* the first DATA byte (the compressed flag), or -1 */
+  char previous[8];  /* its grpc-previous-rpc-attempts ("-": none) */
+  int64_t at_ms;     /* when its HEADERS came */
 } rs_attempt;
 
 typedef struct scenario {
@@ -1472,6 +1478,7 @@ typedef struct scenario {
    * EchoReply "wire ok"). */
   const char *reply_encoding;
   const h2raw_buf *reply_msg;
+  const char *pushback; /* PUSHBACK's grpc-retry-pushback-ms */
 } scenario;
 
 static void scenario_init(scenario *sc) {
@@ -1523,6 +1530,11 @@ static void rs_run(rserver *rs, it_async *a, scenario *sc) {
         at->stream = ev.stream;
         at->first_flag = -1;
         snprintf(at->path, sizeof at->path, "%s", path ? path : "");
+        snprintf(at->previous, sizeof at->previous, "%s",
+                 h2raw_fields_find(&ev.hdrs, "grpc-previous-rpc-attempts") >= 0
+                     ? h2raw_fields_get(&ev.hdrs, "grpc-previous-rpc-attempts")
+                     : "-");
+        at->at_ms = it_now_ms();
       }
       if (sc->n_att++ == 0) {
         sc->first = ev.hdrs;
@@ -1530,11 +1542,34 @@ static void rs_run(rserver *rs, it_async *a, scenario *sc) {
       }
       print_message("  attempt %d: connection %d, stream %u, %s\n", sc->n_att,
                     ev.conn, (unsigned)ev.stream,
-                    act == ANSWER         ? "answered"
-                    : act == GOAWAY_CLOSE ? "GOAWAY(0) and close"
-                    : act == REFUSE       ? "refused"
-                                          : "headers, then refused");
-      if (act == GOAWAY_CLOSE) {
+                    act == ANSWER           ? "answered"
+                    : act == GOAWAY_CLOSE   ? "GOAWAY(0) and close"
+                    : act == REFUSE         ? "refused"
+                    : act == HEADERS_REFUSE ? "headers, then refused"
+                                            : "failed UNAVAILABLE");
+      if (act == UNAVAILABLE || act == PUSHBACK || act == HEADERS_UNAVAILABLE) {
+        static const char *const head[] = {":status", "200", "content-type",
+                                           "application/grpc", NULL};
+        const char *only[] = {
+            ":status",     "200", "content-type", "application/grpc",
+            "grpc-status", "14",  NULL,           NULL,
+            NULL};
+        h2raw_buf b;
+        h2raw_buf_init(&b);
+        if (act == HEADERS_UNAVAILABLE) {
+          static const char *const trailers[] = {"grpc-status", "14", NULL};
+          h2raw_headers(&b, ev.stream, 0, head);
+          h2raw_headers(&b, ev.stream, 1, trailers);
+        } else {
+          if (act == PUSHBACK) {
+            only[6] = "grpc-retry-pushback-ms";
+            only[7] = sc->pushback;
+          }
+          h2raw_headers(&b, ev.stream, 1, only);
+        }
+        rs_send(rs, ev.conn, &b);
+        h2raw_buf_free(&b);
+      } else if (act == GOAWAY_CLOSE) {
         rs_goaway_close(rs, ev.conn);
       } else if (act == REFUSE || act == HEADERS_REFUSE) {
         static const char *const head[] = {":status", "200", "content-type",
@@ -1563,8 +1598,8 @@ static void rs_run(rserver *rs, it_async *a, scenario *sc) {
     }
     if ((ev.kind == RS_HEADERS || ev.kind == RS_DATA) && ev.conn == pend_conn &&
         ev.stream == pend_stream && (ev.flags & H2RAW_FLAG_END_STREAM)) {
-      rs_answer_with(rs, pend_conn, pend_stream, "wire ok",
-                     sc->reply_encoding, sc->reply_msg);
+      rs_answer_with(rs, pend_conn, pend_stream, "wire ok", sc->reply_encoding,
+                     sc->reply_msg);
       sc->answered_conn = pend_conn;
       sc->answered_stream = pend_stream;
       pend_conn = -1;
@@ -1574,15 +1609,24 @@ static void rs_run(rserver *rs, it_async *a, scenario *sc) {
 }
 
 /* A channel to the raw server. */
-static cgrpc_channel *rs_channel(const rserver *rs) {
+static cgrpc_channel *rs_channel_with(const rserver *rs,
+                                      const char *service_config) {
   cgrpc_channel *ch = NULL;
   cgrpc_channel_options *o = NULL;
   assert_int_equal(cgrpc_channel_options_new(&o), 0);
   if (getenv("CGRPC_TEST_LOG"))
     cgrpc_channel_options_set_log(o, cgrpc_log_stderr, NULL);
+  if (service_config)
+    assert_int_equal(
+        cgrpc_channel_options_set_service_config(o, service_config, NULL, 0),
+        0);
   assert_int_equal(cgrpc_channel_new(&ch, rs->target, o), 0);
   cgrpc_channel_options_del(o);
   return ch;
+}
+
+static cgrpc_channel *rs_channel(const rserver *rs) {
+  return rs_channel_with(rs, NULL);
 }
 
 /* Starts an async Echo {message: "hi"} on |ch| with |opts|. */
@@ -1814,16 +1858,30 @@ static void test_wire_client_header_order(void **state) {
  * answered anything (response HEADERS), the RPC is committed: no retry. */
 
 /* Runs a scenario of |n| actions against one async Echo; fills |sc|. */
-static void retry_run(const enum rs_action *acts, int n, scenario *sc,
-                      it_async *a, rserver *rs) {
+/* How retry_run_with() sets the call up. */
+typedef struct retry_setup {
+  const char *service_config; /* the channel's (NULL: none) */
+  const char *pushback;       /* PUSHBACK's grpc-retry-pushback-ms */
+  int64_t timeout_ms;         /* the call's deadline (0: 10 s) */
+} retry_setup;
+
+static void retry_run_with(const enum rs_action *acts, int n,
+                           const retry_setup *setup, scenario *sc, it_async *a,
+                           rserver *rs) {
+  cgrpc_call_options opts = call_10s;
   cgrpc_channel *ch;
   int i;
   rs_start(rs);
-  ch = rs_channel(rs);
+  ch = rs_channel_with(rs, setup ? setup->service_config : NULL);
   scenario_init(sc);
+  if (setup) {
+    sc->pushback = setup->pushback;
+    if (setup->timeout_ms)
+      opts.timeout_ms = setup->timeout_ms;
+  }
   for (i = 0; i < n; i++)
     sc->act[sc->n_act++] = acts[i];
-  start_echo(ch, &call_10s, a);
+  start_echo(ch, &opts, a);
   rs_run(rs, a, sc);
   CHECK(a->done == 1, "the call completed %d times", a->done);
   print_message("  outcome: %s (\"%s\") after %d attempt(s) on %d "
@@ -1838,6 +1896,11 @@ static void retry_run(const enum rs_action *acts, int n, scenario *sc,
                   sc->att[i].ended ? " (with END_STREAM)" : "", sc->att[i].conn,
                   (unsigned)sc->att[i].stream);
   cgrpc_channel_del(ch);
+}
+
+static void retry_run(const enum rs_action *acts, int n, scenario *sc,
+                      it_async *a, rserver *rs) {
+  retry_run_with(acts, n, NULL, sc, a, rs);
 }
 
 static void retry_done(scenario *sc, it_async *a, rserver *rs) {
@@ -1958,6 +2021,147 @@ static void compressed_round(int def, const char *encoding,
   rs_stop(&rs);
 }
 
+/* ---- the service config's retryPolicy (gRFC A6) on the wire ---- */
+
+#define RETRY_POLICY                                                           \
+  "{\"methodConfig\": [{\"name\": [{\"service\": "                             \
+  "\"cgrpc.test.EchoService\"}], \"retryPolicy\": {\"maxAttempts\": 3, "       \
+  "\"initialBackoff\": \"0.01s\", \"maxBackoff\": \"0.05s\", "                 \
+  "\"backoffMultiplier\": 2, \"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]}"
+
+/* Trailers-Only UNAVAILABLE twice, then an answer: three attempts, the
+ * retries saying how many came before them; the original says nothing. */
+static void test_wire_retry_policy_attempts(void **state) {
+  static const enum rs_action acts[] = {UNAVAILABLE, UNAVAILABLE, ANSWER};
+  static const retry_setup setup = {RETRY_POLICY, NULL, 0};
+  rserver rs;
+  scenario sc;
+  it_async a;
+  (void)state;
+  retry_run_with(acts, 3, &setup, &sc, &a, &rs);
+  check_call_ok(&a, "the call that failed UNAVAILABLE twice");
+  CHECK(sc.n_att == 3, "%d attempts, expected 3", sc.n_att);
+  CHECK(sc.n_att < 3 || (strcmp(sc.att[0].previous, "-") == 0 &&
+                         strcmp(sc.att[1].previous, "1") == 0 &&
+                         strcmp(sc.att[2].previous, "2") == 0),
+        "grpc-previous-rpc-attempts %s, %s, %s; expected -, 1, 2",
+        sc.att[0].previous, sc.att[1].previous, sc.att[2].previous);
+  CHECK(sc.n_att < 3 || sc.att[2].data_bytes > 0,
+        "the third attempt carried no request");
+  retry_done(&sc, &a, &rs);
+  CHECKS_DONE();
+}
+
+/* The server's pushback is waited before the retry. */
+static void test_wire_retry_policy_pushback(void **state) {
+  static const enum rs_action acts[] = {PUSHBACK, ANSWER};
+  static const retry_setup setup = {RETRY_POLICY, "300", 0};
+  rserver rs;
+  scenario sc;
+  it_async a;
+  (void)state;
+  retry_run_with(acts, 2, &setup, &sc, &a, &rs);
+  check_call_ok(&a, "the call pushed back for 300 ms");
+  CHECK(sc.n_att == 2, "%d attempts, expected 2", sc.n_att);
+  CHECK(sc.n_att < 2 || sc.att[1].at_ms - sc.att[0].at_ms >= 300,
+        "the retry came %lld ms after the pushback of 300 ms",
+        (long long)(sc.att[1].at_ms - sc.att[0].at_ms));
+  retry_done(&sc, &a, &rs);
+  CHECKS_DONE();
+}
+
+/* A pushback that is not a non-negative number stops the retries; so does
+ * one that would end past the deadline (the server's status comes at
+ * once, not the deadline's). */
+static void test_wire_retry_policy_no_retry(void **state) {
+  static const enum rs_action acts[] = {PUSHBACK, ANSWER};
+  static const retry_setup negative = {RETRY_POLICY, "-1", 0};
+  static const retry_setup past_deadline = {RETRY_POLICY, "60000", 3000};
+  const retry_setup *setups[] = {&negative, &past_deadline};
+  (void)state;
+  for (int k = 0; k < 2; k++) {
+    rserver rs;
+    scenario sc;
+    it_async a;
+    retry_run_with(acts, 2, setups[k], &sc, &a, &rs);
+    CHECK(a.done == 1 && a.status.code == CGRPC_STATUS_UNAVAILABLE,
+          "pushback %s: %s (%s), expected UNAVAILABLE", setups[k]->pushback,
+          CALL_OUTCOME(&a));
+    CHECK(sc.n_att == 1, "pushback %s: %d attempts, expected 1",
+          setups[k]->pushback, sc.n_att);
+    CHECK(a.done_at_ms - sc.att[0].at_ms < 2000 * SLOW,
+          "pushback %s: the status came %lld ms after the answer",
+          setups[k]->pushback, (long long)(a.done_at_ms - sc.att[0].at_ms));
+    retry_done(&sc, &a, &rs);
+  }
+  CHECKS_DONE();
+}
+
+/* Response headers commit the call: their UNAVAILABLE is final. */
+static void test_wire_retry_policy_committed(void **state) {
+  static const enum rs_action acts[] = {HEADERS_UNAVAILABLE, ANSWER};
+  static const retry_setup setup = {RETRY_POLICY, NULL, 0};
+  rserver rs;
+  scenario sc;
+  it_async a;
+  (void)state;
+  retry_run_with(acts, 2, &setup, &sc, &a, &rs);
+  CHECK(a.done == 1 && a.status.code == CGRPC_STATUS_UNAVAILABLE,
+        "%s (%s), expected UNAVAILABLE", CALL_OUTCOME(&a));
+  CHECK(sc.n_att == 1, "%d attempts after response headers, expected 1",
+        sc.n_att);
+  retry_done(&sc, &a, &rs);
+  CHECKS_DONE();
+}
+
+/* A call waiting out a pushback ends CANCELLED, at once, when its channel
+ * is deleted. */
+static void test_wire_retry_policy_channel_deleted(void **state) {
+  rserver rs;
+  it_async a;
+  cgrpc_channel *ch;
+  rs_event ev;
+  int64_t took;
+  int i;
+  (void)state;
+  rs_start(&rs);
+  ch = rs_channel_with(&rs, RETRY_POLICY);
+  start_echo(ch, NULL, &a);
+  for (i = 0; i < 200; i++) {
+    rs_next(&rs, 50, &ev);
+    if (ev.kind == RS_HEADERS && h2raw_fields_find(&ev.hdrs, ":method") >= 0) {
+      const char *only[] = {
+          ":status",     "200", "content-type",           "application/grpc",
+          "grpc-status", "14",  "grpc-retry-pushback-ms", "60000",
+          NULL};
+      h2raw_buf b;
+      h2raw_buf_init(&b);
+      h2raw_headers(&b, ev.stream, 1, only);
+      rs_send(&rs, ev.conn, &b);
+      h2raw_buf_free(&b);
+      rs_event_free(&ev);
+      break;
+    }
+    rs_event_free(&ev);
+  }
+  CHECK(i < 200, "the request never came");
+  for (i = 0; i < 10; i++) /* let the answer reach the client */
+    rs_next(&rs, 20, &ev), rs_event_free(&ev);
+  CHECK(!it_async_wait(&a, 0), "the call ended (%s, %s) instead of waiting",
+        CALL_OUTCOME(&a));
+  took = it_channel_del_bounded(ch, BOUND_MS);
+  CHECK(took >= 0 && took < 2000 * SLOW,
+        "cgrpc_channel_del took %lld ms with a call in its backoff",
+        (long long)took);
+  CHECK(it_async_wait(&a, BOUND_MS) == 1 &&
+            a.status.code == CGRPC_STATUS_CANCELLED,
+        "the call in its backoff: %s (%s), expected CANCELLED",
+        CALL_OUTCOME(&a));
+  it_async_fini(&a);
+  rs_stop(&rs);
+  CHECKS_DONE();
+}
+
 /* A framed EchoReply {message: |text|} compressed with zlib's |bits|. */
 static void put_compressed_reply(h2raw_buf *m, int bits, const char *text) {
   Cgrpc__Test__EchoReply reply = CGRPC__TEST__ECHO_REPLY__INIT;
@@ -2030,16 +2234,18 @@ static void test_wire_client_bad_compressed_reply(void **state) {
   size_t big = (size_t)64 << 20;
   uint8_t *zeros = calloc(big, 1);
   h2raw_buf plain, gz, bomb, corrupt;
-  static const char *const what[] = {
-      "flag 1 without grpc-encoding", "flag 1 under grpc-encoding identity",
-      "flag 1 under grpc-encoding snappy", "gzip bytes under deflate",
-      "corrupt gzip", "a gzip bomb (64 MiB of zeros)"};
+  static const char *const what[] = {"flag 1 without grpc-encoding",
+                                     "flag 1 under grpc-encoding identity",
+                                     "flag 1 under grpc-encoding snappy",
+                                     "gzip bytes under deflate",
+                                     "corrupt gzip",
+                                     "a gzip bomb (64 MiB of zeros)"};
   const char *enc[6] = {NULL, "identity", "snappy", "deflate", "gzip", "gzip"};
   const h2raw_buf *msg[6];
   static const int want[6] = {
-      CGRPC_STATUS_INTERNAL, CGRPC_STATUS_INTERNAL, CGRPC_STATUS_INTERNAL,
       CGRPC_STATUS_INTERNAL, CGRPC_STATUS_INTERNAL,
-      CGRPC_STATUS_RESOURCE_EXHAUSTED};
+      CGRPC_STATUS_INTERNAL, CGRPC_STATUS_INTERNAL,
+      CGRPC_STATUS_INTERNAL, CGRPC_STATUS_RESOURCE_EXHAUSTED};
   size_t i;
   (void)state;
   assert_non_null(zeros);
@@ -2078,7 +2284,8 @@ static void test_wire_client_bad_compressed_reply(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
+#define T(name)                                                                \
+  cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
       T(test_wire_server_no_content_type_415),
       T(test_wire_server_text_html_415),
       T(test_wire_server_get_405),
@@ -2101,6 +2308,11 @@ int main(int argc, char **argv) {
       T(test_wire_retry_refused_stream),
       T(test_wire_retry_only_once),
       T(test_wire_retry_not_after_headers),
+      T(test_wire_retry_policy_attempts),
+      T(test_wire_retry_policy_pushback),
+      T(test_wire_retry_policy_no_retry),
+      T(test_wire_retry_policy_committed),
+      T(test_wire_retry_policy_channel_deleted),
       T(test_wire_client_sends_encoding),
       T(test_wire_client_compressed_reply),
       T(test_wire_client_bad_compressed_reply),
