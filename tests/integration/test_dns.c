@@ -86,6 +86,22 @@ static cgrpc_status_code echo_timeout(cgrpc_channel *ch, int64_t timeout_ms,
   return code;
 }
 
+/* A DNS server answering for |name| (after |delay_ms|, or never), a
+ * channel through it, and one blocking call of |timeout_ms| on it whose
+ * outcome goes to |*st|; returns how long the call took. */
+static int64_t echo_via(dns_fixture *f, const char *name, int delay_ms,
+                        int never, int64_t dns_timeout_ms, int64_t timeout_ms,
+                        cgrpc_channel **ch, cgrpc_status *st) {
+  int64_t t0;
+  add_name(&f->dns, name, "127.0.0.1", NULL);
+  f->dns.delay_ms = delay_ms;
+  f->dns.never = never;
+  *ch = channel_via_dns(f, name, dns_timeout_ms);
+  t0 = it_now_ms();
+  echo_timeout(*ch, timeout_ms, st);
+  return it_now_ms() - t0;
+}
+
 static void start_echo(cgrpc_channel *ch, int64_t timeout_ms, it_async *a) {
   Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
   cgrpc_call_options opts = {0};
@@ -177,13 +193,7 @@ static void test_dns_never_answers(void **state) {
   dns_fixture *f = *state;
   cgrpc_status st = {0};
   cgrpc_channel *ch;
-  int64_t t0, elapsed;
-  add_name(&f->dns, "silent.test", "127.0.0.1", NULL);
-  f->dns.never = 1;
-  ch = channel_via_dns(f, "silent.test", 1000);
-  t0 = it_now_ms();
-  echo_timeout(ch, 20000, &st);
-  elapsed = it_now_ms() - t0;
+  int64_t elapsed = echo_via(f, "silent.test", 0, 1, 1000, 20000, &ch, &st);
   IT_ASSERT_STATUS(st, CGRPC_STATUS_UNAVAILABLE);
   assert_message_has(&st, "silent.test");
   assert_message_has(&st, "timed out");
