@@ -20,7 +20,7 @@ CGRPC_DEBIAN_PACKAGES=(
   cmake gcc g++ make pkg-config
   protobuf-compiler libprotoc-dev libprotobuf-dev
   protobuf-c-compiler libprotobuf-c-dev
-  libnghttp2-dev libssl-dev zlib1g-dev libjansson-dev
+  libnghttp2-dev libc-ares-dev libssl-dev zlib1g-dev libjansson-dev
   libcmocka-dev
   python3 python3-grpcio python3-protobuf protobuf-compiler-grpc libgrpc++-dev
   nghttp2-client valgrind

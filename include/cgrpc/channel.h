@@ -59,6 +59,17 @@ CGRPC_EXTERN int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts
                                                      const char *authority);
 
 /*
+ * Bounds a name lookup of a "dns:" (or plain "host:port") target to
+ * |timeout_ms| (default 20000; 0 or less restores it).  A lookup that
+ * takes longer fails the calls waiting for it with UNAVAILABLE and a
+ * message that names the host.
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_dns_timeout_ms(cgrpc_channel_options *opts,
+                                         int64_t timeout_ms);
+
+/*
  * Makes channels from these options use TLS with |creds| (see tls.h); NULL
  * goes back to plaintext (the default).  The options keep a reference.
  * Thread safety: one thread at a time per object.
@@ -146,10 +157,25 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
                                                 void *user_data);
 
 /*
- * Creates a channel to |target|: "host:port" with a name, an IPv4 address or
- * a bracketed IPv6 address ("[::1]:50051"), optionally prefixed with "dns:",
- * "dns:///", "ipv4:" or "ipv6:".  Nothing is connected until the first call.
- * |opts| may be NULL; it is copied.
+ * Creates a channel to |target|, named as in gRPC (doc/naming.md):
+ *
+ *   host[:port]                      the same as "dns:///host[:port]"
+ *   dns:[//server/]host[:port]       |host| is looked up (A and AAAA, after
+ *                                    /etc/hosts) on the channel's thread
+ *                                    without blocking it, through |server|
+ *                                    ("ip[:port]", "[v6][:port]") when
+ *                                    given, else the system's servers; an
+ *                                    IP address needs no lookup
+ *   ipv4:addr[:port][,addr[:port]...]   IPv4 addresses, no lookup
+ *   ipv6:addr|[addr][:port][,...]       IPv6 addresses (brackets when a
+ *                                       port follows), no lookup
+ *
+ * The port defaults to 443.  Every address is kept, and a connection tries
+ * them in order.  A looked-up name is looked up again when a connection
+ * drops or fails, at most once every 30 s.  Nothing is connected (or
+ * looked up) until the first call.  |opts| may be NULL; it is copied.
+ * The ":authority" is the host[:port] part (":443" added when no port is
+ * written); for an address list, its first address.
  *
  * Unix-domain sockets are named as in gRPC (doc/naming.md), and need no
  * name resolution: "unix:path" (relative to the working directory when
@@ -161,9 +187,12 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  * unless cgrpc_channel_options_set_authority() says otherwise.
  *
  * Returns 0, or one of:
- *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed (for a Unix target:
- *                               an empty or too long path, a host after
- *                               "unix://"; the log says which).
+ *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed (an empty host, a
+ *                               bad port, an address that is not of its
+ *                               list's family, a DNS server that is not
+ *                               an IP address, an unknown scheme; for a
+ *                               Unix target an empty or too long path, a
+ *                               host after "unix://"; the log says which).
  *   CGRPC_ERR_NOMEM             Out of memory.
  *   CGRPC_ERR_IO                the channel's thread could not start.
  * Thread safety: any thread.

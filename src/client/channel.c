@@ -19,6 +19,9 @@
 #define CONNECT_TIMEOUT_MS 20000
 #define BACKOFF_INITIAL_MS 1000
 #define BACKOFF_MAX_MS 120000
+#define DNS_TIMEOUT_MS 20000
+/* gRPC's minimum time between two lookups of a channel's name. */
+#define RERESOLVE_MIN_NS (30 * (int64_t)1000000000)
 
 /* ---- options ---- */
 
@@ -26,6 +29,7 @@ static void options_defaults(struct cgrpc_channel_options *o) {
   memset(o, 0, sizeof *o);
   o->max_recv = 4 * 1024 * 1024;
   o->max_send = -1;
+  o->dns_timeout_ms = DNS_TIMEOUT_MS;
 }
 
 int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
@@ -75,6 +79,12 @@ int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
   cgrpc__free(opts->authority);
   opts->authority = a;
   return 0;
+}
+
+void cgrpc_channel_options_set_dns_timeout_ms(cgrpc_channel_options *opts,
+                                              int64_t timeout_ms) {
+  if (opts)
+    opts->dns_timeout_ms = timeout_ms > 0 ? timeout_ms : DNS_TIMEOUT_MS;
 }
 
 void cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
@@ -161,64 +171,22 @@ void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
   }
 }
 
-/* ---- target ---- */
-
-/* A "unix:" or "unix-abstract:" target: the address is known now, no name
- * to resolve.  The authority is "localhost", as gRPC C-core and grpc-go
- * send for these targets. */
-static int parse_unix_target(cgrpc_channel *ch, const char *target,
-                             socklen_t len) {
-  memset(&ch->unix_ai, 0, sizeof ch->unix_ai);
-  ch->unix_ai.ai_family = AF_UNIX;
-  ch->unix_ai.ai_socktype = SOCK_STREAM;
-  ch->unix_ai.ai_addr = (struct sockaddr *)&ch->unix_addr;
-  ch->unix_ai.ai_addrlen = len;
-  snprintf(ch->host, sizeof ch->host, "%s", target);
-  ch->unix_ai.ai_canonname = ch->host;
-  ch->authority = cgrpc__strdup("localhost");
-  return ch->authority ? 0 : CGRPC_ERR_NOMEM;
-}
-
-/* Sets |*why| to what is wrong with a malformed target, when more can be
- * said than "bad target". */
-static int parse_target(cgrpc_channel *ch, const char *target,
-                        const char **why) {
-  static const char *const schemes[] = {"dns:///", "dns:", "ipv4:", "ipv6:"};
-  char buf[300];
-  size_t i;
-  socklen_t len;
-  int rv = cgrpc__sock_parse_unix(target, &ch->unix_addr, &len, why);
-  if (rv != 0)
-    return rv < 0 ? rv : parse_unix_target(ch, target, len);
-  for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-    size_t n = strlen(schemes[i]);
-    if (strncmp(target, schemes[i], n) == 0) {
-      target += n;
-      break;
-    }
-  }
-  if (strlen(target) >= sizeof buf - 8)
-    return CGRPC_ERR_INVALID_ARGUMENT;
-  /* No port: gRPC's default is 443. */
-  if (!strchr(target, ':') ||
-      (target[0] == '[' && strstr(target, "]:") == NULL))
-    snprintf(buf, sizeof buf, "%s:443", target);
-  else
-    snprintf(buf, sizeof buf, "%s", target);
-  if (cgrpc__sock_split_hostport(buf, ch->host, sizeof ch->host, ch->port,
-                                 sizeof ch->port) != 0 ||
-      !ch->host[0])
-    return CGRPC_ERR_INVALID_ARGUMENT;
-  ch->authority = cgrpc__strdup(buf);
-  return ch->authority ? 0 : CGRPC_ERR_NOMEM;
-}
-
 /* ---- connection ---- */
 
 /* The target as messages name it: host:port (or the authority set), or the
  * "unix:" target itself ("localhost" would say nothing). */
 static const char *target_name(const cgrpc_channel *ch) {
-  return ch->unix_ai.ai_canonname ? ch->unix_ai.ai_canonname : ch->authority;
+  return ch->target.kind == CGRPC__TARGET_UNIX ? ch->target.host
+                                               : ch->authority;
+}
+
+/* What the calls that cannot connect are told. */
+#define CONNECT_FAILURE_MAX 600
+static void connect_failure(const cgrpc_channel *ch,
+                            char msg[CONNECT_FAILURE_MAX]) {
+  snprintf(msg, CONNECT_FAILURE_MAX, "failed to connect to %s: %s",
+           target_name(ch),
+           ch->last_error[0] ? ch->last_error : "unknown error");
 }
 
 static void connect_next(cgrpc__client_conn *conn);
@@ -237,8 +205,9 @@ static void conn_free(cgrpc__client_conn *conn) {
     cgrpc__loop_unwatch(ch->loop, &conn->connect_watch);
     close(conn->connecting_fd);
   }
-  if (conn->addrs)
-    freeaddrinfo(conn->addrs);
+  if (conn->resolving)
+    cgrpc__dns_cancel(ch->dns);
+  cgrpc__free(conn->addrs);
   nghttp2_session_del(conn->h2.session);
   cgrpc__free(conn);
   if (ch->close_started && !ch->conns)
@@ -255,16 +224,16 @@ static void backoff_done(void *user_data) {
 /* Every address failed: fail the waiting calls and back off. */
 static void connect_failed(cgrpc__client_conn *conn) {
   cgrpc_channel *ch = conn->ch;
-  char msg[400];
+  char msg[CONNECT_FAILURE_MAX];
   double jitter;
   int64_t wait;
-  snprintf(msg, sizeof msg, "failed to connect to %s: %s", target_name(ch),
-           ch->last_error[0] ? ch->last_error : "unknown error");
+  connect_failure(ch, msg);
   cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", msg);
   if (ch->conn == conn)
     ch->conn = NULL;
   conn_free(conn);
   ch->state = CHANNEL_TRANSIENT_FAILURE;
+  ch->resolve_stale = 1;
   while (ch->pending)
     cgrpc__call_fail(ch->pending, CGRPC_STATUS_UNAVAILABLE, msg);
   if (ch->close_started)
@@ -292,6 +261,7 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
     connect_failed(conn);
     return;
   }
+  ch->resolve_stale = 1;
   /* First, so that calls retried from here go to another connection. */
   if (ch->conn == conn) {
     ch->conn = NULL;
@@ -300,7 +270,7 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   /* The calls that end here say why (those retried go elsewhere). */
   if (h2->error) {
     snprintf(ch->lost_reason, sizeof ch->lost_reason,
-             "connection to %s closed: %.160s", target_name(ch), h2->error);
+             "connection to %.70s closed: %.160s", target_name(ch), h2->error);
     cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", ch->lost_reason);
   } else {
     snprintf(ch->lost_reason, sizeof ch->lost_reason, "connection closed");
@@ -349,10 +319,9 @@ static void conn_ready(cgrpc__client_conn *conn, int fd) {
   settings[1].value = 1 << 20;
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 2);
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
-  if (conn->addrs) {
-    freeaddrinfo(conn->addrs);
-    conn->addrs = conn->next_addr = NULL;
-  }
+  cgrpc__free(conn->addrs);
+  conn->addrs = NULL;
+  conn->n_addrs = conn->next_addr = 0;
   if (ch->tls_ctx) {
     tls = cgrpc__tls_conn_new(ch->tls_ctx, fd, 0, ch->tls_name,
                               ch->tls_skip_name, &ch->tls_sessions);
@@ -390,11 +359,11 @@ static void connect_io(void *user_data, unsigned events) {
     connect_next(conn);
     return;
   }
-  if (ch->unix_ai.ai_family == AF_UNIX)
-    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.63s", ch->host);
+  if (ch->target.kind == CGRPC__TARGET_UNIX)
+    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.63s", ch->target.host);
   else
-    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s", ch->host,
-             ch->port);
+    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s",
+             ch->target.host, ch->target.port);
   conn_ready(conn, fd);
 }
 
@@ -411,18 +380,16 @@ static void connect_timeout(void *user_data) {
     close(conn->connecting_fd);
     conn->connecting_fd = -1;
   }
-  conn->next_addr = NULL;
+  conn->next_addr = conn->n_addrs;
   connect_failed(conn);
 }
 
 /* Tries the next resolved address. */
 static void connect_next(cgrpc__client_conn *conn) {
   cgrpc_channel *ch = conn->ch;
-  while (conn->next_addr) {
-    struct addrinfo *ai = conn->next_addr;
-    int fd;
-    conn->next_addr = ai->ai_next;
-    fd = cgrpc__sock_connect(ai->ai_addr, ai->ai_addrlen);
+  while (conn->next_addr < conn->n_addrs) {
+    const cgrpc__addr *a = &conn->addrs[conn->next_addr++];
+    int fd = cgrpc__sock_connect((const struct sockaddr *)&a->ss, a->len);
     if (fd < 0) {
       snprintf(ch->last_error, sizeof ch->last_error, "%s", strerror(errno));
       continue;
@@ -439,9 +406,57 @@ static void connect_next(cgrpc__client_conn *conn) {
   connect_failed(conn);
 }
 
-/* Starts connecting (loop thread, state IDLE). */
+/* Takes a copy of |addrs| to try in order, and starts on the first one
+ * under the connect timeout. */
+static void conn_connect(cgrpc__client_conn *conn, const cgrpc__addr *addrs,
+                         size_t n) {
+  cgrpc_channel *ch = conn->ch;
+  conn->addrs = cgrpc__calloc(n, sizeof *addrs);
+  if (!conn->addrs) {
+    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
+    connect_failed(conn);
+    return;
+  }
+  memcpy(conn->addrs, addrs, n * sizeof *addrs);
+  conn->n_addrs = n;
+  if (cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
+                              cgrpc__now_ns() +
+                                  (int64_t)CONNECT_TIMEOUT_MS * 1000000) != 0) {
+    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
+    conn->next_addr = conn->n_addrs;
+  }
+  connect_next(conn);
+}
+
+/* The channel's lookup ended (loop thread; maybe inside
+ * cgrpc__dns_resolve()). */
+static void conn_resolved(void *user_data, const cgrpc__addr *addrs, size_t n,
+                          const char *error) {
+  cgrpc__client_conn *conn = user_data;
+  cgrpc_channel *ch = conn->ch;
+  conn->resolving = 0;
+  cgrpc__free(ch->resolved);
+  ch->resolved = NULL;
+  ch->n_resolved = 0;
+  if (error) {
+    snprintf(ch->last_error, sizeof ch->last_error, "%s", error);
+    connect_failed(conn);
+    return;
+  }
+  ch->resolved = cgrpc__calloc(n, sizeof *addrs);
+  if (ch->resolved) { /* else the next attempt looks the name up again */
+    memcpy(ch->resolved, addrs, n * sizeof *addrs);
+    ch->n_resolved = n;
+    ch->resolve_stale = 0;
+  }
+  conn_connect(conn, addrs, n);
+}
+
+/* Starts connecting (loop thread, state IDLE): to the target's own
+ * addresses, or to those of the last lookup, or after a new one (there
+ * are none yet, or a connection dropped and the last lookup is 30 s old). */
 static void channel_connect(cgrpc_channel *ch) {
-  struct addrinfo hints;
+  int64_t now = cgrpc__now_ns();
   int rv;
   cgrpc__client_conn *conn = cgrpc__calloc(1, sizeof *conn);
   if (!conn) {
@@ -461,33 +476,25 @@ static void channel_connect(cgrpc_channel *ch) {
   cgrpc__timer_init(&conn->connect_timer, connect_timeout, conn);
   ch->conn = conn;
   ch->state = CHANNEL_CONNECTING;
-  if (ch->unix_ai.ai_family == AF_UNIX) {
-    /* The channel's own one-entry list; conn->addrs stays NULL, so nothing
-     * frees it. */
-    conn->next_addr = &ch->unix_ai;
-  } else {
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    /* Name resolution blocks this loop briefly; targets are usually IP
-     * literals or local names. */
-    rv = getaddrinfo(ch->host, ch->port, &hints, &conn->addrs);
-    if (rv != 0) {
-      conn->addrs = NULL;
-      snprintf(ch->last_error, sizeof ch->last_error,
-               "cannot resolve %.48s: %.60s", ch->host, gai_strerror(rv));
-      connect_failed(conn);
-      return;
-    }
-    conn->next_addr = conn->addrs;
+  if (ch->target.kind != CGRPC__TARGET_DNS) {
+    conn_connect(conn, ch->target.addrs, ch->target.n_addrs);
+    return;
   }
-  if (cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
-                              cgrpc__now_ns() +
-                                  (int64_t)CONNECT_TIMEOUT_MS * 1000000) != 0) {
-    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
-    conn->next_addr = NULL;
+  if (ch->n_resolved &&
+      !(ch->resolve_stale && now - ch->resolved_at_ns >= RERESOLVE_MIN_NS)) {
+    conn_connect(conn, ch->resolved, ch->n_resolved);
+    return;
   }
-  connect_next(conn);
+  ch->resolved_at_ns = now;
+  conn->resolving = 1;
+  rv = cgrpc__dns_resolve(ch->dns, ch->target.host, ch->target.port,
+                          ch->opts.dns_timeout_ms, conn_resolved, conn);
+  if (rv != 0) {
+    conn->resolving = 0;
+    snprintf(ch->last_error, sizeof ch->last_error, "cannot resolve %.200s: %s",
+             ch->target.host, cgrpc_strerror(rv));
+    connect_failed(conn);
+  }
 }
 
 void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
@@ -506,9 +513,8 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
     ch->state = CHANNEL_IDLE;
   }
   if (ch->state == CHANNEL_TRANSIENT_FAILURE) {
-    char msg[400];
-    snprintf(msg, sizeof msg, "failed to connect to %s: %s", target_name(ch),
-             ch->last_error);
+    char msg[CONNECT_FAILURE_MAX];
+    connect_failure(ch, msg);
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, msg);
     return;
   }
@@ -556,6 +562,9 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc_call_credentials_del(ch->opts.call_creds);
   cgrpc__service_config_unref(ch->opts.service_config);
   cgrpc__free(ch->authority);
+  cgrpc__target_free(&ch->target);
+  cgrpc__free(ch->resolved);
+  cgrpc__dns_del(ch->dns); /* only when the channel never started */
 }
 
 static void channel_free(void *user_data) {
@@ -599,8 +608,9 @@ static int channel_tls_setup(cgrpc_channel *ch, const char *override,
   int rv;
   /* A Unix socket has no host: the authority ("localhost") stands in. */
   ch->tls_name = cgrpc__strdup(override ? override
-                               : ch->unix_ai.ai_family == AF_UNIX ? ch->authority
-                                                                  : ch->host);
+                               : ch->target.kind == CGRPC__TARGET_UNIX
+                                   ? ch->authority
+                                   : ch->target.host);
   if (!ch->tls_name)
     return CGRPC_ERR_NOMEM;
   snprintf(key, sizeof key, "%s|%s", ch->tls_name, target_name(ch));
@@ -646,10 +656,14 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     options_defaults(&ch->opts);
   }
   cgrpc__logger_init(&ch->log, ch->opts.log_cb, ch->opts.log_user_data);
-  rv = parse_target(ch, target, &why);
+  rv = cgrpc__target_parse(&ch->target, target, &why);
   if (rv != 0)
     cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"%s%s", target,
                why ? ": " : "", why ? why : "");
+  if (rv == 0) { /* the channel's :authority unless the options say */
+    ch->authority = ch->target.authority;
+    ch->target.authority = NULL;
+  }
   if (rv == 0 && opts && opts->authority) {
     cgrpc__free(ch->authority);
     ch->authority = cgrpc__strdup(opts->authority);
@@ -682,6 +696,15 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   ch->backoff_ms = BACKOFF_INITIAL_MS;
   cgrpc__timer_init(&ch->backoff_timer, backoff_done, ch);
   rv = cgrpc__loop_new(&ch->loop);
+  if (rv == 0 && ch->target.kind == CGRPC__TARGET_DNS) {
+    rv = cgrpc__dns_new(&ch->dns, ch->loop, ch->target.dns_server);
+    if (rv != 0) {
+      cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
+                 "target \"%s\": the DNS resolver would not start: %s",
+                 target, cgrpc_strerror(rv));
+      cgrpc__loop_del(ch->loop);
+    }
+  }
   if (rv == 0) {
     rv = cgrpc__loop_start_thread(ch->loop, "cgrpc-channel");
     if (rv != 0)
@@ -728,6 +751,9 @@ static void close_task(void *user_data) {
       conn_free(conn);
     }
   }
+  /* Its lookup, if any, was cancelled with its connection. */
+  cgrpc__dns_del(ch->dns);
+  ch->dns = NULL;
   if (!ch->conns)
     channel_closed(ch);
   cgrpc__channel_unref(ch); /* the task's */

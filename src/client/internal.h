@@ -26,6 +26,8 @@
 #include "client/service_config.h"
 #include "h2/conn.h"
 #include "h2/hdrs.h"
+#include "client/target.h"
+#include "io/dns.h"
 #include "io/loop.h"
 #include "io/tls.h"
 #include "util/log.h"
@@ -41,6 +43,7 @@ struct cgrpc_channel_options {
   cgrpc_call_credentials *call_creds; /* a reference, or NULL */
   int insecure_call_creds;            /* allowed on plaintext too */
   cgrpc__service_config *service_config; /* a reference, or NULL */
+  int64_t dns_timeout_ms;
   cgrpc_log_cb log_cb;
   void *log_user_data;
 };
@@ -62,14 +65,11 @@ struct cgrpc_channel {
   atomic_int del_waiting; /* cgrpc_channel_del() waits for references */
   struct cgrpc_channel_options opts;
   cgrpc__logger log;
-  char host[256]; /* a "unix:" target: the target itself, for messages */
-  char port[16];
+  /* The parsed target: its host and port (for a "unix:" target the target
+   * itself, for messages), its addresses when they are known without a
+   * lookup, the DNS server to ask. */
+  cgrpc__target target;
   char *authority;
-  /* A "unix:" or "unix-abstract:" target: its address, and the one-entry
-   * address list connect_next() walks (ai_family AF_UNIX, 0 for TCP;
-   * ai_canonname is |host|). */
-  struct sockaddr_un unix_addr;
-  struct addrinfo unix_ai;
   cgrpc__loop *loop;
   /* TLS (NULL: plaintext): the context, the name the server's certificate
    * must carry, and the sessions for resumption (loop thread). */
@@ -100,13 +100,24 @@ struct cgrpc_channel {
   cgrpc__timer backoff_timer;
   char last_error[256];
   char lost_reason[256]; /* why the connection being torn down went */
+  /* DNS targets: the resolver (NULL for the others, and once closed), the
+   * addresses of the last lookup, when it started, and whether a
+   * connection dropped or failed since (then the next connection attempt
+   * looks the name up again, at most once every 30 s). */
+  cgrpc__dns *dns;
+  cgrpc__addr *resolved;
+  size_t n_resolved;
+  int64_t resolved_at_ns;
+  int resolve_stale;
 };
 
 struct cgrpc__client_conn {
   cgrpc__h2conn h2;
   cgrpc_channel *ch;
   cgrpc__client_conn *prev_conn, *next_conn;
-  struct addrinfo *addrs, *next_addr;
+  cgrpc__addr *addrs; /* the addresses to try, in order; its own copy */
+  size_t n_addrs, next_addr;
+  int resolving; /* waiting for the channel's lookup */
   int connecting_fd;
   cgrpc__watch connect_watch;
   cgrpc__timer connect_timer;

@@ -24,6 +24,12 @@
  * percent-encoded. */
 #define CGRPC__SOCK_NAME_MAX (14 + 3 * CGRPC__SOCK_UNIX_MAX + 1)
 
+/* One socket address to connect to: IPv4, IPv6 or Unix-domain. */
+typedef struct cgrpc__addr {
+  socklen_t len;
+  struct sockaddr_storage ss;
+} cgrpc__addr;
+
 /*
  * Splits "host:port", "[v6]:port" or ":port" into |host| (brackets removed,
  * "" when absent) and |port|.  Returns 0, or CGRPC_ERR_INVALID_ARGUMENT.

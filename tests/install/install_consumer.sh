@@ -70,7 +70,7 @@ pc_prefix=$(pkg-config --variable=prefix cgrpc)
   fail "cgrpc.pc has prefix=$pc_prefix, expected $prefix"
 echo "cgrpc $(pkg-config --modversion cgrpc): $(pkg-config --cflags --libs cgrpc)"
 static_libs=$(pkg-config --static --libs cgrpc)
-for lib in -lcgrpc -lprotobuf-c -lnghttp2 -ljansson -lz -lpthread -ldl; do
+for lib in -lcgrpc -lprotobuf-c -lnghttp2 -lcares -ljansson -lz -lpthread -ldl; do
   [[ " $static_libs " == *" $lib "* ]] ||
     fail "pkg-config --static --libs cgrpc lacks $lib: $static_libs"
 done
