@@ -5,17 +5,20 @@
  *   greeter_client [--target=TARGET] [--name=NAME]
  *                  [--ca_file=F [--server_host_override=NAME]
  *                   [--client_cert_file=F --client_key_file=F]
- *                   [--access_token=T]]
+ *                   [--access_token=T]] [--keepalive_time_ms=K]
  *
  * TARGET is any channel target: host:port (default localhost:50051),
  * dns:, ipv4:, ipv6:, unix:.  --ca_file turns TLS on, trusting the CAs in
  * F; --server_host_override checks the server's certificate for NAME
  * instead of the target's host; the client certificate and key make it
  * mutual TLS; --access_token sends "authorization: Bearer T" with the call
- * (greeter_server --require_token=T).  Prints the server's greeting and
+ * (greeter_server --require_token=T).  --keepalive_time_ms sends a
+ * keepalive PING after K ms without a word from the server (at least
+ * 10000).  Prints the server's greeting and
  * exits 0, or prints the status name and its message and exits 1.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cgrpc/cgrpc.h>
@@ -58,6 +61,7 @@ int main(int argc, char **argv) {
   const char *target = "localhost:50051";
   const char *ca = NULL, *host_override = NULL, *cert = NULL, *key = NULL;
   const char *token = NULL;
+  long long keepalive_ms = 0;
   cgrpc_channel_options *opts = NULL;
   Helloworld__HelloRequest request = HELLOWORLD__HELLO_REQUEST__INIT;
   Helloworld__HelloReply *reply = NULL;
@@ -81,11 +85,15 @@ int main(int argc, char **argv) {
       key = argv[i] + 18;
     } else if (strncmp(argv[i], "--access_token=", 15) == 0) {
       token = argv[i] + 15;
+    } else if (strncmp(argv[i], "--keepalive_time_ms=", 20) == 0 &&
+               (keepalive_ms = atoll(argv[i] + 20)) > 0) {
+      /* set below, once the options exist */
     } else {
       fprintf(stderr,
               "usage: %s [--target=TARGET] [--name=NAME] [--ca_file=F "
               "[--server_host_override=NAME] [--client_cert_file=F "
-              "--client_key_file=F] [--access_token=T]]\n",
+              "--client_key_file=F] [--access_token=T]] "
+              "[--keepalive_time_ms=K]\n",
               argv[0]);
       return 2;
     }
@@ -98,6 +106,13 @@ int main(int argc, char **argv) {
                   "together, and a token is printable ASCII)"
                 : "");
     return 2;
+  }
+  if (keepalive_ms > 0) {
+    if (!opts && (rv = cgrpc_channel_options_new(&opts)) != 0) {
+      fprintf(stderr, "greeter_client: %s\n", cgrpc_strerror(rv));
+      return 1;
+    }
+    cgrpc_channel_options_set_keepalive_time_ms(opts, keepalive_ms);
   }
   rv = cgrpc_channel_new(&channel, target, opts);
   cgrpc_channel_options_del(opts);

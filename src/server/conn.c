@@ -602,7 +602,7 @@ static void ping_policy(cgrpc__server_conn *conn) {
                                          o->max_ping_strikes ||
       o->max_ping_strikes == 0 || conn->h2.close_when_sent)
     return;
-  cgrpc__log(&conn->sl->server->log, CGRPC_LOG_INFO,
+  cgrpc__log(&conn->sl->server->log, CGRPC_LOG_WARNING,
              "%s: %d pings too soon: GOAWAY ENHANCE_YOUR_CALM too_many_pings",
              conn->h2.peer, conn->ping_strikes);
   nghttp2_submit_goaway(conn->h2.session, NGHTTP2_FLAG_NONE,
