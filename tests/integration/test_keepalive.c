@@ -184,7 +184,6 @@ static void idle_dead_peer(int permit) {
   it_server s;
   relay r;
   cgrpc_channel *ch;
-  (void)permit;
   log_reset();
   assert_int_equal(it_server_start(&s, NULL, 0), 0);
   memset(&r, 0, sizeof r);
