@@ -4,7 +4,7 @@
  *
  *   greeter_client [--target=TARGET] [--name=NAME]
  *                  [--count=N [--interval_ms=M]] [--timeout_ms=T]
- *                  [--service_config=JSON]
+ *                  [--service_config=JSON] [--keepalive_time_ms=K]
  *                  [--ca_file=F [--server_host_override=NAME]
  *                   [--client_cert_file=F --client_key_file=F]
  *                   [--access_token=T]]
@@ -18,7 +18,9 @@
  * channel, M milliseconds apart (default 0), each with a deadline of T
  * milliseconds when --timeout_ms is given.  --service_config gives the
  * channel a service config (gRPC's JSON; a wrong one is refused with the
- * field that is wrong).  Prints one line per call: the
+ * field that is wrong).  --keepalive_time_ms sends a keepalive PING after
+ * K ms without a word from the server (at least 10000).  Prints one line
+ * per call: the
  * server's greeting (stdout), or the status name and its message
  * (stderr); exits 0 when every call succeeded, else 1.
  */
@@ -82,7 +84,8 @@ int main(int argc, char **argv) {
   Helloworld__HelloRequest request = HELLOWORLD__HELLO_REQUEST__INIT;
   cgrpc_call_options call_opts = {0};
   cgrpc_channel *channel = NULL;
-  long count = 1, interval_ms = 0, timeout_ms = 0, failed = 0;
+  long count = 1, interval_ms = 0, timeout_ms = 0, keepalive_ms = 0;
+  long failed = 0;
   int rv;
 
   request.name = "world";
@@ -109,6 +112,9 @@ int main(int argc, char **argv) {
     } else if (strncmp(argv[i], "--interval_ms=", 14) == 0 &&
                parse_number(argv[i] + 14, 0, &interval_ms)) {
       /* parsed */
+    } else if (strncmp(argv[i], "--keepalive_time_ms=", 20) == 0 &&
+               parse_number(argv[i] + 20, 1, &keepalive_ms)) {
+      /* set below, once the options exist */
     } else if (strncmp(argv[i], "--timeout_ms=", 13) == 0 &&
                parse_number(argv[i] + 13, 1, &timeout_ms)) {
       call_opts.timeout_ms = timeout_ms;
@@ -116,10 +122,11 @@ int main(int argc, char **argv) {
       fprintf(stderr,
               "usage: %s [--target=TARGET] [--name=NAME] [--count=N "
               "[--interval_ms=M]] [--timeout_ms=T] [--service_config=JSON] "
+              "[--keepalive_time_ms=K] "
               "[--ca_file=F "
               "[--server_host_override=NAME] [--client_cert_file=F "
               "--client_key_file=F] [--access_token=T]]\n"
-              "  (N and T positive, M at least 0)\n",
+              "  (N, T and K positive, M at least 0)\n",
               argv[0]);
       return 2;
     }
@@ -133,12 +140,15 @@ int main(int argc, char **argv) {
                 : "");
     return 2;
   }
+  if ((service_config || keepalive_ms > 0) && !opts &&
+      (rv = cgrpc_channel_options_new(&opts)) != 0) {
+    fprintf(stderr, "greeter_client: %s\n", cgrpc_strerror(rv));
+    return 1;
+  }
+  if (keepalive_ms > 0)
+    cgrpc_channel_options_set_keepalive_time_ms(opts, keepalive_ms);
   if (service_config) {
     char why[300];
-    if (!opts && (rv = cgrpc_channel_options_new(&opts)) != 0) {
-      fprintf(stderr, "greeter_client: %s\n", cgrpc_strerror(rv));
-      return 1;
-    }
     if (cgrpc_channel_options_set_service_config(opts, service_config, why,
                                                  sizeof why) != 0) {
       fprintf(stderr, "greeter_client: --service_config: %s\n", why);

@@ -151,6 +151,45 @@ cgrpc_channel_options_set_service_config(cgrpc_channel_options *opts,
                                          const char *json, char *err,
                                          size_t err_size);
 
+/*
+ * Keepalive (gRPC's doc/keepalive.md, gRFC A8).  With a keepalive time set,
+ * a connection that has read nothing from the server for |time_ms| sends a
+ * PING; if nothing comes back within the keepalive timeout, the connection
+ * is closed and its calls fail with UNAVAILABLE ("keepalive ping not
+ * acknowledged within ... ms").  Values <= 0 turn keepalive off (the
+ * default).  Times below 10 s are raised to 10 s, as grpc-go and grpc-java
+ * do.  Servers limit how often they accept pings (gRPC servers: every 5
+ * minutes by default, and only with calls in flight); a server that finds
+ * them too frequent answers with GOAWAY ENHANCE_YOUR_CALM "too_many_pings",
+ * and the channel then doubles its keepalive time for its later
+ * connections.
+ *
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_keepalive_time_ms(cgrpc_channel_options *opts,
+                                            int64_t time_ms);
+
+/*
+ * As cgrpc_channel_options_set_keepalive_time_ms(), without the 10 s
+ * minimum: for tests that need a dead peer found in a second.  Not for
+ * production use (servers will call such a client abusive).
+ */
+CGRPC_EXTERN void cgrpc_channel_options_set_keepalive_time_ms_for_testing(
+    cgrpc_channel_options *opts, int64_t time_ms);
+
+/* How long a keepalive PING may go unanswered before the connection is
+ * closed (default 20 s; values <= 0 restore the default). */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_keepalive_timeout_ms(cgrpc_channel_options *opts,
+                                               int64_t timeout_ms);
+
+/* Nonzero: send keepalive pings on a connection with no calls in flight
+ * too (default 0: only while calls are in flight).  Servers refuse such
+ * pings unless they allow them (gRPC: permit_without_calls). */
+CGRPC_EXTERN void cgrpc_channel_options_set_keepalive_permit_without_calls(
+    cgrpc_channel_options *opts, int permit);
+
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
                                                 cgrpc_log_cb cb,

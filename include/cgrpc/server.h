@@ -105,6 +105,59 @@ CGRPC_EXTERN int
 cgrpc_server_options_set_default_compression(cgrpc_server_options *opts,
                                              int compression);
 
+/*
+ * Connection management (gRPC's doc/keepalive.md, gRFC A9).  Times are in
+ * milliseconds; values <= 0 mean "never" unless stated.  Thread safety of
+ * every setter: one thread at a time per object.
+ *
+ * The server's own keepalive pings: after |time_ms| with nothing read from
+ * a client (default: never; gRPC servers use 2 hours), a PING; with no
+ * answer within the timeout (default 20 s) the connection is closed and
+ * its calls are cancelled.  The server pings with or without calls.
+ */
+CGRPC_EXTERN void
+cgrpc_server_options_set_keepalive_time_ms(cgrpc_server_options *opts,
+                                           int64_t time_ms);
+CGRPC_EXTERN void
+cgrpc_server_options_set_keepalive_timeout_ms(cgrpc_server_options *opts,
+                                              int64_t timeout_ms);
+
+/*
+ * The ping policy for clients, enforced as gRPC C-core and grpc-go do: a
+ * PING that comes less than |interval_ms| after the previous one (default
+ * 5 minutes; 0 allows any rate) with no HEADERS or DATA sent by the server
+ * in between, or any PING but the first while the connection has no calls
+ * unless pings without calls are permitted (default: not), is a strike.
+ * More than the maximum strikes (default 2; 0: no limit) and the server
+ * sends GOAWAY ENHANCE_YOUR_CALM with debug data "too_many_pings" and
+ * closes the connection.
+ */
+CGRPC_EXTERN void cgrpc_server_options_set_keepalive_min_ping_interval_ms(
+    cgrpc_server_options *opts, int64_t interval_ms);
+CGRPC_EXTERN void cgrpc_server_options_set_keepalive_permit_without_calls(
+    cgrpc_server_options *opts, int permit);
+CGRPC_EXTERN void
+cgrpc_server_options_set_max_ping_strikes(cgrpc_server_options *opts,
+                                          int strikes);
+
+/* A connection with no calls for |idle_ms| (default: never) is sent a
+ * GOAWAY and closed; the client's next call opens a new one. */
+CGRPC_EXTERN void
+cgrpc_server_options_set_max_connection_idle_ms(cgrpc_server_options *opts,
+                                                int64_t idle_ms);
+
+/*
+ * A connection older than |age_ms| (default: never; +-10% jitter, as gRPC
+ * spreads reconnections) is drained: GOAWAY, then a PING, then GOAWAY with
+ * the last stream id, so calls already started go on and new ones go to a
+ * new connection.  |grace_ms| after the GOAWAY (default: never), the
+ * connection is closed and the calls still on it are cancelled.
+ */
+CGRPC_EXTERN void
+cgrpc_server_options_set_max_connection_age_ms(cgrpc_server_options *opts,
+                                               int64_t age_ms,
+                                               int64_t grace_ms);
+
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_server_options_set_log(cgrpc_server_options *opts,
                                                cgrpc_log_cb cb,

@@ -1223,7 +1223,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   cgrpc_call *call;
   if (frame->hd.type == NGHTTP2_GOAWAY) {
-    cgrpc__channel_conn_goaway(user_data);
+    cgrpc__channel_conn_goaway(user_data, &frame->goaway);
     return 0;
   }
   if (frame->hd.type == NGHTTP2_RST_STREAM) {

@@ -22,6 +22,11 @@
 #define DNS_TIMEOUT_MS 20000
 /* gRPC's minimum time between two lookups of a channel's name. */
 #define RERESOLVE_MIN_NS (30 * (int64_t)1000000000)
+/* The shortest keepalive time the ordinary setter accepts, as grpc-go and
+ * grpc-java clamp it: servers enforce a ping policy (5 minutes by
+ * default), and pings more often than this mostly earn a GOAWAY. */
+#define KEEPALIVE_MIN_TIME_MS 10000
+#define KEEPALIVE_DEFAULT_TIMEOUT_MS 20000
 
 /* ---- options ---- */
 
@@ -30,6 +35,8 @@ static void options_defaults(struct cgrpc_channel_options *o) {
   o->max_recv = 4 * 1024 * 1024;
   o->max_send = -1;
   o->dns_timeout_ms = DNS_TIMEOUT_MS;
+  o->keepalive_time_ms = CGRPC__KEEPALIVE_OFF;
+  o->keepalive_timeout_ms = KEEPALIVE_DEFAULT_TIMEOUT_MS;
 }
 
 int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
@@ -163,6 +170,34 @@ int cgrpc_channel_options_set_ssl_target_name_override(
   return 0;
 }
 
+void cgrpc_channel_options_set_keepalive_time_ms(cgrpc_channel_options *opts,
+                                                 int64_t time_ms) {
+  if (opts)
+    cgrpc_channel_options_set_keepalive_time_ms_for_testing(
+        opts, time_ms > 0 && time_ms < KEEPALIVE_MIN_TIME_MS
+                  ? KEEPALIVE_MIN_TIME_MS
+                  : time_ms);
+}
+
+void cgrpc_channel_options_set_keepalive_time_ms_for_testing(
+    cgrpc_channel_options *opts, int64_t time_ms) {
+  if (opts)
+    opts->keepalive_time_ms = time_ms > 0 ? time_ms : CGRPC__KEEPALIVE_OFF;
+}
+
+void cgrpc_channel_options_set_keepalive_timeout_ms(
+    cgrpc_channel_options *opts, int64_t timeout_ms) {
+  if (opts)
+    opts->keepalive_timeout_ms =
+        timeout_ms > 0 ? timeout_ms : KEEPALIVE_DEFAULT_TIMEOUT_MS;
+}
+
+void cgrpc_channel_options_set_keepalive_permit_without_calls(
+    cgrpc_channel_options *opts, int permit) {
+  if (opts)
+    opts->keepalive_permit_without_calls = permit != 0;
+}
+
 void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
                                    void *user_data) {
   if (opts) {
@@ -279,13 +314,24 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   conn_free(conn);
 }
 
+static int conn_busy(void *user_data) {
+  const cgrpc__client_conn *conn = user_data;
+  return conn->calls != NULL;
+}
+
 /* The connection carries HTTP/2 (after the TLS handshake, if any): the
  * waiting calls go. */
 static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__client_conn *conn = user_data;
   cgrpc_channel *ch = conn->ch;
-  (void)h2;
   cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
+  if (cgrpc__h2_keepalive_start(h2, ch->opts.keepalive_time_ms,
+                                ch->opts.keepalive_timeout_ms,
+                                ch->opts.keepalive_permit_without_calls,
+                                conn_busy) != 0) {
+    cgrpc__h2conn_fail(h2, "out of memory (keepalive)");
+    return;
+  }
   conn->ready = 1;
   ch->state = CHANNEL_READY;
   ch->backoff_ms = BACKOFF_INITIAL_MS;
@@ -541,8 +587,25 @@ void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call) {
   call->prev = call->next = NULL;
 }
 
-void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn) {
+void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn,
+                                const nghttp2_goaway *goaway) {
+  static const char too_many_pings[] = "too_many_pings";
   cgrpc_channel *ch = conn->ch;
+  /* The server's ping policy says we ping too often: later connections
+   * ping half as often, as gRPC C-core does (gRFC A8). */
+  if (goaway->error_code == NGHTTP2_ENHANCE_YOUR_CALM &&
+      goaway->opaque_data_len == sizeof too_many_pings - 1 &&
+      memcmp(goaway->opaque_data, too_many_pings,
+             sizeof too_many_pings - 1) == 0 &&
+      ch->opts.keepalive_time_ms != CGRPC__KEEPALIVE_OFF) {
+    ch->opts.keepalive_time_ms = ch->opts.keepalive_time_ms > INT64_MAX / 4000000
+                                     ? CGRPC__KEEPALIVE_OFF
+                                     : ch->opts.keepalive_time_ms * 2;
+    cgrpc__log(&ch->log, CGRPC_LOG_WARNING,
+               "%s sent GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\": "
+               "keepalive time now %lld ms",
+               target_name(ch), (long long)ch->opts.keepalive_time_ms);
+  }
   if (ch->conn == conn) {
     ch->conn = NULL;
     ch->state = CHANNEL_IDLE;

@@ -46,6 +46,12 @@ struct cgrpc_channel_options {
   int64_t dns_timeout_ms;
   cgrpc_log_cb log_cb;
   void *log_user_data;
+  /* Keepalive (gRFC A8): the time between pings (CGRPC__KEEPALIVE_OFF:
+   * none; on the channel's copy, doubled by a "too_many_pings" GOAWAY), how
+   * long a ping may go unanswered, and whether to ping with no calls. */
+  int64_t keepalive_time_ms;
+  int64_t keepalive_timeout_ms;
+  int keepalive_permit_without_calls;
 };
 
 typedef struct cgrpc__client_conn cgrpc__client_conn;
@@ -210,7 +216,8 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
 /* Takes a call out of the channel's waiting list (loop thread). */
 void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call);
 /* A GOAWAY arrived on |conn|: new calls go to a new connection. */
-void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn);
+void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn,
+                                const nghttp2_goaway *goaway);
 /* References on the channel (any thread); the last one frees it. */
 void cgrpc__channel_ref(cgrpc_channel *ch);
 void cgrpc__channel_unref(cgrpc_channel *ch);

@@ -36,6 +36,8 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
   if (conn->closed)
     return;
   conn->closed = 1;
+  cgrpc__h2_keepalive_free(conn->ka);
+  conn->ka = NULL;
   cgrpc__loop_undefer(conn->loop, &conn->flush_task);
   cgrpc__loop_undefer(conn->loop, &conn->read_again);
   cgrpc__loop_unwatch(conn->loop, &conn->watch);
@@ -58,6 +60,11 @@ void cgrpc__h2conn_fail(cgrpc__h2conn *conn, const char *why) {
   if (why && !conn->error)
     set_error(conn, why);
   cgrpc__h2conn_close(conn);
+}
+
+void cgrpc__h2conn_close_when_sent(cgrpc__h2conn *conn) {
+  conn->close_when_sent = 1;
+  cgrpc__h2conn_schedule_flush(conn);
 }
 
 void cgrpc__h2conn_schedule_flush(cgrpc__h2conn *conn) {
@@ -216,8 +223,9 @@ static void conn_flush(void *user_data) {
   if (conn->wlen > conn->woff)
     return; /* EPOLLOUT is armed */
   cgrpc__loop_watch_update(conn->loop, &conn->watch, CGRPC__IO_READ);
-  if (!nghttp2_session_want_read(conn->session) &&
-      !nghttp2_session_want_write(conn->session))
+  if (conn->close_when_sent ||
+      (!nghttp2_session_want_read(conn->session) &&
+       !nghttp2_session_want_write(conn->session)))
     cgrpc__h2conn_close(conn);
   return;
 fail:
@@ -320,6 +328,11 @@ static void conn_io(void *user_data, unsigned events) {
       }
       if (n < 0)
         break;
+      if (conn->ka) {
+        cgrpc__h2_keepalive_on_read(conn->ka);
+        if (conn->closed)
+          return;
+      }
       if (!conn->received++ && !conn->tls && tls_record(buf, (size_t)n)) {
         cgrpc__h2conn_fail(conn, nghttp2_session_check_server_session(
                                      conn->session)
@@ -498,6 +511,8 @@ int cgrpc__h2conn_start(cgrpc__h2conn *conn, cgrpc__loop *loop, int fd,
   conn->closed = 0;
   conn->ready = 0;
   conn->received = 0;
+  conn->close_when_sent = 0;
+  conn->ka = NULL;
   conn->error = NULL;
   memset(conn->closed_ids, 0, sizeof conn->closed_ids);
   conn->closed_next = 0;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "h2/keepalive.h"
 #include "io/loop.h"
 #include "io/tls.h"
 
@@ -67,6 +68,11 @@ struct cgrpc__h2conn {
   int closed;
   int ready; /* the ready callback ran: HTTP/2 flows */
   int received; /* bytes have come in (over plaintext, the first are checked) */
+  /* Close once what is queued has been written (a GOAWAY that ends the
+   * connection: cgrpc__h2conn_close_when_sent()). */
+  int close_when_sent;
+  /* Keepalive pings, when they are on (h2/keepalive.h); else NULL. */
+  cgrpc__h2_keepalive *ka;
   cgrpc__task close_task; /* carries on_close */
   cgrpc__h2conn_ready_cb on_ready;
   /* TLS, when not NULL: every byte goes through it, after its handshake. */
@@ -132,6 +138,10 @@ void cgrpc__h2conn_stream_closed(cgrpc__h2conn *conn, int32_t stream_id,
 /* Asks for the session's pending frames to be written at the end of this
  * loop turn.  Call after every nghttp2_submit_*() or resume. */
 void cgrpc__h2conn_schedule_flush(cgrpc__h2conn *conn);
+
+/* Closes the connection once the frames queued so far (a GOAWAY) have
+ * been written; reads stop counting.  Loop thread only. */
+void cgrpc__h2conn_close_when_sent(cgrpc__h2conn *conn);
 
 /* Closes the socket now (pending output is dropped) and schedules
  * |on_close|.  Idempotent.  Loop thread only. */

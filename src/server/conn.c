@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -485,6 +486,8 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   return 0;
 }
 
+static void ping_policy(cgrpc__server_conn *conn);
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   cgrpc__server_conn *conn = conn_of(user_data);
@@ -494,7 +497,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     cgrpc__loop_timer_stop(conn->h2.loop, &conn->handshake_timer);
     return 0;
   case NGHTTP2_PING:
-    if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && conn->shutdown_ping_sent == 1) {
+    if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+      ping_policy(conn);
+      return 0;
+    }
+    if (conn->shutdown_ping_sent == 1) {
       conn->shutdown_ping_sent = 2;
       nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE,
                             nghttp2_session_get_last_proc_stream_id(session),
@@ -545,10 +552,13 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 
 static int on_stream_close(nghttp2_session *session, int32_t stream_id,
                            uint32_t error_code, void *user_data) {
+  cgrpc__server_conn *conn = conn_of(user_data);
   call_t *call = stream_call(session, stream_id);
-  (void)user_data;
   if (call)
     cgrpc__ep_closed(&call->ep, stream_id, error_code);
+  /* Max connection idle counts from the end of the last call. */
+  if (conn->manage_timer.cb && !conn->calls)
+    conn->idle_since_ns = cgrpc__now_ns();
   return 0;
 }
 
@@ -556,15 +566,138 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
  * reset the stream with NO_ERROR so it stops, as the gRPC spec allows. */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
+  cgrpc__server_conn *conn = conn_of(user_data);
   call_t *call;
-  (void)user_data;
-  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+    return 0;
+  /* What we send may make the client ping (C-core's BDP probes do): the
+   * ping policy starts over. */
+  conn->ping_last_ns = 0;
+  conn->ping_strikes = 0;
+  if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
   call = stream_call(session, frame->hd.stream_id);
   if (call && !call->remote_closed)
     cgrpc__ep_reset(&call->ep, NGHTTP2_NO_ERROR);
   return 0;
+}
+
+/* ---- connection management (gRFC A9) ---- */
+
+/* A client's PING (not an ACK) arrived: a strike if it came too soon (see
+ * cgrpc_server_options_set_keepalive_min_ping_interval_ms()); too many,
+ * and the connection ends with GOAWAY ENHANCE_YOUR_CALM "too_many_pings". */
+static void ping_policy(cgrpc__server_conn *conn) {
+  static const char why[] = "too_many_pings";
+  const struct cgrpc_server_options *o = &conn->sl->server->opts;
+  int64_t now = cgrpc__now_ns(), last = conn->ping_last_ns, gap;
+  conn->ping_last_ns = now;
+  if (last == 0)
+    return;
+  /* Without calls, C-core allows one ping in two hours. */
+  gap = !conn->calls && !o->permit_pings_without_calls
+            ? 2LL * 3600 * 1000
+            : o->min_ping_interval_ms;
+  if (now - last >= gap * 1000000 || ++conn->ping_strikes <=
+                                         o->max_ping_strikes ||
+      o->max_ping_strikes == 0 || conn->h2.close_when_sent)
+    return;
+  cgrpc__log(&conn->sl->server->log, CGRPC_LOG_WARNING,
+             "%s: %d pings too soon: GOAWAY ENHANCE_YOUR_CALM too_many_pings",
+             conn->h2.peer, conn->ping_strikes);
+  nghttp2_submit_goaway(conn->h2.session, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(
+                            conn->h2.session),
+                        NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why,
+                        sizeof why - 1);
+  cgrpc__h2conn_close_when_sent(&conn->h2);
+}
+
+static int conn_busy(void *user_data) {
+  const cgrpc__server_conn *conn = user_data;
+  return conn->calls != NULL;
+}
+
+static void manage_arm(cgrpc__server_conn *conn, int64_t when_ns) {
+  if (cgrpc__loop_timer_start(conn->h2.loop, &conn->manage_timer, when_ns) !=
+      0)
+    cgrpc__h2conn_fail(&conn->h2, "out of memory (connection timer)");
+}
+
+/* Max connection idle and age: drain when one is reached; close when the
+ * grace after the age is over. */
+static void manage_fired(void *user_data) {
+  cgrpc__server_conn *conn = user_data;
+  const struct cgrpc_server_options *o = &conn->sl->server->opts;
+  int64_t now = cgrpc__now_ns(), next = INT64_MAX;
+  if (conn->h2.closed)
+    return;
+  if (conn->grace_deadline_ns) {
+    if (now >= conn->grace_deadline_ns) {
+      cgrpc__log(&conn->sl->server->log, CGRPC_LOG_DEBUG,
+                 "%s: max connection age grace over: closing", conn->h2.peer);
+      cgrpc__h2conn_close(&conn->h2);
+      return;
+    }
+    manage_arm(conn, conn->grace_deadline_ns);
+    return;
+  }
+  if (conn->shutdown_ping_sent)
+    return; /* draining already (server shutdown, or idle) */
+  if (conn->age_deadline_ns && now >= conn->age_deadline_ns) {
+    cgrpc__log(&conn->sl->server->log, CGRPC_LOG_DEBUG,
+               "%s: max connection age: GOAWAY", conn->h2.peer);
+    cgrpc__server_conn_begin_shutdown(conn);
+    if (o->max_age_grace_ms != CGRPC__KEEPALIVE_OFF) {
+      conn->grace_deadline_ns = now + o->max_age_grace_ms * 1000000;
+      manage_arm(conn, conn->grace_deadline_ns);
+    }
+    return;
+  }
+  if (conn->age_deadline_ns)
+    next = conn->age_deadline_ns;
+  if (o->max_idle_ms != CGRPC__KEEPALIVE_OFF) {
+    int64_t idle = o->max_idle_ms * 1000000;
+    if (conn->calls) {
+      if (now + idle < next)
+        next = now + idle; /* checked again then */
+    } else if (now - conn->idle_since_ns >= idle) {
+      cgrpc__log(&conn->sl->server->log, CGRPC_LOG_DEBUG,
+                 "%s: max connection idle: GOAWAY", conn->h2.peer);
+      cgrpc__server_conn_begin_shutdown(conn);
+      return;
+    } else if (conn->idle_since_ns + idle < next) {
+      next = conn->idle_since_ns + idle;
+    }
+  }
+  if (next != INT64_MAX)
+    manage_arm(conn, next);
+}
+
+/* Starts what the options ask for on a usable connection: keepalive pings,
+ * and the idle and age timer.  Returns 0 or CGRPC_ERR_NOMEM. */
+static int manage_start(cgrpc__server_conn *conn) {
+  const struct cgrpc_server_options *o = &conn->sl->server->opts;
+  int64_t now = cgrpc__now_ns(), first = INT64_MAX;
+  if (cgrpc__h2_keepalive_start(&conn->h2, o->keepalive_time_ms,
+                                o->keepalive_timeout_ms, 1, conn_busy) != 0)
+    return CGRPC_ERR_NOMEM;
+  if (o->max_idle_ms == CGRPC__KEEPALIVE_OFF &&
+      o->max_age_ms == CGRPC__KEEPALIVE_OFF)
+    return 0;
+  conn->idle_since_ns = now;
+  if (o->max_idle_ms != CGRPC__KEEPALIVE_OFF)
+    first = now + o->max_idle_ms * 1000000;
+  if (o->max_age_ms != CGRPC__KEEPALIVE_OFF) {
+    /* +-10%, so that connections made together do not all go together. */
+    double jitter = 0.9 + 0.2 * ((double)rand() / RAND_MAX);
+    conn->age_deadline_ns = now + (int64_t)((double)o->max_age_ms * jitter) *
+                                      1000000;
+    if (conn->age_deadline_ns < first)
+      first = conn->age_deadline_ns;
+  }
+  cgrpc__timer_init(&conn->manage_timer, manage_fired, conn);
+  return cgrpc__loop_timer_start(conn->h2.loop, &conn->manage_timer, first);
 }
 
 static const cgrpc__ep_ops call_ops = {cgrpc__server_call_kick,
@@ -612,6 +745,8 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
     cgrpc__log(&server->log, CGRPC_LOG_WARNING,
                "%s: TLS handshake failed: %s", h2->peer, h2->error);
   cgrpc__loop_timer_stop(sl->loop, &conn->handshake_timer);
+  if (conn->manage_timer.cb)
+    cgrpc__loop_timer_stop(sl->loop, &conn->manage_timer);
   cgrpc__ep_conn_lost(&conn->calls);
   cgrpc__tls_peer_unref(conn->tls_peer);
   if (conn->prev)
@@ -637,6 +772,8 @@ static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__server_conn *conn = user_data;
   if (h2->tls)
     conn->tls_peer = cgrpc__tls_peer_new(h2->tls);
+  if (manage_start(conn) != 0)
+    cgrpc__h2conn_fail(h2, "out of memory (connection management)");
 }
 
 void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,

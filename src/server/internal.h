@@ -43,6 +43,16 @@ struct cgrpc_server_options {
   int compression; /* the default for responses (a cgrpc_compression) */
   cgrpc_log_cb log_cb;
   void *log_user_data;
+  /* Connection management (gRFC A9, doc/keepalive.md); times in ms,
+   * CGRPC__KEEPALIVE_OFF for "never". */
+  int64_t keepalive_time_ms;    /* the server's own pings */
+  int64_t keepalive_timeout_ms;
+  int64_t min_ping_interval_ms; /* the ping policy for clients */
+  int permit_pings_without_calls;
+  int max_ping_strikes;         /* 0: no limit */
+  int64_t max_idle_ms;
+  int64_t max_age_ms;
+  int64_t max_age_grace_ms;
 };
 
 typedef struct cgrpc__service_entry {
@@ -223,6 +233,17 @@ struct cgrpc__server_conn {
   int shutdown_ping_sent;
   /* Closes a connection that never completes the HTTP/2 handshake. */
   cgrpc__timer handshake_timer;
+  /* The ping policy: when the client's last ping came (0: none since we
+   * last sent HEADERS or DATA) and how many came too soon. */
+  int64_t ping_last_ns;
+  int ping_strikes;
+  /* Max connection idle and age: one timer for both (armed only when one
+   * is set), the time the last call ended (0: none yet), the age at which
+   * to drain and, once draining, when the grace is over. */
+  cgrpc__timer manage_timer;
+  int64_t idle_since_ns;
+  int64_t age_deadline_ns;
+  int64_t grace_deadline_ns;
   /* The peer as accept() saw it: on a Unix socket its credentials, and its
    * whole name (h2.peer, for the log, may be cut short), allocated with
    * the connection at its length (a Unix path may take 300 bytes; an IP

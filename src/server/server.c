@@ -27,6 +27,63 @@ static void options_defaults(struct cgrpc_server_options *o) {
   o->max_recv = 4 * 1024 * 1024;
   o->max_send = -1;
   o->max_streams = 1000;
+  o->keepalive_time_ms = CGRPC__KEEPALIVE_OFF;
+  o->keepalive_timeout_ms = 20000;
+  o->min_ping_interval_ms = 5 * 60 * 1000;
+  o->max_ping_strikes = 2;
+  o->max_idle_ms = CGRPC__KEEPALIVE_OFF;
+  o->max_age_ms = CGRPC__KEEPALIVE_OFF;
+  o->max_age_grace_ms = CGRPC__KEEPALIVE_OFF;
+}
+
+/* A time option: <= 0 means "never". */
+static int64_t time_or_off(int64_t ms) {
+  return ms > 0 ? ms : CGRPC__KEEPALIVE_OFF;
+}
+
+void cgrpc_server_options_set_keepalive_time_ms(cgrpc_server_options *opts,
+                                                int64_t time_ms) {
+  if (opts)
+    opts->keepalive_time_ms = time_or_off(time_ms);
+}
+
+void cgrpc_server_options_set_keepalive_timeout_ms(cgrpc_server_options *opts,
+                                                   int64_t timeout_ms) {
+  if (opts)
+    opts->keepalive_timeout_ms = timeout_ms > 0 ? timeout_ms : 20000;
+}
+
+void cgrpc_server_options_set_keepalive_min_ping_interval_ms(
+    cgrpc_server_options *opts, int64_t interval_ms) {
+  if (opts)
+    opts->min_ping_interval_ms = interval_ms > 0 ? interval_ms : 0;
+}
+
+void cgrpc_server_options_set_keepalive_permit_without_calls(
+    cgrpc_server_options *opts, int permit) {
+  if (opts)
+    opts->permit_pings_without_calls = permit != 0;
+}
+
+void cgrpc_server_options_set_max_ping_strikes(cgrpc_server_options *opts,
+                                               int strikes) {
+  if (opts)
+    opts->max_ping_strikes = strikes > 0 ? strikes : 0;
+}
+
+void cgrpc_server_options_set_max_connection_idle_ms(
+    cgrpc_server_options *opts, int64_t idle_ms) {
+  if (opts)
+    opts->max_idle_ms = time_or_off(idle_ms);
+}
+
+void cgrpc_server_options_set_max_connection_age_ms(cgrpc_server_options *opts,
+                                                    int64_t age_ms,
+                                                    int64_t grace_ms) {
+  if (opts) {
+    opts->max_age_ms = time_or_off(age_ms);
+    opts->max_age_grace_ms = time_or_off(grace_ms);
+  }
 }
 
 int cgrpc_server_options_new(cgrpc_server_options **opts_ptr) {
