@@ -109,13 +109,20 @@ public:
     StreamingInputCallResponse resp;
     SetDeadline(&ctx);
     auto writer = stub_->StreamingInputCall(&ctx, &resp);
+    bool wrote_all = true;
     for (int size : {27182, 8, 1828, 45904}) {
       StreamingInputCallRequest req;
       req.mutable_payload()->set_body(std::string(size, '\0'));
-      Expect(writer->Write(req), "a write failed");
+      // A write fails once the server has ended the call (a refusal, say):
+      // its status is what Finish() reports.
+      if (!writer->Write(req)) {
+        wrote_all = false;
+        break;
+      }
     }
     writer->WritesDone();
     ExpectCode(writer->Finish(), StatusCode::OK, "StreamingInputCall");
+    Expect(wrote_all, "a write failed on a call that ended OK");
     Expect(resp.aggregated_payload_size() == 74922,
            "aggregated_payload_size " +
                std::to_string(resp.aggregated_payload_size()));
