@@ -48,30 +48,34 @@ static int authorized(cgrpc_server_ctx *ctx, const greeter_config *cfg) {
   return got && strcmp(got, cfg->bearer) == 0;
 }
 
-/* |greeting| ("Hello", "Hello again") to |who|, and which server says it. */
-static cgrpc_status_code greet(cgrpc_server_ctx *ctx, const char *greeting,
-                               const char *who, Helloworld__HelloReply *reply,
-                               const greeter_config *cfg) {
-  if (!authorized(ctx, cfg))
-    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
-                                 "missing or wrong bearer token");
-  reply->message = cgrpc_server_ctx_printf(
-      ctx, "%s, %s!%s%s%s", greeting, who, cfg->name ? " (from " : "",
-      cfg->name ? cfg->name : "", cfg->name ? ")" : "");
-  return reply->message ? CGRPC_STATUS_OK : CGRPC_STATUS_RESOURCE_EXHAUSTED;
-}
+/* The greeting |fmt| (one %s: the name) to |request|'s name; with --name,
+ * and which server says it. */
+#define GREET(ctx, fmt, request, cfg)                                          \
+  ((cfg)->name ? cgrpc_server_ctx_printf((ctx), fmt " (from %s)",              \
+                                         (request)->name, (cfg)->name)         \
+               : cgrpc_server_ctx_printf((ctx), fmt, (request)->name))
 
 static cgrpc_status_code say_hello(cgrpc_server_ctx *ctx,
                                    const Helloworld__HelloRequest *request,
                                    Helloworld__HelloReply *reply,
                                    void *user_data) {
-  return greet(ctx, "Hello", request->name, reply, user_data);
+  const greeter_config *cfg = user_data;
+  if (!authorized(ctx, cfg))
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                 "missing or wrong bearer token");
+  reply->message = GREET(ctx, "Hello, %s!", request, cfg);
+  return reply->message ? CGRPC_STATUS_OK : CGRPC_STATUS_RESOURCE_EXHAUSTED;
 }
 
 static cgrpc_status_code
 say_hello_again(cgrpc_server_ctx *ctx, const Helloworld__HelloRequest *request,
                 Helloworld__HelloReply *reply, void *user_data) {
-  return greet(ctx, "Hello again", request->name, reply, user_data);
+  const greeter_config *cfg = user_data;
+  if (!authorized(ctx, cfg))
+    return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAUTHENTICATED,
+                                 "missing or wrong bearer token");
+  reply->message = GREET(ctx, "Hello again, %s!", request, cfg);
+  return reply->message ? CGRPC_STATUS_OK : CGRPC_STATUS_RESOURCE_EXHAUSTED;
 }
 
 #define MAX_LISTEN 8
