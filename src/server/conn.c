@@ -267,8 +267,9 @@ static void start_handler(call_t *call) {
  * it and run the handler. */
 static void call_dispatch(call_t *call) {
   if (call->n_requests != 1) {
-    call_fail(call, call->n_requests ? CGRPC_STATUS_UNIMPLEMENTED
-                                     : CGRPC_STATUS_INTERNAL,
+    call_fail(call,
+              call->n_requests ? CGRPC_STATUS_UNIMPLEMENTED
+                               : CGRPC_STATUS_INTERNAL,
               "method %s expects one request message, got %d", call->path,
               call->n_requests);
     return;
@@ -314,8 +315,8 @@ static void call_headers_done(call_t *call) {
     /* doc/compression.md: UNIMPLEMENTED, and the answer's
      * grpc-accept-encoding says what would do. */
     call_fail(call, CGRPC_STATUS_UNIMPLEMENTED,
-              "unsupported grpc-encoding \"%s\"; this server accepts "
-              CGRPC__ACCEPT_ENCODING,
+              "unsupported grpc-encoding \"%s\"; this server "
+              "accepts " CGRPC__ACCEPT_ENCODING,
               call->bad_encoding_name ? call->bad_encoding_name : "?");
     return;
   }
@@ -355,8 +356,8 @@ static call_t *stream_call(nghttp2_session *session, int32_t stream_id) {
   return nghttp2_session_get_stream_user_data(session, stream_id);
 }
 
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                            void *user_data) {
+static int on_begin_headers(nghttp2_session *session,
+                            const nghttp2_frame *frame, void *user_data) {
   cgrpc__server_conn *conn = conn_of(user_data);
   call_t *call;
   if (frame->hd.type != NGHTTP2_HEADERS ||
@@ -529,8 +530,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   }
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
     call->remote_closed = 1;
-    if (call->responded || call->fail_code != CGRPC_STATUS_OK ||
-        !call->method)
+    if (call->responded || call->fail_code != CGRPC_STATUS_OK || !call->method)
       return 0;
     if (!cgrpc__deframer_is_idle(&call->ep.deframer)) {
       call_fail(call, CGRPC_STATUS_INTERNAL,
@@ -598,18 +598,17 @@ static void ping_policy(cgrpc__server_conn *conn) {
   gap = !conn->calls && !o->permit_pings_without_calls
             ? 2LL * 3600 * 1000
             : o->min_ping_interval_ms;
-  if (now - last >= gap * 1000000 || ++conn->ping_strikes <=
-                                         o->max_ping_strikes ||
-      o->max_ping_strikes == 0 || conn->h2.close_when_sent)
+  if (now - last >= gap * 1000000 ||
+      ++conn->ping_strikes <= o->max_ping_strikes || o->max_ping_strikes == 0 ||
+      conn->h2.close_when_sent)
     return;
   cgrpc__log(&conn->sl->server->log, CGRPC_LOG_WARNING,
              "%s: %d pings too soon: GOAWAY ENHANCE_YOUR_CALM too_many_pings",
              conn->h2.peer, conn->ping_strikes);
-  nghttp2_submit_goaway(conn->h2.session, NGHTTP2_FLAG_NONE,
-                        nghttp2_session_get_last_proc_stream_id(
-                            conn->h2.session),
-                        NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why,
-                        sizeof why - 1);
+  nghttp2_submit_goaway(
+      conn->h2.session, NGHTTP2_FLAG_NONE,
+      nghttp2_session_get_last_proc_stream_id(conn->h2.session),
+      NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why, sizeof why - 1);
   cgrpc__h2conn_close_when_sent(&conn->h2);
 }
 
@@ -619,13 +618,22 @@ static int conn_busy(void *user_data) {
 }
 
 static void manage_arm(cgrpc__server_conn *conn, int64_t when_ns) {
-  if (cgrpc__loop_timer_start(conn->h2.loop, &conn->manage_timer, when_ns) !=
-      0)
+  if (cgrpc__loop_timer_start(conn->h2.loop, &conn->manage_timer, when_ns) != 0)
     cgrpc__h2conn_fail(&conn->h2, "out of memory (connection timer)");
 }
 
+/* How long an idle connection's drain may take (GOAWAY, PING, GOAWAY with
+ * the last stream) before it is closed anyway: as long as the idle time,
+ * within 1 to 10 s. */
+static int64_t idle_drain_grace_ns(int64_t max_idle_ms) {
+  int64_t ms = max_idle_ms < 1000    ? 1000
+               : max_idle_ms > 10000 ? 10000
+                                     : max_idle_ms;
+  return ms * 1000000;
+}
+
 /* Max connection idle and age: drain when one is reached; close when the
- * grace after the age is over. */
+ * grace after the age (or the idle drain's) is over. */
 static void manage_fired(void *user_data) {
   cgrpc__server_conn *conn = user_data;
   const struct cgrpc_server_options *o = &conn->sl->server->opts;
@@ -635,7 +643,7 @@ static void manage_fired(void *user_data) {
   if (conn->grace_deadline_ns) {
     if (now >= conn->grace_deadline_ns) {
       cgrpc__log(&conn->sl->server->log, CGRPC_LOG_DEBUG,
-                 "%s: max connection age grace over: closing", conn->h2.peer);
+                 "%s: connection drain's grace over: closing", conn->h2.peer);
       cgrpc__h2conn_close(&conn->h2);
       return;
     }
@@ -665,6 +673,10 @@ static void manage_fired(void *user_data) {
       cgrpc__log(&conn->sl->server->log, CGRPC_LOG_DEBUG,
                  "%s: max connection idle: GOAWAY", conn->h2.peer);
       cgrpc__server_conn_begin_shutdown(conn);
+      /* Nothing is in flight: a client that never answers the drain's
+       * PING (or sends nothing more) is not waited for past this. */
+      conn->grace_deadline_ns = now + idle_drain_grace_ns(o->max_idle_ms);
+      manage_arm(conn, conn->grace_deadline_ns);
       return;
     } else if (conn->idle_since_ns + idle < next) {
       next = conn->idle_since_ns + idle;
@@ -691,8 +703,8 @@ static int manage_start(cgrpc__server_conn *conn) {
   if (o->max_age_ms != CGRPC__KEEPALIVE_OFF) {
     /* +-10%, so that connections made together do not all go together. */
     double jitter = 0.9 + 0.2 * ((double)rand() / RAND_MAX);
-    conn->age_deadline_ns = now + (int64_t)((double)o->max_age_ms * jitter) *
-                                      1000000;
+    conn->age_deadline_ns =
+        now + (int64_t)((double)o->max_age_ms * jitter) * 1000000;
     if (conn->age_deadline_ns < first)
       first = conn->age_deadline_ns;
   }
@@ -742,8 +754,8 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__server_loop *sl = conn->sl;
   cgrpc_server *server = sl->server;
   if (!h2->ready && h2->error)
-    cgrpc__log(&server->log, CGRPC_LOG_WARNING,
-               "%s: TLS handshake failed: %s", h2->peer, h2->error);
+    cgrpc__log(&server->log, CGRPC_LOG_WARNING, "%s: TLS handshake failed: %s",
+               h2->peer, h2->error);
   cgrpc__loop_timer_stop(sl->loop, &conn->handshake_timer);
   if (conn->manage_timer.cb)
     cgrpc__loop_timer_stop(sl->loop, &conn->manage_timer);
@@ -787,8 +799,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
   nghttp2_settings_entry settings[3];
   if (!conn || !cbs || cgrpc__h2_session_option_new(&opt, 1) != 0)
     goto fail;
-  if (nghttp2_session_server_new3(&session, cbs, conn, opt,
-                                  cgrpc__h2_mem()) != 0)
+  if (nghttp2_session_server_new3(&session, cbs, conn, opt, cgrpc__h2_mem()) !=
+      0)
     goto fail;
   nghttp2_option_del(opt);
   opt = NULL;
@@ -801,7 +813,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
   if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 3) != 0)
     goto fail;
   /* A larger connection window so many streams do not stall on it. */
-  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0,
+                                        16 << 20);
   conn->sl = sl;
   snprintf(conn->h2.peer, sizeof conn->h2.peer, "%s", peer);
   memcpy(conn->peer, peer, peer_len + 1);
@@ -814,9 +827,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
     sl->conns->prev = conn;
   sl->conns = conn;
   cgrpc__timer_init(&conn->handshake_timer, handshake_expired, conn);
-  if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, tls,
-                          conn_usable, conn_closed, &cgrpc__ep_body,
-                          conn) != 0) {
+  if (cgrpc__h2conn_start(&conn->h2, sl->loop, fd, session, tls, conn_usable,
+                          conn_closed, &cgrpc__ep_body, conn) != 0) {
     /* fd is closed; unwind through the normal close path. */
     conn_closed(&conn->h2, conn);
     return;
@@ -827,8 +839,8 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
     cgrpc__h2conn_close(&conn->h2);
   return;
 fail:
-  cgrpc__log(&server->log, CGRPC_LOG_ERROR, "could not set up connection from %s",
-             peer);
+  cgrpc__log(&server->log, CGRPC_LOG_ERROR,
+             "could not set up connection from %s", peer);
   nghttp2_option_del(opt);
   nghttp2_session_del(session);
   cgrpc__free(conn);

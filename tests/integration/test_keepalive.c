@@ -44,9 +44,9 @@
 /* ---- a log that remembers what it saw ---- */
 
 typedef struct seen_log {
-  atomic_int keepalive_closed;  /* "keepalive ping not acknowledged" */
-  atomic_int too_many_pings;    /* the channel doubled its time */
-  char last_doubled[160];       /* the last such message */
+  atomic_int keepalive_closed; /* "keepalive ping not acknowledged" */
+  atomic_int too_many_pings;   /* the channel doubled its time */
+  char last_doubled[160];      /* the last such message */
   pthread_mutex_t lock;
 } seen_log;
 
@@ -93,8 +93,7 @@ static cgrpc_channel *ka_channel(int port, int64_t time_ms, int64_t timeout_ms,
 
 /* An Echo; its code, and in |peer| the client address the server saw (so
  * that two calls tell whether they shared a connection). */
-static cgrpc_status_code echo_peer(cgrpc_channel *ch, char *peer,
-                                   size_t size) {
+static cgrpc_status_code echo_peer(cgrpc_channel *ch, char *peer, size_t size) {
   Cgrpc__Test__EchoReply *reply = NULL;
   cgrpc_status st = {0};
   cgrpc_status_code code = it_echo(ch, "ka", &reply, &st);
@@ -354,6 +353,52 @@ static void test_keepalive_max_idle(void **state) {
   CHECKS_DONE();
 }
 
+/* Idle 300 ms against a raw client that never answers the drain's PING:
+ * GOAWAY, then the connection is closed within the drain's grace (1 s),
+ * not kept forever. */
+static void test_keepalive_max_idle_unanswered_drain(void **state) {
+  it_server s;
+  cgrpc_server_options *o = server_options();
+  h2raw_buf b;
+  h2raw_rframe f;
+  int fd, rv, goaway = 0, closed = 0;
+  int64_t t0;
+  (void)state;
+  cgrpc_server_options_set_max_connection_idle_ms(o, 300);
+  server_start(&s, o);
+  fd = h2raw_connect(s.port, 0);
+  assert_true(fd >= 0);
+  h2raw_buf_init(&b);
+  h2raw_preface(&b);
+  h2raw_settings(&b, NULL, 0);
+  assert_int_equal(h2raw_send_buf(fd, &b), 0);
+  h2raw_buf_free(&b);
+  t0 = it_now_ms();
+  /* Read (SETTINGS acknowledged, PINGs not) until the server closes. */
+  while (it_now_ms() - t0 < 8000 * SLOW) {
+    rv = h2raw_read_frame(fd, 500, &f);
+    if (rv == 0) {
+      closed = 1;
+      break;
+    }
+    if (rv == 1) {
+      h2raw_ack_settings(fd, &f);
+      goaway |= f.type == H2RAW_GOAWAY;
+      h2raw_rframe_free(&f);
+    }
+  }
+  print_message("  GOAWAY %s, closed after %lld ms\n",
+                goaway ? "seen" : "not seen", (long long)(it_now_ms() - t0));
+  CHECK(goaway, "no GOAWAY after 300 ms idle");
+  CHECK(closed, "the connection was still open %lld ms later",
+        (long long)(it_now_ms() - t0));
+  CHECK(it_now_ms() - t0 < 300 + 1000 + 2000 * SLOW,
+        "closed only after %lld ms", (long long)(it_now_ms() - t0));
+  close(fd);
+  it_server_stop(&s, 0);
+  CHECKS_DONE();
+}
+
 /* Age 400 ms, grace 3 s: a call sleeping 1.5 s from the start finishes on
  * the old connection; a call made after the GOAWAY goes on a new one. */
 static void test_keepalive_max_age_drains(void **state) {
@@ -431,6 +476,7 @@ int main(int argc, char **argv) {
       T(test_keepalive_policy_permitted),
       T(test_keepalive_client_doubles_time),
       T(test_keepalive_max_idle),
+      T(test_keepalive_max_idle_unanswered_drain),
       T(test_keepalive_max_age_drains),
       T(test_keepalive_max_age_grace_over),
   };
