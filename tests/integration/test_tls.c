@@ -33,8 +33,8 @@
 static char certs[512];
 
 static const char *cert_path(const char *name) {
-  static char buf[4][600];
-  static int next;
+  static _Thread_local char buf[4][600]; /* threads: the raw peers */
+  static _Thread_local int next;
   char *p = buf[next++ % 4];
   snprintf(p, sizeof buf[0], "%s/%s", certs, name);
   return p;

@@ -50,8 +50,8 @@
 #define CHECKS_DONE IT_CHECKS_DONE
 
 static const char *cert(const char *name) {
-  static char buf[4][600];
-  static int next;
+  static _Thread_local char buf[4][600]; /* threads: the raw peers */
+  static _Thread_local int next;
   const char *dir = getenv("CGRPC_TEST_CERTS");
   char *p = buf[next++ % 4];
   snprintf(p, sizeof buf[0], "%s/%s", dir ? dir : ".", name);
