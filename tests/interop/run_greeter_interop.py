@@ -191,6 +191,44 @@ def cgrpc_client_cgrpc_server_count(h):
                 for l in failures), err)
 
 
+RETRY_CONFIG = (
+    '{"methodConfig": [{"name": [{"service": "helloworld.Greeter"}], '
+    '"retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", '
+    '"maxBackoff": "0.1s", "backoffMultiplier": 2, '
+    '"retryableStatusCodes": ["UNAVAILABLE"]}}]}')
+
+
+@mode("cgrpc-client-py-server-retry", needs=("cgrpc_client",))
+def cgrpc_client_py_server_retry(h):
+    """cgrpc greeter_client with a retryPolicy -> a grpcio server failing
+    the first attempts (counted server-side)"""
+    server, port = h.start_py_server(PY_SERVER, extra=["--fail_first=2"])
+    target = f"127.0.0.1:{port}"
+    try:
+        status, lines, _ = h.cgrpc_client(
+            h.args.cgrpc_client, target, "world",
+            (f"--service_config={RETRY_CONFIG}",))
+        h.check_equal("two UNAVAILABLE attempts, then the third answers",
+                      (status, lines),
+                      (0, ["Hello, world! (attempt 3, previous 2)"]))
+    finally:
+        h.stop(server)
+    # Without the policy the first failure is final.
+    server, port = h.start_py_server(PY_SERVER, extra=["--fail_first=1"])
+    try:
+        status, lines, err = h.cgrpc_client(
+            h.args.cgrpc_client, f"127.0.0.1:{port}", "world",
+            ("--count=2",))
+        h.check_equal("no policy: the first call fails, the next is the "
+                      "server's second attempt",
+                      (status, lines),
+                      (1, ["Hello, world! (attempt 2, previous -)"]))
+        h.check("the failure is the server's UNAVAILABLE",
+                "UNAVAILABLE: failing on purpose (attempt 1)" in err, err)
+    finally:
+        h.stop(server)
+
+
 def cert(h, name):
     return os.path.join(h.args.certs_dir, name)
 
