@@ -76,6 +76,51 @@ static BIO *pem_bio(const pem *p) {
   return BIO_new_mem_buf(p->data, (int)p->len);
 }
 
+/* A certificate chain and its key, from memory (|files| 0: |a| and |b| hold
+ * |a_len| and |b_len| bytes) or from the files |a| and |b|.  Returns 0, or
+ * the error with nothing allocated. */
+static int pem_pair_load(pem *cert, pem *key, int files, const char *a,
+                         size_t a_len, const char *b, size_t b_len) {
+  int rv = files ? pem_read_file(cert, a) : pem_set(cert, a, a_len);
+  if (rv == 0 && (rv = files ? pem_read_file(key, b) : pem_set(key, b, b_len)))
+    pem_clear(cert);
+  return rv;
+}
+
+/*
+ * Puts |a| (and |b|, when |slot2| is not NULL) in place of |*slot|
+ * (|*slot2|) and keeps them if |check(obj)| accepts the result (returns 0);
+ * else the old ones go back.  Whichever pair is dropped is freed.  |lock|,
+ * when not NULL, is held from the first read of the slots to the last
+ * write.  Returns what |check| returned.
+ */
+static int pem_replace(pthread_mutex_t *lock, pem *slot, pem a, pem *slot2,
+                       pem b, int (*check)(void *obj), void *obj) {
+  pem old, old2 = {NULL, 0};
+  int rv;
+  if (lock)
+    pthread_mutex_lock(lock);
+  old = *slot;
+  *slot = a;
+  if (slot2) {
+    old2 = *slot2;
+    *slot2 = b;
+  }
+  rv = check(obj);
+  if (rv != 0) {
+    *slot = old;
+    if (slot2)
+      *slot2 = old2;
+    old = a;
+    old2 = b;
+  }
+  if (lock)
+    pthread_mutex_unlock(lock);
+  pem_clear(&old);
+  pem_clear(&old2);
+  return rv;
+}
+
 /* Loads a certificate chain (the first is the end entity) and its key into
  * |ctx|.  Returns 0 or CGRPC_ERR_PROTO. */
 static int load_cert_and_key(SSL_CTX *ctx, const pem *cert, const pem *key) {
@@ -252,26 +297,12 @@ static int server_build(cgrpc_server_credentials *c) {
 
 /* Sets |*slot| (and |*slot2|) from |a| (|b|) and rebuilds; restores the
  * old material when the build fails. */
+static int server_check(void *c) { return server_build(c); }
+
+/* The new material in place if the credentials still build a context. */
 static int server_update(cgrpc_server_credentials *c, pem *slot, pem a,
                          pem *slot2, pem b) {
-  pem old = *slot, old2 = slot2 ? *slot2 : (pem){NULL, 0};
-  int rv;
-  pthread_mutex_lock(&c->lock);
-  *slot = a;
-  if (slot2)
-    *slot2 = b;
-  rv = server_build(c);
-  if (rv != 0) {
-    *slot = old;
-    if (slot2)
-      *slot2 = old2;
-    old = a;
-    old2 = b;
-  }
-  pthread_mutex_unlock(&c->lock);
-  pem_clear(&old);
-  pem_clear(&old2);
-  return rv;
+  return pem_replace(&c->lock, slot, a, slot2, b, server_check, c);
 }
 
 int cgrpc_server_credentials_set_cert_pem(cgrpc_server_credentials *creds,
@@ -283,11 +314,9 @@ int cgrpc_server_credentials_set_cert_pem(cgrpc_server_credentials *creds,
   int rv;
   if (!creds || !cert_chain || !private_key)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if ((rv = pem_set(&cert, cert_chain, cert_len)) != 0 ||
-      (rv = pem_set(&key, private_key, key_len)) != 0) {
-    pem_clear(&cert);
+  if ((rv = pem_pair_load(&cert, &key, 0, cert_chain, cert_len, private_key,
+                          key_len)) != 0)
     return rv;
-  }
   return server_update(creds, &creds->cert, cert, &creds->key, key);
 }
 
@@ -298,11 +327,9 @@ int cgrpc_server_credentials_set_cert_files(cgrpc_server_credentials *creds,
   int rv;
   if (!creds || !cert_chain_file || !private_key_file)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if ((rv = pem_read_file(&cert, cert_chain_file)) != 0 ||
-      (rv = pem_read_file(&key, private_key_file)) != 0) {
-    pem_clear(&cert);
+  if ((rv = pem_pair_load(&cert, &key, 1, cert_chain_file, 0, private_key_file,
+                          0)) != 0)
     return rv;
-  }
   return server_update(creds, &creds->cert, cert, &creds->key, key);
 }
 
@@ -403,24 +430,13 @@ static int channel_check(const cgrpc_channel_credentials *c) {
 
 /* Sets |*slot| (and |*slot2|) from |a| (|b|), keeping the old material
  * when it does not load. */
+static int channel_check_cb(void *c) { return channel_check(c); }
+
+/* The new material in place if the credentials still check.  (One thread
+ * at a time per object: no lock.) */
 static int channel_update(cgrpc_channel_credentials *c, pem *slot, pem a,
                           pem *slot2, pem b) {
-  pem old = *slot, old2 = slot2 ? *slot2 : (pem){NULL, 0};
-  int rv;
-  *slot = a;
-  if (slot2)
-    *slot2 = b;
-  rv = channel_check(c);
-  if (rv != 0) {
-    *slot = old;
-    if (slot2)
-      *slot2 = old2;
-    old = a;
-    old2 = b;
-  }
-  pem_clear(&old);
-  pem_clear(&old2);
-  return rv;
+  return pem_replace(NULL, slot, a, slot2, b, channel_check_cb, c);
 }
 
 int cgrpc_channel_credentials_set_root_certs_pem(
@@ -454,11 +470,9 @@ int cgrpc_channel_credentials_set_cert_pem(cgrpc_channel_credentials *creds,
   int rv;
   if (!creds || !cert_chain || !private_key)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if ((rv = pem_set(&cert, cert_chain, cert_len)) != 0 ||
-      (rv = pem_set(&key, private_key, key_len)) != 0) {
-    pem_clear(&cert);
+  if ((rv = pem_pair_load(&cert, &key, 0, cert_chain, cert_len, private_key,
+                          key_len)) != 0)
     return rv;
-  }
   return channel_update(creds, &creds->cert, cert, &creds->key, key);
 }
 
@@ -469,11 +483,9 @@ int cgrpc_channel_credentials_set_cert_files(cgrpc_channel_credentials *creds,
   int rv;
   if (!creds || !cert_chain_file || !private_key_file)
     return CGRPC_ERR_INVALID_ARGUMENT;
-  if ((rv = pem_read_file(&cert, cert_chain_file)) != 0 ||
-      (rv = pem_read_file(&key, private_key_file)) != 0) {
-    pem_clear(&cert);
+  if ((rv = pem_pair_load(&cert, &key, 1, cert_chain_file, 0, private_key_file,
+                          0)) != 0)
     return rv;
-  }
   return channel_update(creds, &creds->cert, cert, &creds->key, key);
 }
 

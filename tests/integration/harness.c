@@ -353,6 +353,12 @@ double it_process_cpu_s(void) {
          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+double it_cpu_while_sleeping_s(int ms) {
+  double c0 = it_process_cpu_s();
+  it_sleep_ms(ms);
+  return it_process_cpu_s() - c0;
+}
+
 /* The gRPC request headers for |path| on a raw connection to |port|. */
 void it_raw_request_headers(h2raw_buf *b, uint32_t stream, const char *path,
                             int port, const char *timeout,

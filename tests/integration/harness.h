@@ -172,6 +172,9 @@ int64_t it_server_del_bounded(cgrpc_server *server, int ms);
 /* CPU time of the whole process (every thread), in seconds: a thread that
  * spins shows here. */
 double it_process_cpu_s(void);
+/* Sleeps |ms| milliseconds and returns the CPU time the process used
+ * meanwhile: a sleeping library uses next to none. */
+double it_cpu_while_sleeping_s(int ms);
 
 /* ---- raw gRPC requests (tests/common/h2raw) ---- */
 

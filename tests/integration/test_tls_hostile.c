@@ -196,7 +196,7 @@ static void test_tls_hostile_stalled_handshakes(void **state) {
   size_t hello_len = client_hello(hello, sizeof hello);
   hs_server s;
   cgrpc_channel *ch;
-  double c0, cpu;
+  double cpu;
   int64_t took;
   (void)state;
   hs_start(&s);
@@ -224,9 +224,7 @@ static void test_tls_hostile_stalled_handshakes(void **state) {
           "the server kept a connection that sent %s",
           i % 2 ? "HTTP/1.1" : "noise");
 
-  c0 = it_process_cpu_s();
-  it_sleep_ms(1000);
-  cpu = it_process_cpu_s() - c0;
+  cpu = it_cpu_while_sleeping_s(1000);
   print_message("  cpu %.3f s over 1 s with %d stalled handshakes\n", cpu,
                 SILENT + HALF);
   CHECK(cpu < 0.2,
@@ -257,7 +255,7 @@ static void test_tls_hostile_unread_flood(void **state) {
   hs_server s;
   relay r;
   h2raw_buf b;
-  double c0, cpu;
+  double cpu;
   int64_t took;
   int fd;
   (void)state;
@@ -287,9 +285,7 @@ static void test_tls_hostile_unread_flood(void **state) {
   CHECK(it_wait_flag(&s.stats.handlers, 1, BOUND_MS) == 1,
         "the Flood handler never ran");
   it_sleep_ms(2500); /* past the 1 s deadline, with every buffer full */
-  c0 = it_process_cpu_s();
-  it_sleep_ms(1000);
-  cpu = it_process_cpu_s() - c0;
+  cpu = it_cpu_while_sleeping_s(1000);
   print_message("  cpu %.3f s over 1 s, %lld chunks sent\n", cpu,
                 (long long)atomic_load(&s.stats.sent));
   CHECK(cpu < 0.2,

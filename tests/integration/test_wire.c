@@ -2114,19 +2114,27 @@ static void test_wire_retry_policy_committed(void **state) {
   CHECKS_DONE();
 }
 
-/* A call waiting out a pushback ends CANCELLED, at once, when its channel
- * is deleted. */
-static void test_wire_retry_policy_channel_deleted(void **state) {
+/* Cancels the call |arg| (from a thread of its own). */
+static void cancel_main(void *arg) { cgrpc_call_cancel(arg); }
+
+/* A call waiting out a pushback of 60 s ends CANCELLED, at once, when its
+ * channel is deleted (|cancel| 0) or another thread cancels it (1). */
+static void retry_backoff_interrupted(int cancel) {
+  Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+  cgrpc_call *call = NULL;
   rserver rs;
   it_async a;
   cgrpc_channel *ch;
   rs_event ev;
-  int64_t took;
+  int64_t took, t0;
   int i;
-  (void)state;
   rs_start(&rs);
   ch = rs_channel_with(&rs, RETRY_POLICY);
-  start_echo(ch, NULL, &a);
+  req.message = "hi";
+  it_async_init(&a);
+  assert_int_equal(cgrpc__test__echo_service__echo__start(
+                       ch, &req, NULL, it_async_done, &a, &call),
+                   0);
   for (i = 0; i < 200; i++) {
     rs_next(&rs, 50, &ev);
     if (ev.kind == RS_HEADERS && h2raw_fields_find(&ev.hdrs, ":method") >= 0) {
@@ -2149,6 +2157,18 @@ static void test_wire_retry_policy_channel_deleted(void **state) {
     rs_next(&rs, 20, &ev), rs_event_free(&ev);
   CHECK(!it_async_wait(&a, 0), "the call ended (%s, %s) instead of waiting",
         CALL_OUTCOME(&a));
+  if (cancel) {
+    t0 = it_now_ms();
+    CHECK(it_bg_wait(it_bg_start(cancel_main, call), BOUND_MS),
+          "cgrpc_call_cancel did not return");
+    CHECK(it_async_wait(&a, BOUND_MS) == 1 &&
+              a.status.code == CGRPC_STATUS_CANCELLED &&
+              it_now_ms() - t0 < 2000 * SLOW,
+          "the call cancelled in its backoff: %s (%s), expected CANCELLED at "
+          "once",
+          CALL_OUTCOME(&a));
+  }
+  cgrpc_call_unref(call);
   took = it_channel_del_bounded(ch, BOUND_MS);
   CHECK(took >= 0 && took < 2000 * SLOW,
         "cgrpc_channel_del took %lld ms with a call in its backoff",
@@ -2160,6 +2180,16 @@ static void test_wire_retry_policy_channel_deleted(void **state) {
   it_async_fini(&a);
   rs_stop(&rs);
   CHECKS_DONE();
+}
+
+static void test_wire_retry_policy_channel_deleted(void **state) {
+  (void)state;
+  retry_backoff_interrupted(0);
+}
+
+static void test_wire_retry_policy_cancelled(void **state) {
+  (void)state;
+  retry_backoff_interrupted(1);
 }
 
 /* A framed EchoReply {message: |text|} compressed with zlib's |bits|. */
@@ -2313,6 +2343,7 @@ int main(int argc, char **argv) {
       T(test_wire_retry_policy_no_retry),
       T(test_wire_retry_policy_committed),
       T(test_wire_retry_policy_channel_deleted),
+      T(test_wire_retry_policy_cancelled),
       T(test_wire_client_sends_encoding),
       T(test_wire_client_compressed_reply),
       T(test_wire_client_bad_compressed_reply),
