@@ -38,8 +38,13 @@ typedef struct cgrpc_call cgrpc_call;
  * CGRPC_COMPRESS_IDENTITY sends them uncompressed whatever that is.  A
  * value that is not a cgrpc_compression makes the call functions fail
  * with CGRPC_ERR_INVALID_ARGUMENT (cgrpc_unary_call(): INVALID_ARGUMENT).
+ * |wait_for_ready|: CGRPC_WAIT_FOR_READY (1) makes the call wait, until its
+ * deadline, for a connection while the channel is in TRANSIENT_FAILURE,
+ * instead of failing at once with UNAVAILABLE; CGRPC_FAIL_FAST (-1) fails
+ * at once even if the service config says waitForReady; 0 does as the
+ * service config says, else fails fast (gRPC's default).
  *
- * Changed: |compression| was added (at the end).  Initialize the struct
+ * Changed: |compression| and |wait_for_ready| were added (at the end).  Initialize the struct
  * with designated initializers ({.timeout_ms = 500}), "= {0}" or memset,
  * so that fields added later start at their defaults; a positional
  * {500, NULL} still compiles, but -Wextra now warns about it
@@ -49,7 +54,10 @@ typedef struct cgrpc_call_options {
   int64_t timeout_ms;
   const cgrpc_metadata_array *metadata;
   int compression;
+  int wait_for_ready;
 } cgrpc_call_options;
+
+enum { CGRPC_FAIL_FAST = -1, CGRPC_WAIT_FOR_READY = 1 };
 
 /*
  * Makes a unary call and waits for its outcome.  On OK, |*reply| receives a

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The channel: a client's connection to one target, shared by any number of
- * calls from any number of threads.  It connects on the first call, and
- * reconnects (with backoff) when the connection is lost.
+ * The channel: a client's connections to one target, shared by any number
+ * of calls from any number of threads.  It resolves the target's name,
+ * connects on the first call to one address (pick_first) or to all of
+ * them (round_robin), and reconnects (with backoff) when a connection is
+ * lost.
  */
 #ifndef CGRPC_CHANNEL_H
 #define CGRPC_CHANNEL_H
@@ -21,6 +23,54 @@ extern "C" {
 
 typedef struct cgrpc_channel cgrpc_channel;
 typedef struct cgrpc_channel_options cgrpc_channel_options;
+
+/*
+ * A channel's connectivity state (gRPC's doc/connectivity-semantics-and-
+ * api.md):
+ *
+ *   IDLE               no connection, none being made: the first call (or
+ *                      cgrpc_channel_get_state(ch, 1)) starts one
+ *   CONNECTING         resolving the name, connecting, TLS handshake
+ *   READY              a connection takes calls
+ *   TRANSIENT_FAILURE  every address failed; the channel keeps trying
+ *                      (with backoff) and stays here until one connects.
+ *                      Calls fail at once with UNAVAILABLE unless they
+ *                      wait for ready
+ *   SHUTDOWN           cgrpc_channel_del() was called
+ *
+ * READY goes back to IDLE when the connection drops or the server sends
+ * GOAWAY (pick_first; round_robin reconnects at once), and when no call
+ * ran for the idle timeout.
+ */
+typedef enum cgrpc_connectivity_state {
+  CGRPC_CHANNEL_IDLE = 0,
+  CGRPC_CHANNEL_CONNECTING = 1,
+  CGRPC_CHANNEL_READY = 2,
+  CGRPC_CHANNEL_TRANSIENT_FAILURE = 3,
+  CGRPC_CHANNEL_SHUTDOWN = 4
+} cgrpc_connectivity_state;
+
+/* "IDLE", "CONNECTING", "READY", "TRANSIENT_FAILURE", "SHUTDOWN", or
+ * "UNKNOWN". */
+CGRPC_EXTERN const char *
+cgrpc_connectivity_state_name(cgrpc_connectivity_state state);
+
+/*
+ * Connection backoff (gRPC's doc/connection-backoff.md): the first
+ * attempt gets |initial_ms|, each later one |multiplier| times the last
+ * (at most |max_ms|), each randomised by +-|jitter|; an attempt that fails
+ * sooner waits out its backoff before the next, and each attempt may take
+ * at least |min_connect_timeout_ms| (TCP connect and TLS handshake).  A
+ * connection that got the server's SETTINGS starts over at |initial_ms|.
+ * Zero fields take the defaults: 1000, 1.6, 0.2, 120000, 20000.
+ */
+typedef struct cgrpc_connect_backoff {
+  int64_t initial_ms;
+  double multiplier;
+  double jitter;
+  int64_t max_ms;
+  int64_t min_connect_timeout_ms;
+} cgrpc_connect_backoff;
 
 /* Creates options with the defaults.  Returns 0 or CGRPC_ERR_NOMEM. */
 CGRPC_EXTERN int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr);
@@ -190,6 +240,42 @@ cgrpc_channel_options_set_keepalive_timeout_ms(cgrpc_channel_options *opts,
 CGRPC_EXTERN void cgrpc_channel_options_set_keepalive_permit_without_calls(
     cgrpc_channel_options *opts, int permit);
 
+/*
+ * The load-balancing policy, used unless the service config names one
+ * (loadBalancingConfig):
+ *
+ *   "pick_first"   (the default) tries the addresses in order and keeps
+ *                  the first that connects for every call; when it drops,
+ *                  the next call starts over from the first address
+ *   "round_robin"  connects to every address and spreads the calls over
+ *                  those that are READY, one after the other;
+ *                  a connection that drops is made again at once
+ *
+ * Returns 0, or CGRPC_ERR_INVALID_ARGUMENT (another name; logged).
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN int cgrpc_channel_options_set_lb_policy(cgrpc_channel_options *opts,
+                                                     const char *name);
+
+/*
+ * Sets the connection backoff (see cgrpc_connect_backoff); NULL restores
+ * the defaults.  Returns 0, or CGRPC_ERR_INVALID_ARGUMENT (a negative
+ * time, a multiplier below 1, a jitter outside [0, 1], max below initial).
+ */
+CGRPC_EXTERN int
+cgrpc_channel_options_set_connect_backoff(cgrpc_channel_options *opts,
+                                          const cgrpc_connect_backoff *b);
+
+/*
+ * A channel with no call for |timeout_ms| (default 30 minutes) goes IDLE:
+ * its connections close (a GOAWAY tells the server) and the next call
+ * connects again (and looks the name up again, at most every 30 s).
+ * 0 or less: never idle.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_idle_timeout_ms(cgrpc_channel_options *opts,
+                                          int64_t timeout_ms);
+
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
                                                 cgrpc_log_cb cb,
@@ -209,8 +295,10 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  *   ipv6:addr|[addr][:port][,...]       IPv6 addresses (brackets when a
  *                                       port follows), no lookup
  *
- * The port defaults to 443.  Every address is kept, and a connection tries
- * them in order.  A looked-up name is looked up again when a connection
+ * The port defaults to 443.  Every address gets its own connection
+ * (a subchannel), used as the load-balancing policy says (see
+ * cgrpc_channel_options_set_lb_policy(): by default the first address
+ * that connects, in order).  A looked-up name is looked up again when a connection
  * drops or fails, at most once every 30 s.  Nothing is connected (or
  * looked up) until the first call.  |opts| may be NULL; it is copied.
  * The ":authority" is the host[:port] part (":443" added when no port is
@@ -239,6 +327,49 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
 CGRPC_EXTERN int cgrpc_channel_new(cgrpc_channel **channel_ptr,
                                    const char *target,
                                    const cgrpc_channel_options *opts);
+
+/*
+ * The channel's connectivity state.  With a nonzero |try_to_connect| an
+ * IDLE channel starts connecting (the state read is still IDLE).
+ * Thread safety: any thread, callbacks included.
+ */
+CGRPC_EXTERN cgrpc_connectivity_state
+cgrpc_channel_get_state(cgrpc_channel *channel, int try_to_connect);
+
+/* Called once, on the channel's thread, when the state is no longer the
+ * |last_seen| of cgrpc_channel_watch_state().  |channel| may be used in
+ * the callback (to watch again), except when |state| is SHUTDOWN.  It
+ * must not block. */
+typedef void (*cgrpc_channel_state_cb)(cgrpc_channel *channel,
+                                       cgrpc_connectivity_state state,
+                                       void *user_data);
+
+/*
+ * Calls |cb| once when the channel's state differs from |last_seen|: soon
+ * (not from within this call) when it already does, else at the next
+ * change.  cgrpc_channel_del() calls every watch still waiting with
+ * SHUTDOWN before it returns, so |user_data| need live only until then.
+ * To follow every change, watch again from the callback with the state
+ * it was given.  Returns 0, CGRPC_ERR_INVALID_ARGUMENT, CGRPC_ERR_NOMEM,
+ * or CGRPC_ERR_CLOSED (the channel is being deleted).
+ * Thread safety: any thread, callbacks included.
+ */
+CGRPC_EXTERN int cgrpc_channel_watch_state(cgrpc_channel *channel,
+                                           cgrpc_connectivity_state last_seen,
+                                           cgrpc_channel_state_cb cb,
+                                           void *user_data);
+
+/*
+ * Starts connecting if the channel is IDLE and waits until it is READY,
+ * for at most |timeout_ms| (< 0: without limit).  TRANSIENT_FAILURE does
+ * not end the wait: the channel keeps trying until the timeout.
+ * Returns 0 (READY), CGRPC_ERR_TIMEOUT, CGRPC_ERR_CLOSED (the channel was
+ * deleted meanwhile), CGRPC_ERR_INVALID_ARGUMENT, or
+ * CGRPC_ERR_WOULD_DEADLOCK (called from one of the library's threads).
+ * Thread safety: any application thread.
+ */
+CGRPC_EXTERN int cgrpc_channel_wait_for_ready(cgrpc_channel *channel,
+                                              int64_t timeout_ms);
 
 /*
  * Cancels the calls still in flight (their callbacks see CANCELLED), closes

@@ -31,6 +31,7 @@ extern "C" {
   X(PROTO, -510, "Protocol error")                                             \
   X(TOO_LARGE, -511, "Message larger than the configured limit")               \
   X(NOT_FOUND, -512, "Not found")                                              \
+  X(TIMEOUT, -513, "Timed out")                                                \
   X(NOMEM, -901, "Out of memory")                                              \
   X(CALLBACK_FAILURE, -902, "User callback failed")                            \
   X(INTERNAL, -903, "Internal error")

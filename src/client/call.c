@@ -99,6 +99,7 @@ static void call_complete(cgrpc_call *call, ProtobufCMessage *reply) {
   if (call->completed)
     return;
   call->completed = 1;
+  cgrpc__channel_call_ended(call->ch);
   cgrpc__loop_timer_stop(call->ep.loop, &call->deadline_timer);
   if (call->pending)
     cgrpc__channel_dequeue(call->ch, call);
@@ -142,8 +143,7 @@ static void ep_fail(cgrpc__ep *ep, cgrpc_status_code code,
 
 /* ---- sending ---- */
 
-void cgrpc__call_submit(cgrpc_call *call) {
-  cgrpc__client_conn *conn = call->ch->conn;
+void cgrpc__call_submit(cgrpc_call *call, cgrpc__client_conn *conn) {
   nghttp2_data_provider prd = cgrpc__ep_provider(&call->ep);
   int32_t id;
   if (call->deadline_ns) {
@@ -254,6 +254,10 @@ static int call_prepare_headers(cgrpc_call *call,
                                 const cgrpc_call_options *opts) {
   cgrpc_channel *ch = call->ch;
   cgrpc__hdrs *h = &call->hdrs;
+  /* The call's choice, else the service config's, else fail fast. */
+  call->wait_for_ready = opts && opts->wait_for_ready
+                             ? opts->wait_for_ready > 0
+                             : call->mc && call->mc->wait_for_ready == 1;
   CGRPC__HDRS_ADD_LIT(h, ":method", "POST");
   if (ch->tls_ctx)
     CGRPC__HDRS_ADD_LIT(h, ":scheme", "https");
@@ -1195,9 +1199,9 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
 static int on_stream_close(nghttp2_session *session, int32_t stream_id,
                            uint32_t error_code, void *user_data) {
   cgrpc_call *call = stream_call(session, stream_id);
-  (void)user_data;
   if (call)
     cgrpc__ep_closed(&call->ep, stream_id, error_code);
+  cgrpc__channel_conn_stream_closed(user_data);
   return 0;
 }
 
@@ -1216,6 +1220,7 @@ static int on_frame_not_send(nghttp2_session *session,
   ep = cgrpc__ep_find(conn->calls, frame->hd.stream_id);
   if (ep)
     cgrpc__ep_not_sent(ep);
+  cgrpc__channel_conn_stream_closed(conn);
   return 0;
 }
 
@@ -1224,6 +1229,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   cgrpc_call *call;
   if (frame->hd.type == NGHTTP2_GOAWAY) {
     cgrpc__channel_conn_goaway(user_data, &frame->goaway);
+    return 0;
+  }
+  if (frame->hd.type == NGHTTP2_SETTINGS) {
+    if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+      cgrpc__channel_conn_settings(user_data);
     return 0;
   }
   if (frame->hd.type == NGHTTP2_RST_STREAM) {

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The channel: target parsing, its loop thread, the connection with
- * reconnect and backoff.  Calls live in call.c.
+ * The channel: its options, its loop thread and lifetime, its
+ * connectivity state and the calls waiting for a connection.  Addresses
+ * and policies live in lb.c, connections in subchannel.c, calls in
+ * call.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,12 +18,11 @@
 #include "util/clock.h"
 #include "util/mem.h"
 
-#define CONNECT_TIMEOUT_MS 20000
-#define BACKOFF_INITIAL_MS 1000
-#define BACKOFF_MAX_MS 120000
 #define DNS_TIMEOUT_MS 20000
-/* gRPC's minimum time between two lookups of a channel's name. */
-#define RERESOLVE_MIN_NS (30 * (int64_t)1000000000)
+#define IDLE_TIMEOUT_MS (30 * 60 * (int64_t)1000)
+/* gRPC's connection backoff (doc/connection-backoff.md). */
+static const cgrpc_connect_backoff default_backoff = {1000, 1.6, 0.2, 120000,
+                                                      20000};
 /* The shortest keepalive time the ordinary setter accepts, as grpc-go and
  * grpc-java clamp it: servers enforce a ping policy (5 minutes by
  * default), and pings more often than this mostly earn a GOAWAY. */
@@ -30,6 +31,14 @@
 
 /* ---- options ---- */
 
+/* Logs a misuse of the options with their log callback: "|what|: |why|". */
+static void options_error(const cgrpc_channel_options *opts, const char *what,
+                          const char *why) {
+  cgrpc__logger log;
+  cgrpc__logger_init(&log, opts->log_cb, opts->log_user_data);
+  cgrpc__log(&log, CGRPC_LOG_ERROR, "%s: %s", what, why);
+}
+
 static void options_defaults(struct cgrpc_channel_options *o) {
   memset(o, 0, sizeof *o);
   o->max_recv = 4 * 1024 * 1024;
@@ -37,6 +46,9 @@ static void options_defaults(struct cgrpc_channel_options *o) {
   o->dns_timeout_ms = DNS_TIMEOUT_MS;
   o->keepalive_time_ms = CGRPC__KEEPALIVE_OFF;
   o->keepalive_timeout_ms = KEEPALIVE_DEFAULT_TIMEOUT_MS;
+  o->lb_policy = CGRPC__LB_PICK_FIRST;
+  o->backoff = default_backoff;
+  o->idle_timeout_ms = IDLE_TIMEOUT_MS;
 }
 
 int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
@@ -138,9 +150,7 @@ int cgrpc_channel_options_set_service_config(cgrpc_channel_options *opts,
   }
   sc = cgrpc__service_config_parse(json, why, sizeof why);
   if (!sc) {
-    cgrpc__logger log;
-    cgrpc__logger_init(&log, opts->log_cb, opts->log_user_data);
-    cgrpc__log(&log, CGRPC_LOG_ERROR, "service config: %s", why);
+    options_error(opts, "service config", why);
     if (err && err_size)
       snprintf(err, err_size, "%s", why);
     return strcmp(why, "out of memory") == 0 ? CGRPC_ERR_NOMEM
@@ -198,6 +208,65 @@ void cgrpc_channel_options_set_keepalive_permit_without_calls(
     opts->keepalive_permit_without_calls = permit != 0;
 }
 
+int cgrpc_channel_options_set_lb_policy(cgrpc_channel_options *opts,
+                                        const char *name) {
+  if (!opts || !name)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (strcmp(name, "pick_first") == 0) {
+    opts->lb_policy = CGRPC__LB_PICK_FIRST;
+  } else if (strcmp(name, "round_robin") == 0) {
+    opts->lb_policy = CGRPC__LB_ROUND_ROBIN;
+  } else {
+    options_error(opts, name,
+                  "not a load-balancing policy this library has "
+                  "(\"pick_first\", \"round_robin\")");
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  return 0;
+}
+
+int cgrpc_channel_options_set_connect_backoff(cgrpc_channel_options *opts,
+                                              const cgrpc_connect_backoff *b) {
+  cgrpc_connect_backoff v = default_backoff;
+  const char *bad = NULL;
+  if (!opts)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (b) {
+    if (b->initial_ms)
+      v.initial_ms = b->initial_ms;
+    if (b->multiplier != 0)
+      v.multiplier = b->multiplier;
+    if (b->jitter != 0)
+      v.jitter = b->jitter;
+    if (b->max_ms)
+      v.max_ms = b->max_ms;
+    if (b->min_connect_timeout_ms)
+      v.min_connect_timeout_ms = b->min_connect_timeout_ms;
+    if (b->max_ms == 0 && v.max_ms < v.initial_ms)
+      v.max_ms = v.initial_ms; /* only the initial one was given */
+  }
+  if (v.initial_ms < 0 || v.max_ms < 0 || v.min_connect_timeout_ms < 0)
+    bad = "times must not be negative";
+  else if (!(v.multiplier >= 1.0) || v.multiplier > 1000.0)
+    bad = "the multiplier must be between 1 and 1000";
+  else if (!(v.jitter >= 0.0 && v.jitter <= 1.0))
+    bad = "the jitter must be between 0 and 1";
+  else if (v.max_ms < v.initial_ms)
+    bad = "max_ms must not be below initial_ms";
+  if (bad) {
+    options_error(opts, "connect backoff", bad);
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  opts->backoff = v;
+  return 0;
+}
+
+void cgrpc_channel_options_set_idle_timeout_ms(cgrpc_channel_options *opts,
+                                               int64_t timeout_ms) {
+  if (opts)
+    opts->idle_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
 void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
                                    void *user_data) {
   if (opts) {
@@ -206,11 +275,9 @@ void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
   }
 }
 
-/* ---- connection ---- */
+/* ---- state ---- */
 
-/* The target as messages name it: host:port (or the authority set), or the
- * "unix:" target itself ("localhost" would say nothing). */
-static const char *target_name(const cgrpc_channel *ch) {
+const char *cgrpc__channel_target_name(const cgrpc_channel *ch) {
   return ch->target.kind == CGRPC__TARGET_UNIX ? ch->target.host
                                                : ch->authority;
 }
@@ -220,345 +287,245 @@ static const char *target_name(const cgrpc_channel *ch) {
 static void connect_failure(const cgrpc_channel *ch,
                             char msg[CONNECT_FAILURE_MAX]) {
   snprintf(msg, CONNECT_FAILURE_MAX, "failed to connect to %s: %s",
-           target_name(ch),
+           cgrpc__channel_target_name(ch),
            ch->last_error[0] ? ch->last_error : "unknown error");
 }
 
-static void connect_next(cgrpc__client_conn *conn);
-static void channel_closed(cgrpc_channel *ch);
-
-static void conn_free(cgrpc__client_conn *conn) {
-  cgrpc_channel *ch = conn->ch;
-  if (conn->prev_conn)
-    conn->prev_conn->next_conn = conn->next_conn;
-  else
-    ch->conns = conn->next_conn;
-  if (conn->next_conn)
-    conn->next_conn->prev_conn = conn->prev_conn;
-  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
-  if (conn->connecting_fd >= 0) {
-    cgrpc__loop_unwatch(ch->loop, &conn->connect_watch);
-    close(conn->connecting_fd);
+const char *cgrpc_connectivity_state_name(cgrpc_connectivity_state state) {
+  switch (state) {
+  case CGRPC_CHANNEL_IDLE:
+    return "IDLE";
+  case CGRPC_CHANNEL_CONNECTING:
+    return "CONNECTING";
+  case CGRPC_CHANNEL_READY:
+    return "READY";
+  case CGRPC_CHANNEL_TRANSIENT_FAILURE:
+    return "TRANSIENT_FAILURE";
+  case CGRPC_CHANNEL_SHUTDOWN:
+    return "SHUTDOWN";
   }
-  if (conn->resolving)
-    cgrpc__dns_cancel(ch->dns);
-  cgrpc__free(conn->addrs);
-  nghttp2_session_del(conn->h2.session);
-  cgrpc__free(conn);
-  if (ch->close_started && !ch->conns)
-    channel_closed(ch);
-  cgrpc__channel_unref(ch);
+  return "UNKNOWN";
 }
 
-static void backoff_done(void *user_data) {
-  cgrpc_channel *ch = user_data;
-  if (ch->state == CHANNEL_TRANSIENT_FAILURE)
-    ch->state = CHANNEL_IDLE;
-}
-
-/* Every address failed: fail the waiting calls and back off. */
-static void connect_failed(cgrpc__client_conn *conn) {
-  cgrpc_channel *ch = conn->ch;
-  char msg[CONNECT_FAILURE_MAX];
-  double jitter;
-  int64_t wait;
-  connect_failure(ch, msg);
-  cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", msg);
-  if (ch->conn == conn)
-    ch->conn = NULL;
-  conn_free(conn);
-  ch->state = CHANNEL_TRANSIENT_FAILURE;
-  ch->resolve_stale = 1;
-  while (ch->pending)
-    cgrpc__call_fail(ch->pending, CGRPC_STATUS_UNAVAILABLE, msg);
-  if (ch->close_started)
-    return;
-  /* Backoff: 1 s, x1.6, +-20% jitter, at most 120 s. */
-  jitter = 1.0 + 0.2 * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
-  wait = (int64_t)((double)ch->backoff_ms * jitter);
-  if (cgrpc__loop_timer_start(ch->loop, &ch->backoff_timer,
-                              cgrpc__now_ns() + wait * 1000000) != 0)
-    ch->state = CHANNEL_IDLE; /* no timer to end the backoff: skip it */
-  ch->backoff_ms = (int64_t)((double)ch->backoff_ms * 1.6);
-  if (ch->backoff_ms > BACKOFF_MAX_MS)
-    ch->backoff_ms = BACKOFF_MAX_MS;
-}
-
-static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
-  cgrpc__client_conn *conn = user_data;
-  cgrpc_channel *ch = conn->ch;
-  if (!conn->ready) {
-    /* The TLS handshake failed (or the server closed during it): a
-     * connection failure, with backoff. */
-    snprintf(ch->last_error, sizeof ch->last_error, "TLS handshake failed: %.200s",
-             h2->error ? h2->error
-                          : "the server closed the connection");
-    connect_failed(conn);
-    return;
-  }
-  ch->resolve_stale = 1;
-  /* First, so that calls retried from here go to another connection. */
-  if (ch->conn == conn) {
-    ch->conn = NULL;
-    ch->state = CHANNEL_IDLE;
-  }
-  /* The calls that end here say why (those retried go elsewhere). */
-  if (h2->error) {
-    snprintf(ch->lost_reason, sizeof ch->lost_reason,
-             "connection to %.70s closed: %.160s", target_name(ch), h2->error);
-    cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "%s", ch->lost_reason);
-  } else {
-    snprintf(ch->lost_reason, sizeof ch->lost_reason, "connection closed");
-  }
-  cgrpc__ep_conn_lost(&conn->calls);
-  conn_free(conn);
-}
-
-static int conn_busy(void *user_data) {
-  const cgrpc__client_conn *conn = user_data;
-  return conn->calls != NULL;
-}
-
-/* The connection carries HTTP/2 (after the TLS handshake, if any): the
- * waiting calls go. */
-static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
-  cgrpc__client_conn *conn = user_data;
-  cgrpc_channel *ch = conn->ch;
-  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
-  if (cgrpc__h2_keepalive_start(h2, ch->opts.keepalive_time_ms,
-                                ch->opts.keepalive_timeout_ms,
-                                ch->opts.keepalive_permit_without_calls,
-                                conn_busy) != 0) {
-    cgrpc__h2conn_fail(h2, "out of memory (keepalive)");
-    return;
-  }
-  conn->ready = 1;
-  ch->state = CHANNEL_READY;
-  ch->backoff_ms = BACKOFF_INITIAL_MS;
+void cgrpc__channel_submit_pending(cgrpc_channel *ch) {
   while (ch->pending) {
     struct cgrpc_call *call = ch->pending;
-    cgrpc__channel_dequeue(ch, call);
-    cgrpc__call_submit(call);
-  }
-}
-
-static void conn_ready(cgrpc__client_conn *conn, int fd) {
-  cgrpc_channel *ch = conn->ch;
-  SSL *tls = NULL;
-  nghttp2_session *session = NULL;
-  nghttp2_option *opt = NULL;
-  nghttp2_settings_entry settings[2];
-  nghttp2_session_callbacks *cbs = cgrpc__client_callbacks();
-  if (!cbs || ch->close_started || cgrpc__h2_session_option_new(&opt, 0) != 0 ||
-      nghttp2_session_client_new3(&session, cbs, conn, opt,
-                                  cgrpc__h2_mem()) != 0) {
-    nghttp2_option_del(opt);
-    close(fd);
-    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
-    connect_failed(conn);
-    return;
-  }
-  nghttp2_option_del(opt);
-  settings[0].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH;
-  settings[0].value = 0;
-  settings[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
-  settings[1].value = 1 << 20;
-  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 2);
-  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
-  cgrpc__free(conn->addrs);
-  conn->addrs = NULL;
-  conn->n_addrs = conn->next_addr = 0;
-  if (ch->tls_ctx) {
-    tls = cgrpc__tls_conn_new(ch->tls_ctx, fd, 0, ch->tls_name,
-                              ch->tls_skip_name, &ch->tls_sessions);
-    if (!tls) {
-      close(fd);
-      snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
-      nghttp2_session_del(session);
-      connect_failed(conn);
+    cgrpc__client_conn *conn = cgrpc__lb_pick(ch);
+    if (!conn)
       return;
+    cgrpc__channel_dequeue(ch, call);
+    cgrpc__call_submit(call, conn);
+  }
+}
+
+/* Fails the waiting calls that do not wait for ready. */
+static void fail_fast_calls(cgrpc_channel *ch) {
+  char msg[CONNECT_FAILURE_MAX];
+  struct cgrpc_call *call, *next;
+  int again = 1;
+  connect_failure(ch, msg);
+  /* A failed call's callback may queue or end others: start over after
+   * each one. */
+  while (again) {
+    again = 0;
+    for (call = ch->pending; call; call = next) {
+      next = call->next;
+      if (!call->wait_for_ready) {
+        cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, msg);
+        again = 1;
+        break;
+      }
     }
   }
-  /* The session now belongs to the connection, which frees it, started or
-   * not (conn_free).  With TLS the connect timer runs on through the
-   * handshake. */
-  conn->h2.session = session;
-  conn->started = 1;
-  if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, tls, conn_usable,
-                          conn_closed, &cgrpc__ep_body, conn) != 0) {
-    snprintf(ch->last_error, sizeof ch->last_error, "cannot watch socket");
-    connect_failed(conn);
+}
+
+static void post_watch_task(cgrpc_channel *ch) {
+  if (!ch->watch_task_posted) {
+    ch->watch_task_posted = 1;
+    cgrpc__channel_ref(ch);
+    cgrpc__loop_post_task(ch->loop, &ch->watch_task);
   }
 }
 
-static void connect_io(void *user_data, unsigned events) {
-  cgrpc__client_conn *conn = user_data;
-  cgrpc_channel *ch = conn->ch;
-  int fd = conn->connecting_fd, err;
-  (void)events;
-  cgrpc__loop_unwatch(ch->loop, &conn->connect_watch);
-  conn->connecting_fd = -1;
-  err = cgrpc__sock_connect_result(fd);
-  if (err != 0) {
-    close(fd);
-    snprintf(ch->last_error, sizeof ch->last_error, "%s", strerror(err));
-    connect_next(conn);
+void cgrpc__channel_set_state(cgrpc_channel *ch, int state) {
+  if (ch->state == state)
     return;
+  if (ch->state == CGRPC_CHANNEL_IDLE && state != CGRPC_CHANNEL_SHUTDOWN &&
+      ch->opts.idle_timeout_ms > 0) {
+    /* Idleness counts from here until a call has run. */
+    ch->last_call_ns = cgrpc__now_ns();
+    if (cgrpc__loop_timer_start(ch->loop, &ch->idle_timer,
+                                ch->last_call_ns +
+                                    ch->opts.idle_timeout_ms * 1000000) != 0)
+      cgrpc__log(&ch->log, CGRPC_LOG_WARNING,
+                 "out of memory: the channel will not go idle");
   }
-  if (ch->target.kind == CGRPC__TARGET_UNIX)
-    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.63s", ch->target.host);
-  else
-    snprintf(conn->h2.peer, sizeof conn->h2.peer, "%.48s:%.6s",
-             ch->target.host, ch->target.port);
-  conn_ready(conn, fd);
+  ch->state = state;
+  pthread_mutex_lock(&ch->lock);
+  atomic_store(&ch->public_state, state);
+  if (atomic_load(&ch->ready_waiters))
+    pthread_cond_broadcast(&ch->state_cond);
+  if (ch->watches)
+    post_watch_task(ch);
+  pthread_mutex_unlock(&ch->lock);
+  if (state == CGRPC_CHANNEL_READY)
+    cgrpc__channel_submit_pending(ch);
+  else if (state == CGRPC_CHANNEL_TRANSIENT_FAILURE)
+    fail_fast_calls(ch);
 }
 
-static void connect_timeout(void *user_data) {
-  cgrpc__client_conn *conn = user_data;
-  if (conn->started) { /* in the TLS handshake */
-    cgrpc__h2conn_fail(&conn->h2, "timed out");
-    return;
-  }
-  snprintf(conn->ch->last_error, sizeof conn->ch->last_error,
-           "connect timed out");
-  if (conn->connecting_fd >= 0) {
-    cgrpc__loop_unwatch(conn->ch->loop, &conn->connect_watch);
-    close(conn->connecting_fd);
-    conn->connecting_fd = -1;
-  }
-  conn->next_addr = conn->n_addrs;
-  connect_failed(conn);
-}
-
-/* Tries the next resolved address. */
-static void connect_next(cgrpc__client_conn *conn) {
-  cgrpc_channel *ch = conn->ch;
-  while (conn->next_addr < conn->n_addrs) {
-    const cgrpc__addr *a = &conn->addrs[conn->next_addr++];
-    int fd = cgrpc__sock_connect((const struct sockaddr *)&a->ss, a->len);
-    if (fd < 0) {
-      snprintf(ch->last_error, sizeof ch->last_error, "%s", strerror(errno));
-      continue;
+/* Loop task: the watches whose state changed are called. */
+static void watch_task(void *user_data) {
+  cgrpc_channel *ch = user_data;
+  cgrpc__state_watch *w, *fire = NULL, **tail = &fire, **pp;
+  int state;
+  pthread_mutex_lock(&ch->lock);
+  ch->watch_task_posted = 0;
+  state = atomic_load(&ch->public_state);
+  for (pp = &ch->watches; (w = *pp);) {
+    if ((int)w->last_seen != state) {
+      *pp = w->next;
+      w->next = NULL;
+      *tail = w;
+      tail = &w->next;
+    } else {
+      pp = &w->next;
     }
-    conn->connecting_fd = fd;
-    if (cgrpc__loop_watch(ch->loop, &conn->connect_watch, fd, CGRPC__IO_WRITE,
-                          connect_io, conn) != 0) {
-      close(fd);
-      conn->connecting_fd = -1;
-      continue;
-    }
-    return;
   }
-  connect_failed(conn);
+  pthread_mutex_unlock(&ch->lock);
+  while ((w = fire)) {
+    fire = w->next;
+    w->cb(ch, (cgrpc_connectivity_state)state, w->user_data);
+    cgrpc__free(w);
+  }
+  cgrpc__channel_unref(ch); /* the task's */
 }
 
-/* Takes a copy of |addrs| to try in order, and starts on the first one
- * under the connect timeout. */
-static void conn_connect(cgrpc__client_conn *conn, const cgrpc__addr *addrs,
-                         size_t n) {
-  cgrpc_channel *ch = conn->ch;
-  conn->addrs = cgrpc__calloc(n, sizeof *addrs);
-  if (!conn->addrs) {
-    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
-    connect_failed(conn);
-    return;
-  }
-  memcpy(conn->addrs, addrs, n * sizeof *addrs);
-  conn->n_addrs = n;
-  if (cgrpc__loop_timer_start(ch->loop, &conn->connect_timer,
-                              cgrpc__now_ns() +
-                                  (int64_t)CONNECT_TIMEOUT_MS * 1000000) != 0) {
-    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
-    conn->next_addr = conn->n_addrs;
-  }
-  connect_next(conn);
+static void connect_task(void *user_data) {
+  cgrpc_channel *ch = user_data;
+  pthread_mutex_lock(&ch->lock);
+  ch->connect_task_posted = 0;
+  pthread_mutex_unlock(&ch->lock);
+  cgrpc__lb_exit_idle(ch);
+  cgrpc__channel_unref(ch); /* the task's */
 }
 
-/* The channel's lookup ended (loop thread; maybe inside
- * cgrpc__dns_resolve()). */
-static void conn_resolved(void *user_data, const cgrpc__addr *addrs, size_t n,
-                          const char *error) {
-  cgrpc__client_conn *conn = user_data;
-  cgrpc_channel *ch = conn->ch;
-  conn->resolving = 0;
-  cgrpc__free(ch->resolved);
-  ch->resolved = NULL;
-  ch->n_resolved = 0;
-  if (error) {
-    snprintf(ch->last_error, sizeof ch->last_error, "%s", error);
-    connect_failed(conn);
-    return;
+/* Asks the loop to leave IDLE (any thread). */
+static void request_connect(cgrpc_channel *ch) {
+  pthread_mutex_lock(&ch->lock);
+  if (!ch->closing && !ch->connect_task_posted) {
+    ch->connect_task_posted = 1;
+    cgrpc__channel_ref(ch);
+    cgrpc__loop_post_task(ch->loop, &ch->connect_task);
   }
-  ch->resolved = cgrpc__calloc(n, sizeof *addrs);
-  if (ch->resolved) { /* else the next attempt looks the name up again */
-    memcpy(ch->resolved, addrs, n * sizeof *addrs);
-    ch->n_resolved = n;
-    ch->resolve_stale = 0;
-  }
-  conn_connect(conn, addrs, n);
+  pthread_mutex_unlock(&ch->lock);
 }
 
-/* Starts connecting (loop thread, state IDLE): to the target's own
- * addresses, or to those of the last lookup, or after a new one (there
- * are none yet, or a connection dropped and the last lookup is 30 s old). */
-static void channel_connect(cgrpc_channel *ch) {
-  int64_t now = cgrpc__now_ns();
-  int rv;
-  cgrpc__client_conn *conn = cgrpc__calloc(1, sizeof *conn);
-  if (!conn) {
-    while (ch->pending)
-      cgrpc__call_fail(ch->pending, CGRPC_STATUS_RESOURCE_EXHAUSTED,
-                       "out of memory");
-    return;
+cgrpc_connectivity_state cgrpc_channel_get_state(cgrpc_channel *ch,
+                                                 int try_to_connect) {
+  int state;
+  if (!ch)
+    return CGRPC_CHANNEL_SHUTDOWN;
+  state = atomic_load(&ch->public_state);
+  if (try_to_connect && state == CGRPC_CHANNEL_IDLE)
+    request_connect(ch);
+  return (cgrpc_connectivity_state)state;
+}
+
+int cgrpc_channel_watch_state(cgrpc_channel *ch,
+                              cgrpc_connectivity_state last_seen,
+                              cgrpc_channel_state_cb cb, void *user_data) {
+  cgrpc__state_watch *w;
+  if (!ch || !cb)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  w = cgrpc__calloc(1, sizeof *w);
+  if (!w)
+    return CGRPC_ERR_NOMEM;
+  w->last_seen = last_seen;
+  w->cb = cb;
+  w->user_data = user_data;
+  pthread_mutex_lock(&ch->lock);
+  if (ch->closing) {
+    pthread_mutex_unlock(&ch->lock);
+    cgrpc__free(w);
+    return CGRPC_ERR_CLOSED;
+  }
+  w->next = ch->watches;
+  ch->watches = w;
+  if ((int)last_seen != atomic_load(&ch->public_state))
+    post_watch_task(ch);
+  pthread_mutex_unlock(&ch->lock);
+  return 0;
+}
+
+int cgrpc_channel_wait_for_ready(cgrpc_channel *ch, int64_t timeout_ms) {
+  struct timespec until;
+  int rv = 0;
+  if (!ch)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (cgrpc__in_any_loop_thread()) {
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
+               "cgrpc_channel_wait_for_ready() called from one of the "
+               "library's threads (a callback or handler): it would block "
+               "the loop it waits for");
+    return CGRPC_ERR_WOULD_DEADLOCK;
+  }
+  if (timeout_ms >= 0) {
+    int64_t t = cgrpc__now_ns() +
+                (timeout_ms < INT64_MAX / 2000000 ? timeout_ms : INT64_MAX / 2000000) *
+                    1000000;
+    until.tv_sec = (time_t)(t / 1000000000);
+    until.tv_nsec = (long)(t % 1000000000);
   }
   cgrpc__channel_ref(ch);
-  conn->ch = ch;
-  conn->next_conn = ch->conns;
-  if (ch->conns)
-    ch->conns->prev_conn = conn;
-  ch->conns = conn;
-  conn->connecting_fd = -1;
-  conn->h2.fd = -1;
-  cgrpc__timer_init(&conn->connect_timer, connect_timeout, conn);
-  ch->conn = conn;
-  ch->state = CHANNEL_CONNECTING;
-  if (ch->target.kind != CGRPC__TARGET_DNS) {
-    conn_connect(conn, ch->target.addrs, ch->target.n_addrs);
-    return;
+  atomic_fetch_add(&ch->ready_waiters, 1);
+  request_connect(ch);
+  pthread_mutex_lock(&ch->lock);
+  for (;;) {
+    int state = atomic_load(&ch->public_state);
+    if (state == CGRPC_CHANNEL_READY)
+      break;
+    if (state == CGRPC_CHANNEL_SHUTDOWN || ch->closing) {
+      rv = CGRPC_ERR_CLOSED;
+      break;
+    }
+    if (state == CGRPC_CHANNEL_IDLE && !ch->connect_task_posted) {
+      /* Went IDLE again (a dropped connection): connect again. */
+      ch->connect_task_posted = 1;
+      cgrpc__channel_ref(ch);
+      cgrpc__loop_post_task(ch->loop, &ch->connect_task);
+    }
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&ch->state_cond, &ch->lock);
+    } else if (pthread_cond_timedwait(&ch->state_cond, &ch->lock, &until) ==
+               ETIMEDOUT) {
+      rv = atomic_load(&ch->public_state) == CGRPC_CHANNEL_READY
+               ? 0
+               : CGRPC_ERR_TIMEOUT;
+      break;
+    }
   }
-  if (ch->n_resolved &&
-      !(ch->resolve_stale && now - ch->resolved_at_ns >= RERESOLVE_MIN_NS)) {
-    conn_connect(conn, ch->resolved, ch->n_resolved);
-    return;
-  }
-  ch->resolved_at_ns = now;
-  conn->resolving = 1;
-  rv = cgrpc__dns_resolve(ch->dns, ch->target.host, ch->target.port,
-                          ch->opts.dns_timeout_ms, conn_resolved, conn);
-  if (rv != 0) {
-    conn->resolving = 0;
-    snprintf(ch->last_error, sizeof ch->last_error, "cannot resolve %.200s: %s",
-             ch->target.host, cgrpc_strerror(rv));
-    connect_failed(conn);
-  }
+  pthread_mutex_unlock(&ch->lock);
+  atomic_fetch_sub(&ch->ready_waiters, 1);
+  cgrpc__channel_unref(ch);
+  return rv;
 }
+
+/* ---- calls ---- */
 
 void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
   if (ch->close_started) {
     cgrpc__call_fail(call, CGRPC_STATUS_CANCELLED, "channel closed");
     return;
   }
-  if (ch->state == CHANNEL_READY && ch->conn &&
-      nghttp2_session_check_request_allowed(ch->conn->h2.session)) {
-    cgrpc__call_submit(call);
-    return;
+  if (ch->state == CGRPC_CHANNEL_READY) {
+    cgrpc__client_conn *conn = cgrpc__lb_pick(ch);
+    if (conn) {
+      cgrpc__call_submit(call, conn);
+      return;
+    }
   }
-  if (ch->state == CHANNEL_READY) {
-    /* The server sent GOAWAY: let that connection drain, open another. */
-    ch->conn = NULL;
-    ch->state = CHANNEL_IDLE;
-  }
-  if (ch->state == CHANNEL_TRANSIENT_FAILURE) {
+  if (ch->state == CGRPC_CHANNEL_TRANSIENT_FAILURE && !call->wait_for_ready) {
     char msg[CONNECT_FAILURE_MAX];
     connect_failure(ch, msg);
     cgrpc__call_fail(call, CGRPC_STATUS_UNAVAILABLE, msg);
@@ -570,8 +537,8 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call) {
   ch->pending = call;
   call->prev = NULL;
   call->pending = 1;
-  if (ch->state == CHANNEL_IDLE)
-    channel_connect(ch);
+  if (ch->state == CGRPC_CHANNEL_IDLE)
+    cgrpc__lb_exit_idle(ch);
 }
 
 void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call) {
@@ -585,6 +552,44 @@ void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call) {
   if (call->next)
     call->next->prev = call->prev;
   call->prev = call->next = NULL;
+}
+
+void cgrpc__channel_call_ended(cgrpc_channel *ch) {
+  ch->last_call_ns = cgrpc__now_ns();
+}
+
+/* Whether any call of |ch| is in flight (queued, backing off, on a
+ * connection). */
+static int channel_has_calls(const cgrpc_channel *ch) {
+  const cgrpc__client_conn *conn;
+  if (ch->pending || ch->backing_off)
+    return 1;
+  for (conn = ch->conns; conn; conn = conn->next_conn)
+    if (conn->calls)
+      return 1;
+  return 0;
+}
+
+/* The idle timer: a channel that ran no call for the idle timeout goes
+ * IDLE; else the timer looks again when it could be so. */
+static void idle_check(void *user_data) {
+  cgrpc_channel *ch = user_data;
+  int64_t now = cgrpc__now_ns(), span = ch->opts.idle_timeout_ms * 1000000;
+  int64_t at = now + span;
+  if (ch->close_started || ch->state == CGRPC_CHANNEL_IDLE)
+    return;
+  if (!channel_has_calls(ch) && atomic_load(&ch->ready_waiters) == 0) {
+    if (now - ch->last_call_ns >= span) {
+      cgrpc__log(&ch->log, CGRPC_LOG_DEBUG,
+                 "%s: no call for %lld ms, going IDLE",
+                 cgrpc__channel_target_name(ch),
+                 (long long)ch->opts.idle_timeout_ms);
+      cgrpc__lb_go_idle(ch);
+      return;
+    }
+    at = ch->last_call_ns + span;
+  }
+  cgrpc__loop_timer_start(ch->loop, &ch->idle_timer, at);
 }
 
 void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn,
@@ -604,12 +609,11 @@ void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn,
     cgrpc__log(&ch->log, CGRPC_LOG_WARNING,
                "%s sent GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\": "
                "keepalive time now %lld ms",
-               target_name(ch), (long long)ch->opts.keepalive_time_ms);
+               cgrpc__channel_target_name(ch),
+               (long long)ch->opts.keepalive_time_ms);
   }
-  if (ch->conn == conn) {
-    ch->conn = NULL;
-    ch->state = CHANNEL_IDLE;
-  }
+  /* New calls go elsewhere; this one drains. */
+  cgrpc__subchannel_conn_detach(conn);
 }
 
 /* ---- lifetime ---- */
@@ -626,8 +630,12 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc__service_config_unref(ch->opts.service_config);
   cgrpc__free(ch->authority);
   cgrpc__target_free(&ch->target);
-  cgrpc__free(ch->resolved);
   cgrpc__dns_del(ch->dns); /* only when the channel never started */
+  while (ch->watches) { /* those that waited for SHUTDOWN itself */
+    cgrpc__state_watch *w = ch->watches;
+    ch->watches = w->next;
+    cgrpc__free(w);
+  }
 }
 
 static void channel_free(void *user_data) {
@@ -635,6 +643,7 @@ static void channel_free(void *user_data) {
   cgrpc__loop_del(ch->loop);
   pthread_mutex_destroy(&ch->lock);
   pthread_cond_destroy(&ch->cond);
+  pthread_cond_destroy(&ch->state_cond);
   channel_free_parts(ch);
   cgrpc__free(ch);
 }
@@ -676,7 +685,7 @@ static int channel_tls_setup(cgrpc_channel *ch, const char *override,
                                    : ch->target.host);
   if (!ch->tls_name)
     return CGRPC_ERR_NOMEM;
-  snprintf(key, sizeof key, "%s|%s", ch->tls_name, target_name(ch));
+  snprintf(key, sizeof key, "%s|%s", ch->tls_name, cgrpc__channel_target_name(ch));
   if ((rv = cgrpc__tls_sessions_init(&ch->tls_sessions, cache, key)) != 0)
     return rv;
   ch->tls_skip_name = cgrpc__channel_creds_skip_hostname(ch->opts.creds);
@@ -719,6 +728,9 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     options_defaults(&ch->opts);
   }
   cgrpc__logger_init(&ch->log, ch->opts.log_cb, ch->opts.log_user_data);
+  ch->lb_policy = cgrpc__service_config_lb_policy(ch->opts.service_config);
+  if (ch->lb_policy == CGRPC__LB_UNSET)
+    ch->lb_policy = ch->opts.lb_policy;
   rv = cgrpc__target_parse(&ch->target, target, &why);
   if (rv != 0)
     cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"%s%s", target,
@@ -755,9 +767,21 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   atomic_init(&ch->del_waiting, 0);
   pthread_mutex_init(&ch->lock, NULL);
   pthread_cond_init(&ch->cond, NULL);
+  {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&ch->state_cond, &attr);
+    pthread_condattr_destroy(&attr);
+  }
   cgrpc__task_init(&ch->close_task, close_task, ch);
-  ch->backoff_ms = BACKOFF_INITIAL_MS;
-  cgrpc__timer_init(&ch->backoff_timer, backoff_done, ch);
+  cgrpc__task_init(&ch->watch_task, watch_task, ch);
+  cgrpc__task_init(&ch->connect_task, connect_task, ch);
+  atomic_init(&ch->public_state, CGRPC_CHANNEL_IDLE);
+  atomic_init(&ch->ready_waiters, 0);
+  ch->state = CGRPC_CHANNEL_IDLE;
+  cgrpc__timer_init(&ch->idle_timer, idle_check, ch);
+  cgrpc__lb_init(ch);
   rv = cgrpc__loop_new(&ch->loop);
   if (rv == 0 && ch->target.kind == CGRPC__TARGET_DNS) {
     rv = cgrpc__dns_new(&ch->dns, ch->loop, ch->target.dns_server);
@@ -776,6 +800,7 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   if (rv != 0) {
     pthread_mutex_destroy(&ch->lock);
     pthread_cond_destroy(&ch->cond);
+    pthread_cond_destroy(&ch->state_cond);
     channel_free_parts(ch);
     cgrpc__free(ch);
     return rv;
@@ -785,7 +810,7 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
 }
 
 /* Every connection is gone after the close: cgrpc_channel_del may return. */
-static void channel_closed(cgrpc_channel *ch) {
+void cgrpc__channel_closed(cgrpc_channel *ch) {
   pthread_mutex_lock(&ch->lock);
   ch->closed = 1;
   pthread_cond_broadcast(&ch->cond);
@@ -795,30 +820,18 @@ static void channel_closed(cgrpc_channel *ch) {
 /* Loop task: cancel every call, close every connection. */
 static void close_task(void *user_data) {
   cgrpc_channel *ch = user_data;
-  cgrpc__client_conn *conn, *next;
   ch->close_started = 1;
   while (ch->pending)
     cgrpc__call_fail(ch->pending, CGRPC_STATUS_CANCELLED, "channel closed");
   cgrpc__call_fail_backing_off(ch, CGRPC_STATUS_CANCELLED, "channel closed");
-  cgrpc__loop_timer_stop(ch->loop, &ch->backoff_timer);
-  ch->conn = NULL;
-  for (conn = ch->conns; conn; conn = next) {
-    next = conn->next_conn;
-    if (conn->started) {
-      cgrpc__ep *ep;
-      for (ep = conn->calls; ep; ep = ep->next)
-        cgrpc__call_fail((struct cgrpc_call *)ep, CGRPC_STATUS_CANCELLED,
-                         "channel closed");
-      cgrpc__h2conn_close(&conn->h2); /* conn_closed frees it */
-    } else {
-      conn_free(conn);
-    }
-  }
-  /* Its lookup, if any, was cancelled with its connection. */
+  cgrpc__loop_timer_stop(ch->loop, &ch->idle_timer);
+  cgrpc__lb_shutdown(ch);
+  /* Its lookup, if any, was cancelled. */
   cgrpc__dns_del(ch->dns);
   ch->dns = NULL;
+  cgrpc__channel_set_state(ch, CGRPC_CHANNEL_SHUTDOWN);
   if (!ch->conns)
-    channel_closed(ch);
+    cgrpc__channel_closed(ch);
   cgrpc__channel_unref(ch); /* the task's */
 }
 
@@ -829,6 +842,7 @@ void cgrpc_channel_del(cgrpc_channel *ch) {
   pthread_mutex_lock(&ch->lock);
   again = ch->closing;
   ch->closing = 1;
+  pthread_cond_broadcast(&ch->state_cond); /* cgrpc_channel_wait_for_ready */
   pthread_mutex_unlock(&ch->lock);
   if (again)
     return; /* a second delete of the same channel: the first one counts */

@@ -52,16 +52,21 @@ struct cgrpc_channel_options {
   int64_t keepalive_time_ms;
   int64_t keepalive_timeout_ms;
   int keepalive_permit_without_calls;
+  int lb_policy;           /* CGRPC__LB_*; the service config's wins */
+  cgrpc_connect_backoff backoff; /* every field set */
+  int64_t idle_timeout_ms; /* 0: never idle */
 };
 
 typedef struct cgrpc__client_conn cgrpc__client_conn;
+typedef struct cgrpc__subchannel cgrpc__subchannel;
 
-enum {
-  CHANNEL_IDLE,
-  CHANNEL_CONNECTING,
-  CHANNEL_READY,
-  CHANNEL_TRANSIENT_FAILURE
-};
+/* A watch of cgrpc_channel_watch_state(), until it fires. */
+typedef struct cgrpc__state_watch {
+  struct cgrpc__state_watch *next;
+  cgrpc_connectivity_state last_seen;
+  cgrpc_channel_state_cb cb;
+  void *user_data;
+} cgrpc__state_watch;
 
 struct cgrpc_channel {
   atomic_int refs;
@@ -83,51 +88,84 @@ struct cgrpc_channel {
   char *tls_name;
   int tls_skip_name;
   cgrpc__tls_sessions tls_sessions;
+  int lb_policy; /* CGRPC__LB_*: the service config's, else the options' */
 
-  /* Guards |closing| against new calls, and |closed| (cgrpc_channel_del's
-   * wait). */
+  /* Guards |closing| against new calls, |closed| (cgrpc_channel_del's
+   * wait), the watches, and |public_state|'s waiters. */
   pthread_mutex_t lock;
   pthread_cond_t cond;
+  pthread_cond_t state_cond; /* CLOCK_MONOTONIC: public_state changed */
   int closing;
   int closed; /* the close task ran and every connection is gone */
-  cgrpc__task close_task;
+  cgrpc__state_watch *watches;
+  int watch_task_posted, connect_task_posted;
+  cgrpc__task close_task, watch_task, connect_task;
+  /* The state as the application reads it (written on the loop). */
+  atomic_int public_state;
 
   /* Loop thread only. */
-  int state;
+  int state; /* a cgrpc_connectivity_state */
   int close_started;
-  cgrpc__client_conn *conn;    /* current: connecting or ready */
   cgrpc__client_conn *conns;   /* every live one, draining ones too */
   struct cgrpc_call *pending;  /* calls waiting for a connection */
   /* Calls waiting out a retry backoff (call.c; prev/next as in pending). */
   struct cgrpc_call *backing_off;
   /* retryThrottling (gRFC A6), in thousandths of a token; loop thread. */
   int retry_tokens, retry_max_tokens, retry_token_ratio;
-  int64_t backoff_ms;
-  cgrpc__timer backoff_timer;
-  char last_error[256];
+  char last_error[256]; /* the last connection attempt's failure */
   char lost_reason[256]; /* why the connection being torn down went */
-  /* DNS targets: the resolver (NULL for the others, and once closed), the
-   * addresses of the last lookup, when it started, and whether a
-   * connection dropped or failed since (then the next connection attempt
-   * looks the name up again, at most once every 30 s). */
+  /* The subchannels, one per address, in the resolver's order (lb.c);
+   * pick_first's chosen one and where its pass is; round_robin's next. */
+  cgrpc__subchannel **subs;
+  size_t n_subs;
+  cgrpc__subchannel *selected;
+  size_t pf_index;
+  int pf_failed_pass; /* every address failed: each retries on its own */
+  size_t rr_next;
+  int has_addresses; /* |subs| came from a resolution (or the target) */
+  /* Idle: when the last call ended, and the timer that looks. */
+  int64_t last_call_ns;
+  cgrpc__timer idle_timer;
+  /* DNS targets: the resolver (NULL for the others, and once closed),
+   * whether a lookup runs, when the last one started, whether a
+   * connection dropped or failed since (the name is looked up again, at
+   * most once every 30 s), and the timer of a delayed or backed-off
+   * lookup with its backoff. */
   cgrpc__dns *dns;
-  cgrpc__addr *resolved;
-  size_t n_resolved;
+  int resolving;
   int64_t resolved_at_ns;
   int resolve_stale;
+  int resolve_failed; /* the last lookup failed: |resolve_timer| retries */
+  atomic_int ready_waiters; /* threads in cgrpc_channel_wait_for_ready() */
+  int64_t resolve_backoff_ms;
+  cgrpc__timer resolve_timer;
+};
+
+/* One address of the channel and its connection (subchannel.c). */
+struct cgrpc__subchannel {
+  cgrpc_channel *ch;
+  cgrpc__addr addr;
+  char name[CGRPC__SOCK_NAME_MAX]; /* the address, as text */
+  int state;                /* cgrpc_connectivity_state, not SHUTDOWN */
+  cgrpc__client_conn *conn; /* the connection: connecting or ready */
+  /* Connection backoff (gRPC's connection-backoff.md): the next
+   * attempt's backoff, and when the current attempt's backoff ends. */
+  int64_t backoff_ms;
+  int64_t attempt_deadline_ns;
+  cgrpc__timer backoff_timer; /* TRANSIENT_FAILURE until it fires */
+  int keep;                   /* lb.c: kept by an address update */
 };
 
 struct cgrpc__client_conn {
   cgrpc__h2conn h2;
   cgrpc_channel *ch;
+  cgrpc__subchannel *sc; /* its subchannel; NULL once it drains alone */
   cgrpc__client_conn *prev_conn, *next_conn;
-  cgrpc__addr *addrs; /* the addresses to try, in order; its own copy */
-  size_t n_addrs, next_addr;
-  int resolving; /* waiting for the channel's lookup */
   int connecting_fd;
   cgrpc__watch connect_watch;
   cgrpc__timer connect_timer;
   int ready;
+  int got_settings; /* the server's SETTINGS came: the backoff resets */
   int started; /* the h2 connection runs (TLS handshake, then HTTP/2) */
   cgrpc__ep *calls; /* the calls bound to a stream of this connection */
 };
@@ -153,6 +191,7 @@ struct cgrpc_call {
   cgrpc_call_callbacks cbs;
   unsigned unary : 1;
   unsigned async : 1;
+  unsigned wait_for_ready : 1; /* waits out TRANSIENT_FAILURE */
   signed char send_enc; /* the requests' encoding (a cgrpc_compression) */
   atomic_int start_state; /* CALL_NEW until cgrpc_call_start() */
   atomic_int start_called;
@@ -197,8 +236,8 @@ struct cgrpc_call {
 
 /* ---- from call.c, for channel.c (loop thread) ---- */
 
-/* Submits |call| on the channel's current, ready connection. */
-void cgrpc__call_submit(struct cgrpc_call *call);
+/* Submits |call| on |conn|, a ready connection that takes requests. */
+void cgrpc__call_submit(struct cgrpc_call *call, cgrpc__client_conn *conn);
 /* Ends |call| with |code| (resets its stream if it has one). */
 void cgrpc__call_fail(struct cgrpc_call *call, cgrpc_status_code code,
                       const char *message);
@@ -208,18 +247,75 @@ void cgrpc__call_fail_backing_off(cgrpc_channel *ch, cgrpc_status_code code,
 /* The session callbacks of every client connection. */
 nghttp2_session_callbacks *cgrpc__client_callbacks(void);
 
-/* ---- from channel.c, for call.c ---- */
+/* ---- from channel.c, for call.c and the rest (loop thread) ---- */
 
-/* Queues a started call for a connection, or submits it on the ready one
- * (loop thread). */
+/* Queues a started call for a connection, or submits it on a ready one. */
 void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
-/* Takes a call out of the channel's waiting list (loop thread). */
+/* Takes a call out of the channel's waiting list. */
 void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call);
-/* A GOAWAY arrived on |conn|: new calls go to a new connection. */
+/* A call of |ch| ended (for the idle timeout). */
+void cgrpc__channel_call_ended(cgrpc_channel *ch);
+/* A GOAWAY arrived on |conn|: new calls go to another connection. */
 void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn,
                                 const nghttp2_goaway *goaway);
+/* The server's first SETTINGS arrived on |conn|. */
+void cgrpc__channel_conn_settings(cgrpc__client_conn *conn);
+/* A stream of |conn| closed: a connection left to drain closes with its
+ * last one. */
+void cgrpc__channel_conn_stream_closed(cgrpc__client_conn *conn);
+/* Moves the channel to |state| (a cgrpc_connectivity_state): tells the
+ * watchers; READY submits the waiting calls, TRANSIENT_FAILURE fails
+ * those that do not wait for ready. */
+void cgrpc__channel_set_state(cgrpc_channel *ch, int state);
+/* Submits waiting calls while the policy picks a connection for them. */
+void cgrpc__channel_submit_pending(cgrpc_channel *ch);
+/* The target as messages name it. */
+const char *cgrpc__channel_target_name(const cgrpc_channel *ch);
 /* References on the channel (any thread); the last one frees it. */
 void cgrpc__channel_ref(cgrpc_channel *ch);
 void cgrpc__channel_unref(cgrpc_channel *ch);
+/* Every connection is gone after the close. */
+void cgrpc__channel_closed(cgrpc_channel *ch);
+
+/* ---- subchannel.c: an address and its connection (loop thread) ---- */
+
+/* A subchannel for |addr|, IDLE; NULL when out of memory. */
+cgrpc__subchannel *cgrpc__subchannel_new(cgrpc_channel *ch,
+                                         const cgrpc__addr *addr);
+/* Frees |sc|: a connection in progress is abandoned, a ready one drains
+ * on its own. */
+void cgrpc__subchannel_del(cgrpc__subchannel *sc);
+/* Starts connecting an IDLE subchannel.  Its state changes are reported
+ * to cgrpc__lb_subchannel_changed(), but never from within this call: a
+ * failure at once leaves it in TRANSIENT_FAILURE, reported later. */
+void cgrpc__subchannel_connect(cgrpc__subchannel *sc);
+/* Back to IDLE without a report: an attempt or a backoff is abandoned, a
+ * ready connection drains on its own. */
+void cgrpc__subchannel_reset(cgrpc__subchannel *sc);
+/* Whether |sc| takes a new call now; its connection. */
+cgrpc__client_conn *cgrpc__subchannel_pickable(cgrpc__subchannel *sc);
+/* The connection left its subchannel (GOAWAY): the subchannel goes IDLE
+ * and reports it; the connection drains on its own. */
+void cgrpc__subchannel_conn_detach(cgrpc__client_conn *conn);
+/* Closes every connection of the channel with its calls cancelled; the
+ * subchannels are left without one. */
+void cgrpc__subchannel_close_all(cgrpc_channel *ch);
+
+/* ---- lb.c: resolution, the subchannel list, the policies ---- */
+
+/* Sets up the channel's part of lb.c (at its creation). */
+void cgrpc__lb_init(cgrpc_channel *ch);
+/* Leaves IDLE: resolves if needed, then connects as the policy says. */
+void cgrpc__lb_exit_idle(cgrpc_channel *ch);
+/* |sc| changed state from |old|. */
+void cgrpc__lb_subchannel_changed(cgrpc__subchannel *sc, int old);
+/* A connection for a new call, or NULL. */
+cgrpc__client_conn *cgrpc__lb_pick(cgrpc_channel *ch);
+/* A connection dropped or failed: the name is looked up again. */
+void cgrpc__lb_request_resolution(cgrpc_channel *ch);
+/* Goes IDLE (the idle timeout): connections drain, the policy stops. */
+void cgrpc__lb_go_idle(cgrpc_channel *ch);
+/* The channel closes: the subchannels and the resolver go. */
+void cgrpc__lb_shutdown(cgrpc_channel *ch);
 
 #endif /* CGRPC_CLIENT_INTERNAL_H */

@@ -434,6 +434,7 @@ cgrpc__service_config *cgrpc__service_config_parse(const char *json, char *err,
     return NULL;
   }
   atomic_init(&sc->refs, 1);
+  sc->lb_policy = CGRPC__LB_UNSET;
   if (parse_root(&p, root, sc) != 0) {
     config_free(sc);
     sc = NULL;
@@ -478,7 +479,7 @@ cgrpc__service_config_method(const cgrpc__service_config *sc,
 }
 
 int cgrpc__service_config_lb_policy(const cgrpc__service_config *sc) {
-  return sc ? sc->lb_policy : CGRPC__LB_PICK_FIRST;
+  return sc ? sc->lb_policy : CGRPC__LB_UNSET;
 }
 
 int cgrpc__service_config_throttling(const cgrpc__service_config *sc,

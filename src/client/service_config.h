@@ -15,6 +15,7 @@
 
 /* Load-balancing policies. */
 enum {
+  CGRPC__LB_UNSET = -1,
   CGRPC__LB_PICK_FIRST = 0, /* the default */
   CGRPC__LB_ROUND_ROBIN = 1
 };
@@ -62,7 +63,8 @@ void cgrpc__service_config_unref(cgrpc__service_config *sc);
 const cgrpc__method_config *
 cgrpc__service_config_method(const cgrpc__service_config *sc, const char *path);
 
-/* The load-balancing policy (CGRPC__LB_*). */
+/* The load-balancing policy the config names (CGRPC__LB_*), or
+ * CGRPC__LB_UNSET (none named, or |sc| is NULL). */
 int cgrpc__service_config_lb_policy(const cgrpc__service_config *sc);
 
 /* retryThrottling: returns 1 and the values (maxTokens and tokenRatio in

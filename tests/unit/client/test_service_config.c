@@ -103,7 +103,7 @@ static void test_lookup_precedence(void **state) {
                    -1);
   assert_int_equal(
       cgrpc__service_config_method(sc, "/a.S/M")->max_request_bytes, -1);
-  assert_int_equal(cgrpc__service_config_lb_policy(sc), CGRPC__LB_PICK_FIRST);
+  assert_int_equal(cgrpc__service_config_lb_policy(sc), CGRPC__LB_UNSET);
   cgrpc__service_config_unref(sc);
 }
 
@@ -235,7 +235,8 @@ static void test_lb_choice(void **state) {
   assert_int_equal(cgrpc__service_config_lb_policy(sc), CGRPC__LB_ROUND_ROBIN);
   cgrpc__service_config_unref(sc);
   sc = parse_ok("{}");
-  assert_int_equal(cgrpc__service_config_lb_policy(sc), CGRPC__LB_PICK_FIRST);
+  assert_int_equal(cgrpc__service_config_lb_policy(sc), CGRPC__LB_UNSET);
+  assert_int_equal(cgrpc__service_config_lb_policy(NULL), CGRPC__LB_UNSET);
   assert_null(cgrpc__service_config_method(sc, "/a/b"));
   cgrpc__service_config_unref(sc);
 }
