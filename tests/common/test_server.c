@@ -56,6 +56,8 @@ int test_server_run(const test_server_config *cfg) {
     cgrpc_server_options_set_max_receive_message_length(opts, cfg->max_recv);
   if (getenv("CGRPC_TRACE") == NULL)
     cgrpc_server_options_set_log(opts, log_warnings, NULL);
+  if (cfg->configure)
+    cfg->configure(opts, cfg->arg);
 
   rv = cgrpc_server_new(&server, opts);
   cgrpc_server_options_del(opts);

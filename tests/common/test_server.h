@@ -30,6 +30,9 @@ typedef struct test_server_config {
   /* Listen here instead ("unix:/path", "unix-abstract:name"); NULL: the
    * port above. */
   const char *address;
+  /* When not NULL, called with the server options (and |arg|) before the
+   * server is created, to set what the fields above do not cover. */
+  void (*configure)(cgrpc_server_options *opts, void *arg);
 } test_server_config;
 
 /*

@@ -152,7 +152,7 @@ class Harness:
         through) and checks that |what| exits 0; |cgrpc| when it is one of
         our binaries (then its output must carry no sanitizer report).
         |timed_out| is the detail of a run that timed out; |env| as for
-        run()."""
+        run().  Returns (status, its stdout and stderr as text)."""
         status, out, err = self.run(what, argv, timeout=timeout, env=env)
         text = (out + err).decode("utf-8", "replace")
         for line in text.splitlines():
@@ -166,6 +166,7 @@ class Harness:
                         else f"exit status {status}")
         if not ok:
             dump(label, out + err)
+        return status, text
 
     def wait_accepting(self, proc, port, timeout=15):
         """Polls 127.0.0.1:|port| until it accepts, |proc| dies or time is up.
@@ -390,6 +391,18 @@ def side_main(harness_class, args, workdir_prefix, run_mode):
         print(f"== {args.mode}: {' '.join(args.case)}", flush=True)
         run_labelled(h, args.mode, run_mode, h, args.mode, args.case)
     return main_loop(harness_class, args, workdir_prefix, body)
+
+
+def int_channel_option(text):
+    """A peer's --option=NAME=INT as a grpcio option tuple (an argparse
+    type)."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError(text)
+        return (name, int(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not NAME=INT: {text!r}")
 
 
 def add_serve_args(ap):

@@ -448,7 +448,8 @@ static int make_credentials(const char *cert_file, const char *key_file,
 
 int main(int argc, char **argv) {
   test_server_config cfg = {"interop_server", 0, DEFAULT_MAX_WORKERS, -2,
-                            2000, register_test_service, NULL, NULL, NULL};
+                            2000, register_test_service, NULL, NULL, NULL,
+                            NULL};
   const char *cert_file = NULL, *key_file = NULL;
   char bearer[512];
   int i, use_tls = 0, rv;

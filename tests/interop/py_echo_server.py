@@ -4,6 +4,7 @@
 
   py_echo_server.py [--host=127.0.0.1] [--port=0 | --address=ADDR]
                     [--stubs-dir=DIR] [--max_receive_message_length=N]
+                    [--option=NAME=INT ...]
 
 Echo behaves as protos/test/echo.proto and tests/integration/echo_service.h
 describe, like cgrpc's echo_server:
@@ -21,6 +22,8 @@ describe, like cgrpc's echo_server:
     saw: peer, time_remaining_ms (-1 without a deadline), authority, method.
 
 Unimplemented is not overridden, so grpcio answers it UNIMPLEMENTED.
+--option adds an integer channel argument to the server's (for example
+grpc.http2.max_ping_strikes=2).
 Port 0 (the default) binds a free port.  Once serving, the bound port is
 printed alone on the first line of stdout.  SIGTERM or SIGINT stops it
 (grace 1 s) with exit status 0.
@@ -29,7 +32,7 @@ import argparse
 import sys
 import time
 
-from interop_harness import add_serve_args, serve
+from interop_harness import add_serve_args, int_channel_option, serve
 
 SLEEP_SLICE_S = 0.01
 
@@ -54,6 +57,9 @@ def main():
                     help="largest request message accepted (grpcio's "
                          "default: 4 MiB)")
     ap.add_argument("--stubs-dir", help="folder holding echo_pb2*.py")
+    ap.add_argument("--option", action="append", default=[],
+                    type=int_channel_option, metavar="NAME=INT",
+                    help="an integer server channel argument (repeatable)")
     args = ap.parse_args()
     if args.stubs_dir:
         sys.path.insert(0, args.stubs_dir)
@@ -124,7 +130,7 @@ def main():
             reply.method = call_method(context)
             return reply
 
-    options = []
+    options = list(args.option)
     if args.max_receive_message_length is not None:
         options.append(("grpc.max_receive_message_length",
                         args.max_receive_message_length))
