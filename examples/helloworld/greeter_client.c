@@ -5,6 +5,7 @@
  *   greeter_client [--target=TARGET] [--name=NAME]
  *                  [--count=N [--interval_ms=M]] [--timeout_ms=T]
  *                  [--service_config=JSON] [--keepalive_time_ms=K]
+ *                  [--lb=pick_first|round_robin] [--wait_for_ready]
  *                  [--ca_file=F [--server_host_override=NAME]
  *                   [--client_cert_file=F --client_key_file=F]
  *                   [--access_token=T]]
@@ -19,10 +20,14 @@
  * milliseconds when --timeout_ms is given.  --service_config gives the
  * channel a service config (gRPC's JSON; a wrong one is refused with the
  * field that is wrong).  --keepalive_time_ms sends a keepalive PING after
- * K ms without a word from the server (at least 10000).  Prints one line
- * per call: the
- * server's greeting (stdout), or the status name and its message
- * (stderr); exits 0 when every call succeeded, else 1.
+ * K ms without a word from the server (at least 10000).  --lb picks the
+ * load-balancing policy for a target with several addresses
+ * (--target=ipv4:127.0.0.1:50051,127.0.0.1:50052: round_robin spreads the
+ * calls, pick_first keeps to the first address that answers).
+ * --wait_for_ready makes each call wait (until its deadline) for a server
+ * while none can be reached, instead of failing at once.  Prints one line
+ * per call: the server's greeting (stdout), or the status name and its
+ * message (stderr); exits 0 when every call succeeded, else 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +84,7 @@ static int parse_number(const char *s, long min, long *out) {
 int main(int argc, char **argv) {
   const char *target = "localhost:50051";
   const char *ca = NULL, *host_override = NULL, *cert = NULL, *key = NULL;
-  const char *token = NULL, *service_config = NULL;
+  const char *token = NULL, *service_config = NULL, *lb = NULL;
   cgrpc_channel_options *opts = NULL;
   Helloworld__HelloRequest request = HELLOWORLD__HELLO_REQUEST__INIT;
   cgrpc_call_options call_opts = {0};
@@ -104,6 +109,10 @@ int main(int argc, char **argv) {
       key = argv[i] + 18;
     } else if (strncmp(argv[i], "--access_token=", 15) == 0) {
       token = argv[i] + 15;
+    } else if (strncmp(argv[i], "--lb=", 5) == 0) {
+      lb = argv[i] + 5;
+    } else if (strcmp(argv[i], "--wait_for_ready") == 0) {
+      call_opts.wait_for_ready = CGRPC_WAIT_FOR_READY;
     } else if (strncmp(argv[i], "--service_config=", 17) == 0) {
       service_config = argv[i] + 17;
     } else if (strncmp(argv[i], "--count=", 8) == 0 &&
@@ -122,8 +131,8 @@ int main(int argc, char **argv) {
       fprintf(stderr,
               "usage: %s [--target=TARGET] [--name=NAME] [--count=N "
               "[--interval_ms=M]] [--timeout_ms=T] [--service_config=JSON] "
-              "[--keepalive_time_ms=K] "
-              "[--ca_file=F "
+              "[--keepalive_time_ms=K] [--lb=pick_first|round_robin] "
+              "[--wait_for_ready] [--ca_file=F "
               "[--server_host_override=NAME] [--client_cert_file=F "
               "--client_key_file=F] [--access_token=T]]\n"
               "  (N, T and K positive, M at least 0)\n",
@@ -140,13 +149,19 @@ int main(int argc, char **argv) {
                 : "");
     return 2;
   }
-  if ((service_config || keepalive_ms > 0) && !opts &&
+  if ((service_config || keepalive_ms > 0 || lb) && !opts &&
       (rv = cgrpc_channel_options_new(&opts)) != 0) {
     fprintf(stderr, "greeter_client: %s\n", cgrpc_strerror(rv));
     return 1;
   }
   if (keepalive_ms > 0)
     cgrpc_channel_options_set_keepalive_time_ms(opts, keepalive_ms);
+  if (lb && cgrpc_channel_options_set_lb_policy(opts, lb) != 0) {
+    fprintf(stderr, "greeter_client: --lb=%s: pick_first or round_robin\n",
+            lb);
+    cgrpc_channel_options_del(opts);
+    return 2;
+  }
   if (service_config) {
     char why[300];
     if (cgrpc_channel_options_set_service_config(opts, service_config, why,

@@ -92,6 +92,7 @@ static void conn_failed(cgrpc__client_conn *conn, const char *why) {
   cgrpc__subchannel *sc = conn->sc;
   char text[200];
   snprintf(text, sizeof text, "%s", why); /* |why| may live in |conn| */
+  cgrpc__ep_conn_lost(&conn->calls); /* none: calls wait for READY */
   conn_free(conn);
   if (sc)
     attempt_failed(sc, text, 1);
@@ -109,6 +110,15 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
     conn_failed(conn, why);
     return;
   }
+  if (!conn->got_settings) {
+    /* Dropped before the server said anything: a failed attempt, so that
+     * a server that accepts and closes is not hammered.  (No call was
+     * sent on it.) */
+    snprintf(why, sizeof why, "%s",
+             h2->error ? h2->error : "the server closed the connection");
+    conn_failed(conn, why);
+    return;
+  }
   /* The calls that end here say why (those retried go elsewhere). */
   if (h2->error) {
     snprintf(ch->lost_reason, sizeof ch->lost_reason,
@@ -118,20 +128,12 @@ static void conn_closed(cgrpc__h2conn *h2, void *user_data) {
   } else {
     snprintf(ch->lost_reason, sizeof ch->lost_reason, "connection closed");
   }
-  snprintf(why, sizeof why, "%s",
-           h2->error ? h2->error : "the server closed the connection");
   /* First, so that calls retried from here go to another connection. */
   if (sc && sc->conn == conn) {
     sc->conn = NULL;
     conn->sc = NULL;
-    if (conn->got_settings) {
-      cgrpc__lb_request_resolution(ch);
-      sc_set_state(sc, CGRPC_CHANNEL_IDLE, 1);
-    } else {
-      /* Dropped before the server said anything: a failed attempt, so
-       * that a server that accepts and closes is not hammered. */
-      attempt_failed(sc, why, 1);
-    }
+    cgrpc__lb_request_resolution(ch);
+    sc_set_state(sc, CGRPC_CHANNEL_IDLE, 1);
   }
   cgrpc__ep_conn_lost(&conn->calls);
   conn_free(conn);
@@ -142,11 +144,12 @@ static int conn_busy(void *user_data) {
   return conn->calls != NULL;
 }
 
-/* The connection carries HTTP/2 (after the TLS handshake, if any). */
+/* The connection carries HTTP/2 (after the TLS handshake, if any); it is
+ * READY once the server's SETTINGS come (cgrpc__channel_conn_settings),
+ * within the connect timeout still. */
 static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
   cgrpc__client_conn *conn = user_data;
   cgrpc_channel *ch = conn->ch;
-  cgrpc__loop_timer_stop(ch->loop, &conn->connect_timer);
   if (cgrpc__h2_keepalive_start(h2, ch->opts.keepalive_time_ms,
                                 ch->opts.keepalive_timeout_ms,
                                 ch->opts.keepalive_permit_without_calls,
@@ -155,8 +158,6 @@ static void conn_usable(cgrpc__h2conn *h2, void *user_data) {
     return;
   }
   conn->ready = 1;
-  if (conn->sc)
-    sc_set_state(conn->sc, CGRPC_CHANNEL_READY, 1);
 }
 
 static void conn_start(cgrpc__client_conn *conn, int fd) {
@@ -366,12 +367,18 @@ void cgrpc__subchannel_conn_detach(cgrpc__client_conn *conn) {
   sc_set_state(sc, CGRPC_CHANNEL_IDLE, 1);
 }
 
+/* The server's first SETTINGS: it speaks HTTP/2, the connection is READY
+ * and the backoff starts over (gRPC C-core and grpc-go wait for them
+ * too). */
 void cgrpc__channel_conn_settings(cgrpc__client_conn *conn) {
   if (conn->got_settings)
     return;
   conn->got_settings = 1;
-  if (conn->sc)
+  cgrpc__loop_timer_stop(conn->ch->loop, &conn->connect_timer);
+  if (conn->sc) {
     conn->sc->backoff_ms = conn->ch->opts.backoff.initial_ms;
+    sc_set_state(conn->sc, CGRPC_CHANNEL_READY, 1);
+  }
 }
 
 void cgrpc__subchannel_close_all(cgrpc_channel *ch) {
