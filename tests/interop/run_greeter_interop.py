@@ -191,6 +191,58 @@ def cgrpc_client_cgrpc_server_count(h):
                 for l in failures), err)
 
 
+@mode("cgrpc-client-cgrpc-servers-lb",
+      needs=("cgrpc_client", "cgrpc_server"))
+def cgrpc_client_cgrpc_servers_lb(h):
+    """greeter_client --target=ipv4:A,B,C against three greeter_servers (and
+    a grpcio one): round_robin spreads the calls, pick_first keeps to the
+    first address and fails over when it is stopped"""
+    procs, ports = {}, {}
+    py = None
+    try:
+        for name in ("a", "b", "c"):
+            procs[name], ports[name] = h.start_cgrpc_server(
+                h.args.cgrpc_server, label=f"greeter_server {name}",
+                extra=(f"--name={name}",))
+
+        def run(names, flags, count):
+            target = "ipv4:" + ",".join(f"127.0.0.1:{ports[n]}" for n in names)
+            status, lines, _ = h.cgrpc_client(
+                h.args.cgrpc_client, target, "world",
+                (f"--count={count}",
+                 f"--timeout_ms={h.timeout(10) * 1000:.0f}", *flags))
+            return status, [l.replace("Hello, world!", "").strip(" ()")
+                            .replace("from ", "") for l in lines]
+
+        status, seen = run("abc", ("--lb=round_robin",), 30)
+        counts = {n: seen.count(n) for n in "abc"}
+        h.check("round_robin: 30 calls, each server answers some",
+                status == 0 and len(seen) == 30 and min(counts.values()) >= 5,
+                f"exit {status}, counts {counts}")
+        status, seen = run("abc", (), 5)
+        h.check_equal("pick_first (the default): every call to the first",
+                      (status, seen), (0, ["a"] * 5))
+        h.stop(procs.pop("a"))
+        status, seen = run("abc", (), 5)
+        h.check_equal("pick_first with the first stopped: the second",
+                      (status, seen), (0, ["b"] * 5))
+        status, seen = run("abc", ("--lb=round_robin",), 20)
+        h.check("round_robin with one stopped: the two live ones, no failure",
+                status == 0 and sorted(set(seen)) == ["b", "c"],
+                f"exit {status}, seen {seen}")
+        # A grpcio server among ours (its greeting names no server).
+        py, ports["p"] = h.start_py_server(PY_SERVER)
+        status, seen = run("bcp", ("--lb=round_robin",), 30)
+        h.check("round_robin over two cgrpc servers and a grpcio one",
+                status == 0 and seen.count("") >= 5 and seen.count("b") >= 5
+                and seen.count("c") >= 5, f"exit {status}, seen {seen}")
+    finally:
+        for proc in procs.values():
+            h.stop(proc)
+        if py:
+            h.stop(py)
+
+
 RETRY_CONFIG = (
     '{"methodConfig": [{"name": [{"service": "helloworld.Greeter"}], '
     '"retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", '
