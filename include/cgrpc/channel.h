@@ -120,6 +120,16 @@ cgrpc_channel_options_set_dns_timeout_ms(cgrpc_channel_options *opts,
                                          int64_t timeout_ms);
 
 /*
+ * The shortest time between two lookups of a "dns:" target's name
+ * (default 30000, as gRPC's grpc.dns_min_time_between_resolutions_ms; a
+ * negative value restores it).  The name is looked up again when a
+ * connection drops or fails, but not sooner than this after the last
+ * lookup began.  Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void cgrpc_channel_options_set_dns_min_resolution_interval_ms(
+    cgrpc_channel_options *opts, int64_t interval_ms);
+
+/*
  * Makes channels from these options use TLS with |creds| (see tls.h); NULL
  * goes back to plaintext (the default).  The options keep a reference.
  * Thread safety: one thread at a time per object.
@@ -298,9 +308,10 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  * The port defaults to 443.  Every address gets its own connection
  * (a subchannel), used as the load-balancing policy says (see
  * cgrpc_channel_options_set_lb_policy(): by default the first address
- * that connects, in order).  A looked-up name is looked up again when a connection
- * drops or fails, at most once every 30 s.  Nothing is connected (or
- * looked up) until the first call.  |opts| may be NULL; it is copied.
+ * that connects, in order).  A looked-up name is looked up again when a
+ * connection drops or fails, at most once every 30 s (see
+ * cgrpc_channel_options_set_dns_min_resolution_interval_ms()).  Nothing
+ * is connected (or looked up) until the first call.  |opts| may be NULL; it is copied.
  * The ":authority" is the host[:port] part (":443" added when no port is
  * written); for an address list, its first address.
  *

@@ -19,6 +19,8 @@
 #include "util/mem.h"
 
 #define DNS_TIMEOUT_MS 20000
+/* gRPC's minimum time between two lookups of a channel's name. */
+#define DNS_MIN_INTERVAL_MS 30000
 #define IDLE_TIMEOUT_MS (30 * 60 * (int64_t)1000)
 /* gRPC's connection backoff (doc/connection-backoff.md). */
 static const cgrpc_connect_backoff default_backoff = {1000, 1.6, 0.2, 120000,
@@ -44,6 +46,7 @@ static void options_defaults(struct cgrpc_channel_options *o) {
   o->max_recv = 4 * 1024 * 1024;
   o->max_send = -1;
   o->dns_timeout_ms = DNS_TIMEOUT_MS;
+  o->dns_min_interval_ms = DNS_MIN_INTERVAL_MS;
   o->keepalive_time_ms = CGRPC__KEEPALIVE_OFF;
   o->keepalive_timeout_ms = KEEPALIVE_DEFAULT_TIMEOUT_MS;
   o->lb_policy = CGRPC__LB_PICK_FIRST;
@@ -104,6 +107,13 @@ void cgrpc_channel_options_set_dns_timeout_ms(cgrpc_channel_options *opts,
                                               int64_t timeout_ms) {
   if (opts)
     opts->dns_timeout_ms = timeout_ms > 0 ? timeout_ms : DNS_TIMEOUT_MS;
+}
+
+void cgrpc_channel_options_set_dns_min_resolution_interval_ms(
+    cgrpc_channel_options *opts, int64_t interval_ms) {
+  if (opts)
+    opts->dns_min_interval_ms =
+        interval_ms >= 0 ? interval_ms : DNS_MIN_INTERVAL_MS;
 }
 
 void cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,

@@ -44,6 +44,7 @@ struct cgrpc_channel_options {
   int insecure_call_creds;            /* allowed on plaintext too */
   cgrpc__service_config *service_config; /* a reference, or NULL */
   int64_t dns_timeout_ms;
+  int64_t dns_min_interval_ms; /* between two lookups of the name */
   cgrpc_log_cb log_cb;
   void *log_user_data;
   /* Keepalive (gRFC A8): the time between pings (CGRPC__KEEPALIVE_OFF:

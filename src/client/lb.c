@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The channel's addresses and how calls are spread over them: name
- * resolution (a "dns:" target's lookups, at most every 30 s after a
- * connection dropped or failed), one subchannel per address, and the two
+ * resolution (a "dns:" target's lookups, at most every 30 s by default
+ * after a connection dropped or failed), one subchannel per address, and the two
  * policies of gRPC's load-balancing doc (and gRFC A61/A62):
  *
  *   pick_first   tries the addresses in order, one at a time, and uses the
@@ -32,8 +32,6 @@
 #include "util/mem.h"
 
 #define NS_PER_MS ((int64_t)1000000)
-/* gRPC's minimum time between two lookups of a channel's name. */
-#define RERESOLVE_MIN_NS (30 * (int64_t)1000000000)
 
 /* ---- the address list ---- */
 
@@ -337,7 +335,7 @@ static void resolve_timer_fired(void *user_data) {
 /* Looks the name up on the next turn, or when 30 s have passed since the
  * last lookup began. */
 static void resolve_soon(cgrpc_channel *ch, int64_t now) {
-  int64_t at = ch->resolved_at_ns + RERESOLVE_MIN_NS;
+  int64_t at = ch->resolved_at_ns + ch->opts.dns_min_interval_ms * NS_PER_MS;
   if (!ch->has_addresses || at < now)
     at = now;
   if (ch->resolve_timer.heap_index < 0 &&
@@ -381,7 +379,8 @@ void cgrpc__lb_exit_idle(cgrpc_channel *ch) {
    * last lookup is 30 s old (the server may have moved). */
   now = cgrpc__now_ns();
   if (!ch->has_addresses ||
-      (ch->resolve_stale && now - ch->resolved_at_ns >= RERESOLVE_MIN_NS)) {
+      (ch->resolve_stale &&
+       now - ch->resolved_at_ns >= ch->opts.dns_min_interval_ms * NS_PER_MS)) {
     resolve_soon(ch, now);
     return;
   }

@@ -32,6 +32,21 @@ static int64_t now_ms(void) {
 void it_dns_init(it_dns_server *s) {
   memset(s, 0, sizeof *s);
   s->fd = -1;
+  pthread_mutex_init(&s->lock, NULL);
+}
+
+void it_dns_set(it_dns_server *s, const char *name, const char *a,
+                const char *aaaa) {
+  int i;
+  pthread_mutex_lock(&s->lock);
+  for (i = 0; i < s->n_names; i++)
+    if (strcasecmp(s->names[i].name, name) == 0) {
+      memset(s->names[i].a, 0, sizeof s->names[i].a);
+      memset(s->names[i].aaaa, 0, sizeof s->names[i].aaaa);
+      s->names[i].a[0] = a;
+      s->names[i].aaaa[0] = aaaa;
+    }
+  pthread_mutex_unlock(&s->lock);
 }
 
 static const it_dns_name *find(const it_dns_server *s, const char *name) {
@@ -135,7 +150,9 @@ static void *serve(void *arg) {
       if (s->never || n_queued == MAX_QUEUED)
         continue;
       out = &queue[n_queued];
+      pthread_mutex_lock(&s->lock);
       out->len = answer(s, q, (size_t)r, out->buf);
+      pthread_mutex_unlock(&s->lock);
       if (!out->len)
         continue;
       out->to = from;

@@ -29,12 +29,17 @@ typedef struct it_dns_server {
   it_dns_name names[IT_DNS_MAX_NAMES];
   int n_names;
   atomic_int questions; /* questions received */
+  pthread_mutex_t lock;  /* guards |names| once started */
   atomic_int stop;
   pthread_t thread;
 } it_dns_server;
 
 /* Zeroes |s|; then add names and set delay_ms/never before starting. */
 void it_dns_init(it_dns_server *s);
+/* Changes the addresses of |name| (added before the start) while the
+ * server runs: its first A and AAAA records (NULL: none). */
+void it_dns_set(it_dns_server *s, const char *name, const char *a,
+                const char *aaaa);
 /* Binds and starts the thread; returns 0 or -1. */
 int it_dns_start(it_dns_server *s);
 /* Stops the thread and closes the socket. */

@@ -7,6 +7,7 @@
  * deleting the channel.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -286,6 +287,133 @@ static void test_dns_malformed(void **state) {
   }
 }
 
+/* An EchoService server on |addr| ("127.0.0.2:PORT", "[::1]:PORT");
+ * NULL when it cannot listen there. */
+static cgrpc_server *server_on(const char *addr, echo_stats *stats) {
+  cgrpc_server *s = NULL;
+  echo_stats_reset(stats);
+  if (cgrpc_server_new(&s, NULL) != 0)
+    return NULL;
+  if (cgrpc_server_add_insecure_port(s, addr, NULL) != 0 ||
+      echo_service_register(s, stats) != 0 || cgrpc_server_start(s) != 0) {
+    cgrpc_server_del(s);
+    return NULL;
+  }
+  return s;
+}
+
+static void server_gone(cgrpc_server *s) {
+  cgrpc_server_shutdown(s, 0);
+  cgrpc_server_del(s);
+}
+
+/* A channel to |name| with lookups at most |interval_ms| apart (-1: the
+ * default). */
+static cgrpc_channel *channel_interval(dns_fixture *f, const char *name,
+                                       int64_t interval_ms) {
+  char target[160];
+  cgrpc_channel_options *o;
+  cgrpc_channel *ch = NULL;
+  snprintf(target, sizeof target, "dns://127.0.0.1:%d/%s:%d", f->dns.port,
+           name, f->srv.port);
+  assert_int_equal(cgrpc_channel_options_new(&o), 0);
+  cgrpc_channel_options_set_dns_min_resolution_interval_ms(o, interval_ms);
+  assert_int_equal(cgrpc_channel_new(&ch, target, o), 0);
+  cgrpc_channel_options_del(o);
+  return ch;
+}
+
+/* Calls until one succeeds (each bounded), for at most |ms|; returns 1
+ * when one did. */
+static int until_ok(cgrpc_channel *ch, int ms) {
+  int64_t end = it_now_ms() + ms;
+  while (it_now_ms() < end) {
+    if (echo_timeout(ch, 1000, NULL) == CGRPC_STATUS_OK)
+      return 1;
+    it_sleep_ms(20);
+  }
+  return 0;
+}
+
+/* The server moves to another address: once its connection drops, the
+ * name is looked up again and the channel follows it. */
+static void test_dns_reresolves_moved_server(void **state) {
+  dns_fixture *f = *state;
+  echo_stats b_stats;
+  cgrpc_server *b;
+  cgrpc_channel *ch;
+  char addr[64];
+  int q0;
+  snprintf(addr, sizeof addr, "127.0.0.2:%d", f->srv.port);
+  b = server_on(addr, &b_stats);
+  assert_non_null(b);
+  add_name(&f->dns, "moving.test", "127.0.0.1", NULL);
+  assert_int_equal(it_dns_start(&f->dns), 0);
+  ch = channel_interval(f, "moving.test", 100);
+  assert_int_equal(echo_timeout(ch, 5000, NULL), CGRPC_STATUS_OK);
+  assert_int_equal(atomic_load(&f->srv.stats.calls), 1);
+  q0 = atomic_load(&f->dns.questions);
+  it_dns_set(&f->dns, "moving.test", "127.0.0.2", NULL);
+  it_server_stop(&f->srv, 0);
+  it_sleep_ms(150); /* past the minimum interval */
+  assert_true(until_ok(ch, 10000));
+  assert_true(atomic_load(&b_stats.calls) >= 1);
+  assert_true(atomic_load(&f->dns.questions) > q0);
+  cgrpc_channel_del(ch);
+  server_gone(b);
+}
+
+/* gRPC's 30 s between lookups: a dropped connection does not make the
+ * channel ask again sooner; it reconnects to the address it has. */
+static void test_dns_reresolution_rate_limited(void **state) {
+  dns_fixture *f = *state;
+  cgrpc_channel *ch;
+  int q0, port = f->srv.port, i;
+  add_name(&f->dns, "steady.test", "127.0.0.1", NULL);
+  assert_int_equal(it_dns_start(&f->dns), 0);
+  ch = channel_interval(f, "steady.test", -1);
+  assert_int_equal(echo_timeout(ch, 5000, NULL), CGRPC_STATUS_OK);
+  q0 = atomic_load(&f->dns.questions);
+  assert_true(q0 >= 1);
+  for (i = 0; i < 3; i++) { /* three drops */
+    it_server_stop(&f->srv, 0);
+    assert_int_equal(it_server_start(&f->srv, NULL, port), 0);
+    assert_true(until_ok(ch, 10000));
+  }
+  assert_int_equal(atomic_load(&f->dns.questions), q0);
+  cgrpc_channel_del(ch);
+}
+
+/* A name with only an AAAA record, served on [::1]. */
+static void test_dns_aaaa_only(void **state) {
+  dns_fixture *f = *state;
+  echo_stats stats;
+  cgrpc_server *six;
+  cgrpc_channel *ch;
+  cgrpc_status st = {0};
+  char addr[64];
+  snprintf(addr, sizeof addr, "[::1]:%d", f->srv.port);
+  six = server_on(addr, &stats);
+  if (!six) {
+    print_message("  no IPv6 loopback here: skipped\n");
+    skip();
+  }
+  {
+    it_dns_name *n = &f->dns.names[f->dns.n_names++];
+    n->name = "six.test";
+    n->aaaa[0] = "::1";
+  }
+  assert_int_equal(it_dns_start(&f->dns), 0);
+  ch = channel_interval(f, "six.test", -1);
+  echo_timeout(ch, 5000, &st);
+  IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
+  cgrpc_status_clear(&st);
+  assert_int_equal(atomic_load(&stats.calls), 1);
+  assert_int_equal(atomic_load(&f->srv.stats.calls), 0);
+  cgrpc_channel_del(ch);
+  server_gone(six);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, dns_setup, dns_teardown)
@@ -297,6 +425,9 @@ int main(int argc, char **argv) {
       T(test_dns_localhost),
       T(test_dns_ipv4_list),
       T(test_dns_malformed),
+      T(test_dns_reresolves_moved_server),
+      T(test_dns_reresolution_rate_limited),
+      T(test_dns_aaaa_only),
 #undef T
   };
   if (argc > 1)
