@@ -652,6 +652,177 @@ static void test_lb_backoff_paces_attempts(void **state) {
   CHECKS_DONE();
 }
 
+/* ---- lifetimes ---- */
+
+typedef struct del_in_watch {
+  atomic_int deleted, shutdown_seen;
+} del_in_watch;
+
+static void shutdown_cb(cgrpc_channel *ch, cgrpc_connectivity_state s,
+                        void *user_data) {
+  del_in_watch *d = user_data;
+  (void)ch;
+  if (s == CGRPC_CHANNEL_SHUTDOWN)
+    atomic_fetch_add(&d->shutdown_seen, 1);
+}
+
+static void delete_cb(cgrpc_channel *ch, cgrpc_connectivity_state s,
+                      void *user_data) {
+  del_in_watch *d = user_data;
+  if (s != CGRPC_CHANNEL_READY) { /* CONNECTING first: watch on */
+    cgrpc_channel_watch_state(ch, s, delete_cb, d);
+    return;
+  }
+  /* Another watch waits for READY to end; then the channel is deleted
+   * from its own thread, inside its own callback. */
+  cgrpc_channel_watch_state(ch, CGRPC_CHANNEL_READY, shutdown_cb, d);
+  cgrpc_channel_del(ch);
+  atomic_store(&d->deleted, 1);
+}
+
+static void test_lb_channel_deleted_in_its_watch(void **state) {
+  it_server srv;
+  cgrpc_channel *ch;
+  del_in_watch d = {0};
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  ch = it_channel(&srv, NULL);
+  assert_non_null(ch);
+  assert_int_equal(
+      cgrpc_channel_watch_state(ch, CGRPC_CHANNEL_IDLE, delete_cb, &d), 0);
+  cgrpc_channel_get_state(ch, 1);
+  CHECK(it_wait_flag(&d.deleted, 1, BOUND_MS) == 1, "not deleted");
+  CHECK(it_wait_flag(&d.shutdown_seen, 1, BOUND_MS) == 1,
+        "the other watch never saw SHUTDOWN");
+  it_sleep_ms(50);
+  CHECK(atomic_load(&d.shutdown_seen) == 1, "SHUTDOWN seen %d times",
+        atomic_load(&d.shutdown_seen));
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+typedef struct watch_storm {
+  cgrpc_channel *ch;
+  atomic_int registered, fired;
+} watch_storm;
+
+static void storm_cb(cgrpc_channel *ch, cgrpc_connectivity_state s,
+                     void *user_data) {
+  watch_storm *w = user_data;
+  (void)ch;
+  (void)s;
+  atomic_fetch_add(&w->fired, 1);
+}
+
+static void storm_job(void *arg) {
+  watch_storm *w = arg;
+  int i;
+  for (i = 0; i < 200; i++) {
+    /* Half fire at once (the state is not IDLE), half wait for the end. */
+    cgrpc_connectivity_state last =
+        i % 2 ? CGRPC_CHANNEL_IDLE : cgrpc_channel_get_state(w->ch, 1);
+    if (cgrpc_channel_watch_state(w->ch, last, storm_cb, w) == 0)
+      atomic_fetch_add(&w->registered, 1);
+  }
+}
+
+/* Watches from four threads while calls run: every one fires exactly
+ * once, the last of them with SHUTDOWN inside cgrpc_channel_del. */
+static void test_lb_watches_from_threads(void **state) {
+  it_server srv;
+  watch_storm w = {0};
+  it_bg_job *jobs[4];
+  int i;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  w.ch = it_channel(&srv, NULL);
+  assert_non_null(w.ch);
+  for (i = 0; i < 4; i++)
+    jobs[i] = it_bg_start(storm_job, &w);
+  for (i = 0; i < 20; i++)
+    CHECK(echo(w.ch, NULL, NULL) == CGRPC_STATUS_OK, "call %d", i);
+  for (i = 0; i < 4; i++)
+    CHECK(it_bg_wait(jobs[i], BOUND_MS) == 1, "watcher thread %d", i);
+  cgrpc_channel_del(w.ch);
+  CHECK(atomic_load(&w.registered) == 800, "registered %d",
+        atomic_load(&w.registered));
+  CHECK(atomic_load(&w.fired) == atomic_load(&w.registered),
+        "%d of %d watches fired", atomic_load(&w.fired),
+        atomic_load(&w.registered));
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+static void start_sleep(cgrpc_channel *ch, int sleep_ms, it_async *a) {
+  Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+  cgrpc_call_options opts = {.timeout_ms = BOUND_MS};
+  req.message = "slow";
+  req.sleep_ms = sleep_ms;
+  it_async_init(a);
+  assert_int_equal(cgrpc__test__echo_service__echo__start(
+                       ch, &req, &opts, it_async_done, a, NULL),
+                   0);
+}
+
+/* A call longer than the idle timeout keeps the channel out of IDLE, and
+ * its connection open until it ends. */
+static void test_lb_idle_waits_for_calls(void **state) {
+  it_server srv;
+  cgrpc_channel_options *o = quick_options(NULL);
+  cgrpc_channel *ch;
+  it_async a;
+  (void)state;
+  cgrpc_channel_options_set_idle_timeout_ms(o, 100);
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  ch = it_channel(&srv, o);
+  assert_non_null(ch);
+  start_sleep(ch, 600, &a);
+  CHECK(it_async_wait(&a, BOUND_MS) == 1, "the call never ended");
+  CHECK(a.status.code == CGRPC_STATUS_OK, "the call ended %s (%s)",
+        cgrpc_status_code_name(a.status.code),
+        a.status.message ? a.status.message : "");
+  CHECK(cgrpc_channel_get_state(ch, 0) == CGRPC_CHANNEL_READY,
+        "%s right after a call",
+        cgrpc_connectivity_state_name(cgrpc_channel_get_state(ch, 0)));
+  it_async_fini(&a);
+  cgrpc_channel_del(ch);
+  cgrpc_channel_options_del(o);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* round_robin: calls in flight on every server while one is stopped
+ * (GOAWAY, drain): the one on the stopped server finishes, or fails with
+ * UNAVAILABLE; none hangs, and the others finish OK. */
+static void test_lb_round_robin_stop_with_calls_in_flight(void **state) {
+  it_server srv[N_SERVERS];
+  int ports[N_SERVERS], i, ok = 0;
+  cgrpc_channel_options *o = quick_options("round_robin");
+  cgrpc_channel *ch;
+  it_async a[6];
+  (void)state;
+  start_servers(srv, ports, N_SERVERS);
+  ch = list_channel(ports, N_SERVERS, o);
+  CHECK(until_all_served(ch, srv, N_SERVERS), "not every server was used");
+  for (i = 0; i < 6; i++)
+    start_sleep(ch, 300, &a[i]);
+  it_sleep_ms(50);
+  it_server_stop(&srv[1], 2000); /* a grace longer than the calls */
+  for (i = 0; i < 6; i++) {
+    CHECK(it_async_wait(&a[i], BOUND_MS) == 1, "call %d hung", i);
+    if (a[i].status.code == CGRPC_STATUS_OK)
+      ok++;
+    it_async_fini(&a[i]);
+  }
+  CHECK(ok == 6, "%d of 6 calls OK across a graceful stop", ok);
+  for (i = 0; i < 10; i++)
+    CHECK(echo(ch, NULL, NULL) == CGRPC_STATUS_OK, "call %d afterwards", i);
+  cgrpc_channel_del(ch);
+  cgrpc_channel_options_del(o);
+  stop_servers(srv, N_SERVERS);
+  CHECKS_DONE();
+}
+
 #define T(name)                                                                \
   cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
 
@@ -668,6 +839,10 @@ int main(int argc, char **argv) {
       T(test_lb_wait_for_ready_service_config),
       T(test_lb_idle_timeout),
       T(test_lb_backoff_paces_attempts),
+      T(test_lb_channel_deleted_in_its_watch),
+      T(test_lb_watches_from_threads),
+      T(test_lb_idle_waits_for_calls),
+      T(test_lb_round_robin_stop_with_calls_in_flight),
   };
   if (argc > 1)
     cmocka_set_test_filter(argv[1]);
