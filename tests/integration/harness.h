@@ -19,6 +19,13 @@
 
 /* Bounds used across the tests (before any sanitizer slow-down). */
 #define IT_WAIT_MS 10000
+/* How much slower the tests built with the sanitizers run (their targets
+ * define CGRPC_TEST_SANITIZED): a factor for time bounds. */
+#ifdef CGRPC_TEST_SANITIZED
+#define IT_SLOW 3
+#else
+#define IT_SLOW 1
+#endif
 
 typedef struct it_server {
   cgrpc_server *server;

@@ -53,11 +53,7 @@ static long long heap_bytes(void) {
 }
 #endif
 
-#ifdef CGRPC_TEST_SANITIZED
-#define SLOW 3
-#else
-#define SLOW 1
-#endif
+#define SLOW IT_SLOW
 
 #define TIMEOUT_MS (20000 * SLOW)
 

@@ -36,11 +36,7 @@
 #include "echo.grpc-c.h"
 #include "harness.h"
 
-#ifdef CGRPC_TEST_SANITIZED
-#define SLOW 3
-#else
-#define SLOW 1
-#endif
+#define SLOW IT_SLOW
 #define BOUND_MS (10000 * SLOW)
 
 #define CHECK IT_CHECK

@@ -38,11 +38,7 @@
 #include "stream_harness.h"
 
 /* Sanitizers slow everything down; bounds stretch with them. */
-#ifdef CGRPC_TEST_SANITIZED
-#define SLOW 3
-#else
-#define SLOW 1
-#endif
+#define SLOW IT_SLOW
 
 /* The longest any single wait in a test may take. */
 #define BOUND_MS (10000 * SLOW)

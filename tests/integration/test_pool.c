@@ -23,11 +23,7 @@
 #include "harness.h"
 #include "stream_harness.h"
 
-#ifdef CGRPC_TEST_SANITIZED
-#define SLOW 3 /* sanitizers slow everything down */
-#else
-#define SLOW 1
-#endif
+#define SLOW IT_SLOW
 
 /* How fast a unary call must be answered while the streams are held. */
 #define UNARY_MS (100 * SLOW)

@@ -20,11 +20,7 @@
 
 #include "harness.h"
 
-#ifdef CGRPC_TEST_SANITIZED
-#define SLOW 3
-#else
-#define SLOW 1
-#endif
+#define SLOW IT_SLOW
 #define BOUND_MS (10000 * SLOW)
 
 /* ---- the server: Echo fails the first |fail_first| attempts ---- */

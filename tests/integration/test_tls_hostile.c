@@ -39,11 +39,7 @@
 #include "relay.h"
 #include "stream_harness.h"
 
-#ifdef CGRPC_TEST_SANITIZED
-#define SLOW 3
-#else
-#define SLOW 1
-#endif
+#define SLOW IT_SLOW
 #define BOUND_MS (10000 * SLOW)
 
 #define CHECK IT_CHECK

@@ -33,11 +33,7 @@
 #include "h2raw.h"
 #include "harness.h"
 
-#ifdef CGRPC_TEST_SANITIZED
-#define SLOW 3
-#else
-#define SLOW 1
-#endif
+#define SLOW IT_SLOW
 
 /* The longest any single wait in a test may take. */
 #define BOUND_MS (5000 * SLOW)
