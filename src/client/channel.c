@@ -661,14 +661,22 @@ static void channel_free(void *user_data) {
 void cgrpc__channel_ref(cgrpc_channel *ch) { atomic_fetch_add(&ch->refs, 1); }
 
 void cgrpc__channel_unref(cgrpc_channel *ch) {
-  if (atomic_fetch_sub(&ch->refs, 1) != 1) {
-    if (atomic_load(&ch->del_waiting)) {
-      pthread_mutex_lock(&ch->lock);
-      pthread_cond_broadcast(&ch->cond);
-      pthread_mutex_unlock(&ch->lock);
-    }
-    return;
+  int last;
+  if (atomic_load(&ch->del_waiting)) {
+    /* cgrpc_channel_del() waits for this: drop the reference under the
+     * lock it checks under, so that it cannot free the channel before the
+     * broadcast. */
+    pthread_mutex_lock(&ch->lock);
+    last = atomic_fetch_sub(&ch->refs, 1) == 1;
+    pthread_cond_broadcast(&ch->cond);
+    pthread_mutex_unlock(&ch->lock);
+  } else {
+    /* Nothing touches the channel after this (a delete that began
+     * meanwhile finds the count on its next look). */
+    last = atomic_fetch_sub(&ch->refs, 1) == 1;
   }
+  if (!last)
+    return;
   /* Nothing refers to the channel any more: stop its thread and free it;
    * from that very thread, once its loop has returned. */
   if (cgrpc__loop_in_thread(ch->loop)) {
@@ -776,11 +784,11 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   atomic_init(&ch->app_calls, 0);
   atomic_init(&ch->del_waiting, 0);
   pthread_mutex_init(&ch->lock, NULL);
-  pthread_cond_init(&ch->cond, NULL);
   {
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&ch->cond, &attr);
     pthread_cond_init(&ch->state_cond, &attr);
     pthread_condattr_destroy(&attr);
   }
@@ -866,8 +874,15 @@ void cgrpc_channel_del(cgrpc_channel *ch) {
     atomic_store(&ch->del_waiting, 1);
     pthread_mutex_lock(&ch->lock);
     while (!ch->closed ||
-           atomic_load(&ch->refs) > 1 + atomic_load(&ch->app_calls))
-      pthread_cond_wait(&ch->cond, &ch->lock);
+           atomic_load(&ch->refs) > 1 + atomic_load(&ch->app_calls)) {
+      /* A reference dropped just before |del_waiting| was seen comes
+       * without a broadcast: look again every 10 ms. */
+      struct timespec ts;
+      int64_t t = cgrpc__now_ns() + 10 * 1000000;
+      ts.tv_sec = (time_t)(t / 1000000000);
+      ts.tv_nsec = (long)(t % 1000000000);
+      pthread_cond_timedwait(&ch->cond, &ch->lock, &ts);
+    }
     pthread_mutex_unlock(&ch->lock);
   }
   cgrpc__channel_unref(ch);
