@@ -85,8 +85,9 @@ CGRPC_EXTERN void cgrpc_channel_options_set_max_receive_message_length(
 
 /* Largest request message sent (default: no limit, -1); a larger one fails
  * the call with RESOURCE_EXHAUSTED before anything is sent. */
-CGRPC_EXTERN void cgrpc_channel_options_set_max_send_message_length(
-    cgrpc_channel_options *opts, int64_t max_bytes);
+CGRPC_EXTERN void
+cgrpc_channel_options_set_max_send_message_length(cgrpc_channel_options *opts,
+                                                  int64_t max_bytes);
 
 /*
  * Compresses the requests of the channel's calls with |compression| (a
@@ -105,8 +106,9 @@ cgrpc_channel_options_set_default_compression(cgrpc_channel_options *opts,
 
 /* Overrides the ":authority" header (default: the target's host:port, or
  * "localhost" for a Unix-domain socket target). */
-CGRPC_EXTERN int cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
-                                                     const char *authority);
+CGRPC_EXTERN int
+cgrpc_channel_options_set_authority(cgrpc_channel_options *opts,
+                                    const char *authority);
 
 /*
  * Bounds a name lookup of a "dns:" (or plain "host:port") target to
@@ -146,8 +148,9 @@ cgrpc_channel_options_set_credentials(cgrpc_channel_options *opts,
  * cgrpc_channel_options_set_authority()).  Returns 0,
  * CGRPC_ERR_INVALID_ARGUMENT (NULL or empty) or CGRPC_ERR_NOMEM.
  */
-CGRPC_EXTERN int cgrpc_channel_options_set_ssl_target_name_override(
-    cgrpc_channel_options *opts, const char *name);
+CGRPC_EXTERN int
+cgrpc_channel_options_set_ssl_target_name_override(cgrpc_channel_options *opts,
+                                                   const char *name);
 
 /*
  * Makes channels from these options keep and resume their TLS sessions in
@@ -169,8 +172,7 @@ cgrpc_channel_options_set_tls_session_cache(cgrpc_channel_options *opts,
 CGRPC_EXTERN void
 cgrpc_channel_options_set_call_credentials(cgrpc_channel_options *opts,
                                            cgrpc_call_credentials *creds);
-CGRPC_EXTERN void
-cgrpc_channel_options_allow_insecure_call_credentials(
+CGRPC_EXTERN void cgrpc_channel_options_allow_insecure_call_credentials(
     cgrpc_channel_options *opts, int allow);
 
 /*
@@ -193,10 +195,12 @@ cgrpc_channel_options_allow_insecure_call_credentials(
  * service and a method, else one with only the service, else the default
  * (an empty name {}).  Applied to every call now: "timeout" caps the
  * call's own deadline, and the message limits apply where they are lower
- * than the channel's (cgrpc_channel_options_set_max_*_message_length()).
- * waitForReady, retryPolicy, retryThrottling and loadBalancingConfig are
- * checked and kept; channels act on them as those features land (see the
- * README's "Channels").  Unknown fields are ignored, as gRPC does.
+ * than the channel's (cgrpc_channel_options_set_max_*_message_length()),
+ * waitForReady applies to calls whose options leave it to the config,
+ * loadBalancingConfig names the policy (over
+ * cgrpc_channel_options_set_lb_policy()), and retryPolicy and
+ * retryThrottling retry calls as gRFC A6 says (see the README's
+ * "Channels").  Unknown fields are ignored, as gRPC does.
  *
  * The JSON is checked here: a syntax error, or a field with a wrong value,
  * returns CGRPC_ERR_INVALID_ARGUMENT, logs why (with the options' log
@@ -206,10 +210,23 @@ cgrpc_channel_options_allow_insecure_call_credentials(
  * NULL |json| removes the config.  Returns 0, CGRPC_ERR_INVALID_ARGUMENT or
  * CGRPC_ERR_NOMEM.  Thread safety: one thread at a time per object.
  */
-CGRPC_EXTERN int
-cgrpc_channel_options_set_service_config(cgrpc_channel_options *opts,
-                                         const char *json, char *err,
-                                         size_t err_size);
+CGRPC_EXTERN int cgrpc_channel_options_set_service_config(
+    cgrpc_channel_options *opts, const char *json, char *err, size_t err_size);
+
+/*
+ * The retry buffer of gRFC A6: a call whose method has a retryPolicy keeps
+ * the request messages it has sent, so that another attempt can send them
+ * again, until the call is committed to an attempt (the server's response
+ * headers came).  A call keeps at most |per_call| bytes (default 256 KiB,
+ * as gRPC's grpc.per_rpc_retry_buffer_size) and the channel's calls
+ * together at most |per_channel| (default 16 MiB); a call that would pass
+ * either is committed to its current attempt then and is not retried.
+ * Sizes count framed (5-byte prefix), compressed messages; 0 keeps nothing
+ * (a retry then only happens while no request byte was sent).  Negative
+ * values keep the current setting.
+ */
+CGRPC_EXTERN void cgrpc_channel_options_set_retry_buffer_size(
+    cgrpc_channel_options *opts, int64_t per_call, int64_t per_channel);
 
 /*
  * Keepalive (gRPC's doc/keepalive.md, gRFC A8).  With a keepalive time set,
@@ -264,8 +281,9 @@ CGRPC_EXTERN void cgrpc_channel_options_set_keepalive_permit_without_calls(
  * Returns 0, or CGRPC_ERR_INVALID_ARGUMENT (another name; logged).
  * Thread safety: one thread at a time per object.
  */
-CGRPC_EXTERN int cgrpc_channel_options_set_lb_policy(cgrpc_channel_options *opts,
-                                                     const char *name);
+CGRPC_EXTERN int
+cgrpc_channel_options_set_lb_policy(cgrpc_channel_options *opts,
+                                    const char *name);
 
 /*
  * Sets the connection backoff (see cgrpc_connect_backoff); NULL restores
@@ -311,9 +329,9 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  * that connects, in order).  A looked-up name is looked up again when a
  * connection drops or fails, at most once every 30 s (see
  * cgrpc_channel_options_set_dns_min_resolution_interval_ms()).  Nothing
- * is connected (or looked up) until the first call.  |opts| may be NULL; it is copied.
- * The ":authority" is the host[:port] part (":443" added when no port is
- * written); for an address list, its first address.
+ * is connected (or looked up) until the first call.  |opts| may be NULL; it is
+ * copied. The ":authority" is the host[:port] part (":443" added when no port
+ * is written); for an address list, its first address.
  *
  * Unix-domain sockets are named as in gRPC (doc/naming.md), and need no
  * name resolution: "unix:path" (relative to the working directory when

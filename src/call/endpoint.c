@@ -289,9 +289,8 @@ void cgrpc__ep_conn_lost(cgrpc__ep **list) {
     cgrpc__ep *ep = *list;
     /* A request nghttp2 still held in its queue never opened a stream:
      * the session reports no user data for it. */
-    int opened =
-        nghttp2_session_get_stream_user_data(ep->conn->session,
-                                             ep->stream_id) == ep;
+    int opened = nghttp2_session_get_stream_user_data(ep->conn->session,
+                                                      ep->stream_id) == ep;
     unbind(ep, opened ? CGRPC__EP_CONN_LOST : CGRPC__EP_CONN_LOST_UNSENT, 0);
   }
 }
@@ -308,8 +307,8 @@ static CGRPC__COLD int on_compressed(cgrpc__ep *ep, const uint8_t *data,
      * identity is an INTERNAL error. */
     snprintf(msg, sizeof msg, "compressed %s message %s", ep->recv_what,
              ep->recv_enc == CGRPC__COMPRESS_UNKNOWN
-                 ? "in an unsupported grpc-encoding (this side accepts "
-                   CGRPC__ACCEPT_ENCODING ")"
+                 ? "in an unsupported grpc-encoding (this side "
+                   "accepts " CGRPC__ACCEPT_ENCODING ")"
              : ep->recv_enc == CGRPC_COMPRESS_IDENTITY
                  ? "under grpc-encoding identity"
                  : "without a grpc-encoding");
@@ -454,6 +453,7 @@ void cgrpc__ep_stop(cgrpc__ep *ep) {
   int notify;
   pthread_mutex_lock(&ep->st.lock);
   cgrpc__stream_drop_unpromised(&ep->st);
+  cgrpc__stream_drop_kept(&ep->st);
   ep->st.done = 1;
   cgrpc__stream_wake(&ep->st);
   notify = ep->async || ep->read_pending || ep->st.async_pending;

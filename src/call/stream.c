@@ -20,10 +20,11 @@ void cgrpc__stream_init(cgrpc__stream *st, size_t send_limit,
   st->cond = cond;
   st->send_limit = send_limit;
   st->recv_limit = recv_limit;
+  st->keep_limit = SIZE_MAX;
 }
 
 void cgrpc__stream_free(cgrpc__stream *st) {
-  cgrpc__free(st->kept);
+  cgrpc__stream_drop_kept(st);
   cgrpc__msgq_clear(&st->sendq);
   cgrpc__msgq_clear(&st->recvq);
   pthread_mutex_destroy(&st->lock);
@@ -60,8 +61,8 @@ static CGRPC__COLD cgrpc__msg *pack_compressed(const ProtobufCMessage *msg,
   uint8_t *plain = cgrpc__pack_framed(msg, max_send, 0, &len, err), *c;
   if (!plain)
     return NULL;
-  c = cgrpc__compress_framed(enc, plain, len, offsetof(cgrpc__msg, data),
-                             &clen, err);
+  c = cgrpc__compress_framed(enc, plain, len, offsetof(cgrpc__msg, data), &clen,
+                             err);
   cgrpc__free(plain);
   return c ? msg_init((cgrpc__msg *)(void *)c, clen) : NULL;
 }
@@ -129,6 +130,31 @@ void cgrpc__msgq_clear(cgrpc__msgq *q) {
     cgrpc__free(m);
 }
 
+static void pool_sub(cgrpc__stream *st, size_t n) {
+  if (st->keep_pool && n)
+    atomic_fetch_sub_explicit(st->keep_pool, n, memory_order_relaxed);
+}
+
+/* Adds the message |m|, sent in full, to the retry buffer.  Returns 1, or
+ * 0 when that would pass a limit: the stream then keeps nothing more. */
+static int keep(cgrpc__stream *st, cgrpc__msg *m) {
+  if (m->len > st->keep_limit - st->kept.bytes)
+    goto full;
+  if (st->keep_pool &&
+      atomic_fetch_add_explicit(st->keep_pool, m->len, memory_order_relaxed) +
+              m->len >
+          st->keep_pool_limit) {
+    atomic_fetch_sub_explicit(st->keep_pool, m->len, memory_order_relaxed);
+    goto full;
+  }
+  m->off = 0; /* sent again from the start */
+  cgrpc__msgq_push(&st->kept, m);
+  return 1;
+full:
+  cgrpc__stream_drop_kept(st);
+  return 0;
+}
+
 size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
   size_t copied = 0;
   int was_full = st->sendq.bytes >= st->send_limit;
@@ -144,13 +170,12 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
     st->sent_bytes += n;
     copied += n;
     if (m->off == m->len) {
-      st->sent_seq = m->seq;
+      if (m->seq > st->sent_seq) /* not a message sent again */
+        st->sent_seq = m->seq;
       st->sendq.head = m->next;
       if (!st->sendq.head)
         st->sendq.tail = NULL;
-      if (st->keep_sent && !st->kept)
-        st->kept = m;
-      else
+      if (!st->keep_sent || !keep(st, m))
         cgrpc__free(m);
     }
   }
@@ -171,25 +196,34 @@ size_t cgrpc__stream_take_body(cgrpc__stream *st, uint8_t *dst, size_t len,
 }
 
 int cgrpc__stream_rewind(cgrpc__stream *st) {
-  cgrpc__msg *m = st->kept;
+  cgrpc__msg *head = st->sendq.head;
   if (st->sent_bytes == 0)
     return 0;
   if (!st->keep_sent)
     return -1;
-  if (m) { /* sent in full: first in the queue again */
-    st->kept = NULL;
-    m->next = st->sendq.head;
-    st->sendq.head = m;
-    if (!st->sendq.tail)
-      st->sendq.tail = m;
-  } else {
-    m = st->sendq.head; /* sent in part */
+  if (head) { /* one sent in part, or not at all */
+    st->sendq.bytes += head->off;
+    head->off = 0;
   }
-  st->sendq.bytes += m->off;
-  m->off = 0;
+  if (st->kept.head) { /* those sent in full go first again */
+    st->kept.tail->next = head;
+    st->sendq.head = st->kept.head;
+    if (!head)
+      st->sendq.tail = st->kept.tail;
+    st->sendq.bytes += st->kept.bytes;
+    pool_sub(st, st->kept.bytes);
+    st->kept.head = st->kept.tail = NULL;
+    st->kept.bytes = 0;
+  }
   st->sent_bytes = 0;
   st->promised = 0;
   return 0;
+}
+
+void cgrpc__stream_drop_kept(cgrpc__stream *st) {
+  st->keep_sent = 0;
+  pool_sub(st, st->kept.bytes);
+  cgrpc__msgq_clear(&st->kept);
 }
 
 void cgrpc__stream_drop_unpromised(cgrpc__stream *st) {

@@ -20,6 +20,7 @@
 #define CGRPC_CALL_STREAM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,24 +59,32 @@ typedef struct cgrpc__stream {
   cgrpc__msgq recvq;
   size_t send_limit;
   size_t recv_limit;
-  uint64_t send_seq;    /* last message queued */
-  uint64_t sent_seq;    /* last message fully handed to the transport */
-  uint64_t async_seq;   /* the pending async write, when async_pending */
-  size_t unconsumed;    /* received bytes held back from the peer's window */
-  size_t to_consume;    /* bytes the loop should now give back */
+  uint64_t send_seq;  /* last message queued */
+  uint64_t sent_seq;  /* last message fully handed to the transport */
+  uint64_t async_seq; /* the pending async write, when async_pending */
+  size_t unconsumed;  /* received bytes held back from the peer's window */
+  size_t to_consume;  /* bytes the loop should now give back */
   /* Queued bytes promised to nghttp2 for a DATA frame not yet copied out:
    * they stay queued whatever happens to the call. */
   size_t promised;
-  uint64_t sent_bytes;  /* taken from the send queue so far */
-  /* A one-message body (a unary request) that must be sendable again:
-   * once taken, the message waits in |kept| (cgrpc__stream_rewind). */
-  cgrpc__msg *kept;
+  uint64_t sent_bytes; /* taken from the send queue so far */
+  /* The retry buffer (client): while |keep_sent|, each message taken in
+   * full waits in |kept| so the body can be sent again on a new stream
+   * (cgrpc__stream_rewind).  It holds at most |keep_limit| bytes (SIZE_MAX
+   * by default), and all
+   * the streams that share |*keep_pool| (a channel's calls) at most
+   * |keep_pool_limit| (NULL: no such limit); past either, the stream stops
+   * keeping and frees what it kept (cgrpc__stream_drop_kept). */
+  cgrpc__msgq kept;
+  size_t keep_limit;
+  atomic_size_t *keep_pool;
+  size_t keep_pool_limit;
   unsigned keep_sent : 1;
-  int waiters;          /* threads in cgrpc__stream_wait() */
-  unsigned write_closed : 1; /* no more messages will be queued */
-  unsigned read_closed : 1;  /* the peer half-closed */
-  unsigned done : 1;         /* the call is over */
-  unsigned kick_pending : 1; /* a loop task is already on its way */
+  int waiters;                /* threads in cgrpc__stream_wait() */
+  unsigned write_closed : 1;  /* no more messages will be queued */
+  unsigned read_closed : 1;   /* the peer half-closed */
+  unsigned done : 1;          /* the call is over */
+  unsigned kick_pending : 1;  /* a loop task is already on its way */
   unsigned async_pending : 1; /* an async write waits for its callback */
 } cgrpc__stream;
 
@@ -121,8 +130,13 @@ size_t cgrpc__stream_take_body(cgrpc__stream *st, uint8_t *dst, size_t len,
 
 /* With st->lock held: puts the send queue back as it was before anything
  * was taken (for a new stream; nothing is promised any more).  Returns 0,
- * or -1 when bytes were taken that were not kept (keep_sent). */
+ * or -1 when bytes were taken that were not kept (keep_sent), or are no
+ * longer. */
 int cgrpc__stream_rewind(cgrpc__stream *st);
+
+/* With st->lock held: keeps no more sent messages and frees those kept
+ * (the call is committed to its current attempt). */
+void cgrpc__stream_drop_kept(cgrpc__stream *st);
 
 /* With st->lock held: drops every queued send byte but the promised ones
  * (a message they end inside is cut short) and wakes blocked writers. */
@@ -156,7 +170,6 @@ void cgrpc__msgq_clear(cgrpc__msgq *q);
  * limit.
  */
 size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len);
-
 
 /*
  * Accounts |len| received DATA bytes: returns how many the loop may give

@@ -57,10 +57,6 @@ static int set_message(cgrpc_call *call, const char *message) {
 
 /* ---- retries of the service config's retryPolicy (gRFC A6) ---- */
 
-/* Requests larger than this are not kept for a retry (gRFC A6's per-call
- * buffer; C-core's default too): the call is committed at once. */
-#define RETRY_BUFFER_LIMIT (256 * 1024)
-
 static void backoff_leave(cgrpc_call *call) {
   cgrpc_channel *ch = call->ch;
   cgrpc__loop_timer_stop(call->ep.loop, &call->retry_timer);
@@ -345,8 +341,15 @@ static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
   cgrpc__timer_init(&call->deadline_timer, deadline_fired, call);
   cgrpc__timer_init(&call->retry_timer, retry_fired, call);
   call->policy_attempts = 1;
-  if (call->mc && call->mc->has_retry_policy)
+  if (call->mc && call->mc->has_retry_policy) {
+    /* gRFC A6's retry buffer: what was sent is kept, within the call's and
+     * the channel's limits, until the call commits to an attempt. */
     call->retry_backoff_ns = call->mc->retry.initial_backoff_ns;
+    call->ep.st.keep_sent = 1;
+    call->ep.st.keep_limit = (size_t)ch->opts.retry_buffer_per_call;
+    call->ep.st.keep_pool = &ch->retry_buffered;
+    call->ep.st.keep_pool_limit = (size_t)ch->opts.retry_buffer_per_channel;
+  }
   return call;
 }
 
@@ -411,9 +414,10 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   if (rv == 0) {
     m = cgrpc__msg_pack(request, call->max_send, enc, &err);
     if (m) {
-      /* Not yet shared with any thread.  Kept once sent, for a retry. */
+      /* Not yet shared with any thread.  Kept once sent, for a retry
+       * (within the retry buffer's limits when the method has a
+       * retryPolicy). */
       m->seq = ++call->ep.st.send_seq;
-      call->retry_committed = m->len > RETRY_BUFFER_LIMIT;
       cgrpc__msgq_push(&call->ep.st.sendq, m);
       call->ep.st.keep_sent = 1;
     } else if (err == CGRPC_ERR_TOO_LARGE) {
@@ -1018,6 +1022,17 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
   call_complete(call, reply);
 }
 
+/* Whether what was sent can be sent again: nothing was, or all of it is
+ * still kept (the call is not committed). */
+static int attempt_rewindable(cgrpc_call *call) {
+  cgrpc__stream *st = &call->ep.st;
+  int rv;
+  pthread_mutex_lock(&st->lock);
+  rv = st->sent_bytes == 0 || st->keep_sent;
+  pthread_mutex_unlock(&st->lock);
+  return rv;
+}
+
 /* Forgets what the last attempt received and rewinds the request for the
  * next one.  Returns 0, or -1 when the request cannot be sent again. */
 static int attempt_reset(cgrpc_call *call) {
@@ -1083,8 +1098,8 @@ static int policy_retry_delay(cgrpc_call *call, cgrpc_status_code code,
                               int64_t *delay_ns) {
   const cgrpc__method_config *mc = call->mc;
   cgrpc_channel *ch = call->ch;
-  if (!mc || !mc->has_retry_policy || !call->unary || call->retry_committed ||
-      call->completed || code == CGRPC_STATUS_OK ||
+  if (!mc || !mc->has_retry_policy || call->completed ||
+      code == CGRPC_STATUS_OK || !attempt_rewindable(call) ||
       !(mc->retry.retryable_codes & (1u << code)) ||
       call->policy_attempts >= mc->retry.max_attempts)
     return 0;
@@ -1153,8 +1168,9 @@ static int maybe_policy_retry(cgrpc_call *call, cgrpc_status_code code) {
  * gRFC A6's transparent retry: a request the server provably never
  * processed goes once more, on whatever connection the channel has next,
  * while nothing was answered and its body can be sent again: a unary
- * request is kept until the call ends; a stream only while none of it was
- * sent yet.
+ * request is kept until the call ends; a stream's messages while the
+ * method's retryPolicy keeps them (the retry buffer), else only while none
+ * of it was sent yet.
  */
 static int call_retry(cgrpc_call *call) {
   if (call->completed || call->attempts > 1 || call->http_status != 0 ||
@@ -1247,8 +1263,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
   call = stream_call(session, frame->hd.stream_id);
-  if (call && !call->unary) {
+  /* Response headers commit the call to this attempt (gRFC A6): the retry
+   * buffer goes (a unary call without a retryPolicy has none to free). */
+  if (call && (!call->unary || call->ep.st.keep_pool)) {
     pthread_mutex_lock(&call->ep.st.lock);
+    if (call->ep.st.keep_pool)
+      cgrpc__stream_drop_kept(&call->ep.st);
     call->headers_received = 1;
     cgrpc__stream_wake(&call->ep.st);
     pthread_mutex_unlock(&call->ep.st.lock);

@@ -52,6 +52,8 @@ static void options_defaults(struct cgrpc_channel_options *o) {
   o->lb_policy = CGRPC__LB_PICK_FIRST;
   o->backoff = default_backoff;
   o->idle_timeout_ms = IDLE_TIMEOUT_MS;
+  o->retry_buffer_per_call = 256 * 1024;
+  o->retry_buffer_per_channel = 16 * 1024 * 1024;
 }
 
 int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
@@ -136,8 +138,8 @@ void cgrpc_channel_options_set_tls_session_cache(
   opts->sessions = cache;
 }
 
-void cgrpc_channel_options_set_call_credentials(
-    cgrpc_channel_options *opts, cgrpc_call_credentials *creds) {
+void cgrpc_channel_options_set_call_credentials(cgrpc_channel_options *opts,
+                                                cgrpc_call_credentials *creds) {
   if (!opts)
     return;
   if (creds)
@@ -164,7 +166,7 @@ int cgrpc_channel_options_set_service_config(cgrpc_channel_options *opts,
     if (err && err_size)
       snprintf(err, err_size, "%s", why);
     return strcmp(why, "out of memory") == 0 ? CGRPC_ERR_NOMEM
-                                              : CGRPC_ERR_INVALID_ARGUMENT;
+                                             : CGRPC_ERR_INVALID_ARGUMENT;
   }
   cgrpc__service_config_unref(opts->service_config);
   opts->service_config = sc;
@@ -205,8 +207,8 @@ void cgrpc_channel_options_set_keepalive_time_ms_for_testing(
     opts->keepalive_time_ms = time_ms > 0 ? time_ms : CGRPC__KEEPALIVE_OFF;
 }
 
-void cgrpc_channel_options_set_keepalive_timeout_ms(
-    cgrpc_channel_options *opts, int64_t timeout_ms) {
+void cgrpc_channel_options_set_keepalive_timeout_ms(cgrpc_channel_options *opts,
+                                                    int64_t timeout_ms) {
   if (opts)
     opts->keepalive_timeout_ms =
         timeout_ms > 0 ? timeout_ms : KEEPALIVE_DEFAULT_TIMEOUT_MS;
@@ -275,6 +277,17 @@ void cgrpc_channel_options_set_idle_timeout_ms(cgrpc_channel_options *opts,
                                                int64_t timeout_ms) {
   if (opts)
     opts->idle_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+void cgrpc_channel_options_set_retry_buffer_size(cgrpc_channel_options *opts,
+                                                 int64_t per_call,
+                                                 int64_t per_channel) {
+  if (!opts)
+    return;
+  if (per_call >= 0)
+    opts->retry_buffer_per_call = per_call;
+  if (per_channel >= 0)
+    opts->retry_buffer_per_channel = per_channel;
 }
 
 void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
@@ -481,9 +494,10 @@ int cgrpc_channel_wait_for_ready(cgrpc_channel *ch, int64_t timeout_ms) {
     return CGRPC_ERR_WOULD_DEADLOCK;
   }
   if (timeout_ms >= 0) {
-    int64_t t = cgrpc__now_ns() +
-                (timeout_ms < INT64_MAX / 2000000 ? timeout_ms : INT64_MAX / 2000000) *
-                    1000000;
+    int64_t t =
+        cgrpc__now_ns() +
+        (timeout_ms < INT64_MAX / 2000000 ? timeout_ms : INT64_MAX / 2000000) *
+            1000000;
     until.tv_sec = (time_t)(t / 1000000000);
     until.tv_nsec = (long)(t % 1000000000);
   }
@@ -590,10 +604,9 @@ static void idle_check(void *user_data) {
     return;
   if (!channel_has_calls(ch) && atomic_load(&ch->ready_waiters) == 0) {
     if (now - ch->last_call_ns >= span) {
-      cgrpc__log(&ch->log, CGRPC_LOG_DEBUG,
-                 "%s: no call for %lld ms, going IDLE",
-                 cgrpc__channel_target_name(ch),
-                 (long long)ch->opts.idle_timeout_ms);
+      cgrpc__log(
+          &ch->log, CGRPC_LOG_DEBUG, "%s: no call for %lld ms, going IDLE",
+          cgrpc__channel_target_name(ch), (long long)ch->opts.idle_timeout_ms);
       cgrpc__lb_go_idle(ch);
       return;
     }
@@ -610,12 +623,13 @@ void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn,
    * ping half as often, as gRPC C-core does (gRFC A8). */
   if (goaway->error_code == NGHTTP2_ENHANCE_YOUR_CALM &&
       goaway->opaque_data_len == sizeof too_many_pings - 1 &&
-      memcmp(goaway->opaque_data, too_many_pings,
-             sizeof too_many_pings - 1) == 0 &&
+      memcmp(goaway->opaque_data, too_many_pings, sizeof too_many_pings - 1) ==
+          0 &&
       ch->opts.keepalive_time_ms != CGRPC__KEEPALIVE_OFF) {
-    ch->opts.keepalive_time_ms = ch->opts.keepalive_time_ms > INT64_MAX / 4000000
-                                     ? CGRPC__KEEPALIVE_OFF
-                                     : ch->opts.keepalive_time_ms * 2;
+    ch->opts.keepalive_time_ms =
+        ch->opts.keepalive_time_ms > INT64_MAX / 4000000
+            ? CGRPC__KEEPALIVE_OFF
+            : ch->opts.keepalive_time_ms * 2;
     cgrpc__log(&ch->log, CGRPC_LOG_WARNING,
                "%s sent GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\": "
                "keepalive time now %lld ms",
@@ -641,7 +655,7 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc__free(ch->authority);
   cgrpc__target_free(&ch->target);
   cgrpc__dns_del(ch->dns); /* only when the channel never started */
-  while (ch->watches) { /* those that waited for SHUTDOWN itself */
+  while (ch->watches) {    /* those that waited for SHUTDOWN itself */
     cgrpc__state_watch *w = ch->watches;
     ch->watches = w->next;
     cgrpc__free(w);
@@ -697,13 +711,14 @@ static int channel_tls_setup(cgrpc_channel *ch, const char *override,
   char err[160], key[300];
   int rv;
   /* A Unix socket has no host: the authority ("localhost") stands in. */
-  ch->tls_name = cgrpc__strdup(override ? override
-                               : ch->target.kind == CGRPC__TARGET_UNIX
-                                   ? ch->authority
-                                   : ch->target.host);
+  ch->tls_name =
+      cgrpc__strdup(override                                ? override
+                    : ch->target.kind == CGRPC__TARGET_UNIX ? ch->authority
+                                                            : ch->target.host);
   if (!ch->tls_name)
     return CGRPC_ERR_NOMEM;
-  snprintf(key, sizeof key, "%s|%s", ch->tls_name, cgrpc__channel_target_name(ch));
+  snprintf(key, sizeof key, "%s|%s", ch->tls_name,
+           cgrpc__channel_target_name(ch));
   if ((rv = cgrpc__tls_sessions_init(&ch->tls_sessions, cache, key)) != 0)
     return rv;
   ch->tls_skip_name = cgrpc__channel_creds_skip_hostname(ch->opts.creds);
@@ -805,8 +820,8 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     rv = cgrpc__dns_new(&ch->dns, ch->loop, ch->target.dns_server);
     if (rv != 0) {
       cgrpc__log(&ch->log, CGRPC_LOG_ERROR,
-                 "target \"%s\": the DNS resolver would not start: %s",
-                 target, cgrpc_strerror(rv));
+                 "target \"%s\": the DNS resolver would not start: %s", target,
+                 cgrpc_strerror(rv));
       cgrpc__loop_del(ch->loop);
     }
   }

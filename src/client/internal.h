@@ -39,9 +39,9 @@ struct cgrpc_channel_options {
   char *authority;
   cgrpc_channel_credentials *creds; /* a reference; NULL: plaintext */
   char *target_name_override;
-  cgrpc_tls_session_cache *sessions; /* a reference, or NULL */
-  cgrpc_call_credentials *call_creds; /* a reference, or NULL */
-  int insecure_call_creds;            /* allowed on plaintext too */
+  cgrpc_tls_session_cache *sessions;     /* a reference, or NULL */
+  cgrpc_call_credentials *call_creds;    /* a reference, or NULL */
+  int insecure_call_creds;               /* allowed on plaintext too */
   cgrpc__service_config *service_config; /* a reference, or NULL */
   int64_t dns_timeout_ms;
   int64_t dns_min_interval_ms; /* between two lookups of the name */
@@ -53,9 +53,13 @@ struct cgrpc_channel_options {
   int64_t keepalive_time_ms;
   int64_t keepalive_timeout_ms;
   int keepalive_permit_without_calls;
-  int lb_policy;           /* CGRPC__LB_*; the service config's wins */
+  int lb_policy;                 /* CGRPC__LB_*; the service config's wins */
   cgrpc_connect_backoff backoff; /* every field set */
-  int64_t idle_timeout_ms; /* 0: never idle */
+  int64_t idle_timeout_ms;       /* 0: never idle */
+  /* gRFC A6's retry buffer: bytes of sent requests kept per call, and by
+   * all of a channel's calls together. */
+  int64_t retry_buffer_per_call;
+  int64_t retry_buffer_per_channel;
 };
 
 typedef struct cgrpc__client_conn cgrpc__client_conn;
@@ -107,13 +111,15 @@ struct cgrpc_channel {
   /* Loop thread only. */
   int state; /* a cgrpc_connectivity_state */
   int close_started;
-  cgrpc__client_conn *conns;   /* every live one, draining ones too */
-  struct cgrpc_call *pending;  /* calls waiting for a connection */
+  cgrpc__client_conn *conns;  /* every live one, draining ones too */
+  struct cgrpc_call *pending; /* calls waiting for a connection */
   /* Calls waiting out a retry backoff (call.c; prev/next as in pending). */
   struct cgrpc_call *backing_off;
   /* retryThrottling (gRFC A6), in thousandths of a token; loop thread. */
   int retry_tokens, retry_max_tokens, retry_token_ratio;
-  char last_error[256]; /* the last connection attempt's failure */
+  /* Bytes in the retry buffers of the channel's calls (any thread). */
+  atomic_size_t retry_buffered;
+  char last_error[256];  /* the last connection attempt's failure */
   char lost_reason[256]; /* why the connection being torn down went */
   /* The subchannels, one per address, in the resolver's order (lb.c);
    * pick_first's chosen one and where its pass is; round_robin's next. */
@@ -147,8 +153,8 @@ struct cgrpc__subchannel {
   cgrpc_channel *ch;
   cgrpc__addr addr;
   char name[CGRPC__SOCK_NAME_MAX]; /* the address, as text */
-  int state;                /* cgrpc_connectivity_state, not SHUTDOWN */
-  cgrpc__client_conn *conn; /* the connection: connecting or ready */
+  int state;                       /* cgrpc_connectivity_state, not SHUTDOWN */
+  cgrpc__client_conn *conn;        /* the connection: connecting or ready */
   /* Connection backoff (gRPC's connection-backoff.md): the next
    * attempt's backoff, and when the current attempt's backoff ends. */
   int64_t backoff_ms;
@@ -167,7 +173,7 @@ struct cgrpc__client_conn {
   cgrpc__timer connect_timer;
   int ready;
   int got_settings; /* the server's SETTINGS came: the backoff resets */
-  int started; /* the h2 connection runs (TLS handshake, then HTTP/2) */
+  int started;      /* the h2 connection runs (TLS handshake, then HTTP/2) */
   cgrpc__ep *calls; /* the calls bound to a stream of this connection */
 };
 
@@ -180,7 +186,7 @@ enum {
 };
 
 struct cgrpc_call {
-  cgrpc__ep ep; /* first: the endpoint is the call */
+  cgrpc__ep ep;      /* first: the endpoint is the call */
   cgrpc_channel *ch; /* a reference, dropped when the call is freed */
   const cgrpc_method_desc *method;
   /* The service config's entry for the method (the channel holds the
@@ -193,7 +199,7 @@ struct cgrpc_call {
   unsigned unary : 1;
   unsigned async : 1;
   unsigned wait_for_ready : 1; /* waits out TRANSIENT_FAILURE */
-  signed char send_enc; /* the requests' encoding (a cgrpc_compression) */
+  signed char send_enc;   /* the requests' encoding (a cgrpc_compression) */
   atomic_int start_state; /* CALL_NEW until cgrpc_call_start() */
   atomic_int start_called;
 
@@ -205,9 +211,9 @@ struct cgrpc_call {
   unsigned in_trailers : 1;
   unsigned have_grpc_status : 1;
   unsigned bad_content_type : 1;
-  cgrpc__hdrs hdrs;      /* request headers, kept for a transparent retry */
-  size_t timeout_index;  /* where grpc-timeout goes in hdrs (0: none) */
-  int attempts;          /* times the request was submitted */
+  cgrpc__hdrs hdrs;     /* request headers, kept for a transparent retry */
+  size_t timeout_index; /* where grpc-timeout goes in hdrs (0: none) */
+  int attempts;         /* times the request was submitted */
   /* Retries of the service config's retryPolicy (gRFC A6): attempts made
    * (1 for the original), the next backoff's ceiling, the backoff timer,
    * and where grpc-previous-rpc-attempts is in hdrs (0: not yet). */
@@ -215,12 +221,11 @@ struct cgrpc_call {
   int64_t retry_backoff_ns;
   cgrpc__timer retry_timer;
   unsigned backing_off : 1;
-  unsigned retry_committed : 1; /* too large a request to keep */
-  unsigned has_pushback : 1;    /* grpc-retry-pushback-ms came */
-  int64_t pushback_ms;          /* its value; -1: not a valid one */
+  unsigned has_pushback : 1; /* grpc-retry-pushback-ms came */
+  int64_t pushback_ms;       /* its value; -1: not a valid one */
   size_t retry_header_index;
   char retry_header_value[12];
-  int64_t deadline_ns;   /* 0: none */
+  int64_t deadline_ns; /* 0: none */
   cgrpc__timer deadline_timer;
   int n_responses;
   int http_status;
