@@ -8,25 +8,27 @@
  *   retry_client --target=HOST:PORT --method=unary|download|upload|chat
  *                [--service_config=JSON] [--key=K] [--fail_first=N]
  *                [--code=C] [--pushback=TEXT] [--messages=M]
- *                [--timeout_ms=T]
+ *                [--timeout_ms=T] [--count=N]
  *
  * --key, --fail_first, --code and --pushback go out as the request
  * metadata x-retry-key, x-retry-fail-first, x-retry-code and
- * x-retry-pushback-ms (absent when not given).  unary sends one chunk and
+ * x-retry-pushback-ms (absent when not given).  --count=N makes N calls,
+ * one after the other on one channel, whose keys are K.1 ... K.N (K alone
+ * when N is 1, the default).  unary sends one chunk and
  * expects it back; download asks for M chunks (default 3); upload sends M
  * chunks and expects their count and last seq; chat sends M chunks and
  * expects each back.  The deadline is T ms (default 20000).
  *
- * Prints one line:
+ * Prints one line per call:
  *
  *   result method=M key=K status=NAME elapsed_ms=E replies=R content=ok|bad
  *     message=TEXT
  *
  * (on one line), E from before the call to its end on the monotonic clock,
  * R the responses received, content "ok" when they are what was asked for
- * (always "bad" for a call that failed with responses).  Exits 0 when the
- * call ended OK with the right content, 1 when it did not, 2 on usage
- * errors or when the channel cannot be made.
+ * (always "bad" for a call that failed with responses).  Exits 0 when
+ * every call ended OK with the right content, 1 when one did not, 2 on
+ * usage errors or when the channel cannot be made.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -178,8 +180,9 @@ open_failed:
 int main(int argc, char **argv) {
   const char *target = NULL, *config = NULL, *key = NULL, *pushback = NULL;
   const char *fail_first = NULL, *code = NULL, *v;
-  long messages = 3, timeout_ms = 20000, replies = 0, dummy;
-  int m = -1, content_ok = 0, i, rc;
+  long messages = 3, timeout_ms = 20000, count = 1, replies = 0, dummy, n;
+  int m = -1, content_ok = 0, i, rc, failed = 0;
+  char call_key[256];
   cgrpc_channel_options *o = NULL;
   cgrpc_channel *ch = NULL;
   cgrpc_metadata_array *md = NULL;
@@ -196,7 +199,7 @@ int main(int argc, char **argv) {
     else if ((v = flag(a, "service_config")) != NULL)
       config = v;
     else if ((v = flag(a, "key")) != NULL)
-      key = v;
+      ok = strlen(key = v) < sizeof call_key - 8;
     else if ((v = flag(a, "fail_first")) != NULL)
       ok = parse_long(fail_first = v, 0, 1000000, &dummy);
     else if ((v = flag(a, "code")) != NULL)
@@ -207,6 +210,8 @@ int main(int argc, char **argv) {
       ok = parse_long(v, 0, 1000, &messages);
     else if ((v = flag(a, "timeout_ms")) != NULL)
       ok = parse_long(v, 1, 600000, &timeout_ms);
+    else if ((v = flag(a, "count")) != NULL)
+      ok = parse_long(v, 1, 1000, &count);
     else if ((v = flag(a, "method")) != NULL) {
       for (m = 3; m >= 0 && strcmp(v, method_names[m]) != 0; m--)
         ;
@@ -234,38 +239,49 @@ int main(int argc, char **argv) {
   if (rc == 0)
     rc = cgrpc_channel_new(&ch, target, o);
   cgrpc_channel_options_del(o);
-  if (rc == 0)
-    rc = cgrpc_metadata_array_new(&md);
-  if (rc == 0 && key)
-    rc = cgrpc_metadata_array_add(md, "x-retry-key", key);
-  if (rc == 0 && fail_first)
-    rc = cgrpc_metadata_array_add(md, "x-retry-fail-first", fail_first);
-  if (rc == 0 && code)
-    rc = cgrpc_metadata_array_add(md, "x-retry-code", code);
-  if (rc == 0 && pushback)
-    rc = cgrpc_metadata_array_add(md, "x-retry-pushback-ms", pushback);
   if (rc != 0) {
-    fprintf(stderr, "retry_client: setup failed: %s%s%s\n", cgrpc_strerror(rc),
+    fprintf(stderr, "retry_client: channel: %s%s%s\n", cgrpc_strerror(rc),
             *err ? ": " : "", err);
-    cgrpc_metadata_array_del(md);
     cgrpc_channel_del(ch);
     return 2;
   }
-  copts.timeout_ms = timeout_ms;
-  copts.metadata = md;
+  for (n = 1; n <= count; n++) {
+    if (count > 1)
+      snprintf(call_key, sizeof call_key, "%s.%ld", key ? key : "", n);
+    else
+      snprintf(call_key, sizeof call_key, "%s", key ? key : "");
+    rc = cgrpc_metadata_array_new(&md);
+    if (rc == 0 && (key || count > 1))
+      rc = cgrpc_metadata_array_add(md, "x-retry-key", call_key);
+    if (rc == 0 && fail_first)
+      rc = cgrpc_metadata_array_add(md, "x-retry-fail-first", fail_first);
+    if (rc == 0 && code)
+      rc = cgrpc_metadata_array_add(md, "x-retry-code", code);
+    if (rc == 0 && pushback)
+      rc = cgrpc_metadata_array_add(md, "x-retry-pushback-ms", pushback);
+    if (rc != 0) {
+      fprintf(stderr, "retry_client: metadata: %s\n", cgrpc_strerror(rc));
+      cgrpc_metadata_array_del(md);
+      cgrpc_channel_del(ch);
+      return 2;
+    }
+    copts.timeout_ms = timeout_ms;
+    copts.metadata = md;
 
-  start = now_ms();
-  run(ch, (enum method)m, messages, &copts, &st, &replies, &content_ok);
-  elapsed = now_ms() - start;
-  printf("result method=%s key=%s status=%s elapsed_ms=%lld replies=%ld "
-         "content=%s message=%s\n",
-         method_names[m], key ? key : "", cgrpc_status_code_name(st.code),
-         (long long)elapsed, replies, content_ok ? "ok" : "bad",
-         st.message ? st.message : "");
-  fflush(stdout);
-  rc = st.code == CGRPC_STATUS_OK && content_ok ? 0 : 1;
-  cgrpc_status_clear(&st);
-  cgrpc_metadata_array_del(md);
+    start = now_ms();
+    run(ch, (enum method)m, messages, &copts, &st, &replies, &content_ok);
+    elapsed = now_ms() - start;
+    printf("result method=%s key=%s status=%s elapsed_ms=%lld replies=%ld "
+           "content=%s message=%s\n",
+           method_names[m], call_key, cgrpc_status_code_name(st.code),
+           (long long)elapsed, replies, content_ok ? "ok" : "bad",
+           st.message ? st.message : "");
+    fflush(stdout);
+    failed |= st.code != CGRPC_STATUS_OK || !content_ok;
+    cgrpc_status_clear(&st);
+    cgrpc_metadata_array_del(md);
+    md = NULL;
+  }
   cgrpc_channel_del(ch);
-  return rc;
+  return failed ? 1 : 0;
 }

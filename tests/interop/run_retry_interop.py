@@ -23,7 +23,9 @@ every process stopped by pid.
 """
 import argparse
 import json
+import os
 import re
+import shutil
 import sys
 
 from interop_harness import (
@@ -71,14 +73,17 @@ class RetryHarness(Harness):
                         "code": int(m.group(6))})
         return out
 
-    def call(self, method, key, config, fail_first=0, code=None,
-             pushback=None, timeout=30):
-        """Runs retry_client once.  Returns (exit status, the result line's
-        fields as a dict, or None)."""
+    def calls(self, method, key, config, fail_first=0, code=None,
+              pushback=None, timeout_ms=None, count=1, timeout=30):
+        """Runs retry_client once for |count| calls on one channel (keys
+        KEY.1 ... when more than one).  Returns a list of (exit status, the
+        result line's fields as a dict, or None), one per call."""
+        if timeout_ms is None:
+            timeout_ms = int(self.timeout(20) * 1000)
         argv = [self.args.retry_client, f"--target=127.0.0.1:{self.port}",
                 f"--method={method}", f"--key={key}",
-                f"--fail_first={fail_first}",
-                f"--timeout_ms={int(self.timeout(20) * 1000)}"]
+                f"--fail_first={fail_first}", f"--timeout_ms={timeout_ms}",
+                f"--count={count}"]
         if config is not None:
             argv.append(f"--service_config={config}")
         if code is not None:
@@ -88,16 +93,24 @@ class RetryHarness(Harness):
         status, out, err = self.run(f"retry_client {key}", argv, timeout)
         self.check(f"{key}: retry_client: no sanitizer report",
                    not SANITIZER_RE.search(out + err))
-        m = RESULT_RE.search(out.decode("utf-8", "replace"))
-        if status not in (0, 1) or not m:
+        lines = list(RESULT_RE.finditer(out.decode("utf-8", "replace")))
+        if status not in (0, 1) or len(lines) != count:
             dump(f"retry_client {key}", out + err)
-            self.check(f"{key}: retry_client ran and printed its result",
+            self.check(f"{key}: retry_client ran and printed its results",
                        False, f"exit status {status}")
-            return status, None
-        print(f"    {m.group(0)}", flush=True)
-        return status, {"status": m.group(3), "elapsed_ms": int(m.group(4)),
-                        "replies": int(m.group(5)),
-                        "content": m.group(6), "message": m.group(7)}
+            return [(status, None)] * count
+        results = []
+        for m in lines:
+            print(f"    {m.group(0)}", flush=True)
+            results.append((status, {
+                "key": m.group(2), "status": m.group(3),
+                "elapsed_ms": int(m.group(4)), "replies": int(m.group(5)),
+                "content": m.group(6), "message": m.group(7)}))
+        return results
+
+    def call(self, method, key, config, **kw):
+        """calls() for one call; returns its (exit status, fields)."""
+        return self.calls(method, key, config, **kw)[0]
 
     def expect(self, label, method, key, result, want_status, want_previous,
                want_code_last=0):
@@ -174,6 +187,48 @@ def method_name(method):
             "chat": "Chat"}[method]
 
 
+@case("server-trailers-only")
+def server_trailers_only(h):
+    """what the grpc++ server sends for a failing attempt, seen by nghttp
+    (nghttp2-client): one HEADERS frame with END_STREAM (Trailers-Only),
+    grpc-status 14, the pushback asked for; an invalid pushback (abc)
+    reaches the wire as a negative number, so that is what our client sees"""
+    nghttp = shutil.which("nghttp")
+    if not nghttp:
+        print("SKIP: nghttp (nghttp2-client) not found", flush=True)
+        return
+    body = os.path.join(h.workdir, "empty-message.bin")
+    with open(body, "wb") as f:
+        f.write(b"\0\0\0\0\0")  # one empty, uncompressed message
+    for path, pushback, want in (("Unary", "300", "300"),
+                                 ("Unary", "abc", "-9223372036854775808"),
+                                 ("Chat", None, None)):
+        key = f"probe-{path}-{pushback}"
+        argv = [nghttp, "-v", "-H", ":method: POST",
+                "-H", "content-type: application/grpc",
+                "-H", "te: trailers", "-H", f"x-retry-key: {key}",
+                "-H", "x-retry-fail-first: 1", "-d", body,
+                f"http://127.0.0.1:{h.port}/{SERVICE}/{path}"]
+        if pushback is not None:
+            argv[-3:-3] = ["-H", f"x-retry-pushback-ms: {pushback}"]
+        status, out, err = h.run(f"nghttp {key}", argv, 10)
+        text = out.decode("utf-8", "replace")
+        frames = re.findall(r"recv (HEADERS|DATA) frame <length=\d+, "
+                            r"flags=0x([0-9a-f]+), stream_id=(\d+)>", text)
+        frames = [(t, int(fl, 16), sid) for t, fl, sid in frames
+                  if sid != "0"]
+        fields = dict(re.findall(r"(?m)recv \(stream_id=\d+\) "
+                                 r"([a-z0-9:-]+): (.*)$", text))
+        ok = (status == 0 and len(frames) == 1 and frames[0][0] == "HEADERS"
+              and frames[0][1] & 0x1 and fields.get("grpc-status") == "14"
+              and fields.get("grpc-retry-pushback-ms") == want)
+        h.check(f"{path}, pushback {pushback}: Trailers-Only, grpc-status "
+                f"14, grpc-retry-pushback-ms {want}", ok,
+                f"exit {status}, frames {frames}, fields {fields}")
+        if not ok:
+            dump(f"nghttp {key}", out + err)
+
+
 @case("unary-retried-until-ok")
 def unary_retried_until_ok(h):
     """maxAttempts 3, the first 2 fail UNAVAILABLE: OK on the third, which
@@ -240,13 +295,56 @@ def unary_pushback(h):
 @case("unary-pushback-stops")
 def unary_pushback_stops(h):
     """a negative (-1) or invalid (abc) grpc-retry-pushback-ms: no retry, the
-    server's UNAVAILABLE after one attempt"""
+    server's UNAVAILABLE after one attempt (grpc++ sends "abc" as
+    -9223372036854775808: see server-trailers-only)"""
     for tag, value in (("negative", "-1"), ("invalid", "abc")):
         key = f"unary-pushback-{tag}"
         r = h.call("unary", key, service_config(max_attempts=5),
                    fail_first=2, pushback=value)
         h.expect(f"unary: pushback {value!r} stops the retries", "Unary", key,
                  r, "UNAVAILABLE", ["-"], 14)
+
+
+@case("unary-pushback-zero")
+def unary_pushback_zero(h):
+    """grpc-retry-pushback-ms 0: retried at once, OK on the third attempt"""
+    key = "unary-pushback-zero"
+    r = h.call("unary", key, service_config(max_attempts=3), fail_first=2,
+               pushback="0")
+    h.expect("unary: pushback 0, then OK", "Unary", key, r, "OK",
+             ["-", "1", "2"])
+
+
+@case("unary-pushback-past-deadline")
+def unary_pushback_past_deadline(h):
+    """a pushback (60 s) that would end past the deadline: no retry, the
+    server's UNAVAILABLE at once rather than the deadline's status"""
+    key = "unary-pushback-late"
+    deadline_ms = int(h.timeout(10) * 1000)
+    r = h.call("unary", key, service_config(max_attempts=3), fail_first=2,
+               pushback="60000", timeout_ms=deadline_ms)
+    h.expect("unary: pushback past the deadline", "Unary", key, r,
+             "UNAVAILABLE", ["-"], 14)
+    _, res = r
+    if res:
+        h.check("unary: the status came well before the deadline",
+                res["elapsed_ms"] < deadline_ms / 2,
+                f"{res['elapsed_ms']} ms, deadline {deadline_ms} ms")
+
+
+@case("unary-throttling")
+def unary_throttling(h):
+    """retryThrottling maxTokens 10, tokenRatio 0.1, maxAttempts 5, two
+    calls on one channel that always fail: the first makes 5 attempts
+    (tokens 10 -> 5), the second 1 (4 tokens are at or below half)"""
+    config = json.loads(service_config(max_attempts=5))
+    config["retryThrottling"] = {"maxTokens": 10, "tokenRatio": 0.1}
+    first, second = h.calls("unary", "unary-throttle", json.dumps(config),
+                            fail_first=10, count=2)
+    h.expect("unary: throttling, first call", "Unary", "unary-throttle.1",
+             first, "UNAVAILABLE", ["-", "1", "2", "3", "4"], 14)
+    h.expect("unary: throttling, second call", "Unary", "unary-throttle.2",
+             second, "UNAVAILABLE", ["-"], 14)
 
 
 @case("unary-keys-apart")
