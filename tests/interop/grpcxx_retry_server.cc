@@ -17,10 +17,16 @@
 //   x-retry-pushback-ms  sent back as trailing metadata grpc-retry-pushback-ms
 //                        with each failure (absent: none)
 //
-// A failing attempt returns its status from the handler before reading any
-// request or writing anything, so grpc++ answers Trailers-Only (one HEADERS
-// frame with END_STREAM and no response headers before it).  Every attempt,
-// failing or not, prints one line before its handler returns:
+//   x-retry-fail-after   streaming methods only: a failing attempt first
+//                        sends its response headers ("headers"; Upload:
+//                        any value), or reads and answers one message
+//                        ("message": Download sends one chunk, Chat echoes
+//                        one), which commits the call (gRFC A6)
+//
+// Otherwise a failing attempt returns its status from the handler before
+// reading any request or writing anything, so grpc++ answers Trailers-Only
+// (one HEADERS frame with END_STREAM and no response headers before it).  Every
+// attempt, failing or not, prints one line before its handler returns:
 //
 //   attempt method=M key=K n=N previous=P t_ms=T code=C
 //
@@ -88,24 +94,32 @@ public:
   grpc::Status Download(grpc::ServerContext *ctx, const DownloadRequest *req,
                         grpc::ServerWriter<Chunk> *writer) override {
     grpc::Status st;
-    if (Fail(ctx, "Download", &st))
-      return st;
-    for (int32_t i = 0; i < req->count(); i++) {
+    bool fail = Fail(ctx, "Download", &st);
+    std::string after = Metadata(ctx, "x-retry-fail-after", "");
+    if (fail && after == "headers")
+      writer->SendInitialMetadata();
+    for (int32_t i = 0; i < req->count() && (!fail || after == "message");
+         i++) {
       Chunk c;
       c.set_seq(i);
       c.set_data(std::string(static_cast<size_t>(req->size()), 'd'));
       if (!writer->Write(c))
         return grpc::Status(grpc::StatusCode::ABORTED, "write failed");
+      if (fail)
+        break;
     }
-    return grpc::Status::OK;
+    return st;
   }
 
   grpc::Status Upload(grpc::ServerContext *ctx,
                       grpc::ServerReader<Chunk> *reader,
                       UploadSummary *reply) override {
     grpc::Status st;
-    if (Fail(ctx, "Upload", &st))
+    if (Fail(ctx, "Upload", &st)) {
+      if (Metadata(ctx, "x-retry-fail-after", "") != "")
+        reader->SendInitialMetadata();
       return st;
+    }
     Chunk c;
     uint64_t sum = 0;
     int64_t count = 0, bytes = 0;
@@ -125,14 +139,20 @@ public:
   grpc::Status Chat(grpc::ServerContext *ctx,
                     grpc::ServerReaderWriter<Chunk, Chunk> *stream) override {
     grpc::Status st;
-    if (Fail(ctx, "Chat", &st))
+    bool fail = Fail(ctx, "Chat", &st);
+    std::string after = Metadata(ctx, "x-retry-fail-after", "");
+    if (fail && after == "headers")
+      stream->SendInitialMetadata();
+    if (fail && after != "message")
       return st;
     Chunk c;
     while (stream->Read(&c)) {
       if (!stream->Write(c))
         return grpc::Status(grpc::StatusCode::ABORTED, "write failed");
+      if (fail)
+        break;
     }
-    return grpc::Status::OK;
+    return st;
   }
 
 private:

@@ -8,11 +8,12 @@
  *   retry_client --target=HOST:PORT --method=unary|download|upload|chat
  *                [--service_config=JSON] [--key=K] [--fail_first=N]
  *                [--code=C] [--pushback=TEXT] [--messages=M]
- *                [--timeout_ms=T] [--count=N]
+ *                [--timeout_ms=T] [--count=N] [--fail_after=WHAT]
  *
  * --key, --fail_first, --code and --pushback go out as the request
  * metadata x-retry-key, x-retry-fail-first, x-retry-code and
- * x-retry-pushback-ms (absent when not given).  --count=N makes N calls,
+ * x-retry-pushback-ms (absent when not given), --fail_after as
+ * x-retry-fail-after.  --count=N makes N calls,
  * one after the other on one channel, whose keys are K.1 ... K.N (K alone
  * when N is 1, the default).  unary sends one chunk and
  * expects it back; download asks for M chunks (default 3); upload sends M
@@ -179,7 +180,7 @@ open_failed:
 
 int main(int argc, char **argv) {
   const char *target = NULL, *config = NULL, *key = NULL, *pushback = NULL;
-  const char *fail_first = NULL, *code = NULL, *v;
+  const char *fail_first = NULL, *code = NULL, *fail_after = NULL, *v;
   long messages = 3, timeout_ms = 20000, count = 1, replies = 0, dummy, n;
   int m = -1, content_ok = 0, i, rc, failed = 0;
   char call_key[256];
@@ -206,6 +207,8 @@ int main(int argc, char **argv) {
       ok = parse_long(code = v, 1, 16, &dummy);
     else if ((v = flag(a, "pushback")) != NULL)
       pushback = v;
+    else if ((v = flag(a, "fail_after")) != NULL)
+      fail_after = v;
     else if ((v = flag(a, "messages")) != NULL)
       ok = parse_long(v, 0, 1000, &messages);
     else if ((v = flag(a, "timeout_ms")) != NULL)
@@ -259,6 +262,8 @@ int main(int argc, char **argv) {
       rc = cgrpc_metadata_array_add(md, "x-retry-code", code);
     if (rc == 0 && pushback)
       rc = cgrpc_metadata_array_add(md, "x-retry-pushback-ms", pushback);
+    if (rc == 0 && fail_after)
+      rc = cgrpc_metadata_array_add(md, "x-retry-fail-after", fail_after);
     if (rc != 0) {
       fprintf(stderr, "retry_client: metadata: %s\n", cgrpc_strerror(rc));
       cgrpc_metadata_array_del(md);

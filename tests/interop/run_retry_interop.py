@@ -74,7 +74,8 @@ class RetryHarness(Harness):
         return out
 
     def calls(self, method, key, config, fail_first=0, code=None,
-              pushback=None, timeout_ms=None, count=1, timeout=30):
+              pushback=None, timeout_ms=None, count=1, fail_after=None,
+              timeout=30):
         """Runs retry_client once for |count| calls on one channel (keys
         KEY.1 ... when more than one).  Returns a list of (exit status, the
         result line's fields as a dict, or None), one per call."""
@@ -90,6 +91,8 @@ class RetryHarness(Harness):
             argv.append(f"--code={code}")
         if pushback is not None:
             argv.append(f"--pushback={pushback}")
+        if fail_after is not None:
+            argv.append(f"--fail_after={fail_after}")
         status, out, err = self.run(f"retry_client {key}", argv, timeout)
         self.check(f"{key}: retry_client: no sanitizer report",
                    not SANITIZER_RE.search(out + err))
@@ -373,6 +376,30 @@ for _m in ("download", "upload", "chat"):
     _max.__doc__ = (f"{method_name(_m)}: maxAttempts 3 against 10 failures: "
                     "UNAVAILABLE after exactly 3")
     case(f"{_m}-max-attempts", streaming=True)(_max)
+
+
+def committed(h, method, after, want_replies):
+    key = f"{method}-committed-{after}"
+    r = h.call(method, key, service_config(max_attempts=5), fail_first=2,
+               fail_after=after)
+    h.expect(f"{method}: UNAVAILABLE after the response {after} is final",
+             method_name(method), key, r, "UNAVAILABLE", ["-"], 14)
+    _, res = r
+    if res:
+        h.check_equal(f"{method}: responses before the failure",
+                      res["replies"], want_replies)
+
+
+for _m, _after, _n in (("download", "headers", 0),
+                       ("download", "message", 1), ("upload", "headers", 0),
+                       ("chat", "headers", 0),
+                       ("chat", "message", 1)):
+    def _c(h, m=_m, after=_after, n=_n):
+        committed(h, m, after, n)
+    _c.__doc__ = (f"{method_name(_m)}: the server sends its response "
+                  f"{_after} and then "
+                  "fails UNAVAILABLE: the call was committed, one attempt")
+    case(f"{_m}-committed-by-{_after}", streaming=True)(_c)
 
 
 @case("chat-pushback", streaming=True)
