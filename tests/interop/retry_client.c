@@ -1,24 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Our cgrpc.test.StreamService client for the retry interop test
- * (run_retry_interop.py): one call with the channel's service config,
- * asking a server that fails attempts on request (grpcxx_retry_server)
+ * (run_retry_interop.py): calls with the channel's service config, each
+ * telling a server that fails attempts on request (grpcxx_retry_server)
  * how to fail:
  *
  *   retry_client --target=HOST:PORT --method=unary|download|upload|chat
  *                [--service_config=JSON] [--key=K] [--fail_first=N]
- *                [--code=C] [--pushback=TEXT] [--messages=M]
- *                [--timeout_ms=T] [--count=N] [--fail_after=WHAT]
+ *                [--code=C] [--pushback=TEXT] [--fail_after=WHAT]
+ *                [--messages=M] [--size=BYTES] [--timeout_ms=T]
+ *                [--count=N]
  *
- * --key, --fail_first, --code and --pushback go out as the request
- * metadata x-retry-key, x-retry-fail-first, x-retry-code and
- * x-retry-pushback-ms (absent when not given), --fail_after as
- * x-retry-fail-after.  --count=N makes N calls,
- * one after the other on one channel, whose keys are K.1 ... K.N (K alone
- * when N is 1, the default).  unary sends one chunk and
+ * --key, --fail_first, --code, --pushback and --fail_after go out as the
+ * request metadata x-retry-key, x-retry-fail-first, x-retry-code,
+ * x-retry-pushback-ms and x-retry-fail-after (absent when not given).
+ * --count=N makes N calls, one after the other on one channel, whose keys
+ * are K.1 ... K.N (K alone when N is 1, the default).  Each chunk sent
+ * carries BYTES bytes of data (default 1).  unary sends one chunk and
  * expects it back; download asks for M chunks (default 3); upload sends M
- * chunks and expects their count and last seq; chat sends M chunks and
- * expects each back.  The deadline is T ms (default 20000).
+ * chunks and expects their count, bytes and last seq; chat sends M chunks,
+ * one at a time, and expects each back.  The deadline is T ms (default
+ * 20000).
  *
  * Prints one line per call:
  *
@@ -71,18 +73,28 @@ static int parse_long(const char *s, long min, long max, long *out) {
   return 1;
 }
 
-static void chunk_init(Cgrpc__Test__Chunk *c, uint8_t *byte, long seq) {
+/* The data of each chunk sent: --size bytes, all 'a' + seq % 26. */
+#define MAX_SIZE (1024 * 1024)
+static uint8_t payload[MAX_SIZE];
+static long payload_size = 1;
+
+static void chunk_init(Cgrpc__Test__Chunk *c, long seq) {
   cgrpc__test__chunk__init(c);
-  *byte = (uint8_t)('a' + seq % 26);
-  c->data.data = byte;
-  c->data.len = 1;
+  memset(payload, 'a' + (int)(seq % 26), (size_t)payload_size);
+  c->data.data = payload;
+  c->data.len = (size_t)payload_size;
   c->seq = seq;
 }
 
 /* The response |c| to the |seq|th chunk sent (chat, unary): 1 when right. */
 static int echo_ok(const Cgrpc__Test__Chunk *c, long seq) {
-  return c->seq == seq && c->data.len == 1 &&
-         c->data.data[0] == (uint8_t)('a' + seq % 26);
+  size_t i;
+  if (c->seq != seq || c->data.len != (size_t)payload_size)
+    return 0;
+  for (i = 0; i < c->data.len; i++)
+    if (c->data.data[i] != (uint8_t)('a' + seq % 26))
+      return 0;
+  return 1;
 }
 
 /* Runs the call.  Writes the count of responses to |*replies| and whether
@@ -92,13 +104,12 @@ static cgrpc_status_code run(cgrpc_channel *ch, enum method m, long messages,
                              long *replies, int *content_ok) {
   cgrpc_call *call = NULL;
   Cgrpc__Test__Chunk req, *reply = NULL;
-  uint8_t byte;
   long i;
   int rc = 0;
   *replies = 0;
   *content_ok = 1;
   if (m == M_UNARY) {
-    chunk_init(&req, &byte, 7);
+    chunk_init(&req, 7);
     cgrpc__test__stream_service__unary__call(ch, &req, &reply, copts, st);
     if (reply) {
       *replies = 1;
@@ -131,7 +142,7 @@ static cgrpc_status_code run(cgrpc_channel *ch, enum method m, long messages,
     /* A write may fail once the call has ended (the attempt failed and
      * was not retried); the status tells why. */
     for (i = 0; i < messages; i++) {
-      chunk_init(&req, &byte, i);
+      chunk_init(&req, i);
       if (cgrpc__test__stream_service__upload__write(call, &req) != 0)
         break;
     }
@@ -139,7 +150,7 @@ static cgrpc_status_code run(cgrpc_channel *ch, enum method m, long messages,
     if (sum) {
       *replies = 1;
       *content_ok = sum->count == messages && sum->last_seq == messages - 1 &&
-                    sum->bytes == messages;
+                    sum->bytes == messages * payload_size;
       protobuf_c_message_free_unpacked(&sum->base, NULL);
     }
   } else {
@@ -148,7 +159,7 @@ static cgrpc_status_code run(cgrpc_channel *ch, enum method m, long messages,
       goto open_failed;
     /* One message at a time: write, read its echo. */
     for (i = 0; i < messages; i++) {
-      chunk_init(&req, &byte, i);
+      chunk_init(&req, i);
       if (cgrpc__test__stream_service__chat__write(call, &req) != 0)
         break;
       if (cgrpc__test__stream_service__chat__read(call, &reply) != 1)
@@ -209,6 +220,8 @@ int main(int argc, char **argv) {
       pushback = v;
     else if ((v = flag(a, "fail_after")) != NULL)
       fail_after = v;
+    else if ((v = flag(a, "size")) != NULL)
+      ok = parse_long(v, 0, MAX_SIZE, &payload_size);
     else if ((v = flag(a, "messages")) != NULL)
       ok = parse_long(v, 0, 1000, &messages);
     else if ((v = flag(a, "timeout_ms")) != NULL)
@@ -231,7 +244,8 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: %s --target=HOST:PORT --method=unary|download|upload|chat "
             "[--service_config=JSON] [--key=K] [--fail_first=N] [--code=C] "
-            "[--pushback=TEXT] [--messages=M] [--timeout_ms=T]\n",
+            "[--pushback=TEXT] [--messages=M] [--size=BYTES] [--timeout_ms=T] "
+            "[--count=N] [--fail_after=WHAT]\n",
             argv[0]);
     return 2;
   }

@@ -8,14 +8,17 @@
 grpcxx_retry_server (grpc++, cgrpc.test.StreamService) fails the first N
 attempts of each call key with the status the call asks for, Trailers-Only,
 optionally with grpc-retry-pushback-ms, and logs every attempt with the
-grpc-previous-rpc-attempts it came with.  retry_client (cgrpc) makes one
-call per run with a retryPolicy in its service config; each case checks
-the call's outcome and the server's record of its attempts.
+grpc-previous-rpc-attempts it came with.  retry_client (cgrpc) makes a
+case's calls with a retryPolicy in its channel's service config; each case
+checks the calls' outcome and the server's record of their attempts (and,
+for the pushback, the time between them).  --list says what each case is.
 
 Without --streaming the unary cases run; with it, the same retry checks for
 Download (server streaming), Upload (client streaming) and Chat (bidi),
-whose server fails before reading or writing anything.  Those wait for
-streaming retries in our client: their CTest is registered DISABLED.
+whose server fails before reading or writing anything, and calls that the
+server's response headers or first message commit (never retried).  Those
+wait for streaming retries in our client: their CTest is registered
+DISABLED (tests/interop/CMakeLists.txt).
 
 Processes, waits and timeouts are as interop_harness.py describes: one
 server for the whole run (every case uses its own key), every wait bounded,
@@ -75,7 +78,7 @@ class RetryHarness(Harness):
 
     def calls(self, method, key, config, fail_first=0, code=None,
               pushback=None, timeout_ms=None, count=1, fail_after=None,
-              timeout=30):
+              size=None, timeout=30):
         """Runs retry_client once for |count| calls on one channel (keys
         KEY.1 ... when more than one).  Returns a list of (exit status, the
         result line's fields as a dict, or None), one per call."""
@@ -93,6 +96,8 @@ class RetryHarness(Harness):
             argv.append(f"--pushback={pushback}")
         if fail_after is not None:
             argv.append(f"--fail_after={fail_after}")
+        if size is not None:
+            argv.append(f"--size={size}")
         status, out, err = self.run(f"retry_client {key}", argv, timeout)
         self.check(f"{key}: retry_client: no sanitizer report",
                    not SANITIZER_RE.search(out + err))
@@ -348,6 +353,19 @@ def unary_throttling(h):
              first, "UNAVAILABLE", ["-", "1", "2", "3", "4"], 14)
     h.expect("unary: throttling, second call", "Unary", "unary-throttle.2",
              second, "UNAVAILABLE", ["-"], 14)
+
+
+@case("unary-large-request")
+def unary_large_request(h):
+    """a 200 KiB request is kept and retried; a 300 KiB one is over the
+    per-call retry buffer (256 KiB, as C-core's) and is not retried"""
+    for size, want in ((200 * 1024, ["-", "1"]), (300 * 1024, ["-"])):
+        key = f"unary-large-{size // 1024}k"
+        r = h.call("unary", key, service_config(max_attempts=3),
+                   fail_first=1, size=size)
+        h.expect(f"unary: a {size // 1024} KiB request", "Unary", key, r,
+                 "OK" if len(want) == 2 else "UNAVAILABLE", want,
+                 0 if len(want) == 2 else 14)
 
 
 @case("unary-keys-apart")
