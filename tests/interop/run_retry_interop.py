@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Retries (gRFC A6) of our client against a grpc++ server.
+"""Retries (gRFC A6) of our client against a grpc++ or a grpcio server.
 
-  run_retry_interop.py --grpcxx-server=BIN --retry-client=BIN [--streaming]
+  run_retry_interop.py (--grpcxx-server=BIN | --py-server=SCRIPT
+                        --stubs-dir=DIR) --retry-client=BIN [--streaming]
                        [--case=NAME ...] [--list] [--keep-logs]
 
-grpcxx_retry_server (grpc++, cgrpc.test.StreamService) fails the first N
+grpcxx_retry_server (grpc++, cgrpc.test.StreamService), or its grpcio twin
+py_retry_server.py, fails the first N
 attempts of each call key with the status the call asks for, Trailers-Only,
 optionally with grpc-retry-pushback-ms, and logs every attempt with the
 grpc-previous-rpc-attempts it came with.  retry_client (cgrpc) makes a
@@ -15,10 +17,9 @@ for the pushback, the time between them).  --list says what each case is.
 
 Without --streaming the unary cases run; with it, the same retry checks for
 Download (server streaming), Upload (client streaming) and Chat (bidi),
-whose server fails before reading or writing anything, and calls that the
-server's response headers or first message commit (never retried).  Those
-wait for streaming retries in our client: their CTest is registered
-DISABLED (tests/interop/CMakeLists.txt).
+whose server fails before reading or writing anything (our client has sent
+its messages by then, and sends them again), and calls that the server's
+response headers or first message commit (never retried).
 
 Processes, waits and timeouts are as interop_harness.py describes: one
 server for the whole run (every case uses its own key), every wait bounded,
@@ -193,6 +194,10 @@ def max_attempts_reached(h, method, key, max_attempts, want):
 def method_name(method):
     return {"unary": "Unary", "download": "Download", "upload": "Upload",
             "chat": "Chat"}[method]
+
+
+# Cases that look at what grpc++ itself puts on the wire.
+GRPCXX_ONLY = ("server-trailers-only",)
 
 
 @case("server-trailers-only")
@@ -437,15 +442,19 @@ def chat_pushback(h):
 
 
 def body(h, cases):
-    h.server, h.port = h.start_cgrpc_server(
-        h.args.grpcxx_server, label="grpcxx_retry_server")
+    if h.args.py_server:
+        label = "py_retry_server"
+        h.server, h.port = h.start_py_server(h.args.py_server, label=label)
+    else:
+        label = "grpcxx_retry_server"
+        h.server, h.port = h.start_cgrpc_server(h.args.grpcxx_server,
+                                                label=label)
     try:
         for name, (fn, doc) in cases:
             print(f"== {name}: {doc.splitlines()[0]}", flush=True)
             run_labelled(h, name, fn, h)
             if not h.server.running():
-                h.check(f"grpcxx_retry_server still running after {name}",
-                        False)
+                h.check(f"{label} still running after {name}", False)
                 break
     finally:
         h.stop(h.server)
@@ -456,6 +465,8 @@ def main():
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grpcxx-server", help="path to grpcxx_retry_server")
+    ap.add_argument("--py-server", help="path to py_retry_server.py")
+    ap.add_argument("--stubs-dir", help="folder holding stream_pb2*.py")
     ap.add_argument("--retry-client", help="path to cgrpc's retry_client")
     ap.add_argument("--streaming", action="store_true",
                     help="the streaming cases instead of the unary ones")
@@ -469,12 +480,17 @@ def main():
         for name, (_, doc) in table.items():
             print(f"{name}\n    {' '.join(doc.split())}")
         return 0
-    if not args.grpcxx_server or not args.retry_client:
-        ap.error("--grpcxx-server and --retry-client are required")
+    if (bool(args.grpcxx_server) == bool(args.py_server) or
+            not args.retry_client or
+            (args.py_server and not args.stubs_dir)):
+        ap.error("--retry-client and one of --grpcxx-server or --py-server "
+                 "(with --stubs-dir) are required")
     unknown = [c for c in args.case if c not in table]
     if unknown:
         ap.error(f"unknown case(s) {', '.join(unknown)} (see --list)")
-    cases = [(n, table[n]) for n in (args.case or table)]
+    names = args.case or [n for n in table
+                          if not (args.py_server and n in GRPCXX_ONLY)]
+    cases = [(n, table[n]) for n in names]
     return main_loop(RetryHarness, args, "cgrpc-retry-",
                      lambda h: body(h, cases))
 
