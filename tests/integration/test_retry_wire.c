@@ -42,6 +42,7 @@ enum rw_act {
   RW_CLOSE,             /* the TCP connection closed */
   RW_HEADERS_UNAVAIL,   /* response HEADERS, then trailers 14 (committed) */
   RW_TRAILERS_ONLY_ALL, /* every attempt: Trailers-Only 14 + RST */
+  RW_REFUSE_ALL,        /* every attempt: RST_STREAM(REFUSED_STREAM) */
 };
 
 typedef struct rw_att {
@@ -64,8 +65,10 @@ typedef struct rw_server {
   rw_att att[RW_ATTS];
   int n_att;
   enum rw_act act;
-  size_t act_after; /* bytes of the first attempt before it acts */
-  uint32_t window;  /* SETTINGS_INITIAL_WINDOW_SIZE sent */
+  size_t act_after;     /* bytes of the first attempt before it acts */
+  uint32_t window;      /* SETTINGS_INITIAL_WINDOW_SIZE sent */
+  int stingy;           /* later attempts get no more window either */
+  const char *pushback; /* Trailers-Only's grpc-retry-pushback-ms */
   atomic_int stop;
   it_bg_job *job;
 } rw_server;
@@ -128,16 +131,27 @@ static void rw_act_on(rw_server *s, rw_att *a, enum rw_act act) {
                                      "application/grpc", NULL};
   static const char *const trailers[] = {"grpc-status", "14", NULL};
   h2raw_buf b;
+  pthread_mutex_lock(&s->lock);
   a->acted = 1;
+  pthread_mutex_unlock(&s->lock);
   h2raw_buf_init(&b);
   switch (act) {
   case RW_TRAILERS_ONLY:
   case RW_TRAILERS_ONLY_ALL:
-    h2raw_headers(&b, a->stream, 1, only);
+    if (s->pushback) {
+      const char *kv[] = {
+          ":status",     "200", "content-type",           "application/grpc",
+          "grpc-status", "14",  "grpc-retry-pushback-ms", s->pushback,
+          NULL};
+      h2raw_headers(&b, a->stream, 1, kv);
+    } else {
+      h2raw_headers(&b, a->stream, 1, only);
+    }
     h2raw_rst_stream(&b, a->stream, H2RAW_NO_ERROR);
     rw_send(s, a->conn, &b);
     break;
   case RW_REFUSE:
+  case RW_REFUSE_ALL:
     h2raw_rst_stream(&b, a->stream, H2RAW_REFUSED_STREAM);
     rw_send(s, a->conn, &b);
     break;
@@ -200,12 +214,12 @@ static void rw_frame(rw_server *s, int c, h2raw_rframe *f) {
       a->ended = (f->flags & H2RAW_FLAG_END_STREAM) != 0;
       idx = s->n_att - 1;
       pthread_mutex_unlock(&s->lock);
-      if (idx > 0 || s->act == RW_ANSWER) {
+      if ((idx > 0 || s->act == RW_ANSWER) && !s->stingy) {
         /* Later attempts: all the window they want. */
         h2raw_window_update(&b, f->stream, 0x7fffffffu - s->window);
         rw_send(s, c, &b);
       }
-      if ((s->act == RW_TRAILERS_ONLY_ALL ||
+      if ((s->act == RW_TRAILERS_ONLY_ALL || s->act == RW_REFUSE_ALL ||
            (idx == 0 && s->act != RW_ANSWER)) &&
           s->act_after == 0)
         rw_act_on(s, a, s->act);
@@ -224,7 +238,8 @@ static void rw_frame(rw_server *s, int c, h2raw_rframe *f) {
       rw_send(s, c, &b);
     }
     if (!a->acted &&
-        (s->act == RW_TRAILERS_ONLY_ALL || (first && s->act != RW_ANSWER)) &&
+        (s->act == RW_TRAILERS_ONLY_ALL || s->act == RW_REFUSE_ALL ||
+         (first && s->act != RW_ANSWER)) &&
         a->data.len >= s->act_after)
       rw_act_on(s, a, s->act);
     else if (!a->acted && a->ended)
@@ -413,6 +428,15 @@ static void rw_print(rw_server *s) {
     print_message("  attempt %d: connection %d, stream %u, %zu bytes%s\n",
                   i + 1, s->att[i].conn, (unsigned)s->att[i].stream,
                   s->att[i].data.len, s->att[i].ended ? ", ended" : "");
+}
+
+/* Whether the first attempt was ended by the server. */
+static int rw_acted(rw_server *s) {
+  int acted;
+  pthread_mutex_lock(&s->lock);
+  acted = s->n_att > 0 && s->att[0].acted;
+  pthread_mutex_unlock(&s->lock);
+  return acted;
 }
 
 static int n_attempts(rw_server *s) {
@@ -690,6 +714,109 @@ static void test_retry_wire_stream_over_buffer_partial(void **state) {
   rw_free(&s);
 }
 
+/* gRFC A6: a request refused (REFUSED_STREAM) is retried once at once;
+ * when that fails too, the retry policy handles it: with maxAttempts 3 and
+ * UNAVAILABLE retryable, every attempt refused, the call is tried at least
+ * three times.
+ * DEFECT (fails at 319b15d and before, for unary calls too): after the one
+ * transparent retry, a REFUSED_STREAM ends the call without the policy. */
+static void test_retry_wire_refused_then_policy(void **state) {
+  rw_server s;
+  cgrpc_channel *ch;
+  (void)state;
+  fill_payload();
+  rw_start(&s, RW_REFUSE_ALL, 300, 1000);
+  ch = rw_channel(&s, UPLOAD_POLICY(3));
+  assert_int_equal(upload_all(ch, NULL), CGRPC_STATUS_UNAVAILABLE);
+  cgrpc_channel_del(ch);
+  rw_stop(&s);
+  rw_print(&s);
+  if (s.n_att < 3)
+    fail_msg("%d attempts, every one refused, under maxAttempts 3", s.n_att);
+  rw_free(&s);
+}
+
+/* The deadline in the middle of the replay (the second attempt gets no
+ * window past its first 1000 bytes): DEADLINE_EXCEEDED, and nothing kept
+ * or promised is touched after (the sanitizer build checks). */
+static void test_retry_wire_deadline_mid_replay(void **state) {
+  cgrpc_call_options o = {.timeout_ms = 1500 * SLOW};
+  rw_server s;
+  cgrpc_channel *ch;
+  int64_t t0;
+  (void)state;
+  fill_payload();
+  rw_start(&s, RW_TRAILERS_ONLY, 1000, 1000);
+  s.stingy = 1;
+  ch = rw_channel(&s, UPLOAD_POLICY(3));
+  t0 = it_now_ms();
+  assert_int_equal(upload_all(ch, &o), CGRPC_STATUS_DEADLINE_EXCEEDED);
+  assert_true(it_now_ms() - t0 < 5000 * SLOW);
+  cgrpc_channel_del(ch);
+  rw_stop(&s);
+  assert_int_equal(s.n_att, 2);
+  rw_free(&s);
+}
+
+typedef struct writer_job {
+  cgrpc_call *call;
+  int writes, rv;
+} writer_job;
+
+/* Writes 64 KiB chunks until a write fails (bounded). */
+static void writer_bg(void *arg) {
+  writer_job *w = arg;
+  int i;
+  for (i = 0; i < 1000; i++) {
+    Cgrpc__Test__Chunk c = CGRPC__TEST__CHUNK__INIT;
+    c.data.data = payload;
+    c.data.len = 64 * 1024;
+    w->rv = cgrpc__test__stream_service__upload__write(w->call, &c);
+    if (w->rv != 0)
+      return;
+    w->writes++;
+  }
+}
+
+/* A blocking writer waiting for room in the full send queue while the call
+ * backs off (the server's pushback: 5 s) returns at once when another
+ * thread cancels the call; finish says CANCELLED. */
+static void test_retry_wire_blocked_writer_cancel_in_backoff(void **state) {
+  cgrpc_call_options o = {.timeout_ms = BOUND_MS};
+  writer_job w = {NULL, 0, 0};
+  cgrpc_status st = {0};
+  rw_server s;
+  cgrpc_channel *ch;
+  it_bg_job *job;
+  int64_t t0;
+  int i;
+  (void)state;
+  fill_payload();
+  rw_start(&s, RW_TRAILERS_ONLY, 1000, 1000);
+  s.pushback = "5000";
+  ch = rw_channel(&s, UPLOAD_POLICY(3));
+  assert_int_equal(cgrpc__test__stream_service__upload__open(ch, &o, &w.call),
+                   0);
+  job = it_bg_start(writer_bg, &w);
+  /* The first attempt failed, and the queue (256 KiB) filled up. */
+  for (i = 0; i < 1000 * SLOW && !rw_acted(&s); i++)
+    usleep(2000);
+  assert_true(rw_acted(&s));
+  assert_false(it_bg_wait(job, 300 * SLOW)); /* blocked */
+  t0 = it_now_ms();
+  cgrpc_call_cancel(w.call);
+  assert_true(it_bg_wait(job, 2000 * SLOW));
+  assert_true(it_now_ms() - t0 < 2000 * SLOW);
+  assert_int_not_equal(w.rv, 0);
+  assert_int_equal(cgrpc_call_finish(w.call, &st), CGRPC_STATUS_CANCELLED);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(w.call);
+  cgrpc_channel_del(ch);
+  rw_stop(&s);
+  assert_int_equal(s.n_att, 1);
+  rw_free(&s);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #define T(name)                                                                \
@@ -703,6 +830,9 @@ int main(int argc, char **argv) {
       T(test_retry_wire_async_pending_write),
       T(test_retry_wire_unary_over_buffer_partial),
       T(test_retry_wire_stream_over_buffer_partial),
+      T(test_retry_wire_refused_then_policy),
+      T(test_retry_wire_deadline_mid_replay),
+      T(test_retry_wire_blocked_writer_cancel_in_backoff),
 #undef T
   };
   (void)n_attempts;
