@@ -849,6 +849,61 @@ static void test_retry_stream_pool_balanced(void **state) {
   cgrpc_channel_del(ch);
 }
 
+typedef struct chat_reader {
+  cgrpc_call *call;
+  int got_md;
+  int seqs[8], n, end;
+} chat_reader;
+
+/* Waits for the response headers, then reads to the end. */
+static void chat_reader_bg(void *arg) {
+  chat_reader *r = arg;
+  Cgrpc__Test__Chunk *m;
+  /* Returns once the second attempt's headers came (or the call ended). */
+  (void)cgrpc_call_initial_metadata(r->call);
+  r->got_md = 1; /* NULL is fine when the server sent no metadata */
+  while (r->n < 8 &&
+         cgrpc__test__stream_service__chat__read(r->call, &m) == 1) {
+    r->seqs[r->n++] = (int)m->seq;
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+  }
+  r->end = 1;
+}
+
+/* A reader blocked (in cgrpc_call_initial_metadata, then cgrpc_call_read)
+ * from before the first attempt fails until the second answers: it sees
+ * the second attempt's 5 echoes, in order, once. */
+static void test_retry_chat_reader_waits_across_retry(void **state) {
+  cgrpc_channel *ch = stream_channel(STREAM_POLICY(2, "0.05s"), -1, -1);
+  chat_reader r = {NULL, 0, {0}, 0, 0};
+  cgrpc_status st = {0};
+  it_bg_job *job;
+  instr in;
+  int i;
+  (void)state;
+  instr_init(&in, "rchat", "1", "2");
+  assert_int_equal(
+      cgrpc__test__stream_service__chat__open(ch, &in.opts, &r.call), 0);
+  job = it_bg_start(chat_reader_bg, &r);
+  for (i = 0; i < 5; i++) {
+    Cgrpc__Test__Chunk c = CGRPC__TEST__CHUNK__INIT;
+    c.seq = i;
+    assert_int_equal(cgrpc__test__stream_service__chat__write(r.call, &c), 0);
+  }
+  assert_int_equal(cgrpc_call_writes_done(r.call), 0);
+  assert_true(it_bg_wait(job, BOUND_MS));
+  assert_int_equal(r.n, 5);
+  for (i = 0; i < 5; i++)
+    assert_int_equal(r.seqs[i], i);
+  cgrpc_call_finish(r.call, &st);
+  IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(r.call);
+  assert_int_equal(key_get("rchat").attempts, 2);
+  instr_free(&in);
+  cgrpc_channel_del(ch);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -869,6 +924,7 @@ int main(int argc, char **argv) {
       T(test_retry_stream_cancelled_in_backoff),
       T(test_retry_stream_channel_deleted_in_backoff),
       T(test_retry_stream_pool_balanced),
+      T(test_retry_chat_reader_waits_across_retry),
 #undef T
   };
   /* One test (a cmocka filter pattern) per CTest entry. */

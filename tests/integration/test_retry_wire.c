@@ -817,6 +817,51 @@ static void test_retry_wire_blocked_writer_cancel_in_backoff(void **state) {
   rw_free(&s);
 }
 
+/* The last message and the half-close written during the backoff (the
+ * server's pushback: 300 ms), after the first attempt failed with four
+ * messages queued: the second attempt sends all five, in order, once. */
+static void test_retry_wire_write_during_backoff(void **state) {
+  cgrpc_call_options o = {.timeout_ms = BOUND_MS};
+  Cgrpc__Test__UploadSummary *reply = NULL;
+  cgrpc_status st = {0};
+  Cgrpc__Test__Chunk c;
+  rw_server s;
+  cgrpc_channel *ch;
+  cgrpc_call *call;
+  h2raw_buf want;
+  int i;
+  (void)state;
+  fill_payload();
+  rw_start(&s, RW_TRAILERS_ONLY, 1000, 1000);
+  s.pushback = "300";
+  ch = rw_channel(&s, UPLOAD_POLICY(3));
+  assert_int_equal(cgrpc__test__stream_service__upload__open(ch, &o, &call), 0);
+  for (i = 0; i < N_MSGS - 1; i++) {
+    chunk_of(&c, i);
+    assert_int_equal(cgrpc__test__stream_service__upload__write(call, &c), 0);
+  }
+  for (i = 0; i < 1000 * SLOW && !rw_acted(&s); i++)
+    usleep(2000);
+  assert_true(rw_acted(&s));
+  assert_int_equal(n_attempts(&s), 1);
+  chunk_of(&c, N_MSGS - 1);
+  assert_int_equal(cgrpc__test__stream_service__upload__write(call, &c), 0);
+  assert_int_equal(
+      cgrpc__test__stream_service__upload__finish(call, &reply, &st),
+      CGRPC_STATUS_OK);
+  if (reply)
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  cgrpc_channel_del(ch);
+  rw_stop(&s);
+  assert_int_equal(s.n_att, 2);
+  expected_bytes(&want);
+  check_attempt_bytes(&s, 1, &want);
+  h2raw_buf_free(&want);
+  rw_free(&s);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #define T(name)                                                                \
@@ -833,6 +878,7 @@ int main(int argc, char **argv) {
       T(test_retry_wire_refused_then_policy),
       T(test_retry_wire_deadline_mid_replay),
       T(test_retry_wire_blocked_writer_cancel_in_backoff),
+      T(test_retry_wire_write_during_backoff),
 #undef T
   };
   (void)n_attempts;
