@@ -135,9 +135,11 @@ static void pool_sub(cgrpc__stream *st, size_t n) {
     atomic_fetch_sub_explicit(st->keep_pool, n, memory_order_relaxed);
 }
 
-/* Adds the message |m|, sent in full, to the retry buffer.  Returns 1, or
- * 0 when that would pass a limit: the stream then keeps nothing more. */
-static int keep(cgrpc__stream *st, cgrpc__msg *m) {
+/* Counts the message |m|, about to be sent, against the retry buffer's
+ * limits: the whole message must be kept to be sent again, from its first
+ * byte on.  Returns 1, or 0 when it would pass a limit: the stream then
+ * keeps nothing more (committed). */
+static int keep_reserve(cgrpc__stream *st, cgrpc__msg *m) {
   if (m->len > st->keep_limit - st->kept.bytes)
     goto full;
   if (st->keep_pool &&
@@ -147,12 +149,19 @@ static int keep(cgrpc__stream *st, cgrpc__msg *m) {
     atomic_fetch_sub_explicit(st->keep_pool, m->len, memory_order_relaxed);
     goto full;
   }
-  m->off = 0; /* sent again from the start */
-  cgrpc__msgq_push(&st->kept, m);
+  st->keep_pending = m->len;
   return 1;
 full:
   cgrpc__stream_drop_kept(st);
   return 0;
+}
+
+/* Adds the message |m|, sent in full and reserved by keep_reserve(), to
+ * the retry buffer. */
+static void keep(cgrpc__stream *st, cgrpc__msg *m) {
+  st->keep_pending = 0;
+  m->off = 0; /* sent again from the start */
+  cgrpc__msgq_push(&st->kept, m);
 }
 
 size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
@@ -161,6 +170,8 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
   while (copied < len && st->sendq.head) {
     cgrpc__msg *m = st->sendq.head;
     size_t n = m->len - m->off;
+    if (m->off == 0 && st->keep_sent)
+      (void)keep_reserve(st, m);
     if (n > len - copied)
       n = len - copied;
     if (buf)
@@ -175,7 +186,9 @@ size_t cgrpc__stream_take_send(cgrpc__stream *st, uint8_t *buf, size_t len) {
       st->sendq.head = m->next;
       if (!st->sendq.head)
         st->sendq.tail = NULL;
-      if (!st->keep_sent || !keep(st, m))
+      if (st->keep_sent)
+        keep(st, m);
+      else
         cgrpc__free(m);
     }
   }
@@ -215,6 +228,8 @@ int cgrpc__stream_rewind(cgrpc__stream *st) {
     st->kept.head = st->kept.tail = NULL;
     st->kept.bytes = 0;
   }
+  pool_sub(st, st->keep_pending); /* counted again when sent again */
+  st->keep_pending = 0;
   st->sent_bytes = 0;
   st->promised = 0;
   return 0;
@@ -222,7 +237,8 @@ int cgrpc__stream_rewind(cgrpc__stream *st) {
 
 void cgrpc__stream_drop_kept(cgrpc__stream *st) {
   st->keep_sent = 0;
-  pool_sub(st, st->kept.bytes);
+  pool_sub(st, st->kept.bytes + st->keep_pending);
+  st->keep_pending = 0;
   cgrpc__msgq_clear(&st->kept);
 }
 

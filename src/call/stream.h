@@ -76,6 +76,10 @@ typedef struct cgrpc__stream {
    * |keep_pool_limit| (NULL: no such limit); past either, the stream stops
    * keeping and frees what it kept (cgrpc__stream_drop_kept). */
   cgrpc__msgq kept;
+  /* The message being sent counts against the limits from its first byte
+   * on (it must be kept whole): its length, counted in |*keep_pool| but
+   * not yet in |kept|. */
+  size_t keep_pending;
   size_t keep_limit;
   atomic_size_t *keep_pool;
   size_t keep_pool_limit;

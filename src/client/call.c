@@ -1190,8 +1190,15 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
   case CGRPC__EP_CLOSED:
     /* REFUSED_STREAM: the server did not look at it (RFC 9113 8.7), and
      * nghttp2 closes streams above a GOAWAY's last id with it too. */
-    if (error_code == NGHTTP2_REFUSED_STREAM && call_retry(call))
-      return;
+    if (error_code == NGHTTP2_REFUSED_STREAM) {
+      if (call_retry(call))
+        return;
+      /* Refused again after the one transparent retry: the retryPolicy
+       * handles it (gRFC A6), as the UNAVAILABLE it maps to. */
+      if (call->http_status == 0 &&
+          maybe_policy_retry(call, CGRPC_STATUS_UNAVAILABLE))
+        return;
+    }
     call_finish(call, error_code);
     return;
   case CGRPC__EP_NOT_SENT:

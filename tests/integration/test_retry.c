@@ -190,7 +190,7 @@ static void test_retry_throttled(void **state) {
  * is checked on the wire in test_wire, and against grpc++ in the interop
  * tests.) */
 
-#define MAX_KEYS 8
+#define MAX_KEYS 16
 
 typedef struct key_stats {
   char key[16];
@@ -771,6 +771,139 @@ static void test_retry_stream_channel_deleted_in_backoff(void **state) {
   backoff_ended(1);
 }
 
+/* Opens an Upload, writes |count| 100-byte chunks, waits until the server
+ * has read them all (bounded), then cancels it. */
+static void upload_cancelled_midway(cgrpc_channel *ch, const char *key,
+                                    int count) {
+  static uint8_t data[100];
+  cgrpc_status st = {0};
+  cgrpc_call *call;
+  instr in;
+  int i;
+  instr_init(&in, key, "1", "-1");
+  assert_int_equal(cgrpc_metadata_array_add(in.md, "x-hold", "1"), 0);
+  assert_int_equal(
+      cgrpc__test__stream_service__upload__open(ch, &in.opts, &call), 0);
+  for (i = 0; i < count; i++) {
+    Cgrpc__Test__Chunk c = CGRPC__TEST__CHUNK__INIT;
+    c.seq = i;
+    c.data.data = data;
+    c.data.len = sizeof data;
+    assert_int_equal(cgrpc__test__stream_service__upload__write(call, &c), 0);
+  }
+  for (i = 0; i < 1000 * SLOW && key_get(key).received < count; i++)
+    usleep(2000);
+  assert_int_equal(key_get(key).received, count);
+  cgrpc_call_cancel(call);
+  cgrpc_call_finish(call, &st);
+  IT_ASSERT_STATUS(st, CGRPC_STATUS_CANCELLED);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(call);
+  instr_free(&in);
+}
+
+/* The channel's retry buffer is all free again after calls that commit
+ * (OK at once), pass the channel's limit, are retried, or are cancelled
+ * with messages kept: at the end, a call that needs all of it is still
+ * retried.  (A leak of one message, or an underflow, would commit it.) */
+static void test_retry_stream_pool_balanced(void **state) {
+  static uint8_t data[100];
+  cgrpc_channel *ch;
+  char key[16];
+  int64_t n, need = 0;
+  instr in;
+  int round, i;
+  (void)state;
+  for (i = 0; i < 19; i++) { /* the framed size of the last call's 19 */
+    Cgrpc__Test__Chunk c = CGRPC__TEST__CHUNK__INIT;
+    c.seq = i;
+    c.data.data = data;
+    c.data.len = sizeof data;
+    need += 5 + (int64_t)protobuf_c_message_get_packed_size(&c.base);
+  }
+  /* Exactly: a single byte left behind commits the last call. */
+  ch = stream_channel(STREAM_POLICY(3, "0.01s"), -1, need);
+  for (round = 0; round < 2; round++) {
+    snprintf(key, sizeof key, "ok%d", round);
+    instr_init(&in, key, "0", NULL);
+    assert_int_equal(upload(ch, &in, 10, 100, &n), CGRPC_STATUS_OK);
+    instr_free(&in);
+    snprintf(key, sizeof key, "over%d", round);
+    instr_init(&in, key, "1", "-1");
+    assert_int_equal(upload(ch, &in, 20, 100, &n), CGRPC_STATUS_UNAVAILABLE);
+    assert_int_equal(key_get(key).attempts, 1);
+    instr_free(&in);
+    snprintf(key, sizeof key, "again%d", round);
+    instr_init(&in, key, "2", "3");
+    assert_int_equal(upload(ch, &in, 10, 100, &n), CGRPC_STATUS_OK);
+    assert_int_equal(key_get(key).attempts, 3);
+    instr_free(&in);
+    snprintf(key, sizeof key, "cancel%d", round);
+    upload_cancelled_midway(ch, key, 6);
+  }
+  instr_init(&in, "full", "1", "-1");
+  assert_int_equal(upload(ch, &in, 19, 100, &n), CGRPC_STATUS_OK);
+  assert_int_equal(n, 19);
+  assert_int_equal(key_get("full").attempts, 2);
+  instr_free(&in);
+  cgrpc_channel_del(ch);
+}
+
+typedef struct chat_reader {
+  cgrpc_call *call;
+  int got_md;
+  int seqs[8], n, end;
+} chat_reader;
+
+/* Waits for the response headers, then reads to the end. */
+static void chat_reader_bg(void *arg) {
+  chat_reader *r = arg;
+  Cgrpc__Test__Chunk *m;
+  /* Returns once the second attempt's headers came (or the call ended). */
+  (void)cgrpc_call_initial_metadata(r->call);
+  r->got_md = 1; /* NULL is fine when the server sent no metadata */
+  while (r->n < 8 &&
+         cgrpc__test__stream_service__chat__read(r->call, &m) == 1) {
+    r->seqs[r->n++] = (int)m->seq;
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+  }
+  r->end = 1;
+}
+
+/* A reader blocked (in cgrpc_call_initial_metadata, then cgrpc_call_read)
+ * from before the first attempt fails until the second answers: it sees
+ * the second attempt's 5 echoes, in order, once. */
+static void test_retry_chat_reader_waits_across_retry(void **state) {
+  cgrpc_channel *ch = stream_channel(STREAM_POLICY(2, "0.05s"), -1, -1);
+  chat_reader r = {NULL, 0, {0}, 0, 0};
+  cgrpc_status st = {0};
+  it_bg_job *job;
+  instr in;
+  int i;
+  (void)state;
+  instr_init(&in, "rchat", "1", "2");
+  assert_int_equal(
+      cgrpc__test__stream_service__chat__open(ch, &in.opts, &r.call), 0);
+  job = it_bg_start(chat_reader_bg, &r);
+  for (i = 0; i < 5; i++) {
+    Cgrpc__Test__Chunk c = CGRPC__TEST__CHUNK__INIT;
+    c.seq = i;
+    assert_int_equal(cgrpc__test__stream_service__chat__write(r.call, &c), 0);
+  }
+  assert_int_equal(cgrpc_call_writes_done(r.call), 0);
+  assert_true(it_bg_wait(job, BOUND_MS));
+  assert_int_equal(r.n, 5);
+  for (i = 0; i < 5; i++)
+    assert_int_equal(r.seqs[i], i);
+  cgrpc_call_finish(r.call, &st);
+  IT_ASSERT_STATUS(st, CGRPC_STATUS_OK);
+  cgrpc_status_clear(&st);
+  cgrpc_call_unref(r.call);
+  assert_int_equal(key_get("rchat").attempts, 2);
+  instr_free(&in);
+  cgrpc_channel_del(ch);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -790,6 +923,8 @@ int main(int argc, char **argv) {
       T(test_retry_chat_async),
       T(test_retry_stream_cancelled_in_backoff),
       T(test_retry_stream_channel_deleted_in_backoff),
+      T(test_retry_stream_pool_balanced),
+      T(test_retry_chat_reader_waits_across_retry),
 #undef T
   };
   /* One test (a cmocka filter pattern) per CTest entry. */
