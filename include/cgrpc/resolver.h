@@ -46,10 +46,11 @@ typedef struct cgrpc_resolver cgrpc_resolver;
  * Called when a channel would like a fresh list: when it first needs
  * addresses and the resolver has none yet, when one of its connections
  * drops or fails to connect (the server may have moved), when it leaves
- * IDLE after one did, and again after a backoff while the list is empty or
- * failed and calls wait.  Answer with cgrpc_resolver_update() or
- * cgrpc_resolver_fail(), from the callback or later from any thread, or
- * not at all (a resolver that pushes its updates on its own may ignore
+ * IDLE after its idle timeout, and again after a backoff (the connection
+ * backoff's) while the list is empty or failed and calls wait.  Until an
+ * answer comes the channel goes on with the list it has.  Answer with
+ * cgrpc_resolver_update() or cgrpc_resolver_fail(), from the callback or
+ * later from any thread, or not at all (a resolver that pushes its updates on its own may ignore
  * it).  The channel does not pace these calls beyond its connection
  * backoff: a resolver that asks a remote service paces its own lookups.
  *
