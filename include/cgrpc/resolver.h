@@ -50,8 +50,8 @@ typedef struct cgrpc_resolver cgrpc_resolver;
  * backoff's) while the list is empty or failed and calls wait.  Until an
  * answer comes the channel goes on with the list it has.  Answer with
  * cgrpc_resolver_update() or cgrpc_resolver_fail(), from the callback or
- * later from any thread, or not at all (a resolver that pushes its updates on its own may ignore
- * it).  The channel does not pace these calls beyond its connection
+ * later from any thread, or not at all (a resolver that pushes its
+ * updates on its own may ignore it).  The channel does not pace these calls beyond its connection
  * backoff: a resolver that asks a remote service paces its own lookups.
  *
  * Runs on the thread of the channel that asks (one channel at a time per
