@@ -51,8 +51,9 @@ typedef struct cgrpc_resolver cgrpc_resolver;
  * answer comes the channel goes on with the list it has.  Answer with
  * cgrpc_resolver_update() or cgrpc_resolver_fail(), from the callback or
  * later from any thread, or not at all (a resolver that pushes its
- * updates on its own may ignore it).  The channel does not pace these calls beyond its connection
- * backoff: a resolver that asks a remote service paces its own lookups.
+ * updates on its own may ignore it).  The channel does not pace these calls
+ * beyond its connection backoff: a resolver that asks a remote service paces
+ * its own lookups.
  *
  * Runs on the thread of the channel that asks (one channel at a time per
  * call, several channels may call at once) and must not block.  It may
