@@ -533,6 +533,36 @@ static void test_resolver_reresolve_after_drop(void **state) {
   CHECKS_DONE();
 }
 
+/* After the idle timeout, the next call asks for a fresh list (and goes on
+ * with the one it has meanwhile). */
+static void test_resolver_idle_asks_again(void **state) {
+  it_server srv[1];
+  recorder rec = {0};
+  cgrpc_resolver *r;
+  cgrpc_channel_options *o;
+  cgrpc_channel *ch;
+  int a0[] = {0};
+  (void)state;
+  start_servers(srv, 1);
+  assert_int_equal(cgrpc_resolver_new(&r, "test", record_resolve, &rec), 0);
+  CHECK(feed(r, srv, a0, 1) == 0, "update A");
+  o = options_for(r, NULL);
+  cgrpc_channel_options_set_idle_timeout_ms(o, 200);
+  assert_int_equal(cgrpc_channel_new(&ch, "test:///echo.service", o), 0);
+  cgrpc_channel_options_del(o);
+  CHECK(call(ch) == CGRPC_STATUS_OK, "a call");
+  CHECK(until_state(ch, CGRPC_CHANNEL_IDLE), "never IDLE");
+  CHECK(atomic_load(&rec.calls) == 0, "asked %d times before the next call",
+        atomic_load(&rec.calls));
+  CHECK(call(ch) == CGRPC_STATUS_OK, "a call after IDLE");
+  CHECK(it_wait_flag(&rec.calls, 1, BOUND_MS) == 1, "asked %d times",
+        atomic_load(&rec.calls));
+  cgrpc_channel_del(ch);
+  cgrpc_resolver_del(r);
+  stop_servers(srv, 1);
+  CHECKS_DONE();
+}
+
 /* ---- threads ---- */
 
 typedef struct updater {
@@ -637,7 +667,7 @@ static void test_resolver_channel_deleted_while_updating(void **state) {
   it_server srv[3];
   cgrpc_resolver *r;
   updater u = {0};
-  it_bg_job *j;
+  it_bg_job *j, *j2;
   int all[] = {0, 1, 2}, i;
   (void)state;
   start_servers(srv, 3);
@@ -645,8 +675,9 @@ static void test_resolver_channel_deleted_while_updating(void **state) {
   CHECK(feed(r, srv, all, 3) == 0, "update");
   u.r = r;
   u.srv = srv;
-  u.max_updates = 1000000; /* until told to stop */
-  j = it_bg_start(update_job, &u);
+  u.max_updates = 1000000;         /* until told to stop */
+  j = it_bg_start(update_job, &u); /* two threads update at once */
+  j2 = it_bg_start(update_job, &u);
   for (i = 0; i < 20; i++) {
     cgrpc_channel *ch = resolver_channel(r, i % 2 ? "round_robin" : NULL);
     it_async a;
@@ -664,7 +695,10 @@ static void test_resolver_channel_deleted_while_updating(void **state) {
   }
   atomic_store(&u.stop, 1);
   CHECK(it_bg_wait(j, BOUND_MS) == 1, "the updater hung");
+  CHECK(it_bg_wait(j2, BOUND_MS) == 1, "the second updater hung");
   CHECK(atomic_load(&u.updates) > 0, "no update ran");
+  CHECK(atomic_load(&u.failures) == 0, "%d updates failed",
+        atomic_load(&u.failures));
   cgrpc_resolver_del(r);
   stop_servers(srv, 3);
   CHECKS_DONE();
@@ -1040,6 +1074,7 @@ int main(int argc, char **argv) {
       T(test_resolver_fail),
       T(test_resolver_answer_from_callback),
       T(test_resolver_reresolve_after_drop),
+      T(test_resolver_idle_asks_again),
       T(test_resolver_updates_from_thread),
       T(test_resolver_channel_deleted_while_updating),
       T(test_resolver_deleted_while_channel_runs),
