@@ -2,7 +2,8 @@
 /*
  * The channel's addresses and how calls are spread over them: name
  * resolution (a "dns:" target's lookups, at most every 30 s by default
- * after a connection dropped or failed), one subchannel per address, and the two
+ * after a connection dropped or failed; or the lists of an application's
+ * cgrpc_resolver, client/resolver.h), one subchannel per address, and the two
  * policies of gRPC's load-balancing doc (and gRFC A61/A62):
  *
  *   pick_first   tries the addresses in order, one at a time, and uses the
