@@ -16,6 +16,7 @@
 #include "cgrpc/tls.h"
 #include "cgrpc/call_credentials.h"
 #include "cgrpc/server.h"
+#include "cgrpc/resolver.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/call.h"
 

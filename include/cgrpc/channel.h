@@ -15,6 +15,7 @@
 #include "cgrpc/compression.h"
 #include "cgrpc/export.h"
 #include "cgrpc/log.h"
+#include "cgrpc/resolver.h"
 #include "cgrpc/tls.h"
 
 #ifdef __cplusplus
@@ -304,6 +305,18 @@ CGRPC_EXTERN void
 cgrpc_channel_options_set_idle_timeout_ms(cgrpc_channel_options *opts,
                                           int64_t timeout_ms);
 
+/*
+ * Makes channels from these options take their addresses from |resolver|
+ * (see resolver.h) instead of a name lookup; NULL: none (the default).  A
+ * channel created with a resolver must have a target of the resolver's
+ * scheme ("static:///greeter" for a resolver of scheme "static"); another
+ * target is refused.  The options keep a reference.
+ * Thread safety: one thread at a time per object.
+ */
+CGRPC_EXTERN void
+cgrpc_channel_options_set_resolver(cgrpc_channel_options *opts,
+                                   cgrpc_resolver *resolver);
+
 /* Sets the log callback (default: silent, see log.h). */
 CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
                                                 cgrpc_log_cb cb,
@@ -342,13 +355,22 @@ CGRPC_EXTERN void cgrpc_channel_options_set_log(cgrpc_channel_options *opts,
  * channel sends ":authority: localhost", as gRPC C-core and grpc-go do,
  * unless cgrpc_channel_options_set_authority() says otherwise.
  *
+ * With a resolver in |opts| (cgrpc_channel_options_set_resolver()), the
+ * target is "scheme:///endpoint", "scheme://authority/endpoint" or
+ * "scheme:endpoint" with the resolver's scheme, and the addresses are the
+ * resolver's list.  The ":authority" is then the endpoint ("greeter" for
+ * "static:///greeter"), unless the options set one; an empty endpoint
+ * needs cgrpc_channel_options_set_authority().
+ *
  * Returns 0, or one of:
  *   CGRPC_ERR_INVALID_ARGUMENT  |target| is malformed (an empty host, a
  *                               bad port, an address that is not of its
  *                               list's family, a DNS server that is not
  *                               an IP address, an unknown scheme; for a
  *                               Unix target an empty or too long path, a
- *                               host after "unix://"; the log says which).
+ *                               host after "unix://"; with a resolver,
+ *                               a target of another scheme or an empty
+ *                               endpoint; the log says which).
  *   CGRPC_ERR_NOMEM             Out of memory.
  *   CGRPC_ERR_IO                the channel's thread could not start.
  * Thread safety: any thread.

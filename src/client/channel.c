@@ -75,6 +75,7 @@ void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
   cgrpc_tls_session_cache_del(opts->sessions);
   cgrpc_call_credentials_del(opts->call_creds);
   cgrpc__service_config_unref(opts->service_config);
+  cgrpc__resolver_unref(opts->resolver);
   cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
@@ -290,6 +291,16 @@ void cgrpc_channel_options_set_retry_buffer_size(cgrpc_channel_options *opts,
     opts->retry_buffer_per_channel = per_channel;
 }
 
+void cgrpc_channel_options_set_resolver(cgrpc_channel_options *opts,
+                                        cgrpc_resolver *resolver) {
+  if (!opts)
+    return;
+  if (resolver)
+    cgrpc__resolver_ref(resolver);
+  cgrpc__resolver_unref(opts->resolver);
+  opts->resolver = resolver;
+}
+
 void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
                                    void *user_data) {
   if (opts) {
@@ -301,8 +312,10 @@ void cgrpc_channel_options_set_log(cgrpc_channel_options *opts, cgrpc_log_cb cb,
 /* ---- state ---- */
 
 const char *cgrpc__channel_target_name(const cgrpc_channel *ch) {
-  return ch->target.kind == CGRPC__TARGET_UNIX ? ch->target.host
-                                               : ch->authority;
+  return ch->target.kind == CGRPC__TARGET_UNIX ||
+                 ch->target.kind == CGRPC__TARGET_CUSTOM
+             ? ch->target.host
+             : ch->authority;
 }
 
 /* What the calls that cannot connect are told. */
@@ -654,8 +667,9 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc__service_config_unref(ch->opts.service_config);
   cgrpc__free(ch->authority);
   cgrpc__target_free(&ch->target);
-  cgrpc__dns_del(ch->dns); /* only when the channel never started */
-  while (ch->watches) {    /* those that waited for SHUTDOWN itself */
+  cgrpc__dns_del(ch->dns);             /* only when the channel never started */
+  cgrpc__resolver_unref(ch->resolver); /* unlinked by the close task */
+  while (ch->watches) { /* those that waited for SHUTDOWN itself */
     cgrpc__state_watch *w = ch->watches;
     ch->watches = w->next;
     cgrpc__free(w);
@@ -710,11 +724,13 @@ static int channel_tls_setup(cgrpc_channel *ch, const char *override,
                              cgrpc_tls_session_cache *cache) {
   char err[160], key[300];
   int rv;
-  /* A Unix socket has no host: the authority ("localhost") stands in. */
-  ch->tls_name =
-      cgrpc__strdup(override                                ? override
-                    : ch->target.kind == CGRPC__TARGET_UNIX ? ch->authority
-                                                            : ch->target.host);
+  /* A Unix socket has no host: the authority ("localhost") stands in, as
+   * it does for a resolver's target (its endpoint, or the option). */
+  ch->tls_name = cgrpc__strdup(override ? override
+                               : ch->target.kind == CGRPC__TARGET_UNIX ||
+                                       ch->target.kind == CGRPC__TARGET_CUSTOM
+                                   ? ch->authority
+                                   : ch->target.host);
   if (!ch->tls_name)
     return CGRPC_ERR_NOMEM;
   snprintf(key, sizeof key, "%s|%s", ch->tls_name,
@@ -746,6 +762,7 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     ch->opts.authority = NULL;
     ch->opts.target_name_override = NULL;
     ch->opts.sessions = NULL; /* the channel's sessions hold the cache */
+    ch->opts.resolver = NULL; /* ch->resolver holds it */
     if (ch->opts.creds)
       cgrpc__channel_creds_ref(ch->opts.creds);
     if (ch->opts.call_creds)
@@ -764,10 +781,24 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
   ch->lb_policy = cgrpc__service_config_lb_policy(ch->opts.service_config);
   if (ch->lb_policy == CGRPC__LB_UNSET)
     ch->lb_policy = ch->opts.lb_policy;
-  rv = cgrpc__target_parse(&ch->target, target, &why);
+  if (opts && opts->resolver) {
+    ch->resolver = opts->resolver;
+    cgrpc__resolver_ref(ch->resolver);
+    rv = cgrpc__target_parse_custom(&ch->target, target,
+                                    cgrpc__resolver_scheme(ch->resolver), &why);
+    if (rv == 0 && !ch->target.authority && !opts->authority) {
+      why = "empty endpoint (name it, \"scheme:///name\", or set "
+            "cgrpc_channel_options_set_authority())";
+      rv = CGRPC_ERR_INVALID_ARGUMENT;
+    }
+  } else {
+    rv = cgrpc__target_parse(&ch->target, target, &why);
+  }
   if (rv != 0)
-    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"%s%s", target,
-               why ? ": " : "", why ? why : "");
+    cgrpc__log(&ch->log, CGRPC_LOG_ERROR, "bad target \"%s\"%s%s%s%s", target,
+               why ? ": " : "", why ? why : "",
+               ch->resolver ? "; the resolver's scheme is " : "",
+               ch->resolver ? cgrpc__resolver_scheme(ch->resolver) : "");
   if (rv == 0) { /* the channel's :authority unless the options say */
     ch->authority = ch->target.authority;
     ch->target.authority = NULL;
@@ -838,6 +869,10 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     cgrpc__free(ch);
     return rv;
   }
+  /* Last: from here on, updates post tasks to the channel's loop. */
+  if (ch->resolver)
+    cgrpc__resolver_link_add(ch->resolver, &ch->resolver_link, ch,
+                             cgrpc__lb_resolver_updated);
   *channel_ptr = ch;
   return 0;
 }
@@ -854,6 +889,10 @@ void cgrpc__channel_closed(cgrpc_channel *ch) {
 static void close_task(void *user_data) {
   cgrpc_channel *ch = user_data;
   ch->close_started = 1;
+  /* No update is posted to the channel after this (one on its way holds a
+   * reference and finds it closing). */
+  if (ch->resolver)
+    cgrpc__resolver_link_remove(ch->resolver, &ch->resolver_link);
   while (ch->pending)
     cgrpc__call_fail(ch->pending, CGRPC_STATUS_CANCELLED, "channel closed");
   cgrpc__call_fail_backing_off(ch, CGRPC_STATUS_CANCELLED, "channel closed");

@@ -26,6 +26,7 @@
 #include "client/service_config.h"
 #include "h2/conn.h"
 #include "h2/hdrs.h"
+#include "client/resolver.h"
 #include "client/target.h"
 #include "io/dns.h"
 #include "io/loop.h"
@@ -60,6 +61,7 @@ struct cgrpc_channel_options {
    * all of a channel's calls together. */
   int64_t retry_buffer_per_call;
   int64_t retry_buffer_per_channel;
+  cgrpc_resolver *resolver; /* a reference, or NULL: the target's own */
 };
 
 typedef struct cgrpc__client_conn cgrpc__client_conn;
@@ -146,6 +148,12 @@ struct cgrpc_channel {
   atomic_int ready_waiters; /* threads in cgrpc_channel_wait_for_ready() */
   int64_t resolve_backoff_ms;
   cgrpc__timer resolve_timer;
+  /* An application's resolver (CUSTOM targets; a reference, else NULL)
+   * and the channel's link to it.  The timer above then calls its resolve
+   * callback (|resolve_stale| asks for that), or ends the backoff after a
+   * failed or empty list (|resolve_failed|). */
+  cgrpc_resolver *resolver;
+  cgrpc__resolver_link resolver_link;
 };
 
 /* One address of the channel and its connection (subchannel.c). */
@@ -323,5 +331,8 @@ void cgrpc__lb_request_resolution(cgrpc_channel *ch);
 void cgrpc__lb_go_idle(cgrpc_channel *ch);
 /* The channel closes: the subchannels and the resolver go. */
 void cgrpc__lb_shutdown(cgrpc_channel *ch);
+/* The task an application's resolver posts after an update (a
+ * cgrpc__task_cb; |user_data| is the channel, with a reference). */
+void cgrpc__lb_resolver_updated(void *user_data);
 
 #endif /* CGRPC_CLIENT_INTERNAL_H */

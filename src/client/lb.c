@@ -2,7 +2,8 @@
 /*
  * The channel's addresses and how calls are spread over them: name
  * resolution (a "dns:" target's lookups, at most every 30 s by default
- * after a connection dropped or failed), one subchannel per address, and the two
+ * after a connection dropped or failed; or the lists of an application's
+ * cgrpc_resolver, client/resolver.h), one subchannel per address, and the two
  * policies of gRPC's load-balancing doc (and gRFC A61/A62):
  *
  *   pick_first   tries the addresses in order, one at a time, and uses the
@@ -315,10 +316,16 @@ static void resolve(cgrpc_channel *ch) {
   }
 }
 
+static void custom_timer_fired(cgrpc_channel *ch);
+
 static void resolve_timer_fired(void *user_data) {
   cgrpc_channel *ch = user_data;
   if (ch->close_started)
     return;
+  if (ch->resolver) {
+    custom_timer_fired(ch);
+    return;
+  }
   if (ch->resolve_failed) {
     ch->resolve_failed = 0;
     if (ch->pending || atomic_load(&ch->ready_waiters))
@@ -345,7 +352,13 @@ static void resolve_soon(cgrpc_channel *ch, int64_t now) {
                cgrpc__channel_target_name(ch));
 }
 
+static void custom_request(cgrpc_channel *ch);
+
 void cgrpc__lb_request_resolution(cgrpc_channel *ch) {
+  if (ch->resolver) {
+    custom_request(ch);
+    return;
+  }
   ch->resolve_stale = 1;
   if (!ch->dns || ch->resolving || ch->resolve_failed ||
       ch->state == CGRPC_CHANNEL_IDLE || ch->close_started)
@@ -362,6 +375,15 @@ void cgrpc__lb_exit_idle(cgrpc_channel *ch) {
   if (ch->state != CGRPC_CHANNEL_IDLE || ch->close_started)
     return;
   cgrpc__channel_set_state(ch, CGRPC_CHANNEL_CONNECTING);
+  if (ch->resolver) {
+    /* The resolver's current list, applied in the next turn (not under a
+     * subchannel's report, which may have brought us here); and a fresh
+     * one asked for after a drop or the idle timeout. */
+    if (ch->resolve_stale)
+      custom_request(ch);
+    cgrpc__resolver_link_post(ch->resolver, &ch->resolver_link);
+    return;
+  }
   if (ch->target.kind != CGRPC__TARGET_DNS) {
     if (!ch->has_addresses &&
         set_addresses(ch, ch->target.addrs, ch->target.n_addrs) != 0) {
@@ -387,6 +409,126 @@ void cgrpc__lb_exit_idle(cgrpc_channel *ch) {
   if (ch->resolve_stale)
     cgrpc__lb_request_resolution(ch);
   policy_start(ch);
+}
+
+/* ---- an application's resolver (cgrpc_resolver, CUSTOM targets) ---- */
+
+/* Asks the application for a fresh list: its callback runs from the
+ * resolve timer in a later turn, never from inside the policy.  While a
+ * failed list backs off, the backoff's end asks instead. */
+static void custom_request(cgrpc_channel *ch) {
+  ch->resolve_stale = 1;
+  if (ch->resolve_failed || ch->close_started)
+    return;
+  if (ch->resolve_timer.heap_index >= 0)
+    return; /* already on its way */
+  if (cgrpc__loop_timer_start(ch->loop, &ch->resolve_timer, cgrpc__now_ns()))
+    cgrpc__log(&ch->log, CGRPC_LOG_WARNING,
+               "out of memory: %s's resolver not asked for a new list",
+               cgrpc__channel_target_name(ch));
+}
+
+static void custom_timer_fired(cgrpc_channel *ch) {
+  if (ch->resolve_failed) {
+    /* The backoff after an empty or failed list is over: ask again if
+     * calls (or cgrpc_channel_wait_for_ready()) wait, else go IDLE (the
+     * next call looks at the list again). */
+    ch->resolve_failed = 0;
+    if (!ch->pending && !atomic_load(&ch->ready_waiters)) {
+      cgrpc__channel_set_state(ch, CGRPC_CHANNEL_IDLE);
+      return;
+    }
+  }
+  ch->resolve_stale = 0;
+  cgrpc__resolver_call(ch->resolver);
+}
+
+/* No address to use (|last_error| says why): TRANSIENT_FAILURE, with a
+ * backoff before the application is asked again. */
+static void custom_no_addresses(cgrpc_channel *ch) {
+  const cgrpc_connect_backoff *b = &ch->opts.backoff;
+  double next;
+  if (ch->resolve_backoff_ms <= 0)
+    ch->resolve_backoff_ms = b->initial_ms;
+  ch->resolve_failed = 1;
+  if (cgrpc__loop_timer_start(
+          ch->loop, &ch->resolve_timer,
+          cgrpc__now_ns() +
+              jittered_ms(ch->resolve_backoff_ms, b->jitter) * NS_PER_MS) != 0)
+    ch->resolve_failed = 0; /* no timer: the next call looks again */
+  next = (double)ch->resolve_backoff_ms * b->multiplier;
+  ch->resolve_backoff_ms = next > (double)b->max_ms ? b->max_ms : (int64_t)next;
+  cgrpc__channel_set_state(ch, CGRPC_CHANNEL_TRANSIENT_FAILURE);
+  if (!ch->resolve_failed)
+    cgrpc__channel_set_state(ch, CGRPC_CHANNEL_IDLE);
+}
+
+/* Uses the resolver's current list (the channel is not IDLE).  A failure
+ * keeps the addresses from before, as gRPC does; an empty list, or a
+ * failure with nothing from before, is TRANSIENT_FAILURE. */
+static void custom_apply(cgrpc_channel *ch) {
+  cgrpc__resolver_state *s = cgrpc__resolver_current(ch->resolver);
+  int was_empty = ch->n_subs == 0, rv;
+  if (!s) {
+    custom_request(ch); /* nothing yet: CONNECTING until it comes */
+    return;
+  }
+  if (s->failed) {
+    cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "resolving %s: %s%s",
+               cgrpc__channel_target_name(ch), s->message,
+               ch->n_subs ? " (the addresses from before stay)" : "");
+    if (ch->n_subs) {
+      if (ch->lb_policy == CGRPC__LB_ROUND_ROBIN || !ch->selected)
+        policy_start(ch);
+    } else {
+      snprintf(ch->last_error, sizeof ch->last_error, "resolver error: %s",
+               s->message);
+      custom_no_addresses(ch);
+    }
+    cgrpc__resolver_state_unref(s);
+    return;
+  }
+  if (s->n_addrs == 0) {
+    cgrpc__resolver_state_unref(s);
+    if (set_addresses(ch, NULL, 0) != 0)
+      cgrpc__log(&ch->log, CGRPC_LOG_WARNING,
+                 "out of memory: %s keeps its addresses",
+                 cgrpc__channel_target_name(ch));
+    snprintf(ch->last_error, sizeof ch->last_error,
+             "the resolver gave no addresses");
+    custom_no_addresses(ch);
+    return;
+  }
+  rv = set_addresses(ch, s->addrs, s->n_addrs);
+  cgrpc__resolver_state_unref(s);
+  if (rv != 0) {
+    snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
+    if (ch->n_subs == 0)
+      custom_no_addresses(ch);
+    return;
+  }
+  ch->resolve_backoff_ms = 0;
+  if (ch->resolve_failed) {
+    ch->resolve_failed = 0;
+    cgrpc__loop_timer_stop(ch->loop, &ch->resolve_timer);
+  }
+  /* Out of a failure the resolver caused: calls wait for the new
+   * addresses to connect rather than fail with the old message. */
+  if (was_empty && ch->state == CGRPC_CHANNEL_TRANSIENT_FAILURE)
+    cgrpc__channel_set_state(ch, CGRPC_CHANNEL_CONNECTING);
+  if (ch->lb_policy == CGRPC__LB_ROUND_ROBIN || !ch->selected)
+    policy_start(ch);
+  if (ch->state == CGRPC_CHANNEL_READY && ch->pending)
+    cgrpc__channel_submit_pending(ch);
+}
+
+void cgrpc__lb_resolver_updated(void *user_data) {
+  cgrpc_channel *ch = user_data;
+  cgrpc__resolver_link_ran(ch->resolver, &ch->resolver_link);
+  /* An IDLE channel takes the list when it leaves IDLE. */
+  if (!ch->close_started && ch->state != CGRPC_CHANNEL_IDLE)
+    custom_apply(ch);
+  cgrpc__channel_unref(ch); /* the task's */
 }
 
 void cgrpc__lb_go_idle(cgrpc_channel *ch) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cgrpc/error.h"
 #include "util/mem.h"
@@ -281,10 +282,124 @@ static int parse(cgrpc__target *t, const char *text, const char **why) {
     ;
   if (p != text && strncmp(p, "://", 3) == 0) {
     *why = "unsupported scheme (dns:, ipv4:, ipv6:, unix: and "
-           "unix-abstract: are)";
+           "unix-abstract: are; another needs a resolver of that scheme, "
+           "cgrpc_channel_options_set_resolver())";
     return CGRPC_ERR_INVALID_ARGUMENT;
   }
   return parse_dns(t, text, why);
+}
+
+/* The length of the URI scheme that starts |s| ("" when none). */
+static size_t scheme_len(const char *s) {
+  const char *p = s;
+  if (!isalpha((unsigned char)*p))
+    return 0;
+  while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+    p++;
+  return (size_t)(p - s);
+}
+
+int cgrpc__target_builtin_scheme(const char *scheme, size_t n) {
+  static const char *const builtin[] = {"dns", "ipv4", "ipv6", "unix",
+                                        "unix-abstract"};
+  size_t i;
+  for (i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+    if (strlen(builtin[i]) == n && strncasecmp(builtin[i], scheme, n) == 0)
+      return 1;
+  return 0;
+}
+
+static int parse_custom(cgrpc__target *t, const char *text, const char *scheme,
+                        const char **why) {
+  size_t n = strlen(scheme);
+  const char *p;
+  if (scheme_len(text) != n || strncasecmp(text, scheme, n) != 0 ||
+      text[n] != ':') {
+    *why = "the channel's resolver takes only targets of its own scheme "
+           "(\"scheme:///endpoint\")";
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  if (strlen(text) >= sizeof t->host) {
+    *why = "the target is longer than 255 bytes";
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  p = text + n + 1;
+  if (strncmp(p, "//", 2) == 0) {
+    p = strchr(p + 2, '/');
+    if (!p) {
+      *why = "no '/' after the authority in \"scheme://authority/endpoint\"";
+      return CGRPC_ERR_INVALID_ARGUMENT;
+    }
+    p++;
+  }
+  for (const char *c = p; *c; c++)
+    if ((unsigned char)*c <= ' ' || (unsigned char)*c == 0x7f) {
+      *why = "the endpoint holds a space or a control character";
+      return CGRPC_ERR_INVALID_ARGUMENT;
+    }
+  t->kind = CGRPC__TARGET_CUSTOM;
+  snprintf(t->host, sizeof t->host, "%s", text);
+  if (*p && !(t->authority = cgrpc__strdup(p)))
+    return CGRPC_ERR_NOMEM;
+  return 0;
+}
+
+int cgrpc__target_parse_custom(cgrpc__target *t, const char *text,
+                               const char *scheme, const char **why) {
+  int rv;
+  const char *unused;
+  if (!why)
+    why = &unused;
+  *why = NULL;
+  memset(t, 0, sizeof *t);
+  rv = parse_custom(t, text, scheme, why);
+  if (rv != 0)
+    cgrpc__target_free(t);
+  return rv;
+}
+
+int cgrpc__target_parse_address(const char *text, cgrpc__addr *a,
+                                const char **why) {
+  struct sockaddr_un sun;
+  socklen_t len;
+  hostport hp;
+  size_t n;
+  int rv;
+  memset(a, 0, sizeof *a);
+  if (!*text) {
+    *why = "empty address";
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  rv = cgrpc__sock_parse_unix(text, &sun, &len, why);
+  if (rv < 0)
+    return rv;
+  if (rv > 0) {
+    memcpy(&a->ss, &sun, len);
+    a->len = len;
+    return 0;
+  }
+  n = scheme_len(text);
+  if (n && text[n] == ':' &&
+      (text[n + 1] == '/' || cgrpc__target_builtin_scheme(text, n))) {
+    *why = "a target, not an address (write a.b.c.d:port, [v6]:port or "
+           "unix:path)";
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  if ((rv = split_item(text, strlen(text), &hp, why)) != 0)
+    return rv;
+  if (!ip_addr(hp.host, hp.port, AF_UNSPEC, a)) {
+    *why = strchr(hp.host, ':')
+               ? "an IPv6 address with a port needs brackets: [addr]:port"
+               : "not an IP address (a resolver gives addresses: look names "
+                 "up before the update)";
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  if (!hp.has_port) {
+    *why = strchr(hp.host, ':') ? "no port (write \"[addr]:PORT\")"
+                                : "no port (write \"addr:PORT\")";
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  }
+  return 0;
 }
 
 int cgrpc__target_parse(cgrpc__target *t, const char *text, const char **why) {

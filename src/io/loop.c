@@ -37,6 +37,13 @@ struct cgrpc__loop {
 
   cgrpc__deferred *deferred;
   uint8_t *scratch;
+
+  /* The events epoll_wait returned, while they are dispatched: an unwatch
+   * clears the entries still to come that name its watch, whose owner may
+   * be freed right after (a connection given up by the callback of an
+   * earlier entry).  NULL outside the dispatch. */
+  struct epoll_event *batch;
+  int batch_n, batch_next;
 };
 
 #define SCRATCH_SIZE (256 * 1024)
@@ -146,9 +153,14 @@ int cgrpc__loop_watch_update(cgrpc__loop *loop, cgrpc__watch *w,
 }
 
 void cgrpc__loop_unwatch(cgrpc__loop *loop, cgrpc__watch *w) {
+  int i;
   if (w->fd >= 0 && w->cb)
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
   w->cb = NULL;
+  if (loop->batch)
+    for (i = loop->batch_next; i < loop->batch_n; i++)
+      if (loop->batch[i].data.ptr == w)
+        loop->batch[i].data.ptr = NULL;
 }
 
 /* ---- timers: a binary min-heap on when_ns ---- */
@@ -335,9 +347,14 @@ static void loop_run(cgrpc__loop *loop) {
     int n = epoll_wait(loop->epfd, events, 64, next_timeout_ms(loop));
     if (n < 0 && errno != EINTR)
       break;
+    loop->batch = events;
+    loop->batch_n = n;
     for (i = 0; i < n; i++) {
       cgrpc__watch *w = events[i].data.ptr;
       unsigned ev = 0;
+      loop->batch_next = i + 1;
+      if (!w)
+        continue; /* unwatched by an earlier callback of this batch */
       if (events[i].events & (EPOLLIN | EPOLLRDHUP))
         ev |= CGRPC__IO_READ;
       if (events[i].events & EPOLLOUT)
@@ -347,6 +364,7 @@ static void loop_run(cgrpc__loop *loop) {
       if (w->cb)
         w->cb(w->user_data, ev);
     }
+    loop->batch = NULL;
     run_posted(loop);
     run_timers(loop);
     run_deferred(loop);
