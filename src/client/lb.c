@@ -242,24 +242,13 @@ static int64_t jittered_ms(int64_t ms, double jitter) {
   return (int64_t)((double)ms * (1.0 + jitter * unit));
 }
 
-/* The lookup failed with |why|.  With addresses from before, they stay in
- * use.  Without, the channel is in TRANSIENT_FAILURE until a backoff is
- * over; then it looks again if calls (or cgrpc_channel_wait_for_ready())
- * wait, else it goes IDLE and the next call looks again. */
-static void resolution_failed(cgrpc_channel *ch, const char *why) {
+/* No addresses to use (|last_error| says why): TRANSIENT_FAILURE until a
+ * backoff is over; then the resolver is asked again if calls (or
+ * cgrpc_channel_wait_for_ready()) wait, else the channel goes IDLE and the
+ * next call asks. */
+static void resolution_backoff(cgrpc_channel *ch) {
   const cgrpc_connect_backoff *b = &ch->opts.backoff;
   double next;
-  cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "resolving %s: %s",
-             cgrpc__channel_target_name(ch), why);
-  if (ch->has_addresses) {
-    /* The addresses from before go on (a connection may wait for this
-     * lookup to begin). */
-    if (ch->state != CGRPC_CHANNEL_IDLE &&
-        (ch->lb_policy == CGRPC__LB_ROUND_ROBIN || !ch->selected))
-      policy_start(ch);
-    return;
-  }
-  snprintf(ch->last_error, sizeof ch->last_error, "%s", why);
   ch->resolve_failed = 1;
   if (ch->resolve_backoff_ms <= 0)
     ch->resolve_backoff_ms = b->initial_ms;
@@ -273,6 +262,25 @@ static void resolution_failed(cgrpc_channel *ch, const char *why) {
   cgrpc__channel_set_state(ch, CGRPC_CHANNEL_TRANSIENT_FAILURE);
   if (!ch->resolve_failed)
     cgrpc__channel_set_state(ch, CGRPC_CHANNEL_IDLE);
+}
+
+/* The lookup failed with |why|.  With addresses from before, they stay in
+ * use.  Without, the channel is in TRANSIENT_FAILURE until a backoff is
+ * over; then it looks again if calls (or cgrpc_channel_wait_for_ready())
+ * wait, else it goes IDLE and the next call looks again. */
+static void resolution_failed(cgrpc_channel *ch, const char *why) {
+  cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "resolving %s: %s",
+             cgrpc__channel_target_name(ch), why);
+  if (ch->has_addresses) {
+    /* The addresses from before go on (a connection may wait for this
+     * lookup to begin). */
+    if (ch->state != CGRPC_CHANNEL_IDLE &&
+        (ch->lb_policy == CGRPC__LB_ROUND_ROBIN || !ch->selected))
+      policy_start(ch);
+    return;
+  }
+  snprintf(ch->last_error, sizeof ch->last_error, "%s", why);
+  resolution_backoff(ch);
 }
 
 /* The lookup ended (loop thread; maybe inside cgrpc__dns_resolve()). */
@@ -443,26 +451,6 @@ static void custom_timer_fired(cgrpc_channel *ch) {
   cgrpc__resolver_call(ch->resolver);
 }
 
-/* No address to use (|last_error| says why): TRANSIENT_FAILURE, with a
- * backoff before the application is asked again. */
-static void custom_no_addresses(cgrpc_channel *ch) {
-  const cgrpc_connect_backoff *b = &ch->opts.backoff;
-  double next;
-  if (ch->resolve_backoff_ms <= 0)
-    ch->resolve_backoff_ms = b->initial_ms;
-  ch->resolve_failed = 1;
-  if (cgrpc__loop_timer_start(
-          ch->loop, &ch->resolve_timer,
-          cgrpc__now_ns() +
-              jittered_ms(ch->resolve_backoff_ms, b->jitter) * NS_PER_MS) != 0)
-    ch->resolve_failed = 0; /* no timer: the next call looks again */
-  next = (double)ch->resolve_backoff_ms * b->multiplier;
-  ch->resolve_backoff_ms = next > (double)b->max_ms ? b->max_ms : (int64_t)next;
-  cgrpc__channel_set_state(ch, CGRPC_CHANNEL_TRANSIENT_FAILURE);
-  if (!ch->resolve_failed)
-    cgrpc__channel_set_state(ch, CGRPC_CHANNEL_IDLE);
-}
-
 /* Uses the resolver's current list (the channel is not IDLE).  A failure
  * keeps the addresses from before, as gRPC does; an empty list, or a
  * failure with nothing from before, is TRANSIENT_FAILURE. */
@@ -483,7 +471,7 @@ static void custom_apply(cgrpc_channel *ch) {
     } else {
       snprintf(ch->last_error, sizeof ch->last_error, "resolver error: %s",
                s->message);
-      custom_no_addresses(ch);
+      resolution_backoff(ch);
     }
     cgrpc__resolver_state_unref(s);
     return;
@@ -496,7 +484,7 @@ static void custom_apply(cgrpc_channel *ch) {
                  cgrpc__channel_target_name(ch));
     snprintf(ch->last_error, sizeof ch->last_error,
              "the resolver gave no addresses");
-    custom_no_addresses(ch);
+    resolution_backoff(ch);
     return;
   }
   rv = set_addresses(ch, s->addrs, s->n_addrs);
@@ -504,7 +492,7 @@ static void custom_apply(cgrpc_channel *ch) {
   if (rv != 0) {
     snprintf(ch->last_error, sizeof ch->last_error, "out of memory");
     if (ch->n_subs == 0)
-      custom_no_addresses(ch);
+      resolution_backoff(ch);
     return;
   }
   ch->resolve_backoff_ms = 0;
