@@ -62,6 +62,18 @@ void it_server_stop(it_server *s, int64_t grace_ms) {
   s->server = NULL;
 }
 
+void it_servers_start(it_server *srv, int n) {
+  int i;
+  for (i = 0; i < n; i++)
+    assert_int_equal(it_server_start(&srv[i], NULL, 0), 0);
+}
+
+void it_servers_stop(it_server *srv, int n) {
+  int i;
+  for (i = 0; i < n; i++)
+    it_server_stop(&srv[i], 0);
+}
+
 cgrpc_channel *it_channel(const it_server *s,
                           const cgrpc_channel_options *opts) {
   cgrpc_channel *ch = NULL;

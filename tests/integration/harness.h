@@ -43,6 +43,12 @@ int it_server_start(it_server *s, const cgrpc_server_options *opts, int port);
 /* Shuts down (grace |grace_ms|) and deletes the server; NULL-safe. */
 void it_server_stop(it_server *s, int64_t grace_ms);
 
+/* it_server_start() on free ports for each of the |n| servers of |srv|
+ * (asserts that they started), and it_server_stop() with no grace for
+ * each (those already stopped are skipped). */
+void it_servers_start(it_server *srv, int n);
+void it_servers_stop(it_server *srv, int n);
+
 /* A channel to |s| with |opts| (may be NULL); NULL on failure. */
 cgrpc_channel *it_channel(const it_server *s,
                           const cgrpc_channel_options *opts);

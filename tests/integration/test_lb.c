@@ -130,16 +130,9 @@ static int until_all_served(cgrpc_channel *ch, it_server *srv, int n) {
 
 static void start_servers(it_server *srv, int *ports, int n) {
   int i;
-  for (i = 0; i < n; i++) {
-    assert_int_equal(it_server_start(&srv[i], NULL, 0), 0);
-    ports[i] = srv[i].port;
-  }
-}
-
-static void stop_servers(it_server *srv, int n) {
-  int i;
+  it_servers_start(srv, n);
   for (i = 0; i < n; i++)
-    it_server_stop(&srv[i], 0);
+    ports[i] = srv[i].port;
 }
 
 /* ---- round_robin ---- */
@@ -164,7 +157,7 @@ static void test_lb_round_robin_spreads(void **state) {
           calls_of(&srv[i]));
   cgrpc_channel_del(ch);
   cgrpc_channel_options_del(o);
-  stop_servers(srv, N_SERVERS);
+  it_servers_stop(srv, N_SERVERS);
   CHECKS_DONE();
 }
 
@@ -213,7 +206,7 @@ static void test_lb_round_robin_kill_restart(void **state) {
                                    "restart", i, calls_of(&srv[i]));
   cgrpc_channel_del(ch);
   cgrpc_channel_options_del(o);
-  stop_servers(srv, N_SERVERS);
+  it_servers_stop(srv, N_SERVERS);
   CHECKS_DONE();
 }
 
@@ -260,7 +253,7 @@ static void test_lb_pick_first_fails_over(void **state) {
         calls_of(&srv[2]));
   cgrpc_channel_del(ch);
   cgrpc_channel_options_del(o);
-  stop_servers(srv, N_SERVERS);
+  it_servers_stop(srv, N_SERVERS);
   CHECKS_DONE();
 }
 
@@ -310,7 +303,7 @@ static void test_lb_service_config_picks_round_robin(void **state) {
         calls_of(&srv[0]), calls_of(&srv[1]));
   cgrpc_channel_del(ch);
   cgrpc_channel_options_del(o);
-  stop_servers(srv, 2);
+  it_servers_stop(srv, 2);
   CHECKS_DONE();
 }
 
@@ -815,7 +808,7 @@ static void test_lb_round_robin_stop_with_calls_in_flight(void **state) {
     CHECK(echo(ch, NULL, NULL) == CGRPC_STATUS_OK, "call %d afterwards", i);
   cgrpc_channel_del(ch);
   cgrpc_channel_options_del(o);
-  stop_servers(srv, N_SERVERS);
+  it_servers_stop(srv, N_SERVERS);
   CHECKS_DONE();
 }
 

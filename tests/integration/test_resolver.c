@@ -108,18 +108,6 @@ static cgrpc_status_code call(cgrpc_channel *ch) {
 
 static int calls_of(it_server *s) { return atomic_load(&s->stats.calls); }
 
-static void start_servers(it_server *srv, int n) {
-  int i;
-  for (i = 0; i < n; i++)
-    assert_int_equal(it_server_start(&srv[i], NULL, 0), 0);
-}
-
-static void stop_servers(it_server *srv, int n) {
-  int i;
-  for (i = 0; i < n; i++)
-    it_server_stop(&srv[i], 0);
-}
-
 static void reset_stats(it_server *srv, int n) {
   int i;
   for (i = 0; i < n; i++)
@@ -220,7 +208,7 @@ static void test_resolver_calls_follow_update(void **state) {
   char authority[64] = "";
   int ab[] = {0, 1}, c[] = {2}, i;
   (void)state;
-  start_servers(srv, 3);
+  it_servers_start(srv, 3);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, ab, 2) == 0, "update A,B");
   ch = resolver_channel(r, NULL); /* pick_first */
@@ -243,7 +231,7 @@ static void test_resolver_calls_follow_update(void **state) {
         calls_of(&srv[2]));
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 3);
+  it_servers_stop(srv, 3);
   CHECKS_DONE();
 }
 
@@ -253,7 +241,7 @@ static void test_resolver_round_robin_spreads(void **state) {
   cgrpc_channel *ch;
   int ab[] = {0, 1}, abc[] = {0, 1, 2}, c[] = {2}, i;
   (void)state;
-  start_servers(srv, 3);
+  it_servers_start(srv, 3);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, ab, 2) == 0, "update A,B");
   ch = resolver_channel(r, "round_robin");
@@ -295,7 +283,7 @@ static void test_resolver_round_robin_spreads(void **state) {
   CHECK(calls_of(&srv[2]) == 10, "C served %d of 10", calls_of(&srv[2]));
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 3);
+  it_servers_stop(srv, 3);
   CHECKS_DONE();
 }
 
@@ -373,7 +361,7 @@ static void test_resolver_empty_list(void **state) {
   it_async a;
   int a0[] = {0};
   (void)state;
-  start_servers(srv, 1);
+  it_servers_start(srv, 1);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, a0, 1) == 0, "update A");
   ch = resolver_channel(r, NULL);
@@ -399,7 +387,7 @@ static void test_resolver_empty_list(void **state) {
   CHECK(call(ch) == CGRPC_STATUS_OK, "a fail-fast call after the update");
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 1);
+  it_servers_stop(srv, 1);
   CHECKS_DONE();
 }
 
@@ -422,7 +410,7 @@ static void test_resolver_fail(void **state) {
   it_bg_job *j;
   int a0[] = {0}, i;
   (void)state;
-  start_servers(srv, 1);
+  it_servers_start(srv, 1);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   /* A failure before the channel exists: it starts failed. */
   CHECK(cgrpc_resolver_fail(r, "no backends registered") == 0, "fail");
@@ -458,7 +446,7 @@ static void test_resolver_fail(void **state) {
         cgrpc_connectivity_state_name(cgrpc_channel_get_state(ch, 0)));
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 1);
+  it_servers_stop(srv, 1);
   CHECKS_DONE();
 }
 
@@ -471,7 +459,7 @@ static void test_resolver_answer_from_callback(void **state) {
   cgrpc_resolver *r;
   cgrpc_channel *ch;
   (void)state;
-  start_servers(srv, 1);
+  it_servers_start(srv, 1);
   rec.addrs[0] = srv[0].target;
   rec.n_addrs = 1;
   atomic_store(&rec.mode, ANSWER_UPDATE);
@@ -487,7 +475,7 @@ static void test_resolver_answer_from_callback(void **state) {
   CHECK(calls_of(&srv[0]) == 1, "served %d", calls_of(&srv[0]));
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 1);
+  it_servers_stop(srv, 1);
   CHECKS_DONE();
 }
 
@@ -499,7 +487,7 @@ static void reresolve_case(const char *lb) {
   cgrpc_channel *ch;
   int a0[] = {0}, asked;
   int64_t end;
-  start_servers(srv, 2);
+  it_servers_start(srv, 2);
   assert_int_equal(cgrpc_resolver_new(&r, "test", record_resolve, &rec), 0);
   CHECK(feed(r, srv, a0, 1) == 0, "update A");
   ch = resolver_channel(r, lb);
@@ -523,7 +511,7 @@ static void reresolve_case(const char *lb) {
   CHECK(call(ch) == CGRPC_STATUS_OK, "a call on B");
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 2);
+  it_servers_stop(srv, 2);
 }
 
 static void test_resolver_reresolve_after_drop(void **state) {
@@ -543,7 +531,7 @@ static void test_resolver_idle_asks_again(void **state) {
   cgrpc_channel *ch;
   int a0[] = {0};
   (void)state;
-  start_servers(srv, 1);
+  it_servers_start(srv, 1);
   assert_int_equal(cgrpc_resolver_new(&r, "test", record_resolve, &rec), 0);
   CHECK(feed(r, srv, a0, 1) == 0, "update A");
   o = options_for(r, NULL);
@@ -559,7 +547,7 @@ static void test_resolver_idle_asks_again(void **state) {
         atomic_load(&rec.calls));
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 1);
+  it_servers_stop(srv, 1);
   CHECKS_DONE();
 }
 
@@ -604,7 +592,7 @@ static void updates_while_calls(const char *lb) {
   it_bg_job *j;
   it_async a[8];
   int all[] = {0, 1, 2}, c[] = {2}, i, n = 0, failed = 0;
-  start_servers(srv, 3);
+  it_servers_start(srv, 3);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, all, 3) == 0, "update");
   ch = resolver_channel(r, lb);
@@ -650,7 +638,7 @@ static void updates_while_calls(const char *lb) {
   }
   cgrpc_channel_del(ch);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 3);
+  it_servers_stop(srv, 3);
 }
 
 static void test_resolver_updates_from_thread(void **state) {
@@ -670,7 +658,7 @@ static void test_resolver_channel_deleted_while_updating(void **state) {
   it_bg_job *j, *j2;
   int all[] = {0, 1, 2}, i;
   (void)state;
-  start_servers(srv, 3);
+  it_servers_start(srv, 3);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, all, 3) == 0, "update");
   u.r = r;
@@ -700,7 +688,7 @@ static void test_resolver_channel_deleted_while_updating(void **state) {
   CHECK(atomic_load(&u.failures) == 0, "%d updates failed",
         atomic_load(&u.failures));
   cgrpc_resolver_del(r);
-  stop_servers(srv, 3);
+  it_servers_stop(srv, 3);
   CHECKS_DONE();
 }
 
@@ -717,7 +705,7 @@ static void test_resolver_deleted_while_channel_runs(void **state) {
   int all[] = {0, 1, 2}, i, n = 0, failed = 0;
   (void)state;
   assert_non_null(rec);
-  start_servers(srv, 3);
+  it_servers_start(srv, 3);
   assert_int_equal(cgrpc_resolver_new(&r, "test", record_resolve, rec), 0);
   CHECK(feed(r, srv, all, 3) == 0, "update");
   ch = resolver_channel(r, "round_robin");
@@ -746,7 +734,7 @@ static void test_resolver_deleted_while_channel_runs(void **state) {
   CHECK(atomic_load(&rec->called_after_del) == 0,
         "the resolve callback ran after cgrpc_resolver_del()");
   cgrpc_channel_del(ch);
-  stop_servers(srv, 3);
+  it_servers_stop(srv, 3);
   free(rec);
   CHECKS_DONE();
 }
@@ -804,7 +792,7 @@ static void test_resolver_deleted_in_callback(void **state) {
   cgrpc_channel *ch, *other;
   it_async a;
   (void)state;
-  start_servers(srv, 1);
+  it_servers_start(srv, 1);
   rec.addrs[0] = srv[0].target;
   rec.n_addrs = 1;
   atomic_store(&rec.mode, ANSWER_UPDATE_AND_DEL);
@@ -847,7 +835,7 @@ static void test_resolver_used_after_owner_gone(void **state) {
   cgrpc_channel *ch;
   int a0[] = {0}, b[] = {1}, port;
   (void)state;
-  start_servers(srv, 2);
+  it_servers_start(srv, 2);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, a0, 1) == 0, "update A");
   ch = resolver_channel(r, NULL);
@@ -876,7 +864,7 @@ static void test_resolver_used_after_owner_gone(void **state) {
   }
   CHECK(call(ch) == CGRPC_STATUS_OK, "a call after the restart");
   cgrpc_channel_del(ch);
-  stop_servers(srv, 2);
+  it_servers_stop(srv, 2);
   CHECKS_DONE();
 }
 
@@ -910,7 +898,7 @@ static void test_resolver_bad_input(void **state) {
   size_t i;
   int a0[] = {0};
   (void)state;
-  start_servers(srv, 1);
+  it_servers_start(srv, 1);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, a0, 1) == 0, "update A");
   ch = resolver_channel(r, NULL);
@@ -1032,7 +1020,7 @@ static void test_resolver_bad_input(void **state) {
             CGRPC_ERR_INVALID_ARGUMENT,
         "test:/// taken without a resolver");
   cgrpc_resolver_del(r);
-  stop_servers(srv, 1);
+  it_servers_stop(srv, 1);
   CHECKS_DONE();
 }
 
@@ -1043,7 +1031,7 @@ static void test_resolver_shared_by_channels(void **state) {
   cgrpc_channel *ch1, *ch2;
   int a0[] = {0}, b[] = {1};
   (void)state;
-  start_servers(srv, 2);
+  it_servers_start(srv, 2);
   assert_int_equal(cgrpc_resolver_new(&r, "test", NULL, NULL), 0);
   CHECK(feed(r, srv, a0, 1) == 0, "update A");
   ch1 = resolver_channel(r, NULL);
@@ -1058,7 +1046,7 @@ static void test_resolver_shared_by_channels(void **state) {
   CHECK(call(ch2) == CGRPC_STATUS_OK, "channel 2 after channel 1 went");
   cgrpc_channel_del(ch2);
   cgrpc_resolver_del(r);
-  stop_servers(srv, 2);
+  it_servers_stop(srv, 2);
   CHECKS_DONE();
 }
 
