@@ -359,6 +359,11 @@ static void run_deferred(cgrpc__loop *loop) {
   }
 }
 
+/* How many grace periods the parked thread waits between looks while the
+ * loop is borrowed: the bound on how late the loop's thread sees I/O that
+ * comes after a borrower left with nothing in flight. */
+#define LEND_RECHECK_GRACES 10
+
 /* One turn: wait for I/O (bounded by the timers and the work due), run the
  * I/O callbacks, the posted tasks, the due timers, the deferred work.
  * Returns -1 when epoll_wait fails for good. */
@@ -416,7 +421,12 @@ static void park(cgrpc__loop *loop) {
     struct timespec ts;
     int64_t now = cgrpc__now_ns(), until;
     if (loop->borrowed) {
-      until = now + loop->grace_ns;
+      /* Looks again now and then: a giver that leaves nothing for the loop
+       * does not wake this thread, which then sees the token free at its
+       * next look.  Rarely, so as not to cost a wake-up every few calls;
+       * what the giver leaves due (tasks, timers, calls, waiters) wakes it
+       * at once. */
+      until = now + LEND_RECHECK_GRACES * loop->grace_ns;
     } else {
       if (loop->resume || loop->head || atomic_load(&loop->stop))
         break;

@@ -133,11 +133,14 @@ void cgrpc__loop_post_task(cgrpc__loop *loop, cgrpc__task *t);
  * (CGRPC__LOOP_LEND_GRACE_NS, 1 ms) instead of sleeping in epoll_wait.  A
  * waiter that finds it parked takes the token without waking anyone and drives
  * the loop until its own work is done, then gives the token back; the parked
- * thread takes it back once nobody has held it for the grace period, and at
- * once when a task is posted from another thread, a timer falls due, the
- * loop is asked to stop, another waiter is blocked, or the giver says other
- * work is in flight.  So the loop's timers, tasks and I/O wait at most the
- * grace period for a driver; nothing is delayed indefinitely.
+ * thread takes it back once nobody has held it for the grace period (while
+ * the loop is borrowed it looks only every 10 grace periods, so as not to
+ * cost a wake-up every few calls), and at once when a task is posted from
+ * another thread, a timer falls due, the loop is asked to stop, another
+ * waiter is blocked, or the giver says other work is in flight.  So timers,
+ * tasks, waiters and calls in flight never wait for a driver, and I/O that
+ * comes while nothing is in flight waits at most 11 grace periods (11 ms);
+ * nothing is delayed indefinitely.
  *
  * While a thread holds the token, cgrpc__loop_in_thread() and
  * cgrpc__in_any_loop_thread() are true on it (and the parked thread runs
