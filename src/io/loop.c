@@ -40,7 +40,9 @@ struct cgrpc__loop {
   int parked, borrowed, resume, blocked;
   int64_t released_ns, park_until, grace_ns;
   /* Set by the driver (cgrpc__loop_unblock): park at the end of the turn.
-   * Read and written under |lock|. */
+   * Written under |lock|; loop_run() peeks at it without, which is safe as
+   * only the driver sets it and the loop's thread drives whenever it is
+   * not parked. */
   int lend_hint;
   /* Set while the eventfd holds an unread wake-up, to skip needless writes. */
   atomic_int woken;
