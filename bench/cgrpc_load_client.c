@@ -4,7 +4,8 @@
  *
  *   cgrpc_load_client unary --target=HOST:PORT [--channels=C]
  *       [--outstanding=N] [--calls=K | --duration=S [--warmup=S]]
- *       [--name=NAME] [--expect=TEXT] [--channel_per_call] [TLS flags]
+ *       [--name=NAME] [--expect=TEXT] [--channel_per_call | --blocking]
+ *       [TLS flags]
  *   cgrpc_load_client stream --target=HOST:PORT --count=K --size=BYTES
  *       [TLS flags]
  *
@@ -16,6 +17,9 @@
  * With --calls it makes exactly K calls; with --duration it warms up, then
  * measures for S seconds.  Every reply is checked: status OK and the message
  * equal to --expect (default "Hello, " NAME "!").
+ *
+ * --blocking: N threads per channel instead of N slots, each making blocking
+ * calls (the blocking stub) one after another on its channel.
  *
  * --channel_per_call: a new connection per call instead.  N threads each
  * make their calls one after another, each on a new channel (connect,
@@ -275,8 +279,28 @@ static void *percall_thread(void *arg) {
   return NULL;
 }
 
+/* --blocking: one of the N threads of a channel, one call after another
+ * with the blocking stub. */
+static void *blocking_thread(void *arg) {
+  struct slot *slot = arg;
+  struct unary_run *run = slot->run;
+
+  while (take_call(run)) {
+    Helloworld__HelloReply *reply = NULL;
+    cgrpc_status status = {0};
+
+    helloworld__greeter__say_hello__call(slot->channel, &run->request, &reply,
+                                         run->call_opts, &status);
+    check_reply(run, &status, reply ? &reply->base : NULL);
+    cgrpc_status_clear(&status);
+  }
+  slot_retire(run);
+  return NULL;
+}
+
 static int run_unary(const char *target, const cgrpc_channel_options *opts,
                      int tls, int channels, int outstanding, int per_call,
+                     int blocking,
                      int64_t calls, double duration, double warmup,
                      const char *name, const char *expect) {
   struct unary_run run;
@@ -285,14 +309,16 @@ static int run_unary(const char *target, const cgrpc_channel_options *opts,
   cgrpc_channel **chans = calloc((size_t)channels, sizeof *chans);
   struct slot *slots = calloc((size_t)channels * (size_t)outstanding,
                               sizeof *slots);
-  pthread_t *threads = per_call ? calloc((size_t)outstanding, sizeof *threads)
-                                : NULL;
+  size_t n_want = per_call   ? (size_t)outstanding
+                  : blocking ? (size_t)channels * (size_t)outstanding
+                             : 0;
+  pthread_t *threads = n_want ? calloc(n_want, sizeof *threads) : NULL;
   char expect_buf[256];
   double t0, t1 = 0, c0, c1 = 0;
   int64_t d0, d1 = 0, e0, e1 = 0, n_slots = (int64_t)channels * outstanding;
   int rv, n_threads = 0;
 
-  if (chans == NULL || slots == NULL || (per_call && threads == NULL)) {
+  if (chans == NULL || slots == NULL || (n_want && threads == NULL)) {
     fprintf(stderr, "cgrpc_load_client: out of memory\n");
     return 1;
   }
@@ -354,7 +380,16 @@ static int run_unary(const char *target, const cgrpc_channel_options *opts,
     for (int64_t i = 0; i < n_slots; i++) {
       slots[i].run = &run;
       slots[i].channel = chans[i % channels];
-      slot_next(&slots[i]);
+      if (!blocking) {
+        slot_next(&slots[i]);
+      } else if (pthread_create(&threads[n_threads], NULL, blocking_thread,
+                                &slots[i]) == 0) {
+        n_threads++;
+      } else {
+        fprintf(stderr, "cgrpc_load_client: pthread_create failed\n");
+        atomic_fetch_add(&run.errors, 1);
+        slot_retire(&run);
+      }
     }
   }
 
@@ -398,10 +433,11 @@ static int run_unary(const char *target, const cgrpc_channel_options *opts,
     double secs = t1 - t0, cpu = c1 - c0;
     int bad = all_errors > 0 || (calls > 0 && d1 != calls);
     printf("{\"mode\":\"unary\",\"channels\":%d,\"outstanding\":%d,"
-           "\"channel_per_call\":%s,\"calls\":%" PRId64 ",\"errors\":%" PRId64
+           "\"blocking\":%s,\"channel_per_call\":%s,\"calls\":%" PRId64 ",\"errors\":%" PRId64
            ",\"errors_total\":%" PRId64 ",\"seconds\":%.6f,\"cpu_s\":%.6f,"
            "\"calls_per_s\":%.1f,\"cpu_us_per_call\":%.3f,",
-           channels, outstanding, per_call ? "true" : "false", n, e1 - e0,
+           channels, outstanding, blocking ? "true" : "false",
+           per_call ? "true" : "false", n, e1 - e0,
            all_errors, secs, cpu, secs > 0 ? (double)n / secs : 0.0,
            n > 0 ? cpu * 1e6 / (double)n : 0.0);
     tls_info_print(&run.tls, tls);
@@ -622,7 +658,7 @@ static int usage(const char *why) {
           "[--outstanding=N]\n"
           "           [--calls=K | --duration=S [--warmup=S]] [--name=NAME] "
           "[--expect=TEXT]\n"
-          "           [--channel_per_call] [TLS flags]\n"
+          "           [--channel_per_call | --blocking] [TLS flags]\n"
           "       cgrpc_load_client stream --target=HOST:PORT --count=K "
           "--size=BYTES [TLS flags]\n"
           "  TLS flags: --ca_file=F [--server_host_override=NAME]\n"
@@ -636,7 +672,7 @@ int main(int argc, char **argv) {
   const char *why;
   struct tls_flags tls = {0};
   cgrpc_channel_options *opts = NULL;
-  int channels = 1, outstanding = 1, per_call = 0, rv;
+  int channels = 1, outstanding = 1, per_call = 0, blocking = 0, rv;
   int64_t calls = 0, count = 1000;
   double duration = 0, warmup = 0.5;
   size_t size = 16;
@@ -667,6 +703,8 @@ int main(int argc, char **argv) {
       size = (size_t)strtoull(v, NULL, 10);
     } else if (strcmp(argv[i], "--channel_per_call") == 0) {
       per_call = 1;
+    } else if (strcmp(argv[i], "--blocking") == 0) {
+      blocking = 1;
     } else if ((v = opt(argv[i], "--ca_file"))) {
       tls.ca = v;
     } else if ((v = opt(argv[i], "--server_host_override"))) {
@@ -687,6 +725,9 @@ int main(int argc, char **argv) {
       return usage("unary needs --channels >= 1, --outstanding >= 1 and "
                    "--calls or --duration");
     }
+    if (per_call && blocking) {
+      return usage("--channel_per_call and --blocking do not go together");
+    }
     if (per_call && channels != 1) {
       return usage("--channel_per_call makes its own channels: leave "
                    "--channels at 1 (--outstanding sets the concurrency)");
@@ -695,8 +736,8 @@ int main(int argc, char **argv) {
     if (count < 1 || size < 8) {
       return usage("stream needs --count >= 1 and --size >= 8");
     }
-    if (per_call) {
-      return usage("--channel_per_call is for unary");
+    if (per_call || blocking) {
+      return usage("--channel_per_call and --blocking are for unary");
     }
   } else {
     return usage(NULL);
@@ -708,7 +749,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "unary") == 0) {
     rv = run_unary(target, opts, tls.ca != NULL, channels, outstanding,
-                   per_call, calls, duration, warmup, name, expect);
+                   per_call, blocking, calls, duration, warmup, name, expect);
   } else {
     rv = run_stream(target, opts, count, size);
   }

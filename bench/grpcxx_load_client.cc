@@ -5,7 +5,8 @@
 //
 //   grpcxx_load_client unary --target=HOST:PORT [--channels=C]
 //       [--outstanding=N] [--calls=K | --duration=S [--warmup=S]]
-//       [--name=NAME] [--expect=TEXT] [--channel_per_call] [TLS flags]
+//       [--name=NAME] [--expect=TEXT] [--channel_per_call | --blocking]
+//       [TLS flags]
 //   grpcxx_load_client stream --target=HOST:PORT --count=K --size=BYTES
 //       [TLS flags]
 //
@@ -17,6 +18,9 @@
 // (a local subchannel pool and a distinct channel argument).  stream is one
 // bidi bench.Bench/Stream call on the sync API: a second thread writes
 // while this one reads and checks size and order.
+//
+// --blocking: N threads per channel instead of N slots, each making calls
+// one after another on the sync API (stub->SayHello).
 //
 // --channel_per_call: a new connection per call instead.  N threads each
 // make their calls one after another on the sync API, each on a new
@@ -223,8 +227,21 @@ void percall_thread(UnaryRun* run) {
   retire(run);
 }
 
+// --blocking: one of the N threads of a channel, on the sync API.
+void blocking_thread(UnaryRun* run, helloworld::Greeter::Stub* stub) {
+  while (take_call(run)) {
+    grpc::ClientContext ctx;
+    helloworld::HelloReply reply;
+    prepare(run, &ctx);
+    grpc::Status status = stub->SayHello(&ctx, run->request, &reply);
+    check(run, status, reply, &ctx);
+  }
+  retire(run);
+}
+
 int run_unary(const std::string& target, const Tls& tls, int channels,
-              int outstanding, bool per_call, int64_t calls, double duration,
+              int outstanding, bool per_call, bool blocking, int64_t calls,
+              double duration,
               double warmup, const std::string& name,
               const std::string& expect) {
   UnaryRun run;
@@ -251,6 +268,9 @@ int run_unary(const std::string& target, const Tls& tls, int channels,
   if (per_call) {
     for (int i = 0; i < outstanding; i++)
       threads.emplace_back(percall_thread, &run);
+  } else if (blocking) {
+    for (size_t i = 0; i < slots.size(); i++)
+      threads.emplace_back(blocking_thread, &run, stubs[i % channels].get());
   } else {
     for (size_t i = 0; i < slots.size(); i++) {
       slots[i].run = &run;
@@ -291,13 +311,14 @@ int run_unary(const std::string& target, const Tls& tls, int channels,
   };
   std::printf(
       "{\"mode\":\"unary\",\"channels\":%d,\"outstanding\":%d,"
-      "\"channel_per_call\":%s,\"calls\":%lld,\"errors\":%lld,"
+      "\"blocking\":%s,\"channel_per_call\":%s,\"calls\":%lld,\"errors\":%lld,"
       "\"errors_total\":%lld,\"seconds\":%.6f,\"cpu_s\":%.6f,"
       "\"calls_per_s\":%.1f,\"cpu_us_per_call\":%.3f,\"tls\":%s,"
       "\"server_tls_info\":%lld,\"server_resumed\":%lld,"
       "\"server_tls_version\":%s,\"server_tls_cipher\":%s,"
       "\"client_resumed\":%lld,\"ok\":%s}\n",
-      channels, outstanding, per_call ? "true" : "false",
+      channels, outstanding, blocking ? "true" : "false",
+      per_call ? "true" : "false",
       static_cast<long long>(n), static_cast<long long>(e1 - e0),
       static_cast<long long>(all_errors), secs, cpu,
       secs > 0 ? n / secs : 0.0, n > 0 ? cpu * 1e6 / n : 0.0,
@@ -388,7 +409,7 @@ int usage(const char* why = nullptr) {
                "[--channels=C] [--outstanding=N]\n"
                "           [--calls=K | --duration=S [--warmup=S]] "
                "[--name=NAME] [--expect=TEXT]\n"
-               "           [--channel_per_call] [TLS flags]\n"
+               "           [--channel_per_call | --blocking] [TLS flags]\n"
                "       grpcxx_load_client stream --target=HOST:PORT --count=K "
                "--size=BYTES [TLS flags]\n"
                "  TLS flags: --ca_file=F [--server_host_override=NAME]\n"
@@ -425,7 +446,7 @@ int main(int argc, char** argv) {
   std::string target = "localhost:50051", name = "world", expect;
   const char *ca = nullptr, *host_override = nullptr, *cert = nullptr,
              *key = nullptr;
-  bool per_call = false, session_cache = false;
+  bool per_call = false, blocking = false, session_cache = false;
   int channels = 1, outstanding = 1;
   int64_t calls = 0, count = 1000;
   double duration = 0, warmup = 0.5;
@@ -444,6 +465,7 @@ int main(int argc, char** argv) {
     else if ((v = opt(argv[i], "--count"))) count = std::strtoll(v, nullptr, 10);
     else if ((v = opt(argv[i], "--size"))) size = std::strtoull(v, nullptr, 10);
     else if (std::strcmp(argv[i], "--channel_per_call") == 0) per_call = true;
+    else if (std::strcmp(argv[i], "--blocking") == 0) blocking = true;
     else if ((v = opt(argv[i], "--ca_file"))) ca = v;
     else if ((v = opt(argv[i], "--server_host_override"))) host_override = v;
     else if ((v = opt(argv[i], "--client_cert_file"))) cert = v;
@@ -459,13 +481,16 @@ int main(int argc, char** argv) {
     if (channels < 1 || outstanding < 1 || (calls <= 0 && duration <= 0))
       return usage("unary needs --channels >= 1, --outstanding >= 1 and "
                    "--calls or --duration");
+    if (per_call && blocking)
+      return usage("--channel_per_call and --blocking do not go together");
     if (per_call && channels != 1)
       return usage("--channel_per_call makes its own channels: leave "
                    "--channels at 1 (--outstanding sets the concurrency)");
   } else if (std::strcmp(argv[1], "stream") == 0) {
     if (count < 1 || size < 8)
       return usage("stream needs --count >= 1 and --size >= 8");
-    if (per_call) return usage("--channel_per_call is for unary");
+    if (per_call || blocking)
+      return usage("--channel_per_call and --blocking are for unary");
   } else {
     return usage();
   }
@@ -476,7 +501,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   int rv = unary ? run_unary(target, tls, channels, outstanding, per_call,
-                             calls, duration, warmup, name, expect)
+                             blocking, calls, duration, warmup, name, expect)
                  : run_stream(target, tls, count, size);
   // Channels (and their arguments' references) are gone by now.
   if (tls.cache) grpc_ssl_session_cache_destroy(tls.cache);

@@ -68,6 +68,11 @@ enum { CGRPC_FAIL_FAST = -1, CGRPC_WAIT_FOR_READY = 1 };
  * library's own threads) yields INVALID_ARGUMENT or FAILED_PRECONDITION with
  * a message that says what went wrong.
  *
+ * While it waits, the calling thread may drive the channel's loop itself
+ * (when no other thread does): it then runs the channel's I/O, timers and
+ * the callbacks that fall due meanwhile, as the channel's thread would (see
+ * channel.h), until its own call is over.
+ *
  * Returns the status code.  Thread safety: any thread except the library's
  * own (not from a callback or handler).
  */
@@ -77,7 +82,9 @@ CGRPC_EXTERN cgrpc_status_code cgrpc_unary_call(
     const cgrpc_call_options *opts, cgrpc_status *status);
 
 /*
- * Called once when an async call completes, on the channel's thread.
+ * Called once when an async call completes, on the channel's thread (see
+ * channel.h: possibly an application thread blocked in cgrpc_unary_call()
+ * on the same channel, which drives the channel's loop meanwhile).
  * |status| is valid during the callback only; take what you need with
  * cgrpc_call_take_status().  |reply| (NULL unless the status is OK) belongs
  * to the callback: free it with protobuf_c_message_free_unpacked(reply, NULL).

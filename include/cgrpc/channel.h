@@ -5,6 +5,21 @@
  * connects on the first call to one address (pick_first) or to all of
  * them (round_robin), and reconnects (with backoff) when a connection is
  * lost.
+ *
+ * The channel's thread.  Each channel runs its connections, timers and
+ * callbacks on one event loop, driven by one thread at a time: the
+ * channel's own thread, or, while it waits for its own call, a thread
+ * blocked in cgrpc_unary_call() on that channel when the channel's thread
+ * had nothing else to do (the loop lends itself to the waiter, which saves
+ * two thread wake-ups per call).  "The channel's thread" in this API means
+ * whichever of them drives the loop: callbacks (async completions, state
+ * watches) may run on an application thread inside its cgrpc_unary_call(),
+ * but never two at once, never after that call has returned, and with the
+ * same rules as on the channel's own thread (they must not block; blocking
+ * calls from them fail with CGRPC_ERR_WOULD_DEADLOCK or
+ * FAILED_PRECONDITION).  A callback that takes a lock the blocked caller
+ * holds deadlocks either way: with the loop lent, on the caller's thread;
+ * without, because the caller waits for the loop that waits for the lock.
  */
 #ifndef CGRPC_CHANNEL_H
 #define CGRPC_CHANNEL_H

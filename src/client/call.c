@@ -450,12 +450,19 @@ typedef struct sync_wait {
   int done;
   cgrpc_status status;
   ProtobufCMessage *reply;
+  /* The loop this waiter is counted as blocked on (it did not get to drive
+   * it), or NULL. */
+  cgrpc__loop *blocked_on;
 } sync_wait;
 
 static void sync_done(cgrpc_call *call, const cgrpc_status *status,
                       ProtobufCMessage *reply, void *user_data) {
   sync_wait *w = user_data;
   (void)status;
+  /* Before the wake-up, after which |w| may be gone: the waiter will likely
+   * make another call, and may then drive the loop itself. */
+  if (w->blocked_on)
+    cgrpc__loop_unblock(w->blocked_on, 1);
   pthread_mutex_lock(&w->lock);
   cgrpc_call_take_status(call, &w->status);
   w->reply = reply;
@@ -477,13 +484,34 @@ static cgrpc_status_code misuse(cgrpc_status *status, cgrpc_status_code code,
   return code;
 }
 
+/*
+ * The borrower's wait: turns of the channel's loop until the call is done
+ * (its outcome comes from one of them, on this thread), then the token goes
+ * back.  While this thread holds the token the loop cannot stop, so the
+ * channel and its loop outlive this even when another thread deletes the
+ * channel meanwhile.  A loop that stops first (the channel's delete) gives
+ * the rest to the loop's thread; the caller then waits on its condvar.
+ */
+static void drive_until_done(cgrpc_channel *ch, sync_wait *w) {
+  int done, stopping = 0;
+  for (;;) {
+    pthread_mutex_lock(&w->lock);
+    done = w->done;
+    pthread_mutex_unlock(&w->lock);
+    if (done || (stopping = cgrpc__loop_turn(ch->loop)) != 0)
+      break;
+  }
+  /* Other calls in flight need a driver at once, not after the grace. */
+  cgrpc__loop_give_back(ch->loop, stopping || cgrpc__channel_busy(ch));
+}
+
 cgrpc_status_code
 cgrpc_unary_call(cgrpc_channel *ch, const cgrpc_method_desc *method,
                  const ProtobufCMessage *request, ProtobufCMessage **reply,
                  const cgrpc_call_options *opts, cgrpc_status *status) {
   sync_wait w;
   cgrpc_status_code code;
-  int rv;
+  int rv, borrowed;
   if (reply)
     *reply = NULL;
   if (!ch || !method || !request || !reply)
@@ -497,7 +525,19 @@ cgrpc_unary_call(cgrpc_channel *ch, const cgrpc_method_desc *method,
   memset(&w, 0, sizeof w);
   pthread_mutex_init(&w.lock, NULL);
   pthread_cond_init(&w.cond, NULL);
+  /* Drive the channel's loop on this thread while waiting, if its thread
+   * is parked and nobody else drives it (io/loop.h); else wait for the
+   * thread that does. */
+  borrowed = cgrpc__loop_borrow(ch->loop, 1);
+  if (!borrowed)
+    w.blocked_on = ch->loop;
   rv = cgrpc_unary_start(ch, method, request, opts, sync_done, &w, NULL);
+  if (rv == 0 && borrowed)
+    drive_until_done(ch, &w);
+  else if (borrowed)
+    cgrpc__loop_give_back(ch->loop, 0);
+  else if (rv != 0)
+    cgrpc__loop_unblock(ch->loop, 0);
   if (rv != 0) {
     pthread_mutex_destroy(&w.lock);
     pthread_cond_destroy(&w.cond);

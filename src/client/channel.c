@@ -607,6 +607,10 @@ static int channel_has_calls(const cgrpc_channel *ch) {
   return 0;
 }
 
+int cgrpc__channel_busy(const cgrpc_channel *ch) {
+  return channel_has_calls(ch) || atomic_load(&ch->ready_waiters) > 0;
+}
+
 /* The idle timer: a channel that ran no call for the idle timeout goes
  * IDLE; else the timer looks again when it could be so. */
 static void idle_check(void *user_data) {

@@ -269,6 +269,9 @@ void cgrpc__channel_enqueue(cgrpc_channel *ch, struct cgrpc_call *call);
 void cgrpc__channel_dequeue(cgrpc_channel *ch, struct cgrpc_call *call);
 /* A call of |ch| ended (for the idle timeout). */
 void cgrpc__channel_call_ended(cgrpc_channel *ch);
+/* Whether anything on |ch| may need its loop at any moment: calls in
+ * flight, waiters for READY.  Loop thread (its driver). */
+int cgrpc__channel_busy(const cgrpc_channel *ch);
 /* A GOAWAY arrived on |conn|: new calls go to another connection. */
 void cgrpc__channel_conn_goaway(cgrpc__client_conn *conn,
                                 const nghttp2_goaway *goaway);

@@ -27,8 +27,23 @@ struct cgrpc__loop {
   cgrpc__task_cb exit_cb; /* cgrpc__loop_on_exit */
   void *exit_user_data;
 
-  pthread_mutex_t lock; /* guards the posted-task queue */
+  pthread_mutex_t lock; /* guards the posted-task queue and the token */
   task *head, *tail;
+
+  /* The token (see loop.h), guarded by |lock|.  |parked|: the loop's thread
+   * waits on |park_cond| instead of in epoll_wait.  |borrowed|: another
+   * thread drives the loop.  |resume|: the parked thread is asked to take
+   * the token back at once.  |blocked|: threads waiting for this loop's
+   * work without driving it.  |released_ns|: when the token was last free
+   * to take; |park_until|: when the parked thread looks again. */
+  pthread_cond_t park_cond;
+  int parked, borrowed, resume, blocked;
+  int64_t released_ns, park_until, grace_ns;
+  /* Set by the driver (cgrpc__loop_unblock): park at the end of the turn.
+   * Written under |lock|; loop_run() peeks at it without, which is safe as
+   * only the driver sets it and the loop's thread drives whenever it is
+   * not parked. */
+  int lend_hint;
   /* Set while the eventfd holds an unread wake-up, to skip needless writes. */
   atomic_int woken;
 
@@ -86,7 +101,15 @@ int cgrpc__loop_new(cgrpc__loop **loop_ptr) {
   loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (loop->wakefd < 0)
     goto fail_eventfd;
+  loop->grace_ns = CGRPC__LOOP_LEND_GRACE_NS;
   pthread_mutex_init(&loop->lock, NULL);
+  {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&loop->park_cond, &attr);
+    pthread_condattr_destroy(&attr);
+  }
   if (cgrpc__loop_watch(loop, &loop->wake_watch, loop->wakefd, CGRPC__IO_READ,
                         wake_read, loop) != 0)
     goto fail_watch;
@@ -94,6 +117,7 @@ int cgrpc__loop_new(cgrpc__loop **loop_ptr) {
   return 0;
 
 fail_watch:
+  pthread_cond_destroy(&loop->park_cond);
   pthread_mutex_destroy(&loop->lock);
   close(loop->wakefd);
 fail_eventfd:
@@ -108,6 +132,7 @@ void cgrpc__loop_del(cgrpc__loop *loop) {
     return;
   close(loop->wakefd);
   close(loop->epfd);
+  pthread_cond_destroy(&loop->park_cond);
   pthread_mutex_destroy(&loop->lock);
   cgrpc__free(loop->heap);
   cgrpc__free(loop->scratch);
@@ -280,6 +305,7 @@ void cgrpc__task_init(task *t, cgrpc__task_cb cb, void *user_data) {
 }
 
 void cgrpc__loop_post_task(cgrpc__loop *loop, task *t) {
+  int parked_idle;
   t->next = NULL;
   pthread_mutex_lock(&loop->lock);
   if (loop->tail)
@@ -287,8 +313,16 @@ void cgrpc__loop_post_task(cgrpc__loop *loop, task *t) {
   else
     loop->head = t;
   loop->tail = t;
+  /* Nobody is in epoll_wait while the loop's thread is parked and nobody
+   * borrows the loop: the parked thread takes the token back for this. */
+  parked_idle = loop->parked && !loop->borrowed;
+  if (parked_idle && !loop->resume) {
+    loop->resume = 1;
+    pthread_cond_signal(&loop->park_cond);
+  }
   pthread_mutex_unlock(&loop->lock);
-  if (!cgrpc__loop_in_thread(loop) && !atomic_exchange(&loop->woken, 1)) {
+  if (!parked_idle && !cgrpc__loop_in_thread(loop) &&
+      !atomic_exchange(&loop->woken, 1)) {
     uint64_t one = 1;
     ssize_t r = write(loop->wakefd, &one, sizeof one);
     (void)r;
@@ -339,35 +373,159 @@ static void run_deferred(cgrpc__loop *loop) {
   }
 }
 
-static void loop_run(cgrpc__loop *loop) {
+/* How many grace periods the parked thread waits between looks while the
+ * loop is borrowed: the bound on how late the loop's thread sees I/O that
+ * comes after a borrower left with nothing in flight. */
+#define LEND_RECHECK_GRACES 10
+
+/* One turn: wait for I/O (bounded by the timers and the work due), run the
+ * I/O callbacks, the posted tasks, the due timers, the deferred work.
+ * Returns -1 when epoll_wait fails for good. */
+static int run_turn(cgrpc__loop *loop) {
   struct epoll_event events[64];
+  int i, n = epoll_wait(loop->epfd, events, 64, next_timeout_ms(loop));
+  if (n < 0 && errno != EINTR)
+    return -1;
+  loop->batch = events;
+  loop->batch_n = n;
+  for (i = 0; i < n; i++) {
+    cgrpc__watch *w = events[i].data.ptr;
+    unsigned ev = 0;
+    loop->batch_next = i + 1;
+    if (!w)
+      continue; /* unwatched by an earlier callback of this batch */
+    if (events[i].events & (EPOLLIN | EPOLLRDHUP))
+      ev |= CGRPC__IO_READ;
+    if (events[i].events & EPOLLOUT)
+      ev |= CGRPC__IO_WRITE;
+    if (events[i].events & (EPOLLERR | EPOLLHUP))
+      ev |= CGRPC__IO_ERROR | CGRPC__IO_READ;
+    if (w->cb)
+      w->cb(w->user_data, ev);
+  }
+  loop->batch = NULL;
+  run_posted(loop);
+  run_timers(loop);
+  run_deferred(loop);
+  return 0;
+}
+
+/* ---- lending the loop (loop.h) ---- */
+
+static void deadline_timespec(int64_t ns, struct timespec *ts) {
+  ts->tv_sec = (time_t)(ns / 1000000000);
+  ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+/*
+ * The loop's thread, at the end of a turn in which it completed a blocked
+ * waiter's work: unless something needs it, it waits on |park_cond| (where
+ * a returning waiter can take the token without a wake-up) until nobody has
+ * held the token for the grace period, a timer falls due, or it is asked to
+ * resume.  Each look is under |lock|, and the heap is read only while
+ * nobody holds the token (a borrower changes it only while it does).
+ */
+static void park(cgrpc__loop *loop) {
+  pthread_mutex_lock(&loop->lock);
+  if (!loop->lend_hint || loop->blocked || loop->head || loop->deferred ||
+      atomic_load(&loop->stop)) {
+    loop->lend_hint = 0;
+    pthread_mutex_unlock(&loop->lock);
+    return;
+  }
+  loop->lend_hint = 0;
+  loop->parked = 1;
+  loop->resume = 0;
+  loop->released_ns = cgrpc__now_ns();
+  for (;;) {
+    struct timespec ts;
+    int64_t now = cgrpc__now_ns(), until;
+    if (loop->borrowed) {
+      /* Looks again now and then: a giver that leaves nothing for the loop
+       * does not wake this thread, which then sees the token free at its
+       * next look.  Rarely, so as not to cost a wake-up every few calls;
+       * what the giver leaves due (tasks, timers, calls, waiters) wakes it
+       * at once. */
+      until = now + LEND_RECHECK_GRACES * loop->grace_ns;
+    } else {
+      if (loop->resume || loop->head || atomic_load(&loop->stop))
+        break;
+      until = loop->released_ns + loop->grace_ns;
+      if (loop->heap_len > 0 && loop->heap[0]->when_ns < until)
+        until = loop->heap[0]->when_ns;
+      if (now >= until)
+        break;
+    }
+    loop->park_until = until;
+    deadline_timespec(until, &ts);
+    pthread_cond_timedwait(&loop->park_cond, &loop->lock, &ts);
+  }
+  loop->parked = 0;
+  loop->resume = 0;
+  loop->lend_hint = 0;
+  pthread_mutex_unlock(&loop->lock);
+}
+
+void cgrpc__loop_set_lend_grace(cgrpc__loop *loop, int64_t grace_ns) {
+  loop->grace_ns = grace_ns;
+}
+
+int cgrpc__loop_borrow(cgrpc__loop *loop, int count_blocked) {
+  int got;
+  pthread_mutex_lock(&loop->lock);
+  got = loop->parked && !loop->borrowed && !loop->resume &&
+        !atomic_load(&loop->stop);
+  if (got)
+    loop->borrowed = 1;
+  else if (count_blocked)
+    loop->blocked++;
+  pthread_mutex_unlock(&loop->lock);
+  if (got)
+    current_loop = loop;
+  return got;
+}
+
+int cgrpc__loop_turn(cgrpc__loop *loop) {
+  if (atomic_load(&loop->stop))
+    return 1;
+  if (run_turn(loop) != 0)
+    return 1;
+  return atomic_load(&loop->stop);
+}
+
+void cgrpc__loop_give_back(cgrpc__loop *loop, int busy) {
+  current_loop = NULL;
+  pthread_mutex_lock(&loop->lock);
+  loop->borrowed = 0;
+  loop->released_ns = cgrpc__now_ns();
+  /* The hint of a waiter unblocked during this borrow: the parked thread
+   * parks anyway. */
+  loop->lend_hint = 0;
+  if (busy || loop->blocked || loop->head || loop->deferred ||
+      atomic_load(&loop->stop) ||
+      (loop->heap_len > 0 && loop->heap[0]->when_ns < loop->park_until)) {
+    loop->resume = 1;
+    pthread_cond_signal(&loop->park_cond);
+  }
+  pthread_mutex_unlock(&loop->lock);
+}
+
+void cgrpc__loop_unblock(cgrpc__loop *loop, int lend) {
+  pthread_mutex_lock(&loop->lock);
+  loop->blocked--;
+  if (lend)
+    loop->lend_hint = 1;
+  pthread_mutex_unlock(&loop->lock);
+}
+
+static void loop_run(cgrpc__loop *loop) {
   int i;
   current_loop = loop;
   while (!atomic_load(&loop->stop)) {
-    int n = epoll_wait(loop->epfd, events, 64, next_timeout_ms(loop));
-    if (n < 0 && errno != EINTR)
+    if (run_turn(loop) != 0)
       break;
-    loop->batch = events;
-    loop->batch_n = n;
-    for (i = 0; i < n; i++) {
-      cgrpc__watch *w = events[i].data.ptr;
-      unsigned ev = 0;
-      loop->batch_next = i + 1;
-      if (!w)
-        continue; /* unwatched by an earlier callback of this batch */
-      if (events[i].events & (EPOLLIN | EPOLLRDHUP))
-        ev |= CGRPC__IO_READ;
-      if (events[i].events & EPOLLOUT)
-        ev |= CGRPC__IO_WRITE;
-      if (events[i].events & (EPOLLERR | EPOLLHUP))
-        ev |= CGRPC__IO_ERROR | CGRPC__IO_READ;
-      if (w->cb)
-        w->cb(w->user_data, ev);
-    }
-    loop->batch = NULL;
-    run_posted(loop);
-    run_timers(loop);
-    run_deferred(loop);
+    if (loop->lend_hint)
+      park(loop);
   }
   /* What was posted before the stop runs, and what that posts in turn
    * (a connection's close, the calls it releases), within a bound. */

@@ -75,8 +75,7 @@ void cgrpc__loop_stop_join(cgrpc__loop *loop);
 /* Loop thread only: once the loop has returned, its thread detaches itself
  * and calls |cb(user_data)|, which may free the loop.  For an object whose
  * last reference goes on its own loop thread. */
-void cgrpc__loop_on_exit(cgrpc__loop *loop, cgrpc__task_cb cb,
-                         void *user_data);
+void cgrpc__loop_on_exit(cgrpc__loop *loop, cgrpc__task_cb cb, void *user_data);
 
 /* Nonzero when called on |loop|'s own thread. */
 int cgrpc__loop_in_thread(const cgrpc__loop *loop);
@@ -117,6 +116,80 @@ void cgrpc__task_init(cgrpc__task *t, cgrpc__task_cb cb, void *user_data);
  * posted again before that; its callback may post it again or free it.
  * Any thread; cannot fail. */
 void cgrpc__loop_post_task(cgrpc__loop *loop, cgrpc__task *t);
+
+/*
+ * Lending the loop to a waiting thread (issue 9).  A thread that blocks for
+ * work of this loop (a blocking call) may drive the loop itself while it
+ * waits, instead of handing the work to the loop's thread and being woken
+ * back: a closed loop of blocking calls then costs one wake-up per call
+ * (the socket's) instead of three (the start's hop to the loop thread, the
+ * socket's, the hop back to the waiter).
+ *
+ * One thread drives the loop at a time; it holds the loop's token.  The
+ * loop's own thread holds it by default.  When that thread has just
+ * completed a blocked waiter's work (cgrpc__loop_unblock() with |lend|), it
+ * expects the waiter to come back with more and, at the end of its turn,
+ * parks on a condition variable (not in epoll_wait) for a grace period
+ * (CGRPC__LOOP_LEND_GRACE_NS, 1 ms) instead of sleeping in epoll_wait.  A
+ * waiter that finds it parked takes the token without waking anyone and drives
+ * the loop until its own work is done, then gives the token back; the parked
+ * thread takes it back once nobody has held it for the grace period (while
+ * the loop is borrowed it looks only every 10 grace periods, so as not to
+ * cost a wake-up every few calls), and at once when a task is posted from
+ * another thread, a timer falls due, the loop is asked to stop, another
+ * waiter is blocked, or the giver says other work is in flight.  So timers,
+ * tasks, waiters and calls in flight never wait for a driver, and I/O that
+ * comes while nothing is in flight waits at most 11 grace periods (11 ms);
+ * nothing is delayed indefinitely.
+ *
+ * While a thread holds the token, cgrpc__loop_in_thread() and
+ * cgrpc__in_any_loop_thread() are true on it (and the parked thread runs
+ * nothing), so the library's checks against blocking inside the loop hold
+ * for whichever thread drives it.
+ */
+#define CGRPC__LOOP_LEND_GRACE_NS (1000 * 1000)
+
+/* Sets the grace period of |loop| (CGRPC__LOOP_LEND_GRACE_NS by default);
+ * before its thread starts.  For tests, which need a wide or a narrow one. */
+void cgrpc__loop_set_lend_grace(cgrpc__loop *loop, int64_t grace_ns);
+
+/*
+ * Takes the token if the loop's thread is parked and nobody drives the
+ * loop: returns 1, and the caller now drives it (cgrpc__loop_turn() until
+ * its work is done, then cgrpc__loop_give_back()).  Otherwise returns 0
+ * and, when |count_blocked|, counts the caller as a blocked waiter until
+ * cgrpc__loop_unblock().  Not on any loop thread (the caller must not
+ * already drive a loop); any other thread.
+ */
+int cgrpc__loop_borrow(cgrpc__loop *loop, int count_blocked);
+
+/*
+ * Runs one turn of the loop on the borrowing thread: waits for I/O (at most
+ * until the next timer, not at all with tasks or deferred work due), then
+ * runs the I/O callbacks, the posted tasks, the due timers and the deferred
+ * work.  Returns 0, or nonzero when the loop is stopping (then the caller
+ * gives the token back; the loop's thread finishes the stop).  Borrower
+ * only.
+ */
+int cgrpc__loop_turn(cgrpc__loop *loop);
+
+/*
+ * Gives the token back; the caller no longer drives the loop and must not
+ * touch it again unless something else keeps it alive.  |busy| nonzero
+ * says that other work is in flight on the loop (it may need I/O at any
+ * moment): the loop's thread then takes the token back at once rather than
+ * after the grace period.  Borrower only.
+ */
+void cgrpc__loop_give_back(cgrpc__loop *loop, int busy);
+
+/*
+ * The driver of |loop| has completed the work a waiter counted by
+ * cgrpc__loop_borrow() blocks for: it is no longer counted.  |lend|
+ * nonzero: the waiter is likely to come back with more, so the loop's
+ * thread parks at the end of this turn if nothing else needs it.  Also from
+ * the waiter itself when its work never reached the loop.  Any thread.
+ */
+void cgrpc__loop_unblock(cgrpc__loop *loop, int lend);
 
 /* A buffer of |*size| bytes that any code on the loop thread may use until
  * it returns to the loop (the connections' write batches); NULL when out of

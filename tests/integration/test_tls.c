@@ -82,11 +82,21 @@ typedef struct tls_server {
 
 /* A server with a TLS port (certificate |cert|, client CAs and |auth|) and
  * a plaintext one. */
+static void server_start_on(tls_server *s, const char *cert,
+                            cgrpc_client_auth auth, int tls_port);
+
 static void server_start(tls_server *s, const char *cert,
                          cgrpc_client_auth auth) {
+  server_start_on(s, cert, auth, 0);
+}
+
+/* The same, with the TLS port |tls_port| (0: any). */
+static void server_start_on(tls_server *s, const char *cert,
+                            cgrpc_client_auth auth, int tls_port) {
   static const Cgrpc__Test__EchoService_Servicer servicer = {tls_echo, NULL};
-  char key[64];
+  char key[64], addr[32];
   memset(s, 0, sizeof *s);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", tls_port);
   snprintf(key, sizeof key, "%s", cert);
   strcpy(strstr(key, ".pem"), ".key");
   assert_int_equal(cgrpc_server_credentials_new(&s->creds), 0);
@@ -101,9 +111,8 @@ static void server_start(tls_server *s, const char *cert,
                      0);
   }
   assert_int_equal(cgrpc_server_new(&s->server, NULL), 0);
-  assert_int_equal(cgrpc_server_add_secure_port(s->server, "127.0.0.1:0",
-                                                s->creds, &s->tls_port),
-                   0);
+  assert_int_equal(
+      cgrpc_server_add_secure_port(s->server, addr, s->creds, &s->tls_port), 0);
   assert_int_equal(
       cgrpc_server_add_insecure_port(s->server, "127.0.0.1:0", &s->plain_port),
       0);
@@ -747,6 +756,82 @@ static void test_tls_bad_credentials(void **state) {
   cgrpc_channel_credentials_del(cc);
 }
 
+/* ---- blocking callers driving the channel's loop (issue 9) ---- */
+
+typedef struct tls_caller {
+  cgrpc_channel *ch;
+  atomic_int *stop;
+  pthread_t thread;
+  int ok, unavailable, other;
+  cgrpc_status_code other_code;
+} tls_caller;
+
+/* Back-to-back wait-for-ready calls until |*stop| (bounded: 60 s). */
+static void *tls_caller_main(void *arg) {
+  tls_caller *c = arg;
+  int64_t until = it_now_ms() + 60000;
+  while (!atomic_load(c->stop) && it_now_ms() < until) {
+    Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+    Cgrpc__Test__EchoReply *reply = NULL;
+    cgrpc_call_options opts = {.timeout_ms = 10000 * IT_SLOW,
+                               .wait_for_ready = CGRPC_WAIT_FOR_READY};
+    cgrpc_status_code code;
+    req.message = "hi";
+    code =
+        cgrpc__test__echo_service__echo__call(c->ch, &req, &reply, &opts, NULL);
+    if (code == CGRPC_STATUS_OK)
+      c->ok++;
+    else if (code == CGRPC_STATUS_UNAVAILABLE)
+      c->unavailable++;
+    else if (c->other++ == 0)
+      c->other_code = code;
+    if (reply)
+      protobuf_c_message_free_unpacked(&reply->base, NULL);
+  }
+  return NULL;
+}
+
+/* Two threads making blocking calls back to back over TLS, so that they
+ * drive the channel's loop; the server goes away and comes back on the same
+ * port, so a caller drives the reconnection and the TLS handshake too. */
+static void test_tls_blocking_callers_drive(void **state) {
+  tls_server s;
+  tls_caller c[2];
+  atomic_int stop;
+  cgrpc_channel *ch;
+  int i, port;
+  (void)state;
+  server_start(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE);
+  port = s.tls_port;
+  ch = channel("127.0.0.1", port, "ca.pem", NULL, NULL);
+  atomic_init(&stop, 0);
+  for (i = 0; i < 2; i++) {
+    memset(&c[i], 0, sizeof c[i]);
+    c[i].ch = ch;
+    c[i].stop = &stop;
+    assert_int_equal(pthread_create(&c[i].thread, NULL, tls_caller_main, &c[i]),
+                     0);
+  }
+  it_sleep_ms(200);
+  server_stop(&s);
+  it_sleep_ms(50);
+  server_start_on(&s, "server.pem", CGRPC_CLIENT_AUTH_NONE, port);
+  it_sleep_ms(300);
+  atomic_store(&stop, 1);
+  for (i = 0; i < 2; i++) {
+    pthread_join(c[i].thread, NULL);
+    if (c[i].other)
+      fail_msg("caller %d: %d calls ended neither OK nor UNAVAILABLE "
+               "(first %s)",
+               i, c[i].other, cgrpc_status_code_name(c[i].other_code));
+    assert_true(c[i].ok > 0);
+  }
+  for (i = 0; i < 20; i++)
+    expect_ok(ch, "secure=1");
+  cgrpc_channel_del(ch);
+  server_stop(&s);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tls_ip_and_dns_names),
@@ -767,6 +852,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_call_creds_callback),
       cmocka_unit_test(test_call_creds_plaintext),
       cmocka_unit_test(test_tls_bad_credentials),
+      cmocka_unit_test(test_tls_blocking_callers_drive),
   };
   const char *dir = getenv("CGRPC_TEST_CERTS");
   if (!dir) {
