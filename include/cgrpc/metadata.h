@@ -5,7 +5,10 @@
  * Keys are lower-case ASCII ([0-9a-z._-]).  Keys ending in "-bin" carry
  * binary values, sent base64-encoded; every other value is printable ASCII
  * (0x20-0x7e).  Keys starting with "grpc-" and the HTTP/2 pseudo-headers are
- * reserved and rejected.
+ * reserved and rejected, but for "grpc-retry-pushback-ms", which a server's
+ * trailing metadata may carry to tell a client with a retry policy how many
+ * milliseconds to wait before its next attempt (a negative value: not to
+ * retry; gRFC A6).
  */
 #ifndef CGRPC_METADATA_H
 #define CGRPC_METADATA_H

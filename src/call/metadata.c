@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "call/wire.h"
 #include "cgrpc/error.h"
 #include "cgrpc/status.h"
 #include "util/base64.h"
@@ -179,10 +180,13 @@ void cgrpc_metadata_array_del(cgrpc_metadata_array *md) {
   cgrpc__free(md);
 }
 
-/* Checks a key an application wants to set. */
+/* Checks a key an application wants to set.  Of the reserved grpc-* keys,
+ * only grpc-retry-pushback-ms: a server's trailer that tells the client
+ * when (or, negative, not) to retry (gRFC A6). */
 static int user_key_ok(const char *key, size_t key_len) {
   return cgrpc__md_key_valid(key, key_len) &&
-         !cgrpc__md_key_reserved(key, key_len);
+         (!cgrpc__md_key_reserved(key, key_len) ||
+          CGRPC__LIT_EQ(key, key_len, "grpc-retry-pushback-ms"));
 }
 
 int cgrpc_metadata_array_add(cgrpc_metadata_array *md, const char *key,

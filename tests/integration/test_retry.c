@@ -249,7 +249,14 @@ static int attempt_fails(cgrpc_server_ctx *ctx, key_stats *k) {
   return n <= md_int(ctx, "x-fail", 0);
 }
 
+/* Fails the attempt, with the pushback "x-pushback" asks for. */
 static cgrpc_status_code fail_attempt(cgrpc_server_ctx *ctx) {
+  const char *pushback = cgrpc_metadata_array_get(
+      cgrpc_server_ctx_metadata(ctx), "x-pushback", NULL);
+  if (pushback)
+    assert_int_equal(cgrpc_server_ctx_add_trailing_metadata(
+                         ctx, "grpc-retry-pushback-ms", pushback),
+                     0);
   return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_UNAVAILABLE,
                                "failing this attempt on purpose");
 }
@@ -550,6 +557,24 @@ static void test_retry_download(void **state) {
   cgrpc_channel_del(ch);
 }
 
+/* Our server's grpc-retry-pushback-ms (300 ms, the policy's backoff 10 ms)
+ * is waited before the next attempt. */
+static void test_retry_stream_pushback(void **state) {
+  cgrpc_channel *ch = stream_channel(STREAM_POLICY(2, "0.01s"), -1, -1);
+  int64_t t0, n;
+  instr in;
+  (void)state;
+  instr_init(&in, "push", "1", "1");
+  assert_int_equal(cgrpc_metadata_array_add(in.md, "x-pushback", "300"), 0);
+  t0 = it_now_ms();
+  assert_int_equal(upload(ch, &in, 3, 10, &n), CGRPC_STATUS_OK);
+  assert_true(it_now_ms() - t0 >= 295);
+  assert_int_equal(n, 3);
+  assert_int_equal(key_get("push").attempts, 2);
+  instr_free(&in);
+  cgrpc_channel_del(ch);
+}
+
 /* A response message (and the headers before it) commits the call: its
  * failure after that is the call's, not retried. */
 static void test_retry_stream_committed(void **state) {
@@ -715,7 +740,8 @@ typedef struct cancel_job {
 static void cancel_bg(void *arg) {
   cancel_job *j = arg;
   int i;
-  /* Until the first attempt has failed: the call is in its 10 s backoff. */
+  /* Until the first attempt has failed: the call waits out the server's
+   * 5 s pushback. */
   for (i = 0; i < 1000 * SLOW && key_get("wait").attempts < 1; i++)
     usleep(10000);
   usleep(50000);
@@ -729,7 +755,7 @@ static void cancel_bg(void *arg) {
  * a cancel from another thread, or by the channel's deletion (no leak: the
  * sanitizer build checks). */
 static void backoff_ended(int delete_channel) {
-  cgrpc_channel *ch = stream_channel(STREAM_POLICY(3, "10s"), -1, -1);
+  cgrpc_channel *ch = stream_channel(STREAM_POLICY(3, "0.01s"), -1, -1);
   cgrpc_status st = {0};
   cancel_job j = {NULL, NULL};
   it_bg_job *job;
@@ -737,7 +763,10 @@ static void backoff_ended(int delete_channel) {
   int64_t t0;
   instr in;
   int i;
+  /* The server's pushback, not the policy's random backoff (which may be
+   * short), makes the wait long: 5 s, within the call's deadline. */
   instr_init(&in, "wait", "1", "2");
+  assert_int_equal(cgrpc_metadata_array_add(in.md, "x-pushback", "5000"), 0);
   assert_int_equal(
       cgrpc__test__stream_service__upload__open(ch, &in.opts, &call), 0);
   for (i = 0; i < 4; i++) {
@@ -750,7 +779,7 @@ static void backoff_ended(int delete_channel) {
   job = it_bg_start(cancel_bg, &j);
   t0 = it_now_ms();
   cgrpc_call_finish(call, &st);
-  assert_true(it_now_ms() - t0 < 5000 * SLOW);
+  assert_true(it_now_ms() - t0 < 4000);
   IT_ASSERT_STATUS(st, CGRPC_STATUS_CANCELLED); /* "channel closed" too */
   cgrpc_status_clear(&st);
   assert_true(it_bg_wait(job, BOUND_MS));
@@ -918,6 +947,7 @@ int main(int argc, char **argv) {
       T(test_retry_chat_resends),
       T(test_retry_download),
       T(test_retry_stream_committed),
+      T(test_retry_stream_pushback),
       T(test_retry_stream_buffer_per_call),
       T(test_retry_stream_buffer_per_channel),
       T(test_retry_chat_async),

@@ -133,6 +133,8 @@ static void test_metadata_add_rejects(void **state) {
                    CGRPC_ERR_INVALID_ARGUMENT);
   assert_int_equal(cgrpc_metadata_array_add(md, "grpc-status", "0"),
                    CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(cgrpc_metadata_array_add(md, "grpc-retry-pushback-msx", "1"),
+                   CGRPC_ERR_INVALID_ARGUMENT);
   assert_int_equal(cgrpc_metadata_array_add(md, ":path", "/x"),
                    CGRPC_ERR_INVALID_ARGUMENT);
   assert_int_equal(cgrpc_metadata_array_add(md, "content-type", "a"),
@@ -154,6 +156,10 @@ static void test_metadata_add_rejects(void **state) {
   assert_int_equal(cgrpc_metadata_array_add_bin(md, "x-bin", NULL, 1),
                    CGRPC_ERR_INVALID_ARGUMENT);
   assert_int_equal(cgrpc_metadata_array_count(md), 0);
+  /* The one grpc-* key an application sets: a server's retry pushback. */
+  assert_int_equal(
+      cgrpc_metadata_array_add(md, "grpc-retry-pushback-ms", "100"), 0);
+  assert_int_equal(cgrpc_metadata_array_count(md), 1);
 }
 
 static void test_metadata_bin(void **state) {
