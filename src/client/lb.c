@@ -279,7 +279,8 @@ static void resolution_failed(cgrpc_channel *ch, const char *why) {
       policy_start(ch);
     return;
   }
-  snprintf(ch->last_error, sizeof ch->last_error, "%s", why);
+  snprintf(ch->last_error, sizeof ch->last_error, "%.*s",
+           (int)sizeof ch->last_error - 1, why); /* cut to fit */
   resolution_backoff(ch);
 }
 
