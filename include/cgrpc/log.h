@@ -2,8 +2,27 @@
 /*
  * Logging hook.  The library never writes to stderr on its own: messages go
  * to the callback set on a server's or channel's options, already formatted.
- * Setting the environment variable CGRPC_TRACE=1 (or "all") makes objects
- * that have no callback log at every level to stderr, for debugging.
+ *
+ * Tracing, as gRPC's GRPC_TRACE: the environment variable CGRPC_TRACE names
+ * groups of debug events, comma-separated, read once per process:
+ *
+ *   conn       connections: connecting, connected, accepted, closed, why
+ *   call       calls: start (peer, path, stream, attempt), end with status
+ *   h2         HTTP/2 frames sent and received (type, stream, flags, the
+ *              gRPC headers; other metadata values are never printed)
+ *   tls        TLS handshakes: protocol, cipher, ALPN, or the failure
+ *   dns        name resolution: lookups and their results
+ *   lb         connectivity states of channels and subchannels
+ *   keepalive  keepalive pings, their answers and timeouts, ping policy
+ *   retry      retry attempts, backoff, transparent retries
+ *
+ * "all" (or "1") is every tracer and "-name" leaves one out
+ * ("CGRPC_TRACE=all,-h2").  Each event is one "[name] text" message at
+ * CGRPC_LOG_DEBUG to the log callback of the server or channel it is about;
+ * objects with no callback then print to stderr (cgrpc_log_stderr()): the
+ * events, and messages of INFO and above, or of every level with "all".
+ * An unknown name is reported once on stderr.  A tracer that is off costs
+ * one bit test.
  */
 #ifndef CGRPC_LOG_H
 #define CGRPC_LOG_H

@@ -16,6 +16,7 @@
 #include "cgrpc/version.h"
 #include "client/call_creds.h"
 #include "client/internal.h"
+#include "h2/trace.h"
 #include "util/clock.h"
 #include "util/mem.h"
 #include "util/timeout.h"
@@ -95,6 +96,11 @@ static void call_complete(cgrpc_call *call, ProtobufCMessage *reply) {
   if (call->completed)
     return;
   call->completed = 1;
+  CGRPC__TRACE(&call->ch->log, CALL, "%s: %s ends %s%s%s",
+               cgrpc__channel_target_name(call->ch), call->method->path,
+               cgrpc_status_code_name(call->status.code),
+               call->status.message ? ": " : "",
+               call->status.message ? call->status.message : "");
   cgrpc__channel_call_ended(call->ch);
   cgrpc__loop_timer_stop(call->ep.loop, &call->deadline_timer);
   if (call->pending)
@@ -162,6 +168,10 @@ void cgrpc__call_submit(cgrpc_call *call, cgrpc__client_conn *conn) {
     return;
   }
   call->attempts++;
+  CGRPC__TRACE(&call->ch->log, CALL, "%s: %s on stream %d (attempt %d%s)",
+               conn->h2.peer, call->method->path, (int)id,
+               call->policy_attempts,
+               call->attempts > 1 ? ", sent again transparently" : "");
   cgrpc__ep_bind(&call->ep, &conn->h2, &conn->calls, id);
   cgrpc__h2conn_schedule_flush(&conn->h2);
 }
@@ -1179,6 +1189,9 @@ static int policy_retry(cgrpc_call *call, int64_t delay_ns) {
   if (attempt_reset(call) != 0)
     return 0;
   call->policy_attempts++;
+  CGRPC__TRACE(&ch->log, RETRY, "%s: %s: attempt %d failed; next in %lld ms",
+               cgrpc__channel_target_name(ch), call->method->path,
+               call->policy_attempts, (long long)(delay_ns / 1000000));
   if (delay_ns > 0) {
     call->next = ch->backing_off;
     if (ch->backing_off)
@@ -1216,6 +1229,8 @@ static int call_retry(cgrpc_call *call) {
   if (call->completed || call->attempts > 1 || call->http_status != 0 ||
       call->n_responses > 0 || attempt_reset(call) != 0)
     return 0;
+  CGRPC__TRACE(&call->ch->log, RETRY, "%s: %s: transparent retry",
+               cgrpc__channel_target_name(call->ch), call->method->path);
   cgrpc__channel_enqueue(call->ch, call);
   return 1;
 }
@@ -1290,6 +1305,7 @@ static int on_frame_not_send(nghttp2_session *session,
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   cgrpc_call *call;
+  cgrpc__h2_trace_frame(user_data, 0, frame);
   if (frame->hd.type == NGHTTP2_GOAWAY) {
     cgrpc__channel_conn_goaway(user_data, &frame->goaway);
     return 0;
@@ -1348,6 +1364,7 @@ static void client_cbs_init(void) {
   nghttp2_session_callbacks_set_send_callback(c, cgrpc__h2conn_send_cb);
   nghttp2_session_callbacks_set_send_data_callback(c,
                                                    cgrpc__h2conn_send_data_cb);
+  cgrpc__h2_trace_callbacks(c, 1);
   client_cbs = c;
 }
 

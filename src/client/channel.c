@@ -17,6 +17,7 @@
 #include "io/sock.h"
 #include "util/clock.h"
 #include "util/mem.h"
+#include "util/trace.h"
 
 #define DNS_TIMEOUT_MS 20000
 /* gRPC's minimum time between two lookups of a channel's name. */
@@ -386,6 +387,10 @@ static void post_watch_task(cgrpc_channel *ch) {
 void cgrpc__channel_set_state(cgrpc_channel *ch, int state) {
   if (ch->state == state)
     return;
+  CGRPC__TRACE(&ch->log, LB, "%s: channel %s -> %s",
+               cgrpc__channel_target_name(ch),
+               cgrpc_connectivity_state_name(ch->state),
+               cgrpc_connectivity_state_name(state));
   if (ch->state == CGRPC_CHANNEL_IDLE && state != CGRPC_CHANNEL_SHUTDOWN &&
       ch->opts.idle_timeout_ms > 0) {
     /* Idleness counts from here until a call has run. */

@@ -30,7 +30,9 @@
 #include "cgrpc/error.h"
 #include "client/internal.h"
 #include "util/clock.h"
+#include "io/sock.h"
 #include "util/mem.h"
+#include "util/trace.h"
 
 #define NS_PER_MS ((int64_t)1000000)
 
@@ -289,6 +291,23 @@ static void resolved(void *user_data, const cgrpc__addr *addrs, size_t n,
                      const char *error) {
   cgrpc_channel *ch = user_data;
   ch->resolving = 0;
+  if (cgrpc__trace_on(&ch->log, CGRPC__TRACE_DNS)) {
+    char list[256], name[64];
+    size_t used = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < n && used < sizeof list; i++) {
+      int k;
+      cgrpc__sock_peer_name((const struct sockaddr *)&addrs[i].ss,
+                            addrs[i].len, name, sizeof name);
+      k = snprintf(list + used, sizeof list - used, "%s%s", i ? " " : "",
+                   name);
+      if (k > 0)
+        used += (size_t)k;
+    }
+    cgrpc__trace(&ch->log, CGRPC__TRACE_DNS, "%s: %zu address(es)%s%s%s",
+                 ch->target.host, n, n ? ": " : "", list,
+                 error ? error : "");
+  }
   if (error || n == 0) {
     resolution_failed(ch, error ? error : "no addresses");
     return;
@@ -315,6 +334,7 @@ static void resolve(cgrpc_channel *ch) {
     return;
   ch->resolving = 1;
   ch->resolved_at_ns = cgrpc__now_ns();
+  CGRPC__TRACE(&ch->log, DNS, "resolving %s", ch->target.host);
   rv = cgrpc__dns_resolve(ch->dns, ch->target.host, ch->target.port,
                           ch->opts.dns_timeout_ms, resolved, ch);
   if (rv != 0) {

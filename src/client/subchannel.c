@@ -23,12 +23,18 @@
 #include "io/sock.h"
 #include "util/clock.h"
 #include "util/mem.h"
+#include "util/trace.h"
 
 #define NS_PER_MS ((int64_t)1000000)
 
 static void sc_set_state(cgrpc__subchannel *sc, int state, int report) {
   int old = sc->state;
   sc->state = state;
+  if (old != state)
+    CGRPC__TRACE(&sc->ch->log, LB, "%s: subchannel %s: %s -> %s",
+                 cgrpc__channel_target_name(sc->ch), sc->name,
+                 cgrpc_connectivity_state_name(old),
+                 cgrpc_connectivity_state_name(state));
   if (report && old != state)
     cgrpc__lb_subchannel_changed(sc, old);
 }
@@ -72,6 +78,8 @@ static void attempt_failed(cgrpc__subchannel *sc, const char *why,
   double next;
   snprintf(ch->last_error, sizeof ch->last_error, "%.120s: %.120s", sc->name,
            why);
+  CGRPC__TRACE(&ch->log, CONN, "%s: connect attempt failed: %s", sc->name,
+               why);
   cgrpc__log(&ch->log, CGRPC_LOG_WARNING, "failed to connect to %s (%s): %s",
              cgrpc__channel_target_name(ch), sc->name, why);
   next = (double)sc->backoff_ms * b->multiplier;
@@ -196,6 +204,7 @@ static void conn_start(cgrpc__client_conn *conn, int fd) {
    * not (conn_free).  With TLS the connect timer runs on through the
    * handshake. */
   conn->h2.session = session;
+  conn->h2.log = &ch->log;
   conn->started = 1;
   if (cgrpc__h2conn_start(&conn->h2, ch->loop, fd, session, tls, conn_usable,
                           conn_closed, &cgrpc__ep_body, conn) != 0)
@@ -219,6 +228,8 @@ static void connect_io(void *user_data, unsigned events) {
            ch->target.kind == CGRPC__TARGET_UNIX || !conn->sc
                ? ch->target.host
                : conn->sc->name);
+  CGRPC__TRACE(&ch->log, CONN, "%s: connected%s", conn->h2.peer,
+               ch->tls_ctx ? ", TLS handshake next" : "");
   conn_start(conn, fd);
 }
 
@@ -290,7 +301,9 @@ void cgrpc__subchannel_connect(cgrpc__subchannel *sc) {
   conn->connecting_fd = fd;
   cgrpc__timer_init(&conn->connect_timer, connect_timeout, conn);
   sc->conn = conn;
-  sc->state = CGRPC_CHANNEL_CONNECTING;
+  CGRPC__TRACE(&ch->log, CONN, "%s: connecting to %s",
+               cgrpc__channel_target_name(ch), sc->name);
+  sc_set_state(sc, CGRPC_CHANNEL_CONNECTING, 0);
   if (cgrpc__loop_watch(ch->loop, &conn->connect_watch, fd, CGRPC__IO_WRITE,
                         connect_io, conn) != 0 ||
       cgrpc__loop_timer_start(ch->loop, &conn->connect_timer, until) != 0) {

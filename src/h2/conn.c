@@ -9,6 +9,7 @@
 
 #include "cgrpc/error.h"
 #include "util/mem.h"
+#include "util/trace.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -36,6 +37,8 @@ void cgrpc__h2conn_close(cgrpc__h2conn *conn) {
   if (conn->closed)
     return;
   conn->closed = 1;
+  CGRPC__TRACE(conn->log, CONN, "%s: connection closed%s%s", conn->peer,
+               conn->error ? ": " : "", conn->error ? conn->error : "");
   cgrpc__h2_keepalive_free(conn->ka);
   conn->ka = NULL;
   cgrpc__loop_undefer(conn->loop, &conn->flush_task);
@@ -282,6 +285,8 @@ static void handshake_step(cgrpc__h2conn *conn) {
   char err[160];
   int rv = cgrpc__tls_handshake(conn->tls, err, sizeof err);
   if (rv == CGRPC__TLS_FAILED) {
+    CGRPC__TRACE(conn->log, TLS, "%s: handshake failed: %s", conn->peer,
+                 err);
     set_error(conn, err);
     cgrpc__h2conn_close(conn);
     return;
@@ -292,6 +297,12 @@ static void handshake_step(cgrpc__h2conn *conn) {
                                : CGRPC__IO_READ);
   if (rv != 0)
     return;
+  if (cgrpc__trace_on(conn->log, CGRPC__TRACE_TLS)) {
+    char what[256];
+    cgrpc__tls_describe(conn->tls, what, sizeof what);
+    cgrpc__trace(conn->log, CGRPC__TRACE_TLS, "%s: handshake done: %s",
+                 conn->peer, what);
+  }
   start_http2(conn);
   /* What came with the handshake's last flight is decrypted already. */
   if (!conn->closed && SSL_has_pending(conn->tls))
@@ -312,6 +323,9 @@ static void conn_io(void *user_data, unsigned events) {
     for (rounds = 0; rounds < 4 && !conn->closed; rounds++) {
       ssize_t n = recv_some(conn, buf, sizeof buf);
       if (n == 0 || n == -2) {
+        if (n == 0)
+          CGRPC__TRACE(conn->log, CONN, "%s: the peer closed the connection",
+                       conn->peer);
         if (!conn->received && !conn->tls &&
             !nghttp2_session_check_server_session(conn->session)) {
           /* Nothing came back at all: likely a TLS-only server. */

@@ -20,6 +20,7 @@
 #include "h2/keepalive.h"
 #include "io/loop.h"
 #include "io/tls.h"
+#include "util/log.h"
 
 typedef struct cgrpc__h2conn cgrpc__h2conn;
 
@@ -95,6 +96,9 @@ struct cgrpc__h2conn {
   size_t scan_hd_len;
   cgrpc__h2conn_close_cb on_close;
   void *user_data;
+  /* Where its trace events and messages go (the server's or channel's
+   * logger); set by the owner before cgrpc__h2conn_start(), may be NULL. */
+  const cgrpc__logger *log;
   char peer[64];
 };
 

@@ -7,6 +7,7 @@
 #include "h2/conn.h"
 #include "util/clock.h"
 #include "util/mem.h"
+#include "util/trace.h"
 
 /* Arms the one timer; a heap that cannot grow fails the connection (the
  * timer's slot is usually there already: it was just taken off). */
@@ -26,6 +27,7 @@ static void fired(void *user_data) {
     snprintf(why, sizeof why,
              "keepalive ping not acknowledged within %lld ms",
              (long long)(ka->timeout_ns / 1000000));
+    CGRPC__TRACE(conn->log, KEEPALIVE, "%s: %s", conn->peer, why);
     cgrpc__h2conn_fail(conn, why); /* frees |ka| */
     return;
   }
@@ -42,6 +44,8 @@ static void fired(void *user_data) {
     cgrpc__h2conn_fail(conn, "out of memory (keepalive ping)");
     return;
   }
+  CGRPC__TRACE(conn->log, KEEPALIVE, "%s: ping sent, ack due in %lld ms",
+               conn->peer, (long long)(ka->timeout_ns / 1000000));
   cgrpc__h2conn_schedule_flush(conn);
   ka->waiting_ack = 1;
   arm(ka, now + ka->timeout_ns);
@@ -80,6 +84,8 @@ void cgrpc__h2_keepalive_on_read(cgrpc__h2_keepalive *ka) {
   ka->last_read_ns = cgrpc__now_ns();
   if (ka->waiting_ack) {
     /* The peer is there (an ACK, or anything else it sent). */
+    CGRPC__TRACE(ka->conn->log, KEEPALIVE, "%s: the peer answered the ping",
+                 ka->conn->peer);
     ka->waiting_ack = 0;
     arm(ka, ka->last_read_ns + ka->time_ns);
   }

@@ -1012,6 +1012,20 @@ static char *san_string(const GENERAL_NAME *gn) {
   return cgrpc__strdup(buf);
 }
 
+void cgrpc__tls_describe(SSL *ssl, char *buf, size_t size) {
+  X509 *cert = SSL_get0_peer_certificate(ssl);
+  char *subject = cert ? name_string(X509_get_subject_name(cert)) : NULL;
+  snprintf(buf, size, "%s %s%s, %s%s%s", SSL_get_version(ssl),
+           SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
+           SSL_session_reused(ssl) == 1 ? ", resumed" : "",
+           cert ? "peer certificate " : "no peer certificate",
+           subject ? subject : "",
+           cert && SSL_get_verify_result(ssl) != X509_V_OK ? " (not verified)"
+                                                            : "");
+  cgrpc__free(subject);
+  ERR_clear_error();
+}
+
 cgrpc__tls_peer *cgrpc__tls_peer_new(SSL *ssl) {
   cgrpc__tls_peer *peer = cgrpc__calloc(1, sizeof *peer);
   X509 *cert;

@@ -91,6 +91,10 @@ ssize_t cgrpc__tls_read(SSL *ssl, void *buf, size_t n, char *err,
 ssize_t cgrpc__tls_write(SSL *ssl, const void *p, size_t n, char *err,
                          size_t err_size);
 
+/* Writes what a finished handshake chose, for a trace line: "TLSv1.3
+ * TLS_AES_128_GCM_SHA256, resumed, peer certificate CN=..." into |buf|. */
+void cgrpc__tls_describe(SSL *ssl, char *buf, size_t size);
+
 /* Sends close_notify if it can without waiting, and frees |ssl|. */
 void cgrpc__tls_conn_free(SSL *ssl);
 

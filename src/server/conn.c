@@ -16,6 +16,7 @@
 #include "call/wire.h"
 #include "cgrpc/error.h"
 #include "h2/hdrs.h"
+#include "h2/trace.h"
 #include "server/internal.h"
 #include "util/clock.h"
 #include "util/mem.h"
@@ -176,6 +177,9 @@ void cgrpc__server_call_fail(call_t *call, cgrpc_status_code code,
   cgrpc__log(&call->server->log, CGRPC_LOG_DEBUG, "%s: %s: %s",
              call->path ? call->path : "?", cgrpc_status_code_name(code),
              message);
+  CGRPC__TRACE(&call->server->log, CALL, "%s from %s: fails %s: %s",
+               call->path ? call->path : "?", call->peer,
+               cgrpc_status_code_name(code), message);
   /* A running handler's work no longer matters. */
   atomic_store(&call->cancelled, 1);
   if (call->headers_submitted) {
@@ -249,6 +253,10 @@ static void start_handler(call_t *call) {
     }
     protobuf_c_message_init(desc->output, call->response_msg);
   }
+  CGRPC__TRACE(&call->server->log, CALL, "%s from %s: handler starts (%s%s)",
+               call->path, call->peer,
+               call->server->opts.max_workers == 0 ? "inline" : "worker pool",
+               call->deadline_ns ? ", has a deadline" : "");
   cgrpc__ep_ref(&call->ep); /* the handler's, until it is done */
   if (call->server->opts.max_workers == 0) {
     run_handler(call);
@@ -493,6 +501,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   cgrpc__server_conn *conn = conn_of(user_data);
   call_t *call;
+  cgrpc__h2_trace_frame(&conn->h2, 0, frame);
   switch (frame->hd.type) {
   case NGHTTP2_SETTINGS:
     cgrpc__loop_timer_stop(conn->h2.loop, &conn->handshake_timer);
@@ -568,6 +577,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   cgrpc__server_conn *conn = conn_of(user_data);
   call_t *call;
+  cgrpc__h2_trace_frame(&conn->h2, 1, frame);
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
     return 0;
   /* What we send may make the client ping (C-core's BDP probes do): the
@@ -592,6 +602,9 @@ static void ping_policy(cgrpc__server_conn *conn) {
   const struct cgrpc_server_options *o = &conn->sl->server->opts;
   int64_t now = cgrpc__now_ns(), last = conn->ping_last_ns, gap;
   conn->ping_last_ns = now;
+  CGRPC__TRACE(&conn->sl->server->log, KEEPALIVE,
+               "%s: ping from the client (%d strike(s) so far)", conn->h2.peer,
+               conn->ping_strikes);
   if (last == 0)
     return;
   /* Without calls, C-core allows one ping in two hours. */
@@ -738,6 +751,7 @@ static void server_cbs_init(void) {
   nghttp2_session_callbacks_set_send_callback(c, cgrpc__h2conn_send_cb);
   nghttp2_session_callbacks_set_send_data_callback(c,
                                                    cgrpc__h2conn_send_data_cb);
+  cgrpc__h2_trace_callbacks(c, 0);
   server_cbs = c;
 }
 
@@ -817,6 +831,9 @@ void cgrpc__server_conn_accept(cgrpc__server_loop *sl, int fd, const char *peer,
                                         16 << 20);
   conn->sl = sl;
   snprintf(conn->h2.peer, sizeof conn->h2.peer, "%s", peer);
+  conn->h2.log = &server->log;
+  CGRPC__TRACE(&server->log, CONN, "%s: accepted%s", peer,
+               tls ? ", TLS handshake next" : "");
   memcpy(conn->peer, peer, peer_len + 1);
   conn->peer_cred = *cred;
   pthread_mutex_lock(&server->lock);

@@ -13,6 +13,7 @@
 #include "h2/hdrs.h"
 #include "server/internal.h"
 #include "util/mem.h"
+#include "util/trace.h"
 
 typedef struct cgrpc_server_ctx call_t;
 
@@ -78,6 +79,10 @@ void cgrpc__server_trailers_only(call_t *call, cgrpc_status_code code,
   cgrpc__hdrs h;
   int rv;
   call->responded = 1;
+  CGRPC__TRACE(&call->server->log, CALL, "%s from %s: ends %s%s%s (no message)",
+               call->path ? call->path : "?", call->peer,
+               cgrpc_status_code_name(code), message ? ": " : "",
+               message ? message : "");
   cgrpc__hdrs_init(&h);
   add_response_headers(&h, CGRPC_COMPRESS_IDENTITY, initial); /* no message */
   cgrpc__hdrs_add_status(&h, code, message);
@@ -99,6 +104,17 @@ uint32_t cgrpc__server_call_body_end(cgrpc__ep *ep) {
   cgrpc__hdrs h;
   call->responded = 1;
   cgrpc__hdrs_init(&h);
+  CGRPC__TRACE(&call->server->log, CALL, "%s from %s: ends %s%s%s",
+               call->path ? call->path : "?", call->peer,
+               cgrpc_status_code_name(call->fail_code != CGRPC_STATUS_OK
+                                          ? call->fail_code
+                                          : call->code),
+               call->fail_code != CGRPC_STATUS_OK || call->status_message
+                   ? ": "
+                   : "",
+               call->fail_code != CGRPC_STATUS_OK ? call->fail_message
+               : call->status_message              ? call->status_message
+                                                   : "");
   if (call->fail_code != CGRPC_STATUS_OK) {
     cgrpc__hdrs_add_status(&h, call->fail_code, call->fail_message);
   } else {

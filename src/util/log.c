@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "util/log.h"
 
+#include "util/trace.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,14 +36,21 @@ void cgrpc__logger_init(cgrpc__logger *lg, cgrpc_log_cb cb, void *ud) {
   lg->cb = cb;
   lg->user_data = ud;
   lg->level_min = CGRPC_LOG_DEBUG;
+  cgrpc__trace_init();
   if (cb != NULL) {
     return;
   }
   trace = getenv("CGRPC_TRACE");
   if (trace != NULL && trace[0] != '\0' &&
       !(trace[0] == '0' && trace[1] == '\0')) {
+    /* Named tracers print their events and the library's warnings and
+     * errors; "all" prints every message too. */
     lg->cb = cgrpc_log_stderr;
     lg->user_data = NULL;
+    unsigned mask;
+    char bad[1];
+    if (!cgrpc__trace_parse(trace, &mask, bad, sizeof bad))
+      lg->level_min = CGRPC_LOG_INFO;
   } else {
     lg->level_min = CGRPC__LOG_OFF;
   }

@@ -31,9 +31,10 @@ typedef struct cgrpc__logger {
 /*
  * Initializes |lg| to send every level to |cb| with |ud|.  When |cb| is NULL
  * and the environment variable CGRPC_TRACE is set to a non-empty value other
- * than "0", logs every level to stderr through cgrpc_log_stderr(); otherwise
- * the logger is silent.  The environment is read here, once, not per
- * message.
+ * than "0", logs to stderr through cgrpc_log_stderr(): every level when the
+ * value starts with "all" or "1", else INFO and above (plus the events of
+ * the tracers it names: util/trace.h); otherwise the logger is silent.  The
+ * environment is read once, by the first call, not per message.
  *
  * Thread safety: any thread (getenv() must not race with setenv()).
  */

@@ -105,6 +105,8 @@ cgrpc_status_code it_echo(cgrpc_channel *ch, const char *message,
 
 /* A connected, blocking TCP socket to 127.0.0.1:|port|, or -1. */
 int it_tcp_connect(int port);
+/* A loopback port nothing listens on (bound, then closed). */
+int it_dead_port(void);
 /* Sends all of |buf|; returns 0 or -1. */
 int it_tcp_send_all(int fd, const void *buf, size_t len);
 /*

@@ -243,21 +243,6 @@ static void test_dns_localhost(void **state) {
   cgrpc_channel_del(ch);
 }
 
-/* A port nothing listens on (bound, then closed). */
-static int dead_port(void) {
-  struct sockaddr_in sin;
-  socklen_t len = sizeof sin;
-  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-  port = ntohs(sin.sin_port);
-  close(fd);
-  return port;
-}
-
 /* "ipv4:" with a dead address first: no lookup, the second one answers. */
 static void test_dns_ipv4_list(void **state) {
   dns_fixture *f = *state;
@@ -265,7 +250,7 @@ static void test_dns_ipv4_list(void **state) {
   cgrpc_status st = {0};
   cgrpc_channel *ch = NULL;
   snprintf(target, sizeof target, "ipv4:127.0.0.1:%d,127.0.0.1:%d",
-           dead_port(), f->srv.port);
+           it_dead_port(), f->srv.port);
   assert_int_equal(cgrpc_channel_new(&ch, target, NULL), 0);
   assert_int_equal(echo_timeout(ch, 10000, &st), CGRPC_STATUS_OK);
   cgrpc_status_clear(&st);

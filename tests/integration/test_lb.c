@@ -96,21 +96,6 @@ static cgrpc_status_code echo(cgrpc_channel *ch, const cgrpc_call_options *co,
 
 static int calls_of(it_server *s) { return atomic_load(&s->stats.calls); }
 
-/* A port nothing listens on (bound, then closed). */
-static int dead_port(void) {
-  struct sockaddr_in a = {0};
-  socklen_t len = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 /* Makes calls until each of |srv|'s live servers answered one, bounded;
  * returns 1 when they all did. */
 static int until_all_served(cgrpc_channel *ch, it_server *srv, int n) {
@@ -265,7 +250,7 @@ static void test_lb_pick_first_skips_dead_address(void **state) {
   cgrpc_status st = {0};
   (void)state;
   assert_int_equal(it_server_start(&srv, NULL, 0), 0);
-  ports[0] = dead_port();
+  ports[0] = it_dead_port();
   ports[1] = srv.port;
   ch = list_channel(ports, 2, o);
   /* The first call waits through the refused address to the live one. */
@@ -407,7 +392,7 @@ static void wait_job(void *arg) {
 }
 
 static void test_lb_wait_for_ready_timeout_and_delete(void **state) {
-  int port = dead_port();
+  int port = it_dead_port();
   cgrpc_channel_options *o = quick_options(NULL);
   cgrpc_channel *ch;
   waiter w;
@@ -452,7 +437,7 @@ static void late_start_job(void *arg) {
 }
 
 static void wait_for_ready_case(const char *service_config, int opt) {
-  int port = dead_port();
+  int port = it_dead_port();
   cgrpc_channel_options *o = quick_options(NULL);
   cgrpc_channel *ch;
   cgrpc_call_options wfr = {.timeout_ms = 600 * SLOW, .wait_for_ready = opt};
