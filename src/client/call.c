@@ -1025,8 +1025,9 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
     set_message(call, msg);
   } else if (error_code != 0) {
     call->status.code = cgrpc__wire_rst_to_status(error_code);
-    snprintf(msg, sizeof msg, "Stream reset by the server (HTTP/2 error %u)",
-             error_code);
+    snprintf(msg, sizeof msg,
+             "Stream reset by the server (HTTP/2 error %s, 0x%x)",
+             cgrpc__h2_error_name(error_code), error_code);
     set_message(call, msg);
   } else if (call->http_status == 200 && call->bad_content_type) {
     call->status.code = CGRPC_STATUS_UNKNOWN;
