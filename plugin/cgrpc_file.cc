@@ -2,13 +2,45 @@
 
 #include "cgrpc_file.h"
 
+#include <google/protobuf/descriptor.pb.h>
+
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "cgrpc_helpers.h"
 
 namespace cgrpc {
 namespace plugin {
+
+namespace {
+
+// Appends |file|'s imports (each before what imports it), then |file|, to
+// |order|, skipping files already in |seen|.
+void AddInImportOrder(const pb::FileDescriptor* file,
+                      std::set<const pb::FileDescriptor*>* seen,
+                      std::vector<const pb::FileDescriptor*>* order) {
+  if (!seen->insert(file).second) return;
+  for (int i = 0; i < file->dependency_count(); i++) {
+    AddInImportOrder(file->dependency(i), seen, order);
+  }
+  order->push_back(file);
+}
+
+// |bytes| as the lines of a C initialiser: 12 "0x.., " per line.
+std::string HexLines(const std::string& bytes) {
+  std::string text;
+  char hex[8];
+  for (size_t i = 0; i < bytes.size(); i++) {
+    if (i % 12 == 0) text += i == 0 ? "   " : "\n   ";
+    std::snprintf(hex, sizeof hex, " 0x%02x,",
+                  static_cast<unsigned char>(bytes[i]));
+    text += hex;
+  }
+  return text + "\n";
+}
+
+}  // namespace
 
 FileGenerator::FileGenerator(const pb::FileDescriptor* file,
                              const Options& options)
@@ -93,12 +125,70 @@ void FileGenerator::GenerateHeader(pb::io::Printer* printer) const {
                  "#endif /* $guard$ */\n");
 }
 
+void FileGenerator::PrintFileDescs(pb::io::Printer* printer) const {
+  std::set<const pb::FileDescriptor*> seen;
+  std::vector<const pb::FileDescriptor*> order;
+  AddInImportOrder(file_, &seen, &order);
+
+  std::string title = "/* ---- descriptors, for server reflection ";
+  title += std::string(77 - title.size(), '-');
+  printer->Print(
+      "\n$title$ */\n"
+      "\n"
+      "/* The FileDescriptorProto of each file, serialized (no source info). "
+      "*/\n",
+      "title", title);
+  for (const pb::FileDescriptor* file : order) {
+    pb::FileDescriptorProto proto;
+    file->CopyTo(&proto);  // leaves out source_code_info
+    std::string bytes;
+    proto.SerializeToString(&bytes);
+
+    std::map<std::string, std::string> vars;
+    vars["file"] = file->name();
+    vars["var"] = FileDescName(file);
+    vars["len"] = std::to_string(bytes.size());
+    vars["n_deps"] = std::to_string(file->dependency_count());
+    vars["deps_ptr"] = "NULL";
+    printer->Print(vars, "\n/* $file$ */\n");
+    if (bytes.empty()) {
+      // ISO C has no empty arrays; a file with no name or content cannot
+      // reach us, but keep the output valid anyway.
+      bytes.push_back('\0');
+      vars["len"] = "0";
+    }
+    printer->Print(vars, "static const uint8_t $var$_bytes[] = {\n");
+    printer->Print("$lines$", "lines", HexLines(bytes));
+    printer->Print("};\n");
+    if (file->dependency_count() > 0) {
+      vars["deps_ptr"] = vars["var"] + "_deps";
+      printer->Print(vars,
+                     "static const cgrpc_file_desc *const $var$_deps[] = {\n");
+      for (int i = 0; i < file->dependency_count(); i++) {
+        printer->Print("    &$dep$,\n", "dep",
+                       FileDescName(file->dependency(i)));
+      }
+      printer->Print("};\n");
+    }
+    printer->Print(vars,
+                   "static const cgrpc_file_desc $var$ = {\n"
+                   "    .name = \"$file$\",\n"
+                   "    .data = $var$_bytes,\n"
+                   "    .len = $len$,\n"
+                   "    .n_deps = $n_deps$,\n"
+                   "    .deps = $deps_ptr$,\n"
+                   "};\n");
+  }
+}
+
 void FileGenerator::GenerateSource(pb::io::Printer* printer) const {
   PrintBanner(printer);
   printer->Print("#include \"$header$\"\n", "header", GrpcHeaderPath(file_));
   if (services_.empty()) {
     printer->Print("\n/* $file$ declares no services. */\n", "file",
                    file_->name());
+  } else {
+    PrintFileDescs(printer);
   }
   for (const auto& service : services_) {
     printer->Print("\n");

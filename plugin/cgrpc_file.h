@@ -2,7 +2,8 @@
 //
 // Emits <name>.grpc-c.h and <name>.grpc-c.c for one .proto file: the
 // banner, include guard, includes and version check around the code that
-// ServiceGenerator emits for each service.
+// ServiceGenerator emits for each service, and the serialized descriptors
+// of the file and of everything it imports, for server reflection.
 
 #ifndef CGRPC_PLUGIN_CGRPC_FILE_H_
 #define CGRPC_PLUGIN_CGRPC_FILE_H_
@@ -38,6 +39,12 @@ class FileGenerator {
 
  private:
   void PrintBanner(google::protobuf::io::Printer* printer) const;
+
+  // Prints a static cgrpc_file_desc for this file and for each file it
+  // imports, directly or not, dependencies first.  Every generated .c file
+  // with services carries its own copies, so nothing depends on how (or
+  // whether) the imported files were generated.
+  void PrintFileDescs(google::protobuf::io::Printer* printer) const;
 
   const google::protobuf::FileDescriptor* file_;
   Options options_;

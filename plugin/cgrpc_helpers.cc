@@ -203,6 +203,10 @@ std::string FilenameIdentifier(const std::string& filename) {
   return result;
 }
 
+std::string FileDescName(const pb::FileDescriptor* file) {
+  return FilenameIdentifier(file->name()) + "__cgrpc_file";
+}
+
 std::string ProtocCHeaderPath(const pb::FileDescriptor* file) {
   return StripProto(file->name()) + ".pb-c.h";
 }

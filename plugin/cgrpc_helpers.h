@@ -66,6 +66,11 @@ std::string StripProto(const std::string& filename);
 // becomes "_" and its hex code, so "sub/a_b.proto" -> "sub_2fa_5fb_2eproto".
 std::string FilenameIdentifier(const std::string& filename);
 
+// The static cgrpc_file_desc that a generated .c file embeds for |file|
+// (its own .proto or one it imports): "sub_2fa_5fb_2eproto__cgrpc_file".
+// Its serialized bytes are <this>_bytes and its imports <this>_deps.
+std::string FileDescName(const pb::FileDescriptor* file);
+
 // The include path of protoc-c's header for |file|: "sub/foo.pb-c.h".
 std::string ProtocCHeaderPath(const pb::FileDescriptor* file);
 

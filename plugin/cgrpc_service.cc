@@ -107,6 +107,7 @@ ServiceGenerator::ServiceGenerator(const pb::ServiceDescriptor* service,
   vars_["desc"] = lower + "__service__desc";
   vars_["register"] = lower + "__servicer__register";
   vars_["n_methods"] = std::to_string(service_->method_count());
+  vars_["file_desc"] = FileDescName(service_->file());
 }
 
 ServiceGenerator::Vars ServiceGenerator::MethodVars(int index) const {
@@ -802,6 +803,7 @@ void ServiceGenerator::PrintMethodTable(pb::io::Printer* printer) const {
                  "    .name = \"$service_full$\",\n"
                  "    .n_methods = $n_methods$,\n"
                  "    .methods = $methods_ptr$,\n"
+                 "    .file_desc = &$file_desc$,\n"
                  "};\n");
 }
 

@@ -20,6 +20,9 @@
  * the server's own threads, which suits handlers like these that never
  * block.
  *
+ * Server reflection is on, so tools need no .proto file:
+ *   grpcurl -plaintext localhost:50051 describe helloworld.Greeter
+ *
  * Stops cleanly on SIGINT or SIGTERM.
  */
 #include <pthread.h>
@@ -184,6 +187,7 @@ int main(int argc, char **argv) {
   if (rv != 0 ||
       (rv = helloworld__greeter__servicer__register(server, &greeter,
                                                     &config)) != 0 ||
+      (rv = cgrpc_server_enable_reflection(server)) != 0 ||
       (rv = cgrpc_server_start(server)) != 0) {
     fprintf(stderr, "greeter_server: %s\n", cgrpc_strerror(rv));
     cgrpc_server_del(server);

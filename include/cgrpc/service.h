@@ -8,6 +8,7 @@
 #define CGRPC_SERVICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -34,11 +35,34 @@ typedef struct cgrpc_method_desc {
   const ProtobufCMessageDescriptor *output;  /* response type */
 } cgrpc_method_desc;
 
-/* One service: its full name and its methods in declaration order. */
+/*
+ * One .proto file as server reflection (reflection.h) serves it: |data| is
+ * the file's FileDescriptorProto, serialized (without source_code_info),
+ * and |deps| are the files it imports, in its import order.  Generated code
+ * embeds one per file and per file it imports, directly or not, as
+ * static constants of the generated .c file; so two generated files that
+ * import the same file each carry a copy, and reflection tells them apart
+ * by |name|.
+ */
+typedef struct cgrpc_file_desc {
+  const char *name;                          /* "helloworld.proto" */
+  const uint8_t *data;
+  size_t len;
+  size_t n_deps;
+  const struct cgrpc_file_desc *const *deps; /* NULL when n_deps is 0 */
+} cgrpc_file_desc;
+
+/*
+ * One service: its full name, its methods in declaration order and the
+ * file that declares it.  |file_desc| came last, so initialisers written
+ * before it leave it NULL: reflection then lists the service but has no
+ * file for it.
+ */
 typedef struct cgrpc_service_desc {
   const char *name;                          /* "helloworld.Greeter" */
   size_t n_methods;
   const cgrpc_method_desc *methods;
+  const cgrpc_file_desc *file_desc;          /* or NULL */
 } cgrpc_service_desc;
 
 typedef struct cgrpc_server_ctx cgrpc_server_ctx;

@@ -403,6 +403,7 @@ static void usage(const char *argv0) {
  * NULL. */
 static int register_test_service(cgrpc_server *server, void *arg) {
   Grpc__Testing__TestService_Servicer servicer;
+  int rv;
   memset(&servicer, 0, sizeof servicer);
   servicer.empty_call = empty_call;
   servicer.unary_call = unary_call;
@@ -412,8 +413,10 @@ static int register_test_service(cgrpc_server *server, void *arg) {
   servicer.full_duplex_call = full_duplex_call;
   servicer.half_duplex_call = half_duplex_call;
   /* unimplemented_call stays NULL: the server answers UNIMPLEMENTED. */
-  return grpc__testing__test_service__servicer__register(server, &servicer,
-                                                         arg);
+  rv = grpc__testing__test_service__servicer__register(server, &servicer, arg);
+  /* Reflection, so that tools (and the reflection interop test) can find
+   * the services without the .proto files. */
+  return rv != 0 ? rv : cgrpc_server_enable_reflection(server);
 }
 
 /* The server's TLS credentials: the named files, else gRPC's test pair.

@@ -429,6 +429,67 @@ static void test_plugin_c_package(void **state) {
 }
 #endif
 
+/* ---- embedded file descriptors (server reflection) --------------------- */
+
+/* |f| is the file |name| and its bytes start with FileDescriptorProto's
+ * field 1 (name) holding it. */
+static void check_file(const cgrpc_file_desc *f, const char *name) {
+  size_t n = strlen(name);
+  assert_non_null(f);
+  assert_string_equal(f->name, name);
+  assert_true(n < 128 && f->len > n + 2);
+  assert_int_equal(f->data[0], 0x0a);
+  assert_int_equal(f->data[1], n);
+  assert_memory_equal(f->data + 2, name, n);
+  assert_true(f->n_deps == 0 ? f->deps == NULL : f->deps != NULL);
+}
+
+static void test_plugin_file_desc_of_service(void **state) {
+  (void)state;
+  check_file(plugin_test__kinds__service__desc.file_desc, "plugin_pkg.proto");
+  assert_int_equal(plugin_test__kinds__service__desc.file_desc->n_deps, 0);
+  /* Two services of one file share its descriptor. */
+  assert_ptr_equal(plugin_test__second__service__desc.file_desc,
+                   plugin_test__kinds__service__desc.file_desc);
+  check_file(no_pkg_service__service__desc.file_desc, "plugin_nopkg.proto");
+  check_file(plugin__sub__sub_service__service__desc.file_desc,
+             "sub/plugin_sub.proto");
+}
+
+static void test_plugin_file_desc_imports(void **state) {
+  const cgrpc_file_desc *f = plugin__importer__importer__service__desc.file_desc;
+  (void)state;
+  check_file(f, "plugin_import.proto");
+  assert_int_equal(f->n_deps, 2);
+  /* plugin_common.proto has no services, so nothing of ours was generated
+   * for it: the importing file carries it. */
+  check_file(f->deps[0], "plugin_common.proto");
+  check_file(f->deps[1], "sub/plugin_sub.proto");
+  /* A copy of its own, not the one plugin_sub.grpc-c.c embeds. */
+  assert_ptr_not_equal(f->deps[1],
+                       plugin__sub__sub_service__service__desc.file_desc);
+  assert_int_equal(f->deps[1]->len,
+                   plugin__sub__sub_service__service__desc.file_desc->len);
+  assert_memory_equal(f->deps[1]->data,
+                      plugin__sub__sub_service__service__desc.file_desc->data,
+                      f->deps[1]->len);
+}
+
+#ifdef HAVE_C_PACKAGE_PROTO
+static void test_plugin_file_desc_transitive_imports(void **state) {
+  /* plugin_c_package.proto -> protobuf-c/protobuf-c.proto ->
+   * google/protobuf/descriptor.proto: a well-known file, embedded too. */
+  const cgrpc_file_desc *f = plugin_c__renamed__renamed__service__desc.file_desc;
+  (void)state;
+  check_file(f, "plugin_c_package.proto");
+  assert_int_equal(f->n_deps, 1);
+  check_file(f->deps[0], "protobuf-c/protobuf-c.proto");
+  assert_int_equal(f->deps[0]->n_deps, 1);
+  check_file(f->deps[0]->deps[0], "google/protobuf/descriptor.proto");
+  assert_true(f->deps[0]->deps[0]->len > 1000);
+}
+#endif
+
 /* ---- register and dispatch ---------------------------------------------- */
 
 /* What the typed servicer methods below saw. */
@@ -1055,6 +1116,11 @@ int main(void) {
       TEST(test_plugin_empty_service),
 #ifdef HAVE_C_PACKAGE_PROTO
       TEST(test_plugin_c_package),
+#endif
+      TEST(test_plugin_file_desc_of_service),
+      TEST(test_plugin_file_desc_imports),
+#ifdef HAVE_C_PACKAGE_PROTO
+      TEST(test_plugin_file_desc_transitive_imports),
 #endif
       TEST(test_plugin_register_null_arguments),
       TEST(test_plugin_register_handlers),
