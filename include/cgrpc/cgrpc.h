@@ -19,5 +19,6 @@
 #include "cgrpc/resolver.h"
 #include "cgrpc/channel.h"
 #include "cgrpc/call.h"
+#include "cgrpc/interceptor.h"
 
 #endif /* CGRPC_H */
