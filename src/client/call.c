@@ -27,7 +27,8 @@ static cgrpc_call *call_of(cgrpc__ep *ep) { return (cgrpc_call *)ep; }
 static void call_destroy(cgrpc__ep *ep) {
   cgrpc_call *call = call_of(ep);
   cgrpc_channel *ch = call->ch;
-  cgrpc__icall_free(call->ic); /* a call never started ends here */
+  if (call->ic) /* a call never started ends here */
+    cgrpc__icall_free(call->ic);
   cgrpc__hdrs_free(&call->hdrs);
   cgrpc_status_clear(&call->status);
   cgrpc__ep_free(&call->ep);

@@ -126,7 +126,8 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
 static void call_destroy(cgrpc__ep *ep) {
   call_t *call = call_of(ep);
   cgrpc__server_call_leave(call);
-  cgrpc__icall_free(call->ic);
+  if (call->ic)
+    cgrpc__icall_free(call->ic);
   cgrpc__tls_peer_unref(call->tls_peer);
   cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
   cgrpc__free(call->fail_message);
