@@ -20,5 +20,6 @@
 #include "cgrpc/channel.h"
 #include "cgrpc/call.h"
 #include "cgrpc/reflection.h"
+#include "cgrpc/interceptor.h"
 
 #endif /* CGRPC_H */

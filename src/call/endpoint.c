@@ -355,6 +355,23 @@ static int on_message(void *user_data, int compressed, const uint8_t *data,
   return ep->ops->message(ep, 0, data, len);
 }
 
+ProtobufCMessage *cgrpc__ep_peek_message(cgrpc__ep *ep, int compressed,
+                                         const uint8_t *data, size_t len) {
+  ProtobufCMessage *msg;
+  uint8_t *inflated = NULL;
+  size_t n = len;
+  /* A unary side hands over |data| inflated already. */
+  if (compressed && !ep->unary_recv) {
+    if (cgrpc__decompress(ep->recv_enc, data, len, ep->max_recv, 0, &inflated,
+                          &n) != 0)
+      return NULL;
+    data = inflated;
+  }
+  msg = protobuf_c_message_unpack(ep->recv_desc, NULL, n, data);
+  cgrpc__free(inflated);
+  return msg;
+}
+
 cgrpc__msg *cgrpc__ep_take_message(cgrpc__ep *ep, int compressed,
                                    const uint8_t *data, size_t len) {
   cgrpc__msg *m;

@@ -267,6 +267,15 @@ void cgrpc__ep_stop(cgrpc__ep *ep);
 cgrpc__msg *cgrpc__ep_take_message(cgrpc__ep *ep, int compressed,
                                    const uint8_t *data, size_t len);
 
+/* From inside ops->message on a streaming side: the message being
+ * delivered, decoded for an observer (an interceptor's on_message),
+ * inflated first when it came compressed; the delivery itself is not
+ * affected.  NULL when it does not inflate or parse (the reader fails the
+ * call when it takes it).  Free with protobuf_c_message_free_unpacked(msg,
+ * NULL). */
+ProtobufCMessage *cgrpc__ep_peek_message(cgrpc__ep *ep, int compressed,
+                                         const uint8_t *data, size_t len);
+
 /* Queues the received message |m| for the reader, or keeps it in
  * |unary_msg| (loop thread). */
 void cgrpc__ep_push_received(cgrpc__ep *ep, cgrpc__msg *m);

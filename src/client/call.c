@@ -28,6 +28,8 @@ static cgrpc_call *call_of(cgrpc__ep *ep) { return (cgrpc_call *)ep; }
 static void call_destroy(cgrpc__ep *ep) {
   cgrpc_call *call = call_of(ep);
   cgrpc_channel *ch = call->ch;
+  if (call->ic) /* a call never started ends here */
+    cgrpc__icall_free(call->ic);
   cgrpc__hdrs_free(&call->hdrs);
   cgrpc_status_clear(&call->status);
   cgrpc__ep_free(&call->ep);
@@ -107,6 +109,10 @@ static void call_complete(cgrpc_call *call, ProtobufCMessage *reply) {
     cgrpc__channel_dequeue(call->ch, call);
   if (call->backing_off)
     backoff_leave(call);
+  /* Before the application can see the outcome. */
+  if (call->ic)
+    cgrpc__icall_end(call->ic, call->status.code, call->status.message,
+                     call->status.trailing_metadata);
   cgrpc__ep_stop(&call->ep);
   if (call->unary) {
     call->done(call, &call->status, reply, call->user_data);
@@ -172,6 +178,8 @@ void cgrpc__call_submit(cgrpc_call *call, cgrpc__client_conn *conn) {
                conn->h2.peer, call->method->path, (int)id,
                call->policy_attempts,
                call->attempts > 1 ? ", sent again transparently" : "");
+  if (call->ic)
+    cgrpc__icall_set_peer(call->ic, conn->h2.peer);
   cgrpc__ep_bind(&call->ep, &conn->h2, &conn->calls, id);
   cgrpc__h2conn_schedule_flush(&conn->h2);
 }
@@ -252,6 +260,32 @@ static void add_call_creds(cgrpc_call *call) {
   }
 }
 
+/* The channel's interceptors' on_start (the caller's thread): what they
+ * add goes with the request's metadata; a rejection becomes the status
+ * the call fails with when it starts, before anything is sent.  Returns 0
+ * or CGRPC_ERR_NOMEM. */
+static int intercept_start(cgrpc_call *call, const cgrpc_call_options *opts) {
+  cgrpc__icall *ic = call->ic;
+  cgrpc_metadata_array *send;
+  cgrpc_status_code code;
+  char msg[256];
+  if (cgrpc_metadata_array_new(&send) != 0)
+    return CGRPC_ERR_NOMEM;
+  ic->info.authority = call->ch->authority;
+  ic->info.deadline_ns = call->deadline_ns;
+  code = cgrpc__icall_start(ic, opts ? opts->metadata : NULL, send, NULL, msg,
+                            sizeof msg);
+  cgrpc__hdrs_add_metadata(&call->hdrs, send);
+  cgrpc_metadata_array_del(send);
+  if (code != CGRPC_STATUS_OK) {
+    call->early_code = code;
+    call->early_message =
+        msg[0] ? cgrpc__arena_memdup(&call->hdrs.arena, msg, strlen(msg) + 1)
+               : NULL;
+  }
+  return 0;
+}
+
 /* Builds the request headers in the caller's thread.  Order as in
  * PROTOCOL-HTTP2.md (pseudo-headers first, as HTTP/2 requires): the
  * reserved headers, grpc-timeout, content-type, the encodings, user-agent,
@@ -296,7 +330,9 @@ static int call_prepare_headers(cgrpc_call *call,
   CGRPC__HDRS_ADD_LIT(h, "user-agent", "grpc-c-cgrpc/" CGRPC_VERSION);
   if (opts && opts->metadata)
     cgrpc__hdrs_add_metadata(h, opts->metadata);
-  if (ch->opts.call_creds)
+  if (call->ic && intercept_start(call, opts) != 0)
+    return CGRPC_ERR_NOMEM;
+  if (ch->opts.call_creds && call->early_code == CGRPC_STATUS_OK)
     add_call_creds(call);
   return h->failed ? CGRPC_ERR_NOMEM : 0;
 }
@@ -333,6 +369,14 @@ static cgrpc_call *call_new(cgrpc_channel *ch, const cgrpc_method_desc *method,
   int64_t max_recv = ch->opts.max_recv;
   if (!call)
     return NULL;
+  if (ch->opts.interceptors.n) {
+    call->ic =
+        cgrpc__icall_new(&ch->opts.interceptors, method->path, method->kind, 1);
+    if (!call->ic) {
+      cgrpc__free(call);
+      return NULL;
+    }
+  }
   call->send_enc = (signed char)enc;
   call->max_send = ch->opts.max_send;
   /* The service config's limits apply where they are lower (-1: none). */
@@ -421,6 +465,8 @@ int cgrpc_unary_start(cgrpc_channel *ch, const cgrpc_method_desc *method,
   call->done = done;
   call->user_data = user_data;
   rv = call_prepare_headers(call, opts);
+  if (rv == 0 && cgrpc__icall_wants_messages(call->ic))
+    cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_SEND, request);
   if (rv == 0) {
     m = cgrpc__msg_pack(request, call->max_send, enc, &err);
     if (m) {
@@ -691,6 +737,8 @@ static int stream_write(cgrpc_call *call, const ProtobufCMessage *msg,
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
+  if (cgrpc__icall_wants_messages(call->ic))
+    cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_SEND, msg);
   m = cgrpc__msg_pack(msg, call->max_send,
                       (flags & CGRPC_WRITE_NO_COMPRESS)
                           ? CGRPC_COMPRESS_IDENTITY
@@ -984,6 +1032,14 @@ static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
   /* A unary call keeps its first reply and counts the others. */
   if (++call->n_responses > 1 && call->unary)
     return 0;
+  /* A unary reply is given to on_message once decoded (call_finish). */
+  if (!call->unary && cgrpc__icall_wants_messages(call->ic)) {
+    ProtobufCMessage *msg = cgrpc__ep_peek_message(ep, compressed, data, len);
+    if (msg) {
+      cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_RECV, msg);
+      protobuf_c_message_free_unpacked(msg, NULL);
+    }
+  }
   m = cgrpc__ep_take_message(ep, compressed, data, len);
   if (!m)
     return CGRPC_ERR_NOMEM;
@@ -1062,6 +1118,8 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
       if (m)
         call->ep.last_compressed = m->compressed;
       reply = m ? cgrpc__ep_decode(&call->ep, m) : NULL;
+      if (reply && cgrpc__icall_wants_messages(call->ic))
+        cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_RECV, reply);
       if (!reply) {
         call->status.code = CGRPC_STATUS_INTERNAL;
         snprintf(msg, sizeof msg, "could not decode the response as %s",

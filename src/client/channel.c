@@ -69,6 +69,13 @@ int cgrpc_channel_options_new(cgrpc_channel_options **opts_ptr) {
   return 0;
 }
 
+int cgrpc_channel_options_add_interceptor(
+    cgrpc_channel_options *opts, const cgrpc_interceptor *interceptor) {
+  if (!opts || !interceptor)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  return cgrpc__ichain_add(&opts->interceptors, interceptor);
+}
+
 void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
   if (!opts)
     return;
@@ -77,6 +84,7 @@ void cgrpc_channel_options_del(cgrpc_channel_options *opts) {
   cgrpc_call_credentials_del(opts->call_creds);
   cgrpc__service_config_unref(opts->service_config);
   cgrpc__resolver_unref(opts->resolver);
+  cgrpc__ichain_free(&opts->interceptors);
   cgrpc__free(opts->target_name_override);
   cgrpc__free(opts->authority);
   cgrpc__free(opts);
@@ -674,6 +682,7 @@ static void channel_free_parts(cgrpc_channel *ch) {
   cgrpc_channel_credentials_del(ch->opts.creds);
   cgrpc_call_credentials_del(ch->opts.call_creds);
   cgrpc__service_config_unref(ch->opts.service_config);
+  cgrpc__ichain_free(&ch->opts.interceptors);
   cgrpc__free(ch->authority);
   cgrpc__target_free(&ch->target);
   cgrpc__dns_del(ch->dns);             /* only when the channel never started */
@@ -772,6 +781,10 @@ int cgrpc_channel_new(cgrpc_channel **channel_ptr, const char *target,
     ch->opts.target_name_override = NULL;
     ch->opts.sessions = NULL; /* the channel's sessions hold the cache */
     ch->opts.resolver = NULL; /* ch->resolver holds it */
+    if (cgrpc__ichain_copy(&ch->opts.interceptors, &opts->interceptors) != 0) {
+      cgrpc__free(ch);
+      return CGRPC_ERR_NOMEM;
+    }
     if (ch->opts.creds)
       cgrpc__channel_creds_ref(ch->opts.creds);
     if (ch->opts.call_creds)

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 
 #include "call/endpoint.h"
+#include "call/intercept.h"
 #include "cgrpc/call.h"
 #include "cgrpc/call_credentials.h"
 #include "cgrpc/channel.h"
@@ -61,7 +62,8 @@ struct cgrpc_channel_options {
    * all of a channel's calls together. */
   int64_t retry_buffer_per_call;
   int64_t retry_buffer_per_channel;
-  cgrpc_resolver *resolver; /* a reference, or NULL: the target's own */
+  cgrpc_resolver *resolver;   /* a reference, or NULL: the target's own */
+  cgrpc__ichain interceptors; /* each options object and channel: its own */
 };
 
 typedef struct cgrpc__client_conn cgrpc__client_conn;
@@ -204,6 +206,9 @@ struct cgrpc_call {
   cgrpc_unary_done_cb done;
   void *user_data;
   cgrpc_call_callbacks cbs;
+  /* The call's run through the channel's interceptors, or NULL without
+   * any (call/intercept.h). */
+  cgrpc__icall *ic;
   unsigned unary : 1;
   unsigned async : 1;
   unsigned wait_for_ready : 1; /* waits out TRANSIENT_FAILURE */

@@ -127,6 +127,8 @@ static call_t *call_new(cgrpc__server_conn *conn, int32_t stream_id) {
 static void call_destroy(cgrpc__ep *ep) {
   call_t *call = call_of(ep);
   cgrpc__server_call_leave(call);
+  if (call->ic)
+    cgrpc__icall_free(call->ic);
   cgrpc__tls_peer_unref(call->tls_peer);
   cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
   cgrpc__free(call->fail_message);
@@ -152,6 +154,9 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
     call->conn = NULL;
   cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
   cgrpc__ep_stop(ep);
+  /* The response has gone, or the client went before it did. */
+  if (call->ic)
+    cgrpc__icall_end_recorded(call->ic, CGRPC_STATUS_CANCELLED, "Cancelled");
 }
 
 /* Answers a request that is not a gRPC call in plain HTTP. */
@@ -293,11 +298,49 @@ static int decode_request(call_t *call, const uint8_t *data, size_t len) {
   ProtobufCAllocator alloc;
   cgrpc__arena_protobuf_allocator(&call->arena, &alloc);
   call->request_msg = protobuf_c_message_unpack(input, &alloc, len, data);
-  if (call->request_msg)
+  if (call->request_msg) {
+    if (cgrpc__icall_wants_messages(call->ic))
+      cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_RECV, call->request_msg);
     return 0;
+  }
   call_fail(call, CGRPC_STATUS_INTERNAL, "could not decode the request as %s",
             input->name);
   return 1;
+}
+
+/* Runs the server's interceptors' on_start for a call to a registered
+ * method.  Returns 1 to go on, or 0 when the call was rejected (answered
+ * Trailers-Only with the interceptor's status and the metadata added so
+ * far) or could not be set up. */
+static int intercept_start(call_t *call) {
+  cgrpc__icall *ic;
+  cgrpc_status_code code;
+  char msg[256];
+  ic = call->ic = cgrpc__icall_new(&call->server->interceptors, call->path,
+                                   call->method->desc->kind, 0);
+  if (!ic ||
+      (!call->initial_md && cgrpc_metadata_array_new(&call->initial_md)) ||
+      (!call->trailing_md && cgrpc_metadata_array_new(&call->trailing_md))) {
+    call_fail(call, CGRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return 0;
+  }
+  ic->info.authority = call->authority ? call->authority : "";
+  ic->info.peer = call->peer;
+  ic->info.deadline_ns = call->deadline_ns;
+  /* No handler runs yet: the metadata arrays are the loop's. */
+  code =
+      cgrpc__icall_start(ic, cgrpc_server_ctx_metadata(call), call->initial_md,
+                         call->trailing_md, msg, sizeof msg);
+  if (code == CGRPC_STATUS_OK)
+    return 1;
+  cgrpc__log(&call->server->log, CGRPC_LOG_DEBUG,
+             "%s: rejected by an interceptor: %s: %s", call->path,
+             cgrpc_status_code_name(code), msg);
+  atomic_store(&call->cancelled, 1);
+  cgrpc__server_trailers_only(call, code, msg[0] ? msg : NULL, call->initial_md,
+                              call->trailing_md);
+  cgrpc__ep_stop(&call->ep);
+  return 0;
 }
 
 static void deadline_fired(void *user_data) {
@@ -353,6 +396,8 @@ static void call_headers_done(call_t *call) {
       return;
     }
   }
+  if (server->interceptors.n && !intercept_start(call))
+    return;
   /* A request stream is read by the running handler. */
   if (cgrpc__server_call_reads_stream(call))
     start_handler(call);
@@ -472,6 +517,13 @@ static int call_message(cgrpc__ep *ep, int compressed, const uint8_t *data,
     return decode_request(call, data, len);
   }
   call->n_requests++;
+  if (cgrpc__icall_wants_messages(call->ic)) {
+    ProtobufCMessage *msg = cgrpc__ep_peek_message(ep, compressed, data, len);
+    if (msg) {
+      cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_RECV, msg);
+      protobuf_c_message_free_unpacked(msg, NULL);
+    }
+  }
   m = cgrpc__ep_take_message(ep, compressed, data, len);
   if (!m)
     return CGRPC_ERR_NOMEM;

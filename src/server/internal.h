@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 
 #include "call/endpoint.h"
+#include "call/intercept.h"
 #include "cgrpc/server.h"
 #include "h2/conn.h"
 #include "io/loop.h"
@@ -120,6 +121,9 @@ struct cgrpc_server {
   cgrpc__method_entry *methods;
   size_t methods_cap, n_methods;
 
+  /* Interceptors (cgrpc_server_add_interceptor()), fixed once started. */
+  cgrpc__ichain interceptors;
+
   cgrpc__server_loop *loops;
   int n_loops;
   cgrpc__pool pool;
@@ -205,6 +209,11 @@ struct cgrpc_server_ctx {
   unsigned char admitted; /* counted in server->active_rpcs; loop thread */
 
   cgrpc__arena arena;
+
+  /* The call's run through the server's interceptors; NULL without any
+   * (or for a call no method took).  Loop thread, but for on_message
+   * (call/intercept.h). */
+  cgrpc__icall *ic;
 
   /* The handler's results (its thread, then the loop's once it is done). */
   ProtobufCMessage *request_msg;

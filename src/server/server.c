@@ -299,6 +299,15 @@ int cgrpc_server_add_secure_port(cgrpc_server *server, const char *addr,
   return add_port(server, addr, creds, bound_port);
 }
 
+int cgrpc_server_add_interceptor(cgrpc_server *server,
+                                 const cgrpc_interceptor *interceptor) {
+  if (!server || !interceptor)
+    return CGRPC_ERR_INVALID_ARGUMENT;
+  if (server->state != SERVER_NEW)
+    return CGRPC_ERR_INVALID_STATE;
+  return cgrpc__ichain_add(&server->interceptors, interceptor);
+}
+
 int cgrpc_server_register_service(cgrpc_server *server,
                                   const cgrpc_service_desc *desc,
                                   const cgrpc_method_handler *handlers,
@@ -706,6 +715,7 @@ void cgrpc_server_del(cgrpc_server *server) {
     cgrpc__free(server->services[i].servicer);
   cgrpc__free(server->services);
   cgrpc__free(server->methods);
+  cgrpc__ichain_free(&server->interceptors);
   pthread_mutex_destroy(&server->lock);
   pthread_cond_destroy(&server->cond);
   cgrpc__free(server);

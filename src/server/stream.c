@@ -95,6 +95,8 @@ void cgrpc__server_trailers_only(call_t *call, cgrpc_status_code code,
   if (rv != 0)
     cgrpc__ep_reset(&call->ep, NGHTTP2_INTERNAL_ERROR);
   cgrpc__h2conn_schedule_flush(call->ep.conn);
+  if (call->ic)
+    cgrpc__icall_set_outcome(call->ic, code, message, trailing);
 }
 
 /* The body's end (cgrpc__ep_ops.body_end): the trailers, with the loop's
@@ -117,9 +119,15 @@ uint32_t cgrpc__server_call_body_end(cgrpc__ep *ep) {
                                                    : "");
   if (call->fail_code != CGRPC_STATUS_OK) {
     cgrpc__hdrs_add_status(&h, call->fail_code, call->fail_message);
+    if (call->ic)
+      cgrpc__icall_set_outcome(call->ic, call->fail_code, call->fail_message,
+                               NULL);
   } else {
     cgrpc__hdrs_add_status(&h, call->code, call->status_message);
     cgrpc__hdrs_add_metadata(&h, call->trailing_md);
+    if (call->ic)
+      cgrpc__icall_set_outcome(call->ic, call->code, call->status_message,
+                               call->trailing_md);
   }
   if (h.failed ||
       nghttp2_submit_trailer(ep->conn->session, ep->stream_id, h.nv, h.len) !=
@@ -219,6 +227,8 @@ void cgrpc__server_call_set_outcome(call_t *call, cgrpc_status_code code) {
   call->status_message = NULL;
   if (!call->response_msg)
     return;
+  if (cgrpc__icall_wants_messages(call->ic))
+    cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_SEND, call->response_msg);
   call->reply = cgrpc__msg_pack(call->response_msg, limit,
                                 cgrpc__server_call_send_enc(call), &err);
   if (call->reply)
@@ -255,6 +265,8 @@ static int stream_write(call_t *call, const ProtobufCMessage *msg,
     return CGRPC_ERR_INVALID_ARGUMENT;
   if (blocking && cgrpc__in_any_loop_thread())
     return CGRPC_ERR_WOULD_DEADLOCK;
+  if (cgrpc__icall_wants_messages(call->ic))
+    cgrpc__icall_message(call->ic, CGRPC_INTERCEPT_SEND, msg);
   /* The compression cannot change from here on: this write freezes the
    * headers, and the writer is the one thread that could have changed it. */
   m = cgrpc__msg_pack(msg, call->server->opts.max_send,
