@@ -988,7 +988,12 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
   }
   if (LIT_EQ(name, namelen, "content-type")) {
+    size_t n = valuelen < sizeof call->content_type - 1
+                   ? valuelen
+                   : sizeof call->content_type - 1;
     call->bad_content_type = !cgrpc__wire_content_type_ok(value, valuelen);
+    memcpy(call->content_type, value, n);
+    call->content_type[n] = '\0';
     return 0;
   }
   if (LIT_EQ(name, namelen, "grpc-retry-pushback-ms")) {
@@ -1054,7 +1059,11 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   size_t consume = len;
   (void)flags;
   (void)user_data;
-  if (call && !call->completed)
+  /* Only a gRPC response's body is deframed: an HTTP error answer or one
+   * of another content-type (a proxy's own HTML error page) carries no
+   * messages, and its status comes from the headers (call_finish). */
+  if (call && !call->completed && call->http_status == 200 &&
+      !call->bad_content_type)
     consume = cgrpc__ep_on_data(&call->ep, data, len);
   if (consume)
     nghttp2_session_consume(session, stream_id, consume);
@@ -1075,9 +1084,11 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
     if ((unsigned)call->status.code > CGRPC_STATUS_UNAUTHENTICATED)
       call->status.code = CGRPC_STATUS_UNKNOWN;
   } else if (call->http_status != 0 && call->http_status != 200) {
+    /* gRPC's http-grpc-status-mapping.md: 502/503/504 UNAVAILABLE, ... */
     call->status.code = cgrpc__wire_http_to_status(call->http_status);
-    snprintf(msg, sizeof msg, "Received http2 header with status: %d",
-             call->http_status);
+    snprintf(msg, sizeof msg, "HTTP %d from the peer (content-type %s)",
+             call->http_status,
+             call->content_type[0] ? call->content_type : "none");
     set_message(call, msg);
   } else if (error_code != 0) {
     call->status.code = cgrpc__wire_rst_to_status(error_code);
@@ -1087,10 +1098,19 @@ static void call_finish(cgrpc_call *call, uint32_t error_code) {
     set_message(call, msg);
   } else if (call->http_status == 200 && call->bad_content_type) {
     call->status.code = CGRPC_STATUS_UNKNOWN;
-    set_message(call, "response content-type is not application/grpc");
+    snprintf(msg, sizeof msg,
+             "HTTP 200 from the peer with content-type %s, not "
+             "application/grpc",
+             call->content_type);
+    set_message(call, msg);
+  } else if (!call->in_trailers) {
+    /* The body ended (END_STREAM on DATA, as a proxy ends a stream whose
+     * backend went away) with no trailers: never OK. */
+    call->status.code = CGRPC_STATUS_INTERNAL;
+    set_message(call, "stream ended without trailers (no grpc-status)");
   } else {
     call->status.code = CGRPC_STATUS_INTERNAL;
-    set_message(call, "server closed the stream without a grpc-status");
+    set_message(call, "the trailers carry no grpc-status");
   }
   /* Trailers-Only (no response headers of its own): not committed. */
   if (call->have_grpc_status && !call->in_trailers && call->n_responses == 0) {
@@ -1157,6 +1177,7 @@ static int attempt_reset(cgrpc_call *call) {
   call->have_grpc_status = 0;
   call->bad_content_type = 0;
   call->http_status = 0;
+  call->content_type[0] = '\0';
   call->n_responses = 0;
   call->has_pushback = 0;
   call->status.code = CGRPC_STATUS_OK;
@@ -1380,9 +1401,20 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
       cgrpc__ep_frame_recv(&call->ep, frame);
     return 0;
   }
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    /* The response is complete while our request is still open (the
+     * server answered early): the call ends now with that answer, and our
+     * half goes with RST_STREAM(NO_ERROR) (RFC 9113 8.1), which frees the
+     * stream; its close runs call_finish. */
+    call = stream_call(session, frame->hd.stream_id);
+    if (call && !call->completed &&
+        !nghttp2_session_get_stream_local_close(session, frame->hd.stream_id))
+      cgrpc__ep_reset(&call->ep, NGHTTP2_NO_ERROR);
+    return 0;
+  }
   if (frame->hd.type != NGHTTP2_HEADERS ||
-      frame->headers.cat != NGHTTP2_HCAT_RESPONSE ||
-      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+      frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
     return 0;
   call = stream_call(session, frame->hd.stream_id);
   /* Response headers commit the call to this attempt (gRFC A6): the retry

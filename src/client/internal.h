@@ -242,6 +242,9 @@ struct cgrpc_call {
   cgrpc__timer deadline_timer;
   int n_responses;
   int http_status;
+  /* The response's content-type (cut short), for the status message of an
+   * answer that is not gRPC's (a proxy's own error page). */
+  char content_type[48];
   /* Pre-start failure (reported on the loop so callbacks stay there). */
   cgrpc_status_code early_code;
   const char *early_message;

@@ -11,10 +11,14 @@
  *   EmptyCall            answers Empty.
  *   UnaryCall            a payload of response_size zero bytes; a
  *                        response_status with a nonzero code ends the call
- *                        with that code and message instead.
+ *                        with that code and message instead; with
+ *                        fill_server_id, server_id is --server_id's name.
  *   CacheableUnaryCall   a payload holding the current time in ns.
  *   StreamingOutputCall  one response per response_parameters entry, each
- *                        after sleeping interval_us, then OK.
+ *                        after sleeping interval_us, then OK, or the
+ *                        response_status when it has a nonzero code (after
+ *                        the responses, as grpc's interop servers do: an
+ *                        error that follows messages).
  *   StreamingInputCall   after the client half-closes, the sum of the request
  *                        payload sizes.
  *   FullDuplexCall       answers each request as it arrives; a request with a
@@ -45,6 +49,10 @@
  * certificate chain and key that --tls_cert_file and --tls_key_file name
  * (grpc-go's flags).
  *
+ * --server_id=NAME (default "interop_server") names this server in the
+ * replies that ask for it (fill_server_id), so that a test behind a load
+ * balancer sees which backend answered.
+ *
  * --require_token=T (a cgrpc test flag, not one of gRPC's): every call of
  * the methods above whose metadata lacks "authorization: Bearer T" fails
  * UNAUTHENTICATED, saying so (UnimplementedCall stays UNIMPLEMENTED).  It
@@ -72,6 +80,9 @@
 
 static const char ECHO_INITIAL_KEY[] = "x-grpc-test-echo-initial";
 static const char ECHO_TRAILING_KEY[] = "x-grpc-test-echo-trailing-bin";
+
+/* --server_id: set once in main(), before the server starts. */
+static const char *server_id = "interop_server";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -262,6 +273,15 @@ static cgrpc_status_code unary_call(cgrpc_server_ctx *ctx,
   payload->body.data = body;
   payload->body.len = (size_t)req->response_size;
   reply->payload = payload;
+  if (req->fill_server_id) {
+    size_t n = strlen(server_id) + 1;
+    char *id = cgrpc_server_ctx_alloc(ctx, n);
+    if (id == NULL)
+      return cgrpc_server_ctx_fail(ctx, CGRPC_STATUS_RESOURCE_EXHAUSTED,
+                                   "out of memory");
+    memcpy(id, server_id, n);
+    reply->server_id = id;
+  }
   return CGRPC_STATUS_OK;
 }
 
@@ -296,9 +316,10 @@ static cgrpc_status_code streaming_output_call(
 
   if (begin_call(ctx, user_data) != CGRPC_STATUS_OK)
     return CGRPC_STATUS_UNAUTHENTICATED;
-  if ((code = echo_status(ctx, req->response_status)) != CGRPC_STATUS_OK)
+  /* The responses first, then the status asked for. */
+  if ((code = send_responses(ctx, req)) != CGRPC_STATUS_OK)
     return code;
-  return send_responses(ctx, req);
+  return echo_status(ctx, req->response_status);
 }
 
 static cgrpc_status_code streaming_input_call(
@@ -394,7 +415,7 @@ static void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s [--port=N] [--use_tls=false|true] [--tls_cert_file=PEM]\n"
           "          [--tls_key_file=PEM] [--max_workers=N]\n"
-          "          [--require_token=T]\n"
+          "          [--require_token=T] [--server_id=NAME]\n"
           "  grpc.testing.TestService for the gRPC interop tests.\n",
           argv0);
 }
@@ -475,6 +496,8 @@ int main(int argc, char **argv) {
       int n = snprintf(bearer, sizeof bearer, "Bearer %s", a + 16);
       bad = a[16] == '\0' || n < 0 || (size_t)n >= sizeof bearer;
       cfg.arg = bearer;
+    } else if (strncmp(a, "--server_id=", 12) == 0) {
+      server_id = a + 12;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(argv[0]);
       return 0;

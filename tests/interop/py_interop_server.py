@@ -13,9 +13,12 @@ interop_server:
   EmptyCall            answers Empty.
   UnaryCall            a payload of response_size zero bytes; a
                        response_status with a nonzero code ends the call with
-                       that code and message instead.
+                       that code and message instead; with fill_server_id,
+                       server_id is --server_id's name.
   StreamingOutputCall  one response per response_parameters entry (sleeping
-                       interval_us before each), then OK.
+                       interval_us before each), then OK, or the
+                       response_status when it has a nonzero code (after
+                       the responses, as grpc's interop servers do).
   StreamingInputCall   the sum of the request payload sizes, after the
                        client half-closes.
   FullDuplexCall       answers each request as it arrives (as
@@ -76,6 +79,8 @@ def main():
     add_tls_server_args(ap)
     ap.add_argument("--stubs-dir",
                     help="folder holding grpc/testing/*_pb2*.py")
+    ap.add_argument("--server_id", default="py_interop_server",
+                    help="the name UnaryCall reports with fill_server_id")
     args = ap.parse_args()
 
     grpc, empty_pb2, messages_pb2, test_pb2_grpc = import_stubs(args.stubs_dir)
@@ -135,7 +140,8 @@ def main():
                     else grpc.Compression.NoCompression)
             return messages_pb2.SimpleResponse(
                 payload=messages_pb2.Payload(
-                    body=bytes(request.response_size)))
+                    body=bytes(request.response_size)),
+                server_id=args.server_id if request.fill_server_id else "")
 
         def CacheableUnaryCall(self, request, context):
             echo_metadata(context)
@@ -145,10 +151,9 @@ def main():
 
         def StreamingOutputCall(self, request, context):
             echo_metadata(context)
+            yield from responses_for(request, context)
             if request.response_status.code != 0:
                 set_status(context, request.response_status)
-                return
-            yield from responses_for(request, context)
 
         def StreamingInputCall(self, request_iterator, context):
             echo_metadata(context)
