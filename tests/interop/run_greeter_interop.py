@@ -214,7 +214,11 @@ def cgrpc_client_cgrpc_servers_lb(h):
             return status, [l.replace("Hello, world!", "").strip(" ()")
                             .replace("from ", "") for l in lines]
 
-        status, seen = run("abc", ("--lb=round_robin",), 30)
+        # round_robin sends calls to the subchannels READY so far: calls
+        # 20 ms apart leave the others time to connect under load (20 calls
+        # back to back could all go to the first one up).
+        spread = ("--lb=round_robin", "--interval_ms=20")
+        status, seen = run("abc", spread, 30)
         counts = {n: seen.count(n) for n in "abc"}
         h.check("round_robin: 30 calls, each server answers some",
                 status == 0 and len(seen) == 30 and min(counts.values()) >= 5,
@@ -226,13 +230,13 @@ def cgrpc_client_cgrpc_servers_lb(h):
         status, seen = run("abc", (), 5)
         h.check_equal("pick_first with the first stopped: the second",
                       (status, seen), (0, ["b"] * 5))
-        status, seen = run("abc", ("--lb=round_robin",), 20)
+        status, seen = run("abc", spread, 20)
         h.check("round_robin with one stopped: the two live ones, no failure",
                 status == 0 and sorted(set(seen)) == ["b", "c"],
                 f"exit {status}, seen {seen}")
         # A grpcio server among ours (its greeting names no server).
         py, ports["p"] = h.start_py_server(PY_SERVER)
-        status, seen = run("bcp", ("--lb=round_robin",), 30)
+        status, seen = run("bcp", spread, 30)
         h.check("round_robin over two cgrpc servers and a grpcio one",
                 status == 0 and seen.count("") >= 5 and seen.count("b") >= 5
                 and seen.count("c") >= 5, f"exit {status}, seen {seen}")
