@@ -447,11 +447,12 @@ static int extends(const cgrpc__refl_sym *s, const sym_query *q) {
     e++;
     n--;
   }
-  return n == q->len && memcmp(e, q->name, n) == 0;
+  return n == q->len && (n == 0 || memcmp(e, q->name, n) == 0);
 }
 
 static int sym_is(const cgrpc__refl_sym *s, const sym_query *q) {
-  return s->name_len == q->len && memcmp(s->name, q->name, q->len) == 0;
+  return s->name_len == q->len &&
+         (q->len == 0 || memcmp(s->name, q->name, q->len) == 0);
 }
 
 static int on_symbol(const cgrpc__refl_sym *s, void *arg) {

@@ -33,7 +33,7 @@ static int record(const cgrpc__refl_sym *sym, void *arg) {
     s->kinds[s->n] = sym->kind;
     s->numbers[s->n] = sym->number;
     s->extendees[s->n][0] = '\0';
-    if (sym->extendee_len < 64) {
+    if (sym->extendee != NULL && sym->extendee_len < 64) {
       memcpy(s->extendees[s->n], sym->extendee, sym->extendee_len);
       s->extendees[s->n][sym->extendee_len] = '\0';
     }
