@@ -71,7 +71,7 @@ struct watcher {
   health *h;
   entry *e;
   cgrpc_server_ctx *ctx;
-  int last_sent; /* the status last queued, or -1 */
+  int last_sent;        /* the status last queued, or -1 */
   unsigned writing : 1; /* a write is in flight */
   unsigned gone : 1;    /* the call left its stream, or cannot write */
   unsigned done : 1;    /* finished: |ctx| is not ours any more */
@@ -306,9 +306,8 @@ static void health_shutdown(void *arg, int64_t grace_ms) {
   health *h = arg;
   entry *e, *next_e;
   watcher *w, *next_w;
-  int64_t wait_ms = grace_ms < 0 || grace_ms > SHUTDOWN_WAIT_MS
-                        ? SHUTDOWN_WAIT_MS
-                        : grace_ms;
+  int64_t wait_ms =
+      grace_ms < 0 || grace_ms > SHUTDOWN_WAIT_MS ? SHUTDOWN_WAIT_MS : grace_ms;
   int64_t deadline = cgrpc__now_ms() + wait_ms;
   pthread_mutex_lock(&h->lock);
   h->shut = 1;

@@ -196,8 +196,8 @@ static void test_health_check_changed(void **state) {
   assert_int_equal(
       cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_NOT_SERVING), 0);
   assert_int_equal(check_ok(f->ch, ""), CGRPC_HEALTH_NOT_SERVING);
-  assert_int_equal(
-      cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING), 0);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
+                   0);
   assert_int_equal(check_ok(f->ch, ""), CGRPC_HEALTH_SERVING);
 }
 
@@ -217,14 +217,13 @@ static void test_health_errors(void **state) {
                    CGRPC_ERR_ALREADY_EXISTS);
   assert_int_equal(cgrpc_server_set_health(server, NULL, CGRPC_HEALTH_SERVING),
                    CGRPC_ERR_INVALID_ARGUMENT);
-  assert_int_equal(
-      cgrpc_server_set_health(server, "", (cgrpc_health_status)4),
-      CGRPC_ERR_INVALID_ARGUMENT);
+  assert_int_equal(cgrpc_server_set_health(server, "", (cgrpc_health_status)4),
+                   CGRPC_ERR_INVALID_ARGUMENT);
   /* Before the start is fine. */
   assert_int_equal(
       cgrpc_server_set_health(server, "x", CGRPC_HEALTH_NOT_SERVING), 0);
-  assert_int_equal(
-      cgrpc_server_add_insecure_port(server, "127.0.0.1:0", &port), 0);
+  assert_int_equal(cgrpc_server_add_insecure_port(server, "127.0.0.1:0", &port),
+                   0);
   assert_int_equal(cgrpc_server_start(server), 0);
   assert_int_equal(cgrpc_server_enable_health(server), CGRPC_ERR_INVALID_STATE);
   cgrpc_server_del(server);
@@ -246,8 +245,8 @@ static void test_health_watch_changes(void **state) {
   /* The same status again is no change. */
   assert_int_equal(
       cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_NOT_SERVING), 0);
-  assert_int_equal(
-      cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING), 0);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
+                   0);
   assert_int_equal(next(call), CGRPC_HEALTH_SERVING);
   end(call, 1);
 }
@@ -312,8 +311,8 @@ static void test_health_watch_not_reading(void **state) {
                                              i % 2 ? CGRPC_HEALTH_SERVING
                                                    : CGRPC_HEALTH_NOT_SERVING),
                      0);
-  assert_int_equal(
-      cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_UNKNOWN), 0);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_UNKNOWN),
+                   0);
   assert_true(it_now_ms() - t0 < 10000 * IT_SLOW);
   while (status != CGRPC_HEALTH_UNKNOWN && n <= N) {
     status = next(call);
@@ -442,16 +441,16 @@ static void test_health_shutdown_not_serving(void **state) {
   job = it_bg_start(shut, &s);
   assert_int_equal(next(calls[0]), CGRPC_HEALTH_NOT_SERVING);
   assert_int_equal(next(calls[1]), CGRPC_HEALTH_NOT_SERVING);
-  assert_int_equal(
-      cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING), 0);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
+                   0);
   for (i = 0; i < 3; i++) {
     assert_int_equal(next(calls[i]), -1);
     assert_int_equal(end(calls[i], 0), CGRPC_STATUS_UNAVAILABLE);
   }
   /* The watches ended, so the drain does not wait out its grace. */
   assert_true(it_bg_wait(job, 4000 * IT_SLOW));
-  assert_int_equal(
-      cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING), 0);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
+                   0);
 }
 
 /* The wire: the NOT_SERVING message comes before the first GOAWAY. */
@@ -490,8 +489,8 @@ static void test_health_shutdown_before_goaway(void **state) {
       h2raw_fields_free(&fields);
     } else if (fr.type == 0 && fr.stream == 1 && fr.len >= 5) {
       /* One message per frame here: 5 bytes of prefix, then field 1. */
-      uint8_t want = messages == 0 ? CGRPC_HEALTH_SERVING
-                                   : CGRPC_HEALTH_NOT_SERVING;
+      uint8_t want =
+          messages == 0 ? CGRPC_HEALTH_SERVING : CGRPC_HEALTH_NOT_SERVING;
       assert_int_equal(fr.len, 7);
       assert_int_equal(fr.payload[5], 0x08);
       assert_int_equal(fr.payload[6], want);
