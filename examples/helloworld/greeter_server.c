@@ -22,8 +22,11 @@
  *
  * Server reflection is on, so tools need no .proto file:
  *   grpcurl -plaintext localhost:50051 describe helloworld.Greeter
+ * and so is health checking (grpc.health.v1.Health), for probes:
+ *   grpc_health_probe -addr=localhost:50051
  *
- * Stops cleanly on SIGINT or SIGTERM.
+ * Stops cleanly on SIGINT or SIGTERM: the health service turns
+ * NOT_SERVING, then calls in flight get up to 5 s to finish.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -188,6 +191,7 @@ int main(int argc, char **argv) {
       (rv = helloworld__greeter__servicer__register(server, &greeter,
                                                     &config)) != 0 ||
       (rv = cgrpc_server_enable_reflection(server)) != 0 ||
+      (rv = cgrpc_server_enable_health(server)) != 0 ||
       (rv = cgrpc_server_start(server)) != 0) {
     fprintf(stderr, "greeter_server: %s\n", cgrpc_strerror(rv));
     cgrpc_server_del(server);

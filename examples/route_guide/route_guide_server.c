@@ -6,7 +6,8 @@
  *
  * Knows a dozen places in and around Paris.  Handlers run on the server's
  * worker threads, several at a time, so the notes that RouteChat keeps are
- * guarded by a mutex.  Stops cleanly on SIGINT or SIGTERM.
+ * guarded by a mutex.  Answers health checks (grpc.health.v1.Health), which
+ * turn NOT_SERVING when it stops, cleanly, on SIGINT or SIGTERM.
  */
 #include <math.h>
 #include <pthread.h>
@@ -344,6 +345,7 @@ int main(int argc, char **argv) {
       (rv = cgrpc_server_add_insecure_port(server, addr, &port)) != 0 ||
       (rv = routeguide__route_guide__servicer__register(server, &route_guide,
                                                         &guide)) != 0 ||
+      (rv = cgrpc_server_enable_health(server)) != 0 ||
       (rv = cgrpc_server_start(server)) != 0) {
     fprintf(stderr, "route_guide_server: %s\n", cgrpc_strerror(rv));
     cgrpc_server_del(server);

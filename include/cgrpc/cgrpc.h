@@ -20,6 +20,7 @@
 #include "cgrpc/channel.h"
 #include "cgrpc/call.h"
 #include "cgrpc/reflection.h"
+#include "cgrpc/health.h"
 #include "cgrpc/interceptor.h"
 
 #endif /* CGRPC_H */

@@ -157,6 +157,31 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
   /* The response has gone, or the client went before it did. */
   if (call->ic)
     cgrpc__icall_end_recorded(call->ic, CGRPC_STATUS_CANCELLED, "Cancelled");
+  {
+    void (*gone_cb)(call_t *, void *);
+    void *gone_user_data;
+    pthread_mutex_lock(&ep->st.lock);
+    call->gone = 1;
+    gone_cb = call->gone_cb;
+    gone_user_data = call->gone_user_data;
+    call->gone_cb = NULL;
+    pthread_mutex_unlock(&ep->st.lock);
+    if (gone_cb)
+      gone_cb(call, gone_user_data);
+  }
+}
+
+int cgrpc__server_ctx_on_gone(call_t *call, void (*cb)(call_t *, void *),
+                              void *user_data) {
+  int gone;
+  pthread_mutex_lock(&call->ep.st.lock);
+  gone = call->gone;
+  if (!gone) {
+    call->gone_cb = cb;
+    call->gone_user_data = user_data;
+  }
+  pthread_mutex_unlock(&call->ep.st.lock);
+  return gone;
 }
 
 /* Answers a request that is not a gRPC call in plain HTTP. */

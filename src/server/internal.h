@@ -104,6 +104,18 @@ typedef struct cgrpc__server_loop {
 
 enum { SERVER_NEW, SERVER_STARTED, SERVER_SHUTTING_DOWN, SERVER_STOPPED };
 
+/* A built-in service's say in the server's life (services/ sits above
+ * server/, so the server reaches it only through these).  |shutdown| runs
+ * when a started server's shutdown begins, on the thread that runs it
+ * (never a loop thread), before any connection is told to go away; it may
+ * wait, briefly, for its streams.  |free| runs in cgrpc_server_del() once
+ * the loops have stopped. */
+typedef struct cgrpc__server_hook {
+  void (*shutdown)(void *arg, int64_t grace_ms);
+  void (*free)(void *arg);
+  void *arg;
+} cgrpc__server_hook;
+
 struct cgrpc_server {
   struct cgrpc_server_options opts;
   cgrpc__logger log;
@@ -140,6 +152,10 @@ struct cgrpc_server {
   pthread_t shutdown_thread;
   int has_shutdown_thread;
   int64_t shutdown_grace_ms;
+
+  /* The health service (services/health.c), once enabled: set before the
+   * server starts, read-only afterwards. */
+  cgrpc__server_hook health;
 };
 
 /* Kick requests of a server call (beyond the endpoint's own). */
@@ -231,6 +247,11 @@ struct cgrpc_server_ctx {
   void *read_user_data;
   cgrpc_server_write_cb write_cb;
   void *write_user_data;
+  /* The library's own detached handlers (services/): told, on the loop,
+   * when the call leaves its stream (cgrpc__server_ctx_on_gone()). */
+  void (*gone_cb)(struct cgrpc_server_ctx *ctx, void *user_data);
+  void *gone_user_data;
+  unsigned char gone;
 };
 
 struct cgrpc__server_conn {
@@ -296,6 +317,16 @@ int cgrpc__server_call_admit(struct cgrpc_server_ctx *call);
 /* Gives back the slot cgrpc__server_call_admit() took, if it took one.
  * Loop thread only. */
 void cgrpc__server_call_leave(struct cgrpc_server_ctx *call);
+
+/* Has |cb| run on the loop thread, once, when |ctx| leaves its stream
+ * (the response went, the client cancelled, the connection or the server
+ * went): what a detached server-streaming handler, which has no read to
+ * see a cancel with, learns it from.  A NULL |cb| takes it back.  Returns
+ * 0, or 1 when the call has left its stream already (|cb| is then not
+ * set and never runs).  Thread safety: any thread. */
+int cgrpc__server_ctx_on_gone(struct cgrpc_server_ctx *ctx,
+                              void (*cb)(struct cgrpc_server_ctx *, void *),
+                              void *user_data);
 
 /* ---- stream.c: the response ---- */
 

@@ -601,6 +601,10 @@ static void deadline_from_now(struct timespec *ts, int64_t ms) {
  * what is left, drain the pool, stop the loops. */
 static void shutdown_run(cgrpc_server *server, int64_t grace_ms) {
   int i;
+  /* The health service says NOT_SERVING to its watchers before any
+   * connection hears of the drain. */
+  if (server->health.shutdown)
+    server->health.shutdown(server->health.arg, grace_ms);
   for (i = 0; i < server->n_loops; i++)
     cgrpc__loop_post_task(server->loops[i].loop,
                           &server->loops[i].begin_shutdown);
@@ -716,6 +720,8 @@ void cgrpc_server_del(cgrpc_server *server) {
   cgrpc__free(server->services);
   cgrpc__free(server->methods);
   cgrpc__ichain_free(&server->interceptors);
+  if (server->health.free)
+    server->health.free(server->health.arg);
   pthread_mutex_destroy(&server->lock);
   pthread_cond_destroy(&server->cond);
   cgrpc__free(server);

@@ -436,8 +436,10 @@ static int register_test_service(cgrpc_server *server, void *arg) {
   /* unimplemented_call stays NULL: the server answers UNIMPLEMENTED. */
   rv = grpc__testing__test_service__servicer__register(server, &servicer, arg);
   /* Reflection, so that tools (and the reflection interop test) can find
-   * the services without the .proto files. */
-  return rv != 0 ? rv : cgrpc_server_enable_reflection(server);
+   * the services without the .proto files; health checking for probes. */
+  if (rv == 0)
+    rv = cgrpc_server_enable_reflection(server);
+  return rv != 0 ? rv : cgrpc_server_enable_health(server);
 }
 
 /* The server's TLS credentials: the named files, else gRPC's test pair.
