@@ -197,16 +197,8 @@ cgrpc_status_code it_echo(cgrpc_channel *ch, const char *message,
 int it_tcp_connect(int port) { return h2raw_connect(port, 0); }
 
 int it_dead_port(void) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int port, fd = h2raw_listen(&port, 0);
   assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  port = ntohs(a.sin_port);
   close(fd);
   return port;
 }
