@@ -14,6 +14,7 @@
  *    also while an async write waits for window.
  */
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -479,6 +480,145 @@ static void test_proxy_wire_client_trailers_while_sending(void **state) {
   CHECKS_DONE();
 }
 
+/* ==== 4. the answer comes while an async write waits for window ======= */
+
+/* How the application lets go of the call. */
+enum release_how {
+  RELEASE_AFTER,       /* after on_done, from the test's thread */
+  RELEASE_IN_DONE,     /* cancel and unref from inside on_done */
+  RELEASE_RACING_LOOP, /* cancel and unref from the test's thread while the
+                          answer is on its way to the loop */
+};
+
+typedef struct pending_write {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  enum release_how how;
+  int write_done, write_ok, write_again_rv, done, done_before_write;
+  cgrpc_status_code code;
+} pending_write;
+
+static void pw_write_done(cgrpc_call *call, int ok, void *user_data) {
+  pending_write *w = user_data;
+  Cgrpc__Test__Chunk c = CGRPC__TEST__CHUNK__INIT;
+  /* The call is over: another write is refused, a cancel does nothing. */
+  int rv = cgrpc__test__stream_service__upload__write_async(call, &c);
+  cgrpc_call_cancel(call);
+  pthread_mutex_lock(&w->lock);
+  w->write_done++;
+  w->write_ok += ok;
+  w->write_again_rv = rv;
+  pthread_mutex_unlock(&w->lock);
+}
+
+static void pw_done(cgrpc_call *call, const cgrpc_status *status,
+                    void *user_data) {
+  pending_write *w = user_data;
+  pthread_mutex_lock(&w->lock);
+  w->code = status->code;
+  w->done_before_write += w->write_done == 0;
+  pthread_mutex_unlock(&w->lock);
+  if (w->how == RELEASE_IN_DONE) {
+    cgrpc_call_cancel(call);
+    cgrpc_call_unref(call); /* the call lives until on_done returns */
+  }
+  pthread_mutex_lock(&w->lock);
+  w->done++;
+  pthread_cond_broadcast(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* A client-streaming async call writes a message larger than the windows
+ * (the raw server never gives any back), so the write stays pending; the
+ * server answers Trailers-Only.  on_write_done comes once with ok 0, then
+ * on_done once with the answer, however the application lets go of the
+ * call (valgrind / ASan see the rest: no leak, no use after free). */
+static void answer_while_write_pending(enum release_how how) {
+  static const char *const only[] = {":status",     "200",
+                                     "content-type", "application/grpc",
+                                     "grpc-status", "9",
+                                     NULL};
+  static const cgrpc_call_callbacks cbs = {NULL, pw_write_done, pw_done};
+  static uint8_t big[200 * 1024];
+  pending_write w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, how,
+                     0, 0, 0, 0, 0, CGRPC_STATUS_OK};
+  Cgrpc__Test__Chunk c = CGRPC__TEST__CHUNK__INIT;
+  peer p;
+  cgrpc_channel *ch;
+  cgrpc_call *call = NULL;
+  h2raw_buf b;
+  uint32_t stream;
+  int64_t end;
+  server_listen(&p);
+  ch = channel_to(&p);
+  assert_int_equal(cgrpc__test__stream_service__upload__open_async(
+                       ch, &call_10s, &cbs, &w, &call),
+                   0);
+  c.data.data = big;
+  c.data.len = sizeof big;
+  assert_int_equal(cgrpc__test__stream_service__upload__write_async(call, &c),
+                   0);
+  CHECK(server_accept(&p) == 0, "the client did not connect");
+  stream = server_read_request(&p, 1);
+  CHECK(stream != 0, "no request came");
+  h2raw_buf_init(&b);
+  h2raw_headers(&b, stream, 1, only);
+  peer_send(&p, &b);
+  h2raw_buf_free(&b);
+  if (how == RELEASE_RACING_LOOP) {
+    cgrpc_call_cancel(call);
+    cgrpc_call_unref(call);
+  }
+  end = it_now_ms() + BOUND_MS;
+  pthread_mutex_lock(&w.lock);
+  while (!w.done && it_now_ms() < end) {
+    pthread_mutex_unlock(&w.lock);
+    it_sleep_ms(5);
+    pthread_mutex_lock(&w.lock);
+  }
+  pthread_mutex_unlock(&w.lock);
+  if (how == RELEASE_AFTER)
+    cgrpc_call_unref(call);
+  /* No callback runs after this. */
+  cgrpc_channel_del(ch);
+  peer_close(&p);
+  print_message("  on_write_done %d (ok %d, write again %s), on_done %d "
+                "(%s, before the write's %d)\n",
+                w.write_done, w.write_ok, cgrpc_err_name(w.write_again_rv),
+                w.done, cgrpc_status_code_name(w.code), w.done_before_write);
+  CHECK(w.write_done == 1, "on_write_done ran %d times", w.write_done);
+  CHECK(w.write_ok == 0, "the pending write was reported sent");
+  CHECK(w.write_again_rv == CGRPC_ERR_CLOSED,
+        "a write from on_write_done returned %s",
+        cgrpc_err_name(w.write_again_rv));
+  CHECK(w.done == 1, "on_done ran %d times", w.done);
+  CHECK(w.done_before_write == 0, "on_done came before on_write_done");
+  /* Racing the answer, the cancel may win. */
+  CHECK(w.code == CGRPC_STATUS_FAILED_PRECONDITION ||
+            (how == RELEASE_RACING_LOOP && w.code == CGRPC_STATUS_CANCELLED),
+        "status %s", cgrpc_status_code_name(w.code));
+}
+
+static void test_proxy_wire_client_answer_while_write_pending(void **state) {
+  (void)state;
+  answer_while_write_pending(RELEASE_AFTER);
+  CHECKS_DONE();
+}
+
+static void
+test_proxy_wire_client_answer_while_write_pending_unref_in_done(void **state) {
+  (void)state;
+  answer_while_write_pending(RELEASE_IN_DONE);
+  CHECKS_DONE();
+}
+
+static void
+test_proxy_wire_client_answer_while_write_pending_unref_racing(void **state) {
+  (void)state;
+  answer_while_write_pending(RELEASE_RACING_LOOP);
+  CHECKS_DONE();
+}
+
 #define T(name)                                                                \
   cmocka_unit_test_setup_teardown(name, it_watchdog_setup, it_watchdog_teardown)
 
@@ -489,6 +629,9 @@ int main(int argc, char **argv) {
       T(test_proxy_wire_client_no_trailers_stream),
       T(test_proxy_wire_client_trailers_only_while_sending),
       T(test_proxy_wire_client_trailers_while_sending),
+      T(test_proxy_wire_client_answer_while_write_pending),
+      T(test_proxy_wire_client_answer_while_write_pending_unref_in_done),
+      T(test_proxy_wire_client_answer_while_write_pending_unref_racing),
   };
   if (argc > 1)
     cmocka_set_test_filter(argv[1]);
