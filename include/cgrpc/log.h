@@ -10,7 +10,8 @@
  *   call       calls: start (peer, path, stream, attempt), end with status
  *   h2         HTTP/2 frames sent and received (type, stream, flags, the
  *              gRPC headers; other metadata values are never printed)
- *   tls        TLS handshakes: protocol, cipher, ALPN, or the failure
+ *   tls        TLS handshakes: protocol, cipher, resumption, the peer's
+ *              certificate, or the failure
  *   dns        name resolution: lookups and their results
  *   lb         connectivity states of channels and subchannels
  *   keepalive  keepalive pings, their answers and timeouts, ping policy
@@ -42,7 +43,17 @@ typedef enum cgrpc_log_level {
 
 /*
  * Receives one formatted message (no trailing newline).  |msg| is valid only
- * during the call.  May be called from any of the library's threads.
+ * during the call.  May be called from any of the library's threads, and
+ * from an application thread inside a blocking call (which drives its
+ * channel's loop while it waits).
+ *
+ * It runs with no lock of the library held, often from inside the library's
+ * own event handling (a trace event of a frame being read), and may call
+ * the library back as any other callback may: an async call, a cancel, a
+ * state query, or cgrpc_channel_del() of the channel it logs for (which then
+ * returns at once; the channel goes after the callback).  Blocking calls
+ * are refused there (cgrpc_unary_call() ends FAILED_PRECONDITION at once).
+ * Messages those calls log come to the callback while it is still running.
  */
 typedef void (*cgrpc_log_cb)(cgrpc_log_level level, const char *msg,
                              void *user_data);

@@ -8,6 +8,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -297,6 +298,116 @@ static void test_trace_stderr(void **state) {
   assert_null(strstr(buf, "[conn]"));
 }
 
+/* ---- log callbacks that call back into the library ---- */
+
+/* What the re-entrant callbacks act on (one test per process). */
+static struct {
+  cgrpc_channel *ch;
+  atomic_int deleted, nested_started, blocking_refused, events;
+  it_async nested;
+} reenter;
+
+/* Deletes the channel from inside its first received-HEADERS frame event
+ * (inside nghttp2's callback, on whichever thread drives the loop). */
+static void deleting_cb(cgrpc_log_level level, const char *msg,
+                        void *user_data) {
+  capture_cb(level, msg, user_data);
+  if (strstr(msg, "[h2] ") && strstr(msg, "recv HEADERS") &&
+      atomic_exchange(&reenter.deleted, 1) == 0)
+    cgrpc_channel_del(reenter.ch);
+}
+
+/* The first call's end event: a blocking call is refused, an async one
+ * starts (its own events come while this one is being delivered), and
+ * every event asks for the channel's state (no lock is held). */
+static void reentering_cb(cgrpc_log_level level, const char *msg,
+                          void *user_data) {
+  atomic_fetch_add(&reenter.events, 1);
+  capture_cb(level, msg, user_data);
+  (void)cgrpc_channel_get_state(reenter.ch, 1);
+  if (strstr(msg, "[call] ") && strstr(msg, "ends OK") &&
+      atomic_exchange(&reenter.nested_started, 1) == 0) {
+    Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+    Cgrpc__Test__EchoReply *reply = NULL;
+    cgrpc_status st = {0};
+    if (it_echo(reenter.ch, "nested", &reply, &st) ==
+        CGRPC_STATUS_FAILED_PRECONDITION)
+      atomic_store(&reenter.blocking_refused, 1);
+    if (reply)
+      protobuf_c_message_free_unpacked(&reply->base, NULL);
+    cgrpc_status_clear(&st);
+    req.message = "nested";
+    it_async_init(&reenter.nested);
+    if (cgrpc__test__echo_service__echo__start(reenter.ch, &req, NULL,
+                                               it_async_done, &reenter.nested,
+                                               NULL) != 0)
+      atomic_store(&reenter.nested_started, 2);
+  }
+}
+
+static cgrpc_channel *channel_logging_to(const it_server *srv,
+                                         cgrpc_log_cb cb) {
+  cgrpc_channel_options *co;
+  cgrpc_channel *ch;
+  assert_int_equal(cgrpc_channel_options_new(&co), 0);
+  cgrpc_channel_options_set_log(co, cb, &client_log);
+  ch = it_channel(srv, co);
+  assert_non_null(ch);
+  cgrpc_channel_options_del(co);
+  return ch;
+}
+
+/* A log callback may delete its channel from inside a trace event: the
+ * call in flight ends (OK, or CANCELLED by the delete), nothing is used
+ * after the channel goes, and the delete itself does not wait there. */
+static void test_trace_callback_deletes_channel(void **state) {
+  trace_fixture *f = *state;
+  Cgrpc__Test__EchoReply *reply = NULL;
+  cgrpc_status st = {0};
+  cgrpc_status_code code;
+  int64_t end;
+  setenv("CGRPC_TRACE", "all", 1);
+  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
+  reenter.ch = channel_logging_to(&f->srv, deleting_cb);
+  code = it_echo(reenter.ch, "deleted under me", &reply, &st);
+  print_message("  the call: %s \"%s\"\n", cgrpc_status_code_name(code),
+                st.message ? st.message : "");
+  assert_int_equal(atomic_load(&reenter.deleted), 1);
+  assert_true(code == CGRPC_STATUS_OK || code == CGRPC_STATUS_CANCELLED);
+  if (reply)
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+  cgrpc_status_clear(&st);
+  /* The channel finishes going on its own thread: its connection closes
+   * (a trace event through the same callback). */
+  end = it_now_ms() + 5000 * IT_SLOW;
+  while (count_lines(&client_log, "[conn] ", "connection closed", NULL) == 0 &&
+         it_now_ms() < end)
+    it_sleep_ms(5);
+  assert_int_equal(
+      count_lines(&client_log, "[conn] ", "connection closed", NULL), 1);
+  it_server_stop(&f->srv, 1000);
+}
+
+/* A log callback may call the library from inside a trace event: a
+ * blocking call is refused there (FAILED_PRECONDITION, at once), an async
+ * call starts and completes, and asking for the state takes no lock the
+ * event holds. */
+static void test_trace_callback_reenters(void **state) {
+  trace_fixture *f = *state;
+  setenv("CGRPC_TRACE", "all", 1);
+  assert_int_equal(it_server_start(&f->srv, NULL, 0), 0);
+  reenter.ch = f->ch = channel_logging_to(&f->srv, reentering_cb);
+  two_calls(f);
+  assert_int_equal(atomic_load(&reenter.nested_started), 1);
+  assert_int_equal(atomic_load(&reenter.blocking_refused), 1);
+  assert_int_equal(it_async_wait(&reenter.nested, 5000 * IT_SLOW), 1);
+  assert_int_equal(reenter.nested.status.code, CGRPC_STATUS_OK);
+  it_async_fini(&reenter.nested);
+  stop(f);
+  assert_true(count_lines(&client_log, "[call] ", "ends OK", NULL) >= 2);
+  assert_true(atomic_load(&reenter.events) > 0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -305,6 +416,8 @@ int main(int argc, char **argv) {
       T(test_trace_all_but_h2),
       T(test_trace_connect_refused),
       T(test_trace_stderr),
+      T(test_trace_callback_deletes_channel),
+      T(test_trace_callback_reenters),
 #undef T
   };
   /* One test (a cmocka filter pattern) per CTest entry: CGRPC_TRACE is
