@@ -408,6 +408,41 @@ static void test_trace_callback_reenters(void **state) {
   assert_true(atomic_load(&reenter.events) > 0);
 }
 
+/* A channel deleted from another thread while its connection is tracing
+ * every frame of calls in flight: the calls end, the connection's last
+ * events come before cgrpc_channel_del() returns, and none after. */
+static void test_trace_channel_deleted_while_tracing(void **state) {
+  trace_fixture *f = *state;
+  it_async a[8];
+  int i, lines;
+  setenv("CGRPC_TRACE", "all", 1);
+  start(f, 1);
+  for (i = 0; i < 8; i++) {
+    Cgrpc__Test__EchoRequest req = CGRPC__TEST__ECHO_REQUEST__INIT;
+    req.message = "in flight";
+    it_async_init(&a[i]);
+    assert_int_equal(cgrpc__test__echo_service__echo__start(
+                         f->ch, &req, NULL, it_async_done, &a[i], NULL),
+                     0);
+  }
+  cgrpc_channel_del(f->ch);
+  f->ch = NULL;
+  pthread_mutex_lock(&client_log.lock);
+  lines = client_log.n;
+  pthread_mutex_unlock(&client_log.lock);
+  for (i = 0; i < 8; i++) {
+    assert_int_equal(it_async_wait(&a[i], 5000 * IT_SLOW), 1);
+    assert_true(a[i].status.code == CGRPC_STATUS_OK ||
+                a[i].status.code == CGRPC_STATUS_CANCELLED);
+    it_async_fini(&a[i]);
+  }
+  it_server_stop(&f->srv, 1000);
+  pthread_mutex_lock(&client_log.lock);
+  assert_int_equal(client_log.n, lines);
+  pthread_mutex_unlock(&client_log.lock);
+  assert_true(count_lines(&client_log, "[lb] ", "-> SHUTDOWN", NULL) >= 1);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -418,6 +453,7 @@ int main(int argc, char **argv) {
       T(test_trace_stderr),
       T(test_trace_callback_deletes_channel),
       T(test_trace_callback_reenters),
+      T(test_trace_channel_deleted_while_tracing),
 #undef T
   };
   /* One test (a cmocka filter pattern) per CTest entry: CGRPC_TRACE is
