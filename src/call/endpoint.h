@@ -232,6 +232,13 @@ void cgrpc__ep_conn_lost(cgrpc__ep **list);
  * is closed: the peer must not wait for a stream nobody will end. */
 void cgrpc__ep_reset(cgrpc__ep *ep, uint32_t error_code);
 
+/* The response's END_STREAM has gone out (a server's on_frame_send) or
+ * come in (a client's on_frame_recv): the call is answered, so a request
+ * still open ends with RST_STREAM(NO_ERROR) (RFC 9113 8.1, as gRPC's
+ * PROTOCOL-HTTP2.md allows), which closes the stream and runs the close
+ * path of both sides.  Loop thread; nothing when not bound. */
+void cgrpc__ep_response_ended(cgrpc__ep *ep);
+
 /* Nonzero while |ep| is bound to an open connection. */
 int cgrpc__ep_bound(const cgrpc__ep *ep);
 

@@ -1403,14 +1403,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   }
   if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-    /* The response is complete while our request is still open (the
-     * server answered early): the call ends now with that answer, and our
-     * half goes with RST_STREAM(NO_ERROR) (RFC 9113 8.1), which frees the
-     * stream; its close runs call_finish. */
+    /* The response is complete: if the server answered while our request
+     * is still open, the call ends now with that answer (the reset closes
+     * the stream, whose close runs call_finish). */
     call = stream_call(session, frame->hd.stream_id);
-    if (call && !call->completed &&
-        !nghttp2_session_get_stream_local_close(session, frame->hd.stream_id))
-      cgrpc__ep_reset(&call->ep, NGHTTP2_NO_ERROR);
+    if (call && !call->completed)
+      cgrpc__ep_response_ended(&call->ep);
     return 0;
   }
   if (frame->hd.type != NGHTTP2_HEADERS ||

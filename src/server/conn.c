@@ -615,7 +615,6 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     call_headers_done(call);
   }
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-    call->remote_closed = 1;
     if (call->responded || call->fail_code != CGRPC_STATUS_OK || !call->method)
       return 0;
     if (!cgrpc__deframer_is_idle(&call->ep.deframer)) {
@@ -648,8 +647,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   return 0;
 }
 
-/* The response ended (END_STREAM sent): if the client is still sending,
- * reset the stream with NO_ERROR so it stops, as the gRPC spec allows. */
+/* The response ended (END_STREAM sent): a client still sending is told to
+ * stop (cgrpc__ep_response_ended). */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   cgrpc__server_conn *conn = conn_of(user_data);
@@ -664,8 +663,8 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
   if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
   call = stream_call(session, frame->hd.stream_id);
-  if (call && !call->remote_closed)
-    cgrpc__ep_reset(&call->ep, NGHTTP2_NO_ERROR);
+  if (call)
+    cgrpc__ep_response_ended(&call->ep);
   return 0;
 }
 

@@ -207,7 +207,6 @@ struct cgrpc_server_ctx {
   unsigned bad_encoding : 1;
   unsigned bad_timeout : 1;
   unsigned headers_done : 1;
-  unsigned remote_closed : 1;
   unsigned responded : 1;        /* the final response or trailers are on
                                     their way */
   unsigned headers_submitted : 1; /* response headers with a body */
