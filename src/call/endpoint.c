@@ -233,20 +233,16 @@ void cgrpc__ep_reset(cgrpc__ep *ep, uint32_t error_code) {
     cgrpc__h2conn_schedule_flush(ep->conn);
 }
 
-void cgrpc__ep_response_ended(cgrpc__ep *ep) {
+int cgrpc__ep_request_open(const cgrpc__ep *ep) {
   nghttp2_session *s;
-  int request_closed;
   if (!cgrpc__ep_bound(ep))
-    return;
+    return 0;
   /* nghttp2 marks the half the frame ends only after the callback; the
    * request's half is the peer's on a server, ours on a client. */
   s = ep->conn->session;
-  request_closed =
-      nghttp2_session_check_server_session(s)
-          ? nghttp2_session_get_stream_remote_close(s, ep->stream_id)
-          : nghttp2_session_get_stream_local_close(s, ep->stream_id);
-  if (request_closed == 0)
-    cgrpc__ep_reset(ep, NGHTTP2_NO_ERROR);
+  return (nghttp2_session_check_server_session(s)
+              ? nghttp2_session_get_stream_remote_close(s, ep->stream_id)
+              : nghttp2_session_get_stream_local_close(s, ep->stream_id)) == 0;
 }
 
 static void unbind(cgrpc__ep *ep, cgrpc__ep_end how, uint32_t error_code) {

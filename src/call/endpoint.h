@@ -125,7 +125,7 @@ struct cgrpc__ep {
   /* Guarded by st.lock. */
   unsigned requests;
   cgrpc_status_code fail_code;
-  const char *fail_message; /* static */
+  const char *fail_message;   /* static */
   unsigned char read_pending; /* an async read waits for its message */
   unsigned char reads_ended;  /* the side takes no more async reads */
 
@@ -135,7 +135,7 @@ struct cgrpc__ep {
   cgrpc__h2conn *conn; /* the stream's connection while bound, else NULL */
   int32_t stream_id;
   unsigned char peer_reset; /* the peer sent RST_STREAM */
-  cgrpc__ep *prev, *next; /* in the connection's list */
+  cgrpc__ep *prev, *next;   /* in the connection's list */
   cgrpc__ep **list;
   cgrpc__deframer deframer;
   size_t header_bytes;
@@ -232,12 +232,15 @@ void cgrpc__ep_conn_lost(cgrpc__ep **list);
  * is closed: the peer must not wait for a stream nobody will end. */
 void cgrpc__ep_reset(cgrpc__ep *ep, uint32_t error_code);
 
-/* The response's END_STREAM has gone out (a server's on_frame_send) or
- * come in (a client's on_frame_recv): the call is answered, so a request
- * still open ends with RST_STREAM(NO_ERROR) (RFC 9113 8.1, as gRPC's
- * PROTOCOL-HTTP2.md allows), which closes the stream and runs the close
- * path of both sides.  Loop thread; nothing when not bound. */
-void cgrpc__ep_response_ended(cgrpc__ep *ep);
+/* Nonzero while |ep| is bound and the request's half of its stream is
+ * open (the peer's on a server, ours on a client).  Asked when the
+ * response's END_STREAM has gone out (a server's on_frame_send) or come in
+ * (a client's on_frame_recv): the call is answered while the request is
+ * still open.  A client then ends its half with RST_STREAM(NO_ERROR) (RFC
+ * 9113 8.1, as gRPC's PROTOCOL-HTTP2.md allows); a server reads and drops
+ * the rest of the request for a while first (server/conn.c).  Loop
+ * thread. */
+int cgrpc__ep_request_open(const cgrpc__ep *ep);
 
 /* Nonzero while |ep| is bound to an open connection. */
 int cgrpc__ep_bound(const cgrpc__ep *ep);
@@ -264,7 +267,8 @@ extern const cgrpc__h2_body_ops cgrpc__ep_body;
 
 /* The call is over for the application: writers get CGRPC_ERR_CLOSED,
  * readers what is queued and then the end, and queued bytes not yet
- * promised to nghttp2 are dropped (the body then ends).  Wakes waiters and schedules the async completions. */
+ * promised to nghttp2 are dropped (the body then ends).  Wakes waiters and
+ * schedules the async completions. */
 void cgrpc__ep_stop(cgrpc__ep *ep);
 
 /* From inside ops->message: the message being delivered as a cgrpc__msg

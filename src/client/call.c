@@ -1407,8 +1407,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
      * is still open, the call ends now with that answer (the reset closes
      * the stream, whose close runs call_finish). */
     call = stream_call(session, frame->hd.stream_id);
-    if (call && !call->completed)
-      cgrpc__ep_response_ended(&call->ep);
+    if (call && !call->completed && cgrpc__ep_request_open(&call->ep))
+      cgrpc__ep_reset(&call->ep, NGHTTP2_NO_ERROR);
     return 0;
   }
   if (frame->hd.type != NGHTTP2_HEADERS ||

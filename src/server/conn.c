@@ -29,6 +29,10 @@
 #define MAX_HEADER_BYTES (64 * 1024)
 /* A connection must complete the HTTP/2 handshake this soon. */
 #define HANDSHAKE_TIMEOUT_NS (20LL * 1000000000)
+/* How much of a request's rest is read and dropped after its answer, and
+ * for how long (drain_start). */
+#define DRAIN_BYTES ((size_t)2 * 1024 * 1024)
+#define DRAIN_MS 2000
 
 typedef struct cgrpc_server_ctx call_t;
 
@@ -368,6 +372,15 @@ static int intercept_start(call_t *call) {
   return 0;
 }
 
+/* Past the drain's bounds (on_frame_send): the stream ends with
+ * RST_STREAM(NO_ERROR), whose close unbinds the call. */
+static void drain_end(call_t *call) {
+  call->draining = 0;
+  cgrpc__ep_reset(&call->ep, NGHTTP2_NO_ERROR);
+}
+
+static void drain_expired(void *user_data) { drain_end(user_data); }
+
 static void deadline_fired(void *user_data) {
   call_fail(user_data, CGRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded");
 }
@@ -569,6 +582,12 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
   /* Everything else is given back to the peer's window at once. */
   if (consume)
     nghttp2_session_consume(session, stream_id, consume);
+  if (call && call->draining) {
+    if (len > call->drain_left)
+      drain_end(call);
+    else
+      call->drain_left -= len;
+  }
   return 0;
 }
 
@@ -647,8 +666,25 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   return 0;
 }
 
-/* The response ended (END_STREAM sent): a client still sending is told to
- * stop (cgrpc__ep_response_ended). */
+/* The response ended (END_STREAM sent) while the client is still sending:
+ * the rest of its request is read and dropped, up to DRAIN_BYTES or for
+ * DRAIN_MS, so that its END_STREAM closes the stream; only past either
+ * bound does RST_STREAM(NO_ERROR) end it.  A reset at once is what the
+ * spec allows, but a proxy in between may turn it into a CANCEL toward the
+ * client and lose the status it already has (HAProxy before 3.2, its
+ * issue #1219); gRPC's clients end their half when the status comes, ours
+ * with a reset (cgrpc__ep_request_open), so the drain is short. */
+static void drain_start(call_t *call) {
+  cgrpc__loop_timer_stop(call->ep.loop, &call->deadline_timer);
+  call->deadline_timer.cb = drain_expired;
+  call->drain_left = DRAIN_BYTES;
+  call->draining = 1;
+  if (cgrpc__loop_timer_start(call->ep.loop, &call->deadline_timer,
+                              cgrpc__now_ns() + (int64_t)DRAIN_MS * 1000000) !=
+      0)
+    drain_end(call);
+}
+
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   cgrpc__server_conn *conn = conn_of(user_data);
@@ -663,8 +699,8 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
   if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
   call = stream_call(session, frame->hd.stream_id);
-  if (call)
-    cgrpc__ep_response_ended(&call->ep);
+  if (call && cgrpc__ep_request_open(&call->ep))
+    drain_start(call);
   return 0;
 }
 

@@ -46,11 +46,11 @@ struct cgrpc_server_options {
   void *log_user_data;
   /* Connection management (gRFC A9, doc/keepalive.md); times in ms,
    * CGRPC__KEEPALIVE_OFF for "never". */
-  int64_t keepalive_time_ms;    /* the server's own pings */
+  int64_t keepalive_time_ms; /* the server's own pings */
   int64_t keepalive_timeout_ms;
   int64_t min_ping_interval_ms; /* the ping policy for clients */
   int permit_pings_without_calls;
-  int max_ping_strikes;         /* 0: no limit */
+  int max_ping_strikes; /* 0: no limit */
   int64_t max_idle_ms;
   int64_t max_age_ms;
   int64_t max_age_grace_ms;
@@ -171,15 +171,15 @@ enum {
 
 /* One call (an HTTP/2 stream) on the server. */
 struct cgrpc_server_ctx {
-  cgrpc__ep ep;   /* first: the endpoint is the call */
-  cgrpc__job job; /* the worker pool's node */
+  cgrpc__ep ep;             /* first: the endpoint is the call */
+  cgrpc__job job;           /* the worker pool's node */
   cgrpc__server_conn *conn; /* NULL once the connection is gone */
   cgrpc_server *server;
   struct cgrpc__server_loop *sl;
   const cgrpc__method_entry *method;
   char *path;
   char *authority;
-  const char *peer; /* a copy in the arena: outlives the connection */
+  const char *peer;          /* a copy in the arena: outlives the connection */
   cgrpc__tls_peer *tls_peer; /* the connection's, a reference; or NULL */
   /* The peer's credentials (Unix sockets), copied from the connection. */
   cgrpc__sock_cred peer_cred;
@@ -188,7 +188,12 @@ struct cgrpc_server_ctx {
   struct cgrpc__raw_header *raw_headers, **raw_tail;
   cgrpc_metadata_array *metadata;
   int64_t deadline_ns; /* 0: none */
+  /* The request's deadline; once the response has ended while the request
+   * is still open, the end of the drain (server/conn.c). */
   cgrpc__timer deadline_timer;
+  /* Request bytes still dropped, while draining, before the stream is
+   * reset. */
+  size_t drain_left;
   int n_requests;
 
   /* The encodings the client's grpc-accept-encoding lists
@@ -201,17 +206,18 @@ struct cgrpc_server_ctx {
 
   /* Loop thread only. */
   const char *bad_encoding_name; /* the unsupported grpc-encoding, or NULL */
-  unsigned bad_method : 1;      /* request-header checks, decided at the */
+  unsigned bad_method : 1;       /* request-header checks, decided at the */
   unsigned bad_content_type : 1; /* end of the headers */
   unsigned seen_content_type : 1;
   unsigned bad_encoding : 1;
   unsigned bad_timeout : 1;
   unsigned headers_done : 1;
-  unsigned responded : 1;        /* the final response or trailers are on
-                                    their way */
+  unsigned draining : 1;  /* answered; dropping the rest of the request */
+  unsigned responded : 1; /* the final response or trailers are on
+                             their way */
   unsigned headers_submitted : 1; /* response headers with a body */
-  unsigned finished : 1;  /* the handler's work is over: what it queued is
-                             all there will be */
+  unsigned finished : 1; /* the handler's work is over: what it queued is
+                            all there will be */
   unsigned stream_closed : 1;
   /* Set by the loop when it ends a call whose response had begun; the
    * trailers then carry this instead of the handler's outcome. */
@@ -257,7 +263,7 @@ struct cgrpc__server_conn {
   cgrpc__h2conn h2;
   cgrpc__server_loop *sl;
   cgrpc__server_conn *prev, *next;
-  cgrpc__ep *calls; /* the calls bound to this connection's streams */
+  cgrpc__ep *calls;          /* the calls bound to this connection's streams */
   cgrpc__tls_peer *tls_peer; /* after a TLS handshake, else NULL */
   int shutdown_ping_sent;
   /* Closes a connection that never completes the HTTP/2 handshake. */

@@ -165,6 +165,9 @@ typedef struct seen {
   long goaway;          /* GOAWAY error code; -1: none */
   uint32_t goaway_last; /* and its last stream id */
   int ping_acked;
+  /* WINDOW_UPDATE increments: on the stream, and on the connection */
+  uint64_t window_credit, conn_credit;
+  int credited;  /* a WINDOW_UPDATE came since the flag was cleared */
   int closed;    /* the server closed the connection */
   int timed_out; /* a read timed out or failed */
   int bad_block; /* a header block did not decode */
@@ -189,14 +192,17 @@ enum {
   UNTIL_STREAM_END = 1, /* END_STREAM or RST_STREAM on the stream */
   UNTIL_GOAWAY = 2,
   UNTIL_CLOSE = 4,
-  UNTIL_PING_ACK = 8
+  UNTIL_PING_ACK = 8,
+  UNTIL_WINDOW = 16 /* a WINDOW_UPDATE (for the stream or the connection),
+                       or the stream's RST_STREAM, after which none comes */
 };
 
 static int seen_done(const seen *s, unsigned until) {
   return ((until & UNTIL_STREAM_END) && (s->ended || s->rst >= 0)) ||
          ((until & UNTIL_GOAWAY) && s->goaway >= 0) ||
          ((until & UNTIL_CLOSE) && s->closed) ||
-         ((until & UNTIL_PING_ACK) && s->ping_acked);
+         ((until & UNTIL_PING_ACK) && s->ping_acked) ||
+         ((until & UNTIL_WINDOW) && (s->credited || s->rst >= 0));
 }
 
 /*
@@ -258,6 +264,13 @@ static int rc_read(rclient *c, uint32_t stream, seen *s, unsigned until,
     case H2RAW_GOAWAY:
       s->goaway_last = h2raw_rframe_u32(&f, 0) & 0x7fffffffu;
       s->goaway = (long)h2raw_rframe_u32(&f, 4);
+      break;
+    case H2RAW_WINDOW_UPDATE:
+      if (f.len == 4 && (f.stream == stream || f.stream == 0)) {
+        *(f.stream ? &s->window_credit : &s->conn_credit) +=
+            h2raw_rframe_u32(&f, 0) & 0x7fffffffu;
+        s->credited = 1;
+      }
       break;
     case H2RAW_PING:
       if ((f.flags & H2RAW_FLAG_ACK) && f.len == 8 &&
@@ -616,6 +629,165 @@ static void test_wire_server_data_after_client_rst(void **state) {
 static void test_wire_server_data_after_client_rst_same_read(void **state) {
   (void)state;
   data_after_client_rst(1);
+}
+
+/* ==== 4b. An answer before the request has ended =========================
+ *
+ * RFC 9113 8.1 lets a server that has answered end the client's half with
+ * RST_STREAM(NO_ERROR), and the gRPC spec allows it; but a proxy in between
+ * may forward that reset as a CANCEL and lose the status (HAProxy before
+ * 3.2, its issue #1219).  So the server reads and drops the rest of the
+ * request, and resets only past 2 MiB of it or after 2 s: a client that
+ * ends its half in time closes the stream with no reset at all.  The
+ * answer here is INTERNAL for a malformed grpc-timeout, sent as soon as
+ * the request headers arrive. */
+
+/* Opens stream 1 with a malformed grpc-timeout and no END_STREAM, and reads
+ * the Trailers-Only answer into |s|. */
+static void early_answer(rclient *c, seen *s) {
+  h2raw_buf b;
+  const char *gs;
+  h2raw_buf_init(&b);
+  put_request_headers(&b, c, 1, "POST", "application/grpc", "bogus", 0);
+  assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
+  h2raw_buf_free(&b);
+  seen_init(s);
+  rc_read(c, 1, s, UNTIL_STREAM_END | UNTIL_GOAWAY, BOUND_MS);
+  gs = s->n_hdrs ? h2raw_fields_get(&s->hdrs[0], "grpc-status") : NULL;
+  CHECK(s->ended && s->rst < 0 && gs && strcmp(gs, "13") == 0,
+        "the early answer: ended %d, RST_STREAM %ld, grpc-status %s", s->ended,
+        s->rst, str_or_none(gs));
+}
+
+/* Sends |n| bytes of request DATA on stream 1 (END_STREAM on the last
+ * frame when |end|), 16 KiB a frame, within the server's windows (1 MiB
+ * for the stream, the connection's 65535 and its WINDOW_UPDATEs: the server
+ * gives the window back as it drops the bytes).  Stops at the first
+ * RST_STREAM or GOAWAY; then a PING and its ACK show that the server has
+ * taken everything.  Returns the bytes sent. */
+static size_t send_rest(rclient *c, seen *s, size_t n, int end) {
+  static uint8_t chunk[16 * 1024];
+  size_t sent = 0;
+  while (sent < n && s->rst < 0 && s->goaway < 0 && !s->closed) {
+    size_t k = n - sent < sizeof chunk ? n - sent : sizeof chunk;
+    h2raw_buf b;
+    if (sent + k > (1u << 20) + s->window_credit ||
+        sent + k > 65535 + s->conn_credit) {
+      s->credited = 0;
+      if (!rc_read(c, 1, s, UNTIL_WINDOW | UNTIL_GOAWAY, BOUND_MS))
+        break;
+      continue;
+    }
+    h2raw_buf_init(&b);
+    h2raw_data(&b, 1, end && sent + k == n, chunk, k);
+    assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
+    h2raw_buf_free(&b);
+    sent += k;
+  }
+  if (s->rst < 0 && s->goaway < 0 && !s->closed) {
+    h2raw_buf b;
+    h2raw_buf_init(&b);
+    h2raw_ping(&b, 0, (const uint8_t *)"wiresync");
+    assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
+    h2raw_buf_free(&b);
+    s->ping_acked = 0;
+    rc_read(c, 1, s, UNTIL_PING_ACK | UNTIL_GOAWAY, BOUND_MS);
+  }
+  return sent;
+}
+
+/* The client sends the rest of its request and ends it: the stream closes
+ * with no reset, and the connection serves the next call. */
+static void test_wire_server_early_answer_drains(void **state) {
+  it_server srv;
+  rclient c;
+  seen s;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  early_answer(&c, &s);
+  CHECK(send_rest(&c, &s, 200 * 1024, 1) == 200 * 1024 && s.rst < 0 &&
+            s.goaway < 0,
+        "the request's rest after the answer: RST_STREAM %ld, GOAWAY %ld, "
+        "expected neither",
+        s.rst, s.goaway);
+  seen_free(&s);
+  rc_echo_round(&c, 3, "after the drain");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* Past 2 MiB of dropped bytes the stream is reset with NO_ERROR. */
+static void test_wire_server_early_answer_drain_bytes(void **state) {
+  it_server srv;
+  rclient c;
+  seen s;
+  size_t sent;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  early_answer(&c, &s);
+  sent = send_rest(&c, &s, 3 * 1024 * 1024, 0);
+  print_message("  reset after %zu bytes: RST_STREAM %ld\n", sent, s.rst);
+  CHECK(s.rst == H2RAW_NO_ERROR,
+        "3 MiB after the answer: RST_STREAM %ld, GOAWAY %ld, expected "
+        "RST_STREAM(NO_ERROR)",
+        s.rst, s.goaway);
+  CHECK(sent > 2 * 1024 * 1024, "reset after %zu bytes, expected past 2 MiB",
+        sent);
+  seen_free(&s);
+  rc_echo_round(&c, 3, "after the reset");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* A client that sends nothing more is reset with NO_ERROR after 2 s. */
+static void test_wire_server_early_answer_drain_time(void **state) {
+  it_server srv;
+  rclient c;
+  seen s;
+  int64_t t0, waited;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  t0 = it_now_ms();
+  early_answer(&c, &s);
+  s.ended = 0; /* now wait for the reset */
+  rc_read(&c, 1, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, 2000 + BOUND_MS);
+  waited = it_now_ms() - t0;
+  print_message("  reset after %lld ms: RST_STREAM %ld\n", (long long)waited,
+                s.rst);
+  CHECK(s.rst == H2RAW_NO_ERROR,
+        "a silent client after the answer: RST_STREAM %ld, GOAWAY %ld, "
+        "expected RST_STREAM(NO_ERROR)",
+        s.rst, s.goaway);
+  /* The timer starts after the answer went, so never before 2 s. */
+  CHECK(waited >= 1900, "reset after %lld ms, expected 2 s", (long long)waited);
+  seen_free(&s);
+  rc_echo_round(&c, 3, "after the reset");
+  rc_close(&c);
+  it_server_stop(&srv, 0);
+  CHECKS_DONE();
+}
+
+/* The server goes while a stream drains: its timer goes with the call
+ * (ASan and valgrind see a use after free or a leak otherwise). */
+static void test_wire_server_early_answer_server_stop(void **state) {
+  it_server srv;
+  rclient c;
+  seen s;
+  (void)state;
+  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
+  rc_open(&c, srv.port);
+  early_answer(&c, &s);
+  send_rest(&c, &s, 64 * 1024, 0);
+  CHECK(s.rst < 0, "RST_STREAM %ld while draining", s.rst);
+  seen_free(&s);
+  it_server_stop(&srv, 0);
+  rc_close(&c);
+  CHECKS_DONE();
 }
 
 /* ==== 5. Compression, server side =====================================
@@ -2321,6 +2493,10 @@ int main(int argc, char **argv) {
       T(test_wire_server_headers_after_end_stream),
       T(test_wire_server_data_after_client_rst),
       T(test_wire_server_data_after_client_rst_same_read),
+      T(test_wire_server_early_answer_drains),
+      T(test_wire_server_early_answer_drain_bytes),
+      T(test_wire_server_early_answer_drain_time),
+      T(test_wire_server_early_answer_server_stop),
       T(test_wire_server_unsupported_encoding),
       T(test_wire_server_flag_without_encoding),
       T(test_wire_server_compressed_request),
