@@ -15,8 +15,9 @@ tests/proxy/nginx.conf.in or tests/proxy/haproxy.cfg.in (nginx in the
 foreground, one process, every path in the run's folder; HAProxy with -db).
 Then, through the proxy:
 
-  1. interop_client runs each case (CASES unless --case is given, less
-     --skip), one process per case;
+  1. interop_client runs each case of CASES, one process per case, and
+     grpcio makes each call of PROBES (--case picks some, --skip leaves
+     some out);
   2. grpcio makes unary calls with fill_server_id set: every backend must
      answer some of them;
   3. one backend is stopped; the calls that follow must all succeed (the
@@ -35,6 +36,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 
 from interop_harness import (
     Failure, Harness, add_peer_args, dump, free_port, main_loop,
@@ -48,6 +50,16 @@ CASES = ("empty_unary", "large_unary", "client_streaming", "server_streaming",
          "ping_pong", "custom_metadata", "status_code_and_message",
          "special_status_message", "unimplemented_method",
          "timeout_on_sleeping_server", "cancel_after_begin")
+# grpcio calls that the backend answers while their request is still open
+# (the request iterator waits for the answer): the backend ends the call,
+# then the stream with RST_STREAM(NO_ERROR) (RFC 9113 8.1); the client must
+# get the backend's status.
+#   status_before_half_close        FullDuplexCall asking for UNKNOWN and
+#                                   a message (status_code_and_message's
+#                                   streaming half, without the half-close)
+#   unimplemented_before_half_close an unknown method called as a
+#                                   bidi-streaming call
+PROBES = ("status_before_half_close", "unimplemented_before_half_close")
 # Run again once a backend is gone.
 AFTER_KILL_CASES = ("empty_unary", "large_unary", "server_streaming",
                     "ping_pong")
@@ -165,16 +177,8 @@ class ProxyHarness(Harness):
         one grpcio channel.  Returns (list of server ids, list of
         errors)."""
         grpc, messages_pb2, test_pb2_grpc = import_stubs(self.args.stubs_dir)
-        target = f"127.0.0.1:{port}"
-        options = [("grpc.enable_http_proxy", 0)]
-        if self.args.tls == "terminate":
-            with open(os.path.join(self.args.certs_dir, "ca.pem"), "rb") as f:
-                creds = grpc.ssl_channel_credentials(f.read())
-            channel = grpc.secure_channel(target, creds, options=options)
-        else:
-            channel = grpc.insecure_channel(target, options=options)
         ids, errors = [], []
-        with channel:
+        with self.open_channel(grpc, port) as channel:
             stub = test_pb2_grpc.TestServiceStub(channel)
             for _ in range(calls):
                 try:
@@ -186,6 +190,52 @@ class ProxyHarness(Harness):
                 except grpc.RpcError as e:
                     errors.append(f"{e.code().name}: {e.details()}")
         return ids, errors
+
+    def open_channel(self, grpc, port):
+        target = f"127.0.0.1:{port}"
+        options = [("grpc.enable_http_proxy", 0)]
+        if self.args.tls == "terminate":
+            with open(os.path.join(self.args.certs_dir, "ca.pem"), "rb") as f:
+                creds = grpc.ssl_channel_credentials(f.read())
+            return grpc.secure_channel(target, creds, options=options)
+        return grpc.insecure_channel(target, options=options)
+
+    def run_probe(self, port, probe):
+        """One of PROBES through the proxy."""
+        grpc, messages_pb2, test_pb2_grpc = import_stubs(self.args.stubs_dir)
+        answered = threading.Event()
+        limit = self.timeout(15)
+
+        def requests(first):
+            yield first
+            # Bounded: the call's deadline ends it anyway.
+            answered.wait(limit)
+
+        with self.open_channel(grpc, port) as channel:
+            if probe == "status_before_half_close":
+                call = test_pb2_grpc.TestServiceStub(channel).FullDuplexCall
+                first = messages_pb2.StreamingOutputCallRequest(
+                    response_status=messages_pb2.EchoStatus(
+                        code=2, message="test status message"))
+                want = (grpc.StatusCode.UNKNOWN, "test status message")
+            else:
+                call = channel.stream_stream(
+                    "/grpc.testing.TestService/UnimplementedCall")
+                first = b""
+                want = (grpc.StatusCode.UNIMPLEMENTED, None)
+            got = None
+            try:
+                for _ in call(requests(first), timeout=limit):
+                    pass
+                got = (grpc.StatusCode.OK, "")
+            except grpc.RpcError as e:
+                got = (e.code(), e.details())
+            finally:
+                answered.set()
+        ok = got[0] == want[0] and (want[1] is None or got[1] == want[1])
+        self.check(f"{probe}: the backend's status", ok,
+                   f"got {got[0].name} {got[1]!r}, want {want[0].name}" +
+                   (f" {want[1]!r}" if want[1] else ""))
 
     def check_spread(self, port, want, what):
         ids, errors = self.server_ids(port, SPREAD_CALLS)
@@ -199,7 +249,7 @@ class ProxyHarness(Harness):
 
 def run(h):
     args = h.args
-    cases = [c for c in (args.case or CASES) if c not in args.skip]
+    cases = [c for c in (args.case or CASES + PROBES) if c not in args.skip]
     for c in args.skip:
         print(f"SKIP: {c} (see the ctest's registration for why)", flush=True)
     # nginx's pid file and temp folders (its log goes to stderr).
@@ -210,7 +260,10 @@ def run(h):
         backends = h.start_backends()
         proxy, port = h.start_proxy(backends)
         for case in cases:
-            h.run_case(port, case)
+            if case in PROBES:
+                h.run_probe(port, case)
+            else:
+                h.run_case(port, case)
             if not proxy.running():
                 raise Failure(f"{args.proxy} died during {case}")
         h.check_spread(port, [sid for _, _, sid in backends],
@@ -264,8 +317,9 @@ def main():
                                     or not args.certs_dir):
         ap.error("--tls=terminate needs --proxy=nginx and --certs-dir")
     for c in args.case + args.skip:
-        if c not in CASES:
-            ap.error(f"unknown case {c!r}; cases: {' '.join(CASES)}")
+        if c not in CASES + PROBES:
+            ap.error(f"unknown case {c!r}; cases: "
+                     f"{' '.join(CASES + PROBES)}")
 
     def body(h):
         print(f"== {args.proxy} in front of {BACKENDS} {args.backend} "
