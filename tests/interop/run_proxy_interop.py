@@ -251,7 +251,7 @@ def run(h):
     args = h.args
     cases = [c for c in (args.case or CASES + PROBES) if c not in args.skip]
     for c in args.skip:
-        print(f"SKIP: {c} (see the ctest's registration for why)", flush=True)
+        print(f"SKIP: {c} (left out by --skip)", flush=True)
     # nginx's pid file and temp folders (its log goes to stderr).
     h.proxy_dir = tempfile.mkdtemp(prefix="cgrpc-proxy-")
     backends = []
