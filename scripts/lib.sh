@@ -23,7 +23,7 @@ CGRPC_DEBIAN_PACKAGES=(
   libnghttp2-dev libc-ares-dev libssl-dev zlib1g-dev libjansson-dev
   libcmocka-dev
   python3 python3-grpcio python3-protobuf protobuf-compiler-grpc libgrpc++-dev
-  nghttp2-client valgrind python3-prometheus-client
+  nghttp2-client valgrind python3-prometheus-client nginx-light haproxy
 )
 
 cgrpc_log() { printf '==> %s\n' "$*" >&2; }
