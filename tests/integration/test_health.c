@@ -496,14 +496,17 @@ static void see_message(const cgrpc_interceptor_info *info, int direction,
 typedef struct churn {
   cgrpc_server *server;
   atomic_int stop;
+  atomic_int failed; /* a set_health returned an error */
 } churn;
 
 static void flip_until_stopped(void *arg) {
   churn *c = arg;
   int i;
   for (i = 0; !atomic_load(&c->stop); i++)
-    cgrpc_server_set_health(
-        c->server, "", i % 2 ? CGRPC_HEALTH_SERVING : CGRPC_HEALTH_UNKNOWN);
+    if (cgrpc_server_set_health(c->server, "",
+                                i % 2 ? CGRPC_HEALTH_SERVING
+                                      : CGRPC_HEALTH_UNKNOWN) != 0)
+      atomic_store(&c->failed, 1);
 }
 
 /* An interceptor's on_end sets the status that the ending call itself
@@ -587,6 +590,47 @@ static void test_health_shutdown_not_serving(void **state) {
   assert_true(it_bg_wait(job, 4000 * IT_SLOW));
   assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
                    0);
+}
+
+/* Another thread keeps setting a status while the shutdown runs, with
+ * watchers open and every write through an interceptor: each set returns
+ * 0, every watch's last message is NOT_SERVING and it ends UNAVAILABLE,
+ * and sets after the shutdown (up to cgrpc_server_del()) change nothing. */
+static void test_health_set_racing_shutdown(void **state) {
+  fixture fx = {0}, *f = &fx;
+  cgrpc_interceptor ic = {.on_message = see_message, .user_data = f};
+  enum { N = 4 };
+  cgrpc_call *calls[N];
+  churn c = {0};
+  it_bg_job *job;
+  int i;
+  (void)state;
+  f->interceptor = &ic;
+  fixture_start(f, -1, -1);
+  c.server = f->server;
+  for (i = 0; i < N; i++) {
+    calls[i] = watch(f->ch, "");
+    assert_int_equal(next(calls[i]), CGRPC_HEALTH_SERVING);
+  }
+  job = it_bg_start(flip_until_stopped, &c);
+  assert_true(it_server_shutdown_bounded(f->server, 5000 * IT_SLOW,
+                                         IT_WAIT_MS * IT_SLOW) >= 0);
+  for (i = 0; i < N; i++) {
+    int status, last = -1, n;
+    /* Coalesced: at most one message in flight per watcher. */
+    for (n = 0; n < 1000000 && (status = next(calls[i])) != -1; n++)
+      last = status;
+    assert_int_equal(last, CGRPC_HEALTH_NOT_SERVING);
+    assert_int_equal(end(calls[i], 0), CGRPC_STATUS_UNAVAILABLE);
+  }
+  atomic_store(&c.stop, 1);
+  assert_true(it_bg_wait(job, IT_WAIT_MS * IT_SLOW));
+  assert_int_equal(atomic_load(&c.failed), 0);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
+                   0);
+  assert_true(it_server_del_bounded(f->server, IT_WAIT_MS * IT_SLOW) >= 0);
+  f->server = NULL;
+  fixture_stop(f);
 }
 
 /* The wire: the NOT_SERVING message comes before the first GOAWAY. */
@@ -720,6 +764,7 @@ int main(int argc, char **argv) {
       T(test_health_set_from_on_end),
       T(test_health_shutdown_not_serving),
       T(test_health_shutdown_before_goaway),
+      T(test_health_set_racing_shutdown),
       T(test_health_del_with_watchers),
       T(test_health_many_watchers),
 #undef T
