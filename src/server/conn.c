@@ -158,9 +158,10 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
     call->conn = NULL;
   cgrpc__loop_timer_stop(ep->loop, &call->deadline_timer);
   cgrpc__ep_stop(ep);
-  /* The response has gone, or the client went before it did. */
-  if (call->ic)
-    cgrpc__icall_end_recorded(call->ic, CGRPC_STATUS_CANCELLED, "Cancelled");
+  /* The service hears it first, so that on_end, which holds the call's
+   * interceptor lock, finds the call out of the service's hands: a status
+   * an interceptor sets there (cgrpc_server_set_health()) does not write
+   * to this very call, whose write would wait for that lock. */
   {
     void (*gone_cb)(call_t *, void *);
     void *gone_user_data;
@@ -173,6 +174,9 @@ static void call_unbound(cgrpc__ep *ep, cgrpc__ep_end how,
     if (gone_cb)
       gone_cb(call, gone_user_data);
   }
+  /* The response has gone, or the client went before it did. */
+  if (call->ic)
+    cgrpc__icall_end_recorded(call->ic, CGRPC_STATUS_CANCELLED, "Cancelled");
 }
 
 int cgrpc__server_ctx_on_gone(call_t *call, void (*cb)(call_t *, void *),

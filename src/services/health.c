@@ -13,8 +13,7 @@
  * on its way is not queued, the write's completion (on the loop) compares
  * what was sent with the status now and sends again if they differ.  So a
  * watcher that does not read holds one message, and the setter only ever
- * queues a write without waiting (from its own thread, under the lock;
- * the write API posts to the loop and calls nothing back in place).
+ * queues a write without waiting.
  * Server-streaming calls have no read to see a cancel with, so the server
  * tells the watcher when its call leaves the stream
  * (cgrpc__server_ctx_on_gone()).  A watcher is finished, and taken off its
@@ -22,7 +21,14 @@
  * touches its call.
  *
  * Lock order: the health lock, then a call's stream lock (taken inside the
- * server ctx functions); the server calls back here holding neither.
+ * server ctx functions); the server calls back here holding neither.  A
+ * write is never queued under the health lock: it runs the call's
+ * interceptors in place, under the call's interceptor lock, and an
+ * interceptor may set a status itself (from on_message of that write, or
+ * from on_end on the loop, which holds the interceptor lock of a Watch
+ * that is still on its entry).  So an update decides under the lock (the
+ * watcher is marked writing, which keeps anyone else from finishing it)
+ * and the caller sends after unlocking (watchers_send()).
  */
 #include "services/health.h"
 
@@ -72,6 +78,7 @@ struct watcher {
   entry *e;
   cgrpc_server_ctx *ctx;
   int last_sent;        /* the status last queued, or -1 */
+  watcher *send_next;   /* on a list of watchers_send(), while |writing| */
   unsigned writing : 1; /* a write is in flight */
   unsigned gone : 1;    /* the call left its stream, or cannot write */
   unsigned done : 1;    /* finished: |ctx| is not ours any more */
@@ -167,13 +174,13 @@ static void watcher_finish(watcher *w, cgrpc_status_code code) {
 
 static void on_written(cgrpc_server_ctx *ctx, int ok, void *user_data);
 
-/* Sends the watcher its service's status unless that is what it was sent
- * last or a write is in flight (the write's completion calls this again).
+/* Decides to send the watcher its service's status unless that is what it
+ * was sent last or a write is in flight (the write's completion calls this
+ * again): marks it writing and puts it on |*sends| for watchers_send().
  * After the shutdown's NOT_SERVING has gone out, ends the watch.  Lock
  * held. */
-static void watcher_update(watcher *w) {
-  health_response resp;
-  int status, rv;
+static void watcher_update(watcher *w, watcher **sends) {
+  int status;
   if (w->done || w->gone || w->writing)
     return;
   status = status_of(w->h, w->e->name, w->e);
@@ -182,23 +189,39 @@ static void watcher_update(watcher *w) {
       watcher_finish(w, CGRPC_STATUS_UNAVAILABLE);
     return;
   }
-  grpc__health__v1__health_check_response__init(&resp);
-  resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
-  /* Serialized before it returns; the completion runs on the loop, never
-   * in here. */
-  rv = cgrpc_server_ctx_write_async(w->ctx, &resp.base, on_written, w);
-  if (rv == 0) {
-    w->writing = 1;
-    w->last_sent = status;
-    return;
+  w->writing = 1;
+  w->last_sent = status;
+  w->send_next = *sends;
+  *sends = w;
+}
+
+/* Queues the writes watcher_update() decided on.  Lock not held: the write
+ * runs the call's interceptors. */
+static void watchers_send(health *h, watcher *w) {
+  while (w) {
+    watcher *next = w->send_next;
+    health_response resp;
+    int rv;
+    grpc__health__v1__health_check_response__init(&resp);
+    resp.status =
+        (Grpc__Health__V1__HealthCheckResponse__ServingStatus)w->last_sent;
+    /* Serialized before it returns; once it is queued, |w| is on_written's
+     * (on the loop, maybe before this returns). */
+    rv = cgrpc_server_ctx_write_async(w->ctx, &resp.base, on_written, w);
+    if (rv != 0) {
+      pthread_mutex_lock(&h->lock);
+      w->writing = 0;
+      w->gone = 1;
+      watcher_finish(w, rv == CGRPC_ERR_CLOSED ? CGRPC_STATUS_CANCELLED
+                                               : CGRPC_STATUS_INTERNAL);
+      pthread_mutex_unlock(&h->lock);
+    }
+    w = next;
   }
-  w->gone = 1;
-  watcher_finish(w, rv == CGRPC_ERR_CLOSED ? CGRPC_STATUS_CANCELLED
-                                           : CGRPC_STATUS_INTERNAL);
 }
 
 static void on_written(cgrpc_server_ctx *ctx, int ok, void *user_data) {
-  watcher *w = user_data;
+  watcher *w = user_data, *sends = NULL;
   health *h = w->h;
   (void)ctx;
   pthread_mutex_lock(&h->lock);
@@ -208,8 +231,9 @@ static void on_written(cgrpc_server_ctx *ctx, int ok, void *user_data) {
   if (w->gone)
     watcher_finish(w, CGRPC_STATUS_CANCELLED);
   else
-    watcher_update(w);
+    watcher_update(w, &sends);
   pthread_mutex_unlock(&h->lock);
+  watchers_send(h, sends);
 }
 
 /* The call left its stream (a cancel, the connection went).  With a write
@@ -259,7 +283,7 @@ static cgrpc_status_code watch_handler(const void *servicer,
                                        ProtobufCMessage *response,
                                        void *user_data) {
   health *h = ctx->server->health.arg;
-  watcher *w;
+  watcher *w, *sends = NULL;
   (void)servicer;
   (void)response;
   (void)user_data;
@@ -292,8 +316,9 @@ static cgrpc_status_code watch_handler(const void *servicer,
   /* Detached under the lock: on_gone, which may finish the call, waits
    * for it. */
   cgrpc_server_ctx_detach(ctx);
-  watcher_update(w);
+  watcher_update(w, &sends);
   pthread_mutex_unlock(&h->lock);
+  watchers_send(h, sends);
   return CGRPC_STATUS_OK; /* ignored: detached */
 }
 
@@ -305,7 +330,7 @@ static cgrpc_status_code watch_handler(const void *servicer,
 static void health_shutdown(void *arg, int64_t grace_ms) {
   health *h = arg;
   entry *e, *next_e;
-  watcher *w, *next_w;
+  watcher *w, *next_w, *sends = NULL;
   int64_t wait_ms =
       grace_ms < 0 || grace_ms > SHUTDOWN_WAIT_MS ? SHUTDOWN_WAIT_MS : grace_ms;
   int64_t deadline = cgrpc__now_ms() + wait_ms;
@@ -321,11 +346,14 @@ static void health_shutdown(void *arg, int64_t grace_ms) {
     for (w = e->watchers; w; w = next_w) {
       int last = !w->next;
       next_w = w->next;
-      watcher_update(w);
+      watcher_update(w, &sends);
       if (last)
         break; /* |e| may be gone */
     }
   }
+  pthread_mutex_unlock(&h->lock);
+  watchers_send(h, sends);
+  pthread_mutex_lock(&h->lock);
   while (h->n_watchers > 0) {
     struct timespec ts;
     int64_t left = deadline - cgrpc__now_ms();
@@ -423,7 +451,7 @@ int cgrpc_server_set_health(cgrpc_server *server, const char *service,
                             cgrpc_health_status status) {
   health *h;
   entry *e;
-  watcher *w, *next;
+  watcher *w, *next, *sends = NULL;
   if (!server || !service || (unsigned)status > CGRPC_HEALTH_SERVICE_UNKNOWN)
     return CGRPC_ERR_INVALID_ARGUMENT;
   h = server->health.arg;
@@ -444,8 +472,9 @@ int cgrpc_server_set_health(cgrpc_server *server, const char *service,
   /* |e| is known: it stays while its watchers come and go. */
   for (w = e->watchers; w; w = next) {
     next = w->next;
-    watcher_update(w);
+    watcher_update(w, &sends);
   }
   pthread_mutex_unlock(&h->lock);
+  watchers_send(h, sends);
   return 0;
 }

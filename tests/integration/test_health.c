@@ -10,6 +10,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +36,9 @@ typedef struct fixture {
   cgrpc_server *server;
   cgrpc_channel *ch;
   int port;
+  /* Added to the server when set before fixture_start(). */
+  const cgrpc_interceptor *interceptor;
+  atomic_int watch_ends; /* Watch calls set_on_end() saw end */
 } fixture;
 
 static const cgrpc_call_options call_opts = {.timeout_ms = 20000 * IT_SLOW};
@@ -75,6 +79,9 @@ static void fixture_start(fixture *f, int max_workers, int max_rpcs) {
   assert_int_equal(cgrpc_server_new(&f->server, opts), 0);
   cgrpc_server_options_del(opts);
   assert_int_equal(cgrpc_server_enable_health(f->server), 0);
+  if (f->interceptor)
+    assert_int_equal(cgrpc_server_add_interceptor(f->server, f->interceptor),
+                     0);
   /* Registered after health: SERVING all the same. */
   assert_int_equal(
       cgrpc__test__echo_service__servicer__register(f->server, &echo, f), 0);
@@ -410,6 +417,138 @@ static void test_health_watch_cancel(void **state) {
   fixture_stop(f);
 }
 
+/* ---- set from the server's interceptors ---------------------------------- */
+
+static const char watch_path[] = "/grpc.health.v1.Health/Watch";
+
+/* On each Watch response it sends: "side" to NOT_SERVING, from inside
+ * the write (under the call's interceptor lock). */
+static void set_on_send(const cgrpc_interceptor_info *info, int direction,
+                        const ProtobufCMessage *msg, void *call_data,
+                        void *user_data) {
+  fixture *f = user_data;
+  (void)msg;
+  (void)call_data;
+  if (direction == CGRPC_INTERCEPT_SEND &&
+      strcmp(info->method, watch_path) == 0)
+    IT_CHECK(cgrpc_server_set_health(f->server, "side",
+                                     CGRPC_HEALTH_NOT_SERVING) == 0,
+             "set_health in on_message");
+}
+
+/* An interceptor's on_message sets a status while a Watch's write runs
+ * it: the health lock is not held across the write. */
+static void test_health_set_from_on_message(void **state) {
+  fixture fx = {0}, *f = &fx;
+  cgrpc_interceptor ic = {.on_message = set_on_send, .user_data = f};
+  cgrpc_call *call, *side;
+  (void)state;
+  f->interceptor = &ic;
+  fixture_start(f, -1, -1);
+  assert_int_equal(
+      cgrpc_server_set_health(f->server, "side", CGRPC_HEALTH_SERVING), 0);
+  side = watch(f->ch, "side");
+  /* Its own first message set it NOT_SERVING: that follows. */
+  assert_int_equal(next(side), CGRPC_HEALTH_SERVING);
+  assert_int_equal(next(side), CGRPC_HEALTH_NOT_SERVING);
+  call = watch(f->ch, "");
+  assert_int_equal(next(call), CGRPC_HEALTH_SERVING);
+  assert_int_equal(
+      cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_NOT_SERVING), 0);
+  assert_int_equal(next(call), CGRPC_HEALTH_NOT_SERVING);
+  assert_int_equal(check_ok(f->ch, "side"), CGRPC_HEALTH_NOT_SERVING);
+  end(call, 1);
+  end(side, 1);
+  fixture_stop(f);
+  IT_CHECKS_DONE();
+}
+
+/* When a Watch call ends (on the loop, under the call's interceptor
+ * lock): "" flips, which the other watchers of "" see. */
+static void set_on_end(const cgrpc_interceptor_info *info,
+                       cgrpc_status_code code, const char *message,
+                       const cgrpc_metadata_array *trailing, void *call_data,
+                       void *user_data) {
+  fixture *f = user_data;
+  (void)code;
+  (void)message;
+  (void)trailing;
+  (void)call_data;
+  if (strcmp(info->method, watch_path) == 0)
+    IT_CHECK(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_NOT_SERVING) ==
+                 0,
+             "set_health in on_end");
+  if (strcmp(info->method, watch_path) == 0)
+    atomic_fetch_add(&f->watch_ends, 1);
+}
+
+/* Only there to make every write take the call's interceptor lock. */
+static void see_message(const cgrpc_interceptor_info *info, int direction,
+                        const ProtobufCMessage *msg, void *call_data,
+                        void *user_data) {
+  (void)info;
+  (void)direction;
+  (void)msg;
+  (void)call_data;
+  (void)user_data;
+}
+
+typedef struct churn {
+  cgrpc_server *server;
+  atomic_int stop;
+  atomic_int failed; /* a set_health returned an error */
+} churn;
+
+static void flip_until_stopped(void *arg) {
+  churn *c = arg;
+  int i;
+  for (i = 0; !atomic_load(&c->stop); i++)
+    if (cgrpc_server_set_health(c->server, "",
+                                i % 2 ? CGRPC_HEALTH_SERVING
+                                      : CGRPC_HEALTH_UNKNOWN) != 0)
+      atomic_store(&c->failed, 1);
+}
+
+/* An interceptor's on_end sets the status that the ending call itself
+ * watches, while another thread keeps setting it too.  on_end runs under
+ * the ending call's interceptor lock before the watch leaves its entry,
+ * and each write to it takes that lock (on_message): no setter may hold the
+ * health lock while it writes. */
+static void test_health_set_from_on_end(void **state) {
+  fixture fx = {0}, *f = &fx;
+  cgrpc_interceptor ic = {
+      .on_message = see_message, .on_end = set_on_end, .user_data = f};
+  churn c = {0};
+  it_bg_job *job;
+  cgrpc_call *calls[8];
+  int i;
+  (void)state;
+  f->interceptor = &ic;
+  fixture_start(f, -1, -1);
+  c.server = f->server;
+  for (i = 0; i < 8; i++) {
+    calls[i] = watch(f->ch, "");
+    assert_int_equal(next(calls[i]), CGRPC_HEALTH_SERVING);
+  }
+  job = it_bg_start(flip_until_stopped, &c);
+  for (i = 0; i < 8; i++)
+    assert_int_equal(end(calls[i], 1), CGRPC_STATUS_CANCELLED);
+  atomic_store(&c.stop, 1);
+  assert_true(it_bg_wait(job, IT_WAIT_MS * IT_SLOW));
+  /* Each cancel ran on_end, so the last word is on_end's or the setter's;
+   * either way the loop still answers. */
+  calls[0] = watch(f->ch, "");
+  assert_int_not_equal(next(calls[0]), -1);
+  assert_int_equal(end(calls[0], 1), CGRPC_STATUS_CANCELLED);
+  /* The server's on_end may come after the client saw the cancel. */
+  assert_int_equal(it_wait_flag(&f->watch_ends, 9, IT_WAIT_MS * IT_SLOW), 9);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
+                   0);
+  assert_int_equal(check_ok(f->ch, ""), CGRPC_HEALTH_SERVING);
+  fixture_stop(f);
+  IT_CHECKS_DONE();
+}
+
 /* ---- shutdown ------------------------------------------------------------ */
 
 typedef struct shutter {
@@ -451,6 +590,47 @@ static void test_health_shutdown_not_serving(void **state) {
   assert_true(it_bg_wait(job, 4000 * IT_SLOW));
   assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
                    0);
+}
+
+/* Another thread keeps setting a status while the shutdown runs, with
+ * watchers open and every write through an interceptor: each set returns
+ * 0, every watch's last message is NOT_SERVING and it ends UNAVAILABLE,
+ * and sets after the shutdown (up to cgrpc_server_del()) change nothing. */
+static void test_health_set_racing_shutdown(void **state) {
+  fixture fx = {0}, *f = &fx;
+  cgrpc_interceptor ic = {.on_message = see_message, .user_data = f};
+  enum { N = 4 };
+  cgrpc_call *calls[N];
+  churn c = {0};
+  it_bg_job *job;
+  int i;
+  (void)state;
+  f->interceptor = &ic;
+  fixture_start(f, -1, -1);
+  c.server = f->server;
+  for (i = 0; i < N; i++) {
+    calls[i] = watch(f->ch, "");
+    assert_int_equal(next(calls[i]), CGRPC_HEALTH_SERVING);
+  }
+  job = it_bg_start(flip_until_stopped, &c);
+  assert_true(it_server_shutdown_bounded(f->server, 5000 * IT_SLOW,
+                                         IT_WAIT_MS * IT_SLOW) >= 0);
+  for (i = 0; i < N; i++) {
+    int status, last = -1, n;
+    /* Coalesced: at most one message in flight per watcher. */
+    for (n = 0; n < 1000000 && (status = next(calls[i])) != -1; n++)
+      last = status;
+    assert_int_equal(last, CGRPC_HEALTH_NOT_SERVING);
+    assert_int_equal(end(calls[i], 0), CGRPC_STATUS_UNAVAILABLE);
+  }
+  atomic_store(&c.stop, 1);
+  assert_true(it_bg_wait(job, IT_WAIT_MS * IT_SLOW));
+  assert_int_equal(atomic_load(&c.failed), 0);
+  assert_int_equal(cgrpc_server_set_health(f->server, "", CGRPC_HEALTH_SERVING),
+                   0);
+  assert_true(it_server_del_bounded(f->server, IT_WAIT_MS * IT_SLOW) >= 0);
+  f->server = NULL;
+  fixture_stop(f);
 }
 
 /* The wire: the NOT_SERVING message comes before the first GOAWAY. */
@@ -580,8 +760,11 @@ int main(int argc, char **argv) {
       T(test_health_watch_other_threads),
       T(test_health_set_from_handler),
       T(test_health_watch_cancel),
+      T(test_health_set_from_on_message),
+      T(test_health_set_from_on_end),
       T(test_health_shutdown_not_serving),
       T(test_health_shutdown_before_goaway),
+      T(test_health_set_racing_shutdown),
       T(test_health_del_with_watchers),
       T(test_health_many_watchers),
 #undef T
