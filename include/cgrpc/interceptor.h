@@ -61,6 +61,10 @@
  * and a reader of one call take turns), and drops messages sent or
  * received after on_end.  Different calls' callbacks run concurrently on
  * different threads: what |user_data| points to must be thread safe.
+ * So a callback must not write to the call it is watching (that write's
+ * on_message would wait for the lock the callback runs under), nor wait
+ * for another call's callbacks; calling the library otherwise is fine
+ * (cgrpc_server_set_health() from on_message or on_end is tested).
  *
  * Cost.  A server or channel without interceptors pays one pointer test
  * per call; on_message is called only when set, so an interceptor without
