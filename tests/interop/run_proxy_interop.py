@@ -5,7 +5,7 @@
   run_proxy_interop.py --proxy=nginx|haproxy --proxy-bin=PATH
                        --interop-client=PATH --stubs-dir=DIR
                        [--backend=cgrpc|py] [--interop-server=PATH]
-                       [--tls=none|terminate] [--certs-dir=DIR]
+                       [--tls=none|terminate|e2e] [--certs-dir=DIR]
                        [--case=CASE ...] [--skip=CASE ...]
 
 Three backends (cgrpc's interop_server, or py_interop_server.py with
@@ -24,9 +24,14 @@ Then, through the proxy:
      proxy moves a call whose connection is refused to another backend)
      and be answered by the two left; some cases are run again.
 
---tls=terminate (nginx only): the proxy serves TLS with --certs-dir's
-server.pem (tests/common/make_test_certs.sh), the clients trust ca.pem and
-check the name 127.0.0.1; the backends are plaintext.
+--tls=terminate: the proxy serves TLS (ALPN h2) with --certs-dir's
+server.pem and server.key (tests/common/make_test_certs.sh; HAProxy reads
+both from one file the run writes), the clients trust ca.pem and check the
+name 127.0.0.1; the backends are plaintext.  --tls=e2e: the same, and the
+backends serve TLS with server.pem too; the proxy speaks TLS with ALPN h2
+to them, trusts ca.pem only and checks the backend's certificate for the
+name localhost (nginx matches grpc_ssl_name against DNS names only, so not
+127.0.0.1; HAProxy's verifyhost likewise).
 
 Processes, waits, timeouts and the exit status are as interop_harness.py
 describes.
@@ -90,47 +95,81 @@ def fill(template, fields):
 
 class ProxyHarness(Harness):
 
+    def cert(self, name):
+        return os.path.join(os.path.abspath(self.args.certs_dir), name)
+
     def start_backends(self):
         """Starts the backends; returns [(proc, port, server_id)]."""
+        if self.args.tls == "e2e":
+            tls = ["--use_tls=true",
+                   f"--tls_cert_file={self.cert('server.pem')}",
+                   f"--tls_key_file={self.cert('server.key')}"]
+        else:
+            tls = ["--use_tls=false"]
         backends = []
         for i in range(BACKENDS):
             sid = f"backend-{i}"
             if self.args.backend == "cgrpc":
                 proc, port = self.start_cgrpc_server(
                     self.args.interop_server, label=f"interop_server {sid}",
-                    extra=["--use_tls=false", f"--server_id={sid}"])
+                    extra=[*tls, f"--server_id={sid}"])
             else:
                 proc, port = self.start_py_server(
                     PY_SERVER, label=f"py_interop_server {sid}",
-                    extra=["--use_tls=false", f"--server_id={sid}"])
+                    extra=[*tls, f"--server_id={sid}"])
             backends.append((proc, port, sid))
         return backends
 
     def proxy_config(self, port, backends):
         """Writes the proxy's config for |port| in front of |backends|;
         returns its path."""
-        tls = self.args.tls == "terminate"
+        tls = self.args.tls != "none"
+        e2e = self.args.tls == "e2e"
         if self.args.proxy == "nginx":
-            certs = self.args.certs_dir or ""
             servers = "\n".join(
                 f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=30s;"
                 for _, p, _ in backends)
+            upstream_tls = ""
+            if e2e:
+                upstream_tls = (
+                    f"            grpc_ssl_trusted_certificate "
+                    f"{self.cert('ca.pem')};\n"
+                    "            grpc_ssl_verify on;\n"
+                    "            grpc_ssl_verify_depth 2;\n"
+                    "            grpc_ssl_name localhost;\n"
+                    "            grpc_ssl_server_name off;\n")
             text = fill(os.path.join(PROXY_DIR, "nginx.conf.in"), {
                 "DIR": self.proxy_dir, "PORT": str(port), "SERVERS": servers,
                 "LISTEN_TLS": "ssl " if tls else "",
                 "TLS": (f"        ssl_certificate "
-                        f"{os.path.join(certs, 'server.pem')};\n"
+                        f"{self.cert('server.pem')};\n"
                         f"        ssl_certificate_key "
-                        f"{os.path.join(certs, 'server.key')};\n"
+                        f"{self.cert('server.key')};\n"
                         if tls else ""),
+                "SCHEME": "grpcs" if e2e else "grpc",
+                "UPSTREAM_TLS": upstream_tls,
             })
             path = os.path.join(self.workdir, "nginx.conf")
         else:
+            bind = "proto h2"
+            if tls:
+                # HAProxy's crt is one PEM holding the chain and the key.
+                crt = os.path.join(self.workdir, "haproxy-server.pem")
+                with open(crt, "w", encoding="utf-8") as out:
+                    for name in ("server.pem", "server.key"):
+                        with open(self.cert(name), encoding="utf-8") as f:
+                            out.write(f.read())
+                bind = f"ssl crt {crt} alpn h2"
+            server_tls = ""
+            if e2e:
+                server_tls = (f" ssl verify required "
+                              f"ca-file {self.cert('ca.pem')} "
+                              f"verifyhost localhost alpn h2")
             servers = "\n".join(
-                f"    server {sid} 127.0.0.1:{p} proto h2"
+                f"    server {sid} 127.0.0.1:{p}{server_tls} proto h2"
                 for _, p, sid in backends)
             text = fill(os.path.join(PROXY_DIR, "haproxy.cfg.in"), {
-                "PORT": str(port), "SERVERS": servers})
+                "PORT": str(port), "BIND": bind, "SERVERS": servers})
             path = os.path.join(self.workdir, "haproxy.cfg")
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
@@ -157,9 +196,8 @@ class ProxyHarness(Harness):
         raise Failure(f"{self.args.proxy} never accepted connections")
 
     def client_flags(self):
-        if self.args.tls == "terminate":
-            return ["--use_tls=true",
-                    f"--ca_file={os.path.join(self.args.certs_dir, 'ca.pem')}"]
+        if self.args.tls != "none":
+            return ["--use_tls=true", f"--ca_file={self.cert('ca.pem')}"]
         return ["--use_tls=false"]
 
     def run_case(self, port, case, tag=""):
@@ -194,8 +232,8 @@ class ProxyHarness(Harness):
     def open_channel(self, grpc, port):
         target = f"127.0.0.1:{port}"
         options = [("grpc.enable_http_proxy", 0)]
-        if self.args.tls == "terminate":
-            with open(os.path.join(self.args.certs_dir, "ca.pem"), "rb") as f:
+        if self.args.tls != "none":
+            with open(self.cert("ca.pem"), "rb") as f:
                 creds = grpc.ssl_channel_credentials(f.read())
             return grpc.secure_channel(target, creds, options=options)
         return grpc.insecure_channel(target, options=options)
@@ -303,7 +341,8 @@ def main():
                     help="path to cgrpc's interop_client")
     ap.add_argument("--stubs-dir", required=True,
                     help="folder holding grpc/testing/*_pb2*.py")
-    ap.add_argument("--tls", choices=("none", "terminate"), default="none")
+    ap.add_argument("--tls", choices=("none", "terminate", "e2e"),
+                    default="none")
     ap.add_argument("--certs-dir", default=os.environ.get("CGRPC_TEST_CERTS"))
     ap.add_argument("--case", action="append", default=[],
                     help="case to run (repeatable; default: all of CASES)")
@@ -313,9 +352,8 @@ def main():
     args = ap.parse_args()
     if args.backend == "cgrpc" and not args.interop_server:
         ap.error("--backend=cgrpc needs --interop-server")
-    if args.tls == "terminate" and (args.proxy != "nginx"
-                                    or not args.certs_dir):
-        ap.error("--tls=terminate needs --proxy=nginx and --certs-dir")
+    if args.tls != "none" and not args.certs_dir:
+        ap.error(f"--tls={args.tls} needs --certs-dir")
     for c in args.case + args.skip:
         if c not in CASES + PROBES:
             ap.error(f"unknown case {c!r}; cases: "
