@@ -642,11 +642,14 @@ static void test_wire_server_data_after_client_rst_same_read(void **state) {
  * answer here is INTERNAL for a malformed grpc-timeout, sent as soon as
  * the request headers arrive. */
 
-/* Opens stream 1 with a malformed grpc-timeout and no END_STREAM, and reads
- * the Trailers-Only answer into |s|. */
-static void early_answer(rclient *c, seen *s) {
+/* Starts an Echo server and a raw client of it, opens stream 1 with a
+ * malformed grpc-timeout and no END_STREAM, and reads the Trailers-Only
+ * answer into |s|. */
+static void early_answer(it_server *srv, rclient *c, seen *s) {
   h2raw_buf b;
   const char *gs;
+  assert_int_equal(it_server_start(srv, NULL, 0), 0);
+  rc_open(c, srv->port);
   h2raw_buf_init(&b);
   put_request_headers(&b, c, 1, "POST", "application/grpc", "bogus", 0);
   assert_int_equal(h2raw_send_buf(c->fd, &b), 0);
@@ -703,9 +706,7 @@ static void test_wire_server_early_answer_drains(void **state) {
   rclient c;
   seen s;
   (void)state;
-  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
-  rc_open(&c, srv.port);
-  early_answer(&c, &s);
+  early_answer(&srv, &c, &s);
   CHECK(send_rest(&c, &s, 200 * 1024, 1) == 200 * 1024 && s.rst < 0 &&
             s.goaway < 0,
         "the request's rest after the answer: RST_STREAM %ld, GOAWAY %ld, "
@@ -739,9 +740,7 @@ static void test_wire_server_early_answer_drain_bytes(void **state) {
   seen s;
   size_t sent;
   (void)state;
-  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
-  rc_open(&c, srv.port);
-  early_answer(&c, &s);
+  early_answer(&srv, &c, &s);
   sent = send_rest(&c, &s, 3 * 1024 * 1024, 0);
   print_message("  reset after %zu bytes: RST_STREAM %ld\n", sent, s.rst);
   CHECK(sent > 2 * 1024 * 1024, "reset after %zu bytes, expected past 2 MiB",
@@ -757,10 +756,8 @@ static void test_wire_server_early_answer_drain_time(void **state) {
   seen s;
   int64_t t0, waited;
   (void)state;
-  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
-  rc_open(&c, srv.port);
   t0 = it_now_ms();
-  early_answer(&c, &s);
+  early_answer(&srv, &c, &s);
   s.ended = 0; /* now wait for the reset */
   rc_read(&c, 1, &s, UNTIL_STREAM_END | UNTIL_GOAWAY, 2000 + BOUND_MS);
   waited = it_now_ms() - t0;
@@ -779,9 +776,7 @@ static void test_wire_server_early_answer_server_stop(void **state) {
   rclient c;
   seen s;
   (void)state;
-  assert_int_equal(it_server_start(&srv, NULL, 0), 0);
-  rc_open(&c, srv.port);
-  early_answer(&c, &s);
+  early_answer(&srv, &c, &s);
   send_rest(&c, &s, 64 * 1024, 0);
   CHECK(s.rst < 0, "RST_STREAM %ld while draining", s.rst);
   seen_free(&s);
