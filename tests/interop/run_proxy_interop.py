@@ -22,7 +22,9 @@ Then, through the proxy:
      answer some of them;
   3. one backend is stopped; the calls that follow must all succeed (the
      proxy moves a call whose connection is refused to another backend)
-     and be answered by the two left; some cases are run again.
+     and be answered by the two left; some cases are run again;
+  4. the other two are stopped: the proxy's own error page (nginx 502,
+     HAProxy 503) must reach our client and grpcio as UNAVAILABLE.
 
 --tls=terminate: the proxy serves TLS (ALPN h2) with --certs-dir's
 server.pem and server.key (tests/common/make_test_certs.sh; HAProxy reads
@@ -275,6 +277,28 @@ class ProxyHarness(Harness):
                    f"got {got[0].name} {got[1]!r}, want {want[0].name}" +
                    (f" {want[1]!r}" if want[1] else ""))
 
+    def check_no_backend(self, port):
+        """With every backend gone the proxy answers with its own error
+        page (nginx 502, HAProxy 503, HTML): our client and grpcio must
+        both report UNAVAILABLE, the status gRPC maps those codes to."""
+        argv = [self.args.interop_client, "--server_host=127.0.0.1",
+                f"--server_port={port}", "--test_case=empty_unary",
+                *self.client_flags()]
+        status, out, err = self.run("interop_client with no backend", argv,
+                                    timeout=CLIENT_TIMEOUT)
+        text = (out + err).decode("utf-8", "replace")
+        ok = self.check("our client with no backend: UNAVAILABLE from the "
+                        "proxy's error page",
+                        status not in (0, None) and "UNAVAILABLE" in text
+                        and "HTTP 50" in text,
+                        f"exit status {status}")
+        if not ok:
+            dump("interop_client", out + err)
+        _, errors = self.server_ids(port, 1)
+        self.check("grpcio with no backend: UNAVAILABLE",
+                   len(errors) == 1 and errors[0].startswith("UNAVAILABLE"),
+                   "; ".join(errors) or "the call succeeded")
+
     def check_spread(self, port, want, what):
         ids, errors = self.server_ids(port, SPREAD_CALLS)
         counts = {sid: ids.count(sid) for sid in sorted(set(ids))}
@@ -316,6 +340,9 @@ def run(h):
                 h.run_case(port, case, f" (with {gone_sid} gone)")
         for proc, _, _ in backends[1:]:
             h.check(f"{proc.label} still running", proc.running())
+        for proc, _, _ in backends[1:]:
+            h.stop(proc)
+        h.check_no_backend(port)
     finally:
         if proxy is not None:
             status = proxy.stop(h.timeout(5))
